@@ -1,0 +1,262 @@
+/**
+ * The `s3` datastore: keys under `s3://bucket/prefix` on AWS S3 or any S3-compatible store.
+ * S3 makes a PUT (and a completed multipart upload) visible all at once, so writes are atomic
+ * without temporary keys. The AWS SDK is loaded on first use: runs on other datastores never
+ * pay for it.
+ */
+import { Buffer } from "node:buffer";
+import { Readable } from "node:stream";
+import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
+import { checkKey } from "../../core/_datastore.ts";
+import { TsflowError } from "../../core/errors.ts";
+import type { Bytes, Datastore, PutOptions } from "../../core/types.ts";
+
+export const NAME = "s3";
+
+export interface S3Options {
+  /** Where the data lives: `s3://bucket` or `s3://bucket/prefix`. */
+  url: string;
+  /**
+   * An S3-compatible endpoint such as `http://127.0.0.1:9000`. Defaults to the env variable
+   * `TSFLOW_S3_ENDPOINT`, else AWS S3 itself.
+   */
+  endpoint?: string;
+  /** Address buckets as `endpoint/bucket/key`. Defaults to `true` when an endpoint is set. */
+  forcePathStyle?: boolean;
+  /** Defaults to env `AWS_REGION`, then `AWS_DEFAULT_REGION`, else `us-east-1`. */
+  region?: string;
+  /** Static credentials or a provider. Defaults to the standard AWS credential chain. */
+  credentials?: S3ClientConfig["credentials"];
+  /** Values of at least this many bytes go up as multipart uploads. Default 16 MiB. */
+  multipartThreshold?: number;
+  /** Part size of multipart uploads; S3 wants at least 5 MiB. Default 8 MiB. */
+  partSize?: number;
+  /** Attempts per request, with backoff, on throttling, 5xx and dropped connections. Default 5. */
+  maxAttempts?: number;
+}
+
+type Sdk = { s3: typeof import("@aws-sdk/client-s3"); Upload: typeof import("@aws-sdk/lib-storage").Upload; client: S3Client };
+type SdkError = Error & { code?: string; $metadata?: { httpStatusCode?: number }; errors?: unknown[]; cause?: unknown };
+
+const MiB = 1024 * 1024;
+const UNREACHABLE = ["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "TimeoutError"];
+const DROPPED = ["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"];
+
+export default function s3Datastore(options: S3Options): Datastore {
+  const url = options.url.replace(/\/+$/, "");
+  const match = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(url);
+  if (!match) throw new TsflowError("Datastore", `[s3] invalid datastore URL '${options.url}': expected s3://bucket/prefix`);
+  const bucket = match[1]!;
+  const base = match[2] ? `${checkKey(match[2])}/` : "";
+  const env = typeof process === "undefined" ? {} : process.env;
+  const endpoint = options.endpoint ?? (env.TSFLOW_S3_ENDPOINT || undefined);
+  const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? "us-east-1";
+  const threshold = options.multipartThreshold ?? 16 * MiB;
+  const partSize = options.partSize ?? 8 * MiB;
+  const maxAttempts = options.maxAttempts ?? 5;
+  const where = endpoint ?? `AWS S3 (${region})`;
+
+  let sdk: Promise<Sdk> | undefined;
+  let bucketSeen = false;
+
+  const load = (): Promise<Sdk> =>
+    (sdk ??= (async () => {
+      const [s3, storage] = await Promise.all([import("@aws-sdk/client-s3"), import("@aws-sdk/lib-storage")]);
+      const client = new s3.S3Client({
+        region,
+        endpoint,
+        forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
+        credentials: options.credentials,
+        maxAttempts,
+        retryMode: "standard",
+        // S3-compatible stores often reject the newer flexible checksums (aws-chunked trailers).
+        ...(endpoint ? { requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" } : {}),
+        requestHandler: { connectionTimeout: 10_000, socketTimeout: 120_000 },
+      });
+      return { s3, Upload: storage.Upload, client };
+    })().catch((e) => {
+      sdk = undefined;
+      throw new TsflowError("Datastore", `[s3] cannot load the AWS SDK for ${url} (${(e as Error).message}); install @aws-sdk/client-s3 and @aws-sdk/lib-storage`);
+    }));
+
+  /** Turns an SDK or network error into one plain sentence. */
+  const explain = (e: SdkError): string => {
+    const nested = [e, e.cause, ...(e.errors ?? [])] as SdkError[];
+    const code = nested.map((x) => x?.code ?? (x?.name === "TimeoutError" ? x.name : undefined)).find(Boolean);
+    const status = e.$metadata?.httpStatusCode;
+    const check = endpoint ? "is it running, and is the endpoint (TSFLOW_S3_ENDPOINT) right?" : "check the network";
+    if (code && UNREACHABLE.includes(code)) return `cannot reach the S3 endpoint ${where} (${code}); ${check}`;
+    if ((code && DROPPED.includes(code)) || /socket hang up/i.test(e.message))
+      return `the connection to ${where} was dropped before the request completed (${code ?? e.message}), after ${maxAttempts} attempts`;
+    const known: Record<string, string> = {
+      NoSuchBucket: `the bucket '${bucket}' does not exist at ${where}; create it or fix the datastore URL`,
+      InvalidAccessKeyId: "the server does not know the AWS access key id; check the AWS credentials",
+      SignatureDoesNotMatch: "the request signature does not match, so the AWS secret access key is wrong; check the AWS credentials",
+      CredentialsProviderError: "no AWS credentials were found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE",
+    };
+    if (known[e.name]) return known[e.name]!;
+    if (status === 403) return `access denied (${e.name}); check the AWS credentials and the bucket's permissions`;
+    if (status === 503 || e.name === "SlowDown") return `S3 kept throttling the requests (${e.name}) after ${maxAttempts} attempts`;
+    if (status && status >= 500) return `the S3 server failed with HTTP ${status} (${e.name}) after ${maxAttempts} attempts`;
+    return `${e.name}: ${e.message}`;
+  };
+
+  const fail = (action: string, key: string, e: unknown): never => {
+    if (e instanceof TsflowError) throw e;
+    throw new TsflowError("Datastore", `[s3] cannot ${action} '${key}' in ${url}: ${explain(e as SdkError)}`);
+  };
+
+  async function call<T>(action: string, key: string, fn: (sdk: Sdk) => Promise<T>): Promise<T> {
+    const loaded = await load();
+    try {
+      return await fn(loaded);
+    } catch (e) {
+      return fail(action, key, e);
+    }
+  }
+
+  const objectKey = (key: string) => base + checkKey(key);
+  const dirKey = (prefix: string) => {
+    const p = checkKey(prefix, true).replace(/\/$/, "");
+    return base + (p === "" ? "" : `${p}/`);
+  };
+  const status = (e: unknown) => (e as SdkError).$metadata?.httpStatusCode;
+  const isMissing = (e: unknown) => (e as Error).name === "NoSuchKey" || (status(e) === 404 && (e as Error).name !== "NoSuchBucket");
+
+  /** HEAD answers 404 without a body for a missing bucket too: tell the two apart once. */
+  async function checkBucket({ s3, client }: Sdk) {
+    if (bucketSeen) return;
+    try {
+      await client.send(new s3.HeadBucketCommand({ Bucket: bucket }));
+    } catch (e) {
+      if (status(e) === 404) throw Object.assign(new Error("no such bucket"), { name: "NoSuchBucket" });
+    }
+    bucketSeen = true;
+  }
+
+  /** Size of an object, `null` when missing (HeadObject). */
+  const head = (sdk: Sdk, key: string): Promise<number | null> =>
+    sdk.client.send(new sdk.s3.HeadObjectCommand({ Bucket: bucket, Key: key })).then(
+      (res) => res.ContentLength ?? 0,
+      async (e) => {
+        if (!isMissing(e)) throw e;
+        await checkBucket(sdk);
+        return null;
+      },
+    );
+
+  const getObject = (sdk: Sdk, key: string) =>
+    sdk.client.send(new sdk.s3.GetObjectCommand({ Bucket: bucket, Key: key })).catch((e) => {
+      if (isMissing(e)) return null;
+      throw e;
+    });
+
+  /** Multipart upload: lib-storage cuts the stream into parts, at most 4 in flight. */
+  async function upload(key: string, source: Iterable<Bytes> | AsyncIterable<Bytes>, options?: PutOptions, length?: number) {
+    return call("write", key, async (sdk) => {
+      const k = objectKey(key);
+      if (options?.immutable && (await head(sdk, k)) !== null) return;
+      const body = Readable.from(source);
+      const params = { Bucket: bucket, Key: k, Body: body, ...(length === undefined ? {} : { ContentLength: length }) };
+      // We abort a failed upload ourselves (so no object appears): lib-storage would throw the
+      // abort's own error instead of the real one when the abort fails too.
+      const up = new sdk.Upload({ client: sdk.client, params, partSize, queueSize: 4, leavePartsOnError: true });
+      try {
+        await up.done();
+      } catch (e) {
+        const abort = new sdk.s3.AbortMultipartUploadCommand({ Bucket: bucket, Key: k, UploadId: up.uploadId });
+        if (up.uploadId) await sdk.client.send(abort).catch(() => {});
+        throw e;
+      } finally {
+        body.destroy();
+      }
+    });
+  }
+
+  /** ListObjectsV2 page by page (1,000 keys each): full S3 keys, then common prefixes. */
+  async function listPages({ s3, client }: Sdk, prefix: string, delimiter: boolean, each: (keys: string[]) => unknown) {
+    let token: string | undefined;
+    do {
+      const input = { Bucket: bucket, Prefix: prefix, Delimiter: delimiter ? "/" : undefined, ContinuationToken: token };
+      const page = await client.send(new s3.ListObjectsV2Command(input));
+      const keys = (page.Contents ?? []).map((o) => o.Key ?? "").filter((k) => k.length > prefix.length);
+      await each([...keys, ...(page.CommonPrefixes ?? []).map((p) => p.Prefix ?? "").filter(Boolean)]);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /** Keys below a directory prefix: relative to it (`list`), or to the datastore (`listAll`). */
+  async function collect(prefix: string, delimiter: boolean) {
+    const dir = dirKey(prefix);
+    const out: string[] = [];
+    return call("list", prefix, async (sdk) => {
+      await listPages(sdk, dir, delimiter, (keys) => out.push(...keys.map((k) => k.slice(delimiter ? dir.length : base.length))));
+      return out.sort();
+    });
+  }
+
+  // Keys are checked inside `call`, so a bad key rejects the promise instead of throwing.
+  return {
+    name: NAME,
+    url,
+
+    get: (key) =>
+      call("read", key, async (sdk) => {
+        const res = await getObject(sdk, objectKey(key));
+        return res?.Body ? await res.Body.transformToByteArray() : null;
+      }),
+
+    async getStream(key) {
+      const res = await call("read", key, (sdk) => getObject(sdk, objectKey(key)));
+      if (!res?.Body) return null;
+      const body = res.Body as AsyncIterable<Bytes>;
+      return (async function* () {
+        try {
+          yield* body;
+        } catch (e) {
+          fail("read", key, e);
+        }
+      })();
+    },
+
+    async put(key, data, options) {
+      const chunks = data instanceof Uint8Array ? [data] : data;
+      const length = chunks.reduce((n, c) => n + c.byteLength, 0);
+      if (length >= threshold) return upload(key, chunks, options, length);
+      return call("write", key, async (sdk) => {
+        const k = objectKey(key);
+        if (options?.immutable && (await head(sdk, k)) !== null) return;
+        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
+        await sdk.client.send(new sdk.s3.PutObjectCommand({ Bucket: bucket, Key: k, Body: body, ContentLength: length }));
+      });
+    },
+
+    putStream: (key, data, options) => upload(key, data, options),
+    has: async (key) => (await call("check", key, (sdk) => head(sdk, objectKey(key)))) !== null,
+    size: (key) => call("check", key, (sdk) => head(sdk, objectKey(key))),
+    list: (prefix) => collect(prefix, true),
+    listAll: (prefix) => collect(prefix, false),
+
+    delete: (key) =>
+      call("delete", key, async ({ s3, client }) => {
+        await client.send(new s3.DeleteObjectCommand({ Bucket: bucket, Key: objectKey(key) }));
+      }),
+
+    deletePrefix: (prefix) =>
+      call("delete", prefix, async (sdk) => {
+        // A listing page holds at most 1,000 keys, exactly what one DeleteObjects accepts.
+        await listPages(sdk, dirKey(prefix), false, async (keys) => {
+          if (keys.length === 0) return;
+          const Delete = { Objects: keys.map((Key) => ({ Key })), Quiet: true };
+          const res = await sdk.client.send(new sdk.s3.DeleteObjectsCommand({ Bucket: bucket, Delete }));
+          const err = res.Errors?.[0];
+          if (err) throw Object.assign(new Error(`${err.Key}: ${err.Message}`), { name: err.Code ?? "DeleteFailed" });
+        });
+      }),
+
+    async close() {
+      if (sdk) (await sdk.catch(() => undefined))?.client.destroy();
+      sdk = undefined;
+    },
+  };
+}
