@@ -1,0 +1,132 @@
+/**
+ * A real S3 API on 127.0.0.1 for tests: s3rver in a temporary directory on a free port, plus a
+ * TCP proxy that can cut connections to simulate a network that drops mid-upload.
+ */
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+/** The credentials s3rver accepts out of the box. */
+export const S3RVER_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
+
+export interface RunningS3rver {
+  /** `http://127.0.0.1:PORT` */
+  endpoint: string;
+  port: number;
+  /** The directory s3rver stores buckets in. */
+  dir: string;
+  /** The server process, e.g. to SIGSTOP it in fault tests. */
+  pid: number;
+  /** `METHOD /path?query` of every request received, in order (to see multipart at work). */
+  requests: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * s3rver runs in a child process because its continuation tokens use DES, which Node 17+
+ * refuses unless started with `--openssl-legacy-provider`; without it every listing longer
+ * than 1,000 keys fails with HTTP 500. It exits when our end of its stdin closes.
+ */
+const CHILD = `
+const S3rver = require(process.env.S3RVER_MODULE);
+const { buckets, dir } = JSON.parse(process.env.S3RVER_CONFIG);
+const server = new S3rver({ address: "127.0.0.1", port: 0, silent: process.env.S3RVER_LOG !== "1", directory: dir,
+  configureBuckets: buckets.map((name) => ({ name })) });
+server.run().then(({ port }) => {
+  server.httpServer.on("request", (req) => process.stdout.write(JSON.stringify({ request: req.method + " " + req.url }) + "\\n"));
+  process.stdout.write(JSON.stringify({ port }) + "\\n");
+});
+process.stdin.on("end", () => process.exit(0)).resume();
+`;
+
+export async function startS3rver(options: { buckets: string[] }): Promise<RunningS3rver> {
+  const dir = await mkdtemp(join(tmpdir(), "tsflow-s3rver-"));
+  const child = spawn(process.execPath, ["--openssl-legacy-provider", "-e", CHILD], {
+    env: { ...process.env, S3RVER_MODULE: createRequire(import.meta.url).resolve("s3rver"), S3RVER_CONFIG: JSON.stringify({ buckets: options.buckets, dir }) },
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const requests: string[] = [];
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`s3rver exited with code ${code} before listening`)));
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      const message = JSON.parse(line) as { port?: number; request?: string };
+      if (message.request) requests.push(message.request);
+      if (message.port) resolve(message.port);
+    });
+  });
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    port,
+    dir,
+    pid: child.pid!,
+    requests,
+    async close() {
+      child.stdin!.end();
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Proxy {
+  endpoint: string;
+  port: number;
+  /** Connections cut so far. */
+  dropped: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Forwards 127.0.0.1:PORT to `targetPort`, but destroys a connection (both sides) as soon as
+ * more than `dropAfterBytes` have gone upstream on it: a network failing mid-upload.
+ */
+export async function startDroppingProxy(targetPort: number, dropAfterBytes: number): Promise<Proxy> {
+  const sockets = new Set<Socket>();
+  const proxy: Proxy = { endpoint: "", port: 0, dropped: 0, close: async () => {} };
+  const server = createServer((client) => {
+    const upstream = connect(targetPort, "127.0.0.1");
+    sockets.add(client).add(upstream);
+    let sent = 0;
+    const cut = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("data", (chunk: Buffer) => {
+      sent += chunk.byteLength;
+      if (sent > dropAfterBytes) {
+        proxy.dropped++;
+        cut();
+      } else upstream.write(chunk);
+    });
+    upstream.on("data", (chunk: Buffer) => client.write(chunk));
+    for (const s of [client, upstream]) {
+      s.on("error", cut);
+      s.on("close", () => {
+        sockets.delete(s);
+        cut();
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  proxy.port = (server.address() as AddressInfo).port;
+  proxy.endpoint = `http://127.0.0.1:${proxy.port}`;
+  proxy.close = async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  };
+  return proxy;
+}
+
+/** A port nothing listens on: bound, then released. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

