@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fsDatastore from "../../plugins/datastores/fs.ts";
-import { datastoreSuite, TESTS } from "./_suite.ts";
+import { datastoreSuite } from "./_suite.ts";
 
 datastoreSuite(
   "fs",
@@ -10,5 +10,4 @@ datastoreSuite(
     const root = await mkdtemp(join(tmpdir(), "tsflow-fs-"));
     return { store: fsDatastore({ root }), cleanup: () => rm(root, { recursive: true, force: true }) };
   },
-  { skip: [{ reason: "fs.ts has() uses fs.access, which is true for directories too", tests: [TESTS.hasPrefix] }] },
 );

@@ -1,0 +1,121 @@
+import { defineCommand } from "citty";
+import { TsflowError } from "../../core/errors.ts";
+import { inspectFlow, loadFlowInfo } from "../../core/graph.ts";
+import { executeRun, type RunOptions, type RunResult, resolveParameters } from "../../core/runtime.ts";
+import nodeHost from "../../plugins/host/node.ts";
+import { openDatastore } from "../datastores.ts";
+import { executorSet } from "../executors.ts";
+import { loadFlow } from "../load.ts";
+import { applyDefaults, parseRunArgs, parseWith, type RunFlags } from "../options.ts";
+import { terminalReporter } from "../reporter.ts";
+
+export const runArgs = {
+  file: { type: "positional", description: "The flow file (.ts, .mts or .js)", required: false },
+  flow: { type: "string", description: "Named export of the flow class, when it is not the default export" },
+  tag: { type: "string", description: "Tag the run (repeatable)" },
+  "max-workers": { type: "string", description: "Tasks running at once (default: number of CPUs)" },
+  "max-num-splits": { type: "string", description: "Largest foreach allowed (default 1000)" },
+  with: { type: "string", description: "Attach a decorator to every step: retry, timeout:seconds=60, batch:memory=8192 (repeatable)" },
+  datastore: { type: "string", description: "Where runs are stored: a path or s3://bucket/prefix (default: .tsflow found upwards)" },
+  executor: { type: "string", description: "process (default), docker, batch, or the path of an executor plugin" },
+  "fresh-workers": { type: "boolean", description: "One process per task instead of warm workers (full isolation)" },
+} as const;
+
+/** Flow parameters as extra help lines (`tsflow run flow.ts --help`). */
+async function parameterHelp(file: string, flow?: string): Promise<string> {
+  const { flowClass } = await loadFlow(file, flow);
+  const info = inspectFlow(flowClass);
+  const lines = Object.values(info.parameters).map((p) => {
+    const def = p.default === undefined ? (p.required ? " (required)" : "") : ` (default: ${JSON.stringify(p.default)})`;
+    const choices = p.choices ? ` one of ${p.choices.map((c) => JSON.stringify(c)).join(", ")}` : "";
+    return `  --${p.name} <${p.kind === "file" ? "path" : p.type}>  ${p.help ?? ""}${choices}${def}`;
+  });
+  return lines.length ? `\nParameters of ${info.name}:\n${lines.join("\n")}\n` : `\n${info.name} has no parameters.\n`;
+}
+
+export interface PreparedRun {
+  options: RunOptions;
+  close(): Promise<void>;
+  flags: RunFlags;
+}
+
+/** Everything `run` and `resume` share: flags, flow, parameters, datastore, executors. */
+export async function prepareRun(rawArgs: string[], extraParams?: Record<string, unknown>): Promise<PreparedRun> {
+  const flags = await applyDefaults(parseRunArgs(rawArgs));
+  if (!flags.file) throw new TsflowError("BadOption", "give the flow file to run, e.g. tsflow run flows/pets.ts");
+  const host = nodeHost();
+  const [{ flowClass, file, exportName }, store] = await Promise.all([loadFlow(flags.file, flags.flow), openDatastore(flags.datastore)]);
+  const info = loadFlowInfo(flowClass, flags.file);
+  const parameters = await resolveParameters(info, { ...(extraParams ?? {}), ...flags.params }, host);
+  const withDecorators = parseWith(flags.with);
+  const executors = await executorSet(flags.executor ?? "process", Object.values(info.graph.nodes), withDecorators, { freshWorkers: flags.freshWorkers });
+  return {
+    flags,
+    options: {
+      flowClass,
+      flowFile: file,
+      exportName,
+      store,
+      host,
+      executor: executors.select,
+      parameters,
+      tags: flags.tags,
+      maxWorkers: flags.maxWorkers,
+      maxNumSplits: flags.maxNumSplits,
+      with: withDecorators,
+      freshWorkers: flags.freshWorkers,
+    },
+    close: () => executors.close(),
+  };
+}
+
+/** Runs with the terminal reporter and Ctrl-C handling; returns the exit code. */
+export async function runInTerminal(prepared: PreparedRun, execute: (options: RunOptions) => Promise<RunResult> = executeRun): Promise<number> {
+  const reporter = terminalReporter();
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      reporter.message("\nStopping every task (Ctrl-C again to force)…");
+      controller.abort();
+    } else {
+      // Second Ctrl-C: fall back to the default handler, which ends the process at once.
+      process.off("SIGINT", onSigint);
+      process.kill(process.pid, "SIGINT");
+    }
+  };
+  process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigint);
+  let result: RunResult;
+  try {
+    result = await execute({ ...prepared.options, reporter, signal: controller.signal });
+  } finally {
+    process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigint);
+    reporter.stop();
+    await prepared.close();
+  }
+  const secs = (result.durationMs / 1000).toFixed(2);
+  const id = `${result.flow}/${result.runId}`;
+  if (result.successful) {
+    process.stdout.write(`✔ Run ${id} succeeded in ${secs} s (${result.tasks} tasks)\n  inspect: tsflow dump ${id}/end · tsflow logs ${id}/start · tsflow view\n`);
+    return 0;
+  }
+  const where = result.error?.pathspec ? ` in ${result.flow}/${result.error.pathspec}` : "";
+  process.stderr.write(`✖ Run ${id} failed${where} after ${secs} s: ${result.error?.type}: ${result.error?.message}\n  resume it: tsflow resume ${prepared.flags.file} --origin-run-id ${result.runId}\n`);
+  return interrupts > 0 ? 130 : 1;
+}
+
+export default defineCommand({
+  meta: { name: "run", description: "Run a flow: tsflow run flow.ts [--param value …]" },
+  args: runArgs,
+  async run({ rawArgs }) {
+    const flags = parseRunArgs(rawArgs);
+    if (flags.help) {
+      if (flags.file) process.stdout.write(await parameterHelp(flags.file, flags.flow));
+      return 0;
+    }
+    return runInTerminal(await prepareRun(rawArgs));
+  },
+});

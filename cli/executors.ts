@@ -1,0 +1,80 @@
+/**
+ * Choosing executors: `--executor process|docker|batch|./my-executor.ts`, and per step the
+ * `@docker`/`@batch` decorators. Built-ins load lazily so a local run never loads the
+ * container or AWS code.
+ */
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { TsflowError } from "../core/errors.ts";
+import type { GraphNode } from "../core/graph.ts";
+import type { ExecutorSelector } from "../core/runtime.ts";
+import type { Executor, ExecutorFactory } from "../core/types.ts";
+import processExecutor from "../plugins/executors/process.ts";
+
+const BUILTIN: Record<string, () => Promise<{ default: ExecutorFactory<any> }>> = {
+  process: async () => ({ default: processExecutor }),
+};
+
+/** Registers a built-in executor module (docker, batch) under a name. */
+export function registerExecutor(name: string, load: () => Promise<{ default: ExecutorFactory<any> }>) {
+  BUILTIN[name] = load;
+}
+
+async function createExecutor(name: string, options: Record<string, unknown>, cwd: string): Promise<Executor> {
+  let mod: { default?: unknown };
+  if (BUILTIN[name]) mod = await BUILTIN[name]();
+  else if (/[./\\]/.test(name)) {
+    const file = isAbsolute(name) ? name : resolve(cwd, name);
+    try {
+      mod = await import(pathToFileURL(file).href);
+    } catch (e) {
+      throw new TsflowError("BadOption", `cannot load executor plugin '${name}': ${(e as Error).message.split("\n")[0]}`);
+    }
+  } else {
+    throw new TsflowError("BadOption", `unknown executor '${name}' (built in: ${Object.keys(BUILTIN).join(", ")}; or give the path of a plugin file)`);
+  }
+  if (typeof mod.default !== "function") throw new TsflowError("BadOption", `executor plugin '${name}' must default-export a factory (options) => Executor`);
+  const ex = (mod.default as ExecutorFactory<Record<string, unknown>>)(options);
+  if (!ex || typeof ex.run !== "function") throw new TsflowError("BadOption", `executor plugin '${name}' returned something without a run() method`);
+  return ex;
+}
+
+export interface ExecutorSet {
+  select: ExecutorSelector;
+  /** Executors every step may need, created before the run starts. */
+  all(): Executor[];
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the executors a run needs up front (so a bad name fails before anything runs):
+ * the default one, plus one per executor decorator used by any step.
+ */
+export async function executorSet(defaultName: string, nodes: GraphNode[], withDecorators: Record<string, Record<string, unknown>>, options: { freshWorkers?: boolean; cwd?: string } = {}): Promise<ExecutorSet> {
+  const cwd = options.cwd ?? process.cwd();
+  const made = new Map<string, Executor>();
+  const get = async (name: string) => {
+    let ex = made.get(name);
+    if (!ex) {
+      ex = await createExecutor(name, name === "process" ? { fresh: options.freshWorkers } : {}, cwd);
+      made.set(name, ex);
+    }
+    return ex;
+  };
+  await get(defaultName);
+  const decoratorExecutors = ["docker", "batch"];
+  for (const node of nodes) {
+    for (const d of decoratorExecutors) if (node.decorators[d] || withDecorators[d]) await get(d);
+  }
+  return {
+    select(node) {
+      for (const d of decoratorExecutors) if (node.decorators[d] && made.has(d)) return made.get(d)!;
+      for (const d of decoratorExecutors) if (withDecorators[d] && made.has(d)) return made.get(d)!;
+      return made.get(defaultName)!;
+    },
+    all: () => [...made.values()],
+    async close() {
+      await Promise.all([...made.values()].map((e) => e.close?.()));
+    },
+  };
+}

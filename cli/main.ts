@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+/**
+ * The tsflow command line. A thin face over the library: each command is a citty
+ * `defineCommand` object, loaded only when used. This is the only file that calls
+ * `process.exit`.
+ */
+import { type CommandDef, defineCommand, renderUsage, runCommand } from "citty";
+import { isTsflowError } from "../core/errors.ts";
+import { VERSION } from "../core/version.ts";
+
+const commands: Record<string, () => Promise<CommandDef<any>>> = {
+  run: () => import("./commands/run.ts").then((m) => m.default),
+  show: () => import("./commands/show.ts").then((m) => m.default),
+  check: () => import("./commands/check.ts").then((m) => m.default),
+};
+
+/** Adds a command (later features register theirs here). */
+export function addCommand(name: string, load: () => Promise<CommandDef<any>>) {
+  commands[name] = load;
+}
+
+export const mainCommand = defineCommand({
+  meta: {
+    name: "tsflow",
+    version: VERSION,
+    description: "Metaflow for TypeScript: run typed, persisted, resumable flows locally, in Docker or on AWS Batch",
+  },
+  subCommands: commands,
+});
+
+/** Runs the CLI with `argv` (without the node and script paths); resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "__worker") {
+    const { workerMain } = await import("./worker.ts");
+    return workerMain();
+  }
+  const [name, ...rest] = argv;
+  try {
+    if (!name || name === "--help" || name === "-h") {
+      process.stdout.write(`${await renderUsage(mainCommand)}\n`);
+      return name ? 0 : 1;
+    }
+    if (name === "--version" || name === "-v") {
+      process.stdout.write(`${VERSION}\n`);
+      return 0;
+    }
+    const load = commands[name];
+    if (!load) {
+      process.stderr.write(`✖ unknown command '${name}'. Commands: ${Object.keys(commands).join(", ")} (tsflow --help)\n`);
+      return 2;
+    }
+    const cmd = await load();
+    if ((rest.includes("--help") || rest.includes("-h")) && name !== "run" && name !== "resume") {
+      process.stdout.write(`${await renderUsage(cmd, mainCommand)}\n`);
+      return 0;
+    }
+    if ((rest.includes("--help") || rest.includes("-h")) && (name === "run" || name === "resume")) {
+      process.stdout.write(`${await renderUsage(cmd, mainCommand)}\n`);
+    }
+    const { result } = await runCommand(cmd, { rawArgs: rest });
+    return typeof result === "number" ? result : 0;
+  } catch (e) {
+    return reportError(e);
+  }
+}
+
+function reportError(e: unknown): number {
+  if (isTsflowError(e)) {
+    process.stderr.write(`✖ ${e.message}\n${e.details.map((d) => `  ${d}\n`).join("")}`);
+    return e.code === "BadOption" ? 2 : 1;
+  }
+  const err = e as Error;
+  if (err?.name === "CLIError") {
+    process.stderr.write(`✖ ${err.message} (tsflow --help)\n`);
+    return 2;
+  }
+  process.stderr.write(`✖ unexpected error (a bug in tsflow; please report it): ${err?.stack ?? String(e)}\n`);
+  return 1;
+}
+
+const isEntry = (() => {
+  const g = globalThis as Record<symbol, unknown>;
+  if (g[Symbol.for("tsflow.noAutoMain")]) return false;
+  const argv1 = process.argv[1] ?? "";
+  return /(main\.ts|tsflow\.mjs|tsflow)$/.test(argv1) || g[Symbol.for("tsflow.compiled")] === true;
+})();
+
+if (isEntry) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      // Let pending stdout writes drain before leaving.
+      if (process.stdout.writableLength === 0) process.exit(code);
+      else process.stdout.once("drain", () => process.exit(code));
+    },
+    (e) => {
+      process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,58 @@
+/**
+ * A warm worker (`tsflow __worker`): reads commands on stdin, keeps loaded flows and open
+ * datastores between tasks, and reports on stdout/stderr with the protocol of
+ * `plugins/executors/_protocol.ts`.
+ */
+import { createInterface } from "node:readline";
+import { executeTask, errorInfo } from "../core/task.ts";
+import type { TaskSpec } from "../core/types.ts";
+import { encodeControl, type WorkerCommand, type WorkerMessage } from "../plugins/executors/_protocol.ts";
+import nodeHost from "../plugins/host/node.ts";
+import { openDatastore } from "./datastores.ts";
+import { loadFlow } from "./load.ts";
+
+export async function workerMain(): Promise<number> {
+  const nonce = process.env.TSFLOW_WORKER_NONCE ?? "";
+  const host = nodeHost();
+  // Ctrl-C reaches the whole process group; the orchestrator decides what stops and when.
+  process.on("SIGINT", () => {});
+  const send = (msg: WorkerMessage) => process.stdout.write(encodeControl(nonce, JSON.stringify(msg)));
+  const endStderr = () => new Promise<void>((r) => process.stderr.write(encodeControl(nonce, "end"), () => r()));
+
+  const runTask = async (spec: TaskSpec) => {
+    const saved: Record<string, string | undefined> = {};
+    for (const [k, v] of Object.entries(spec.env)) {
+      saved[k] = process.env[k];
+      process.env[k] = v;
+    }
+    let msg: WorkerMessage;
+    try {
+      const [{ flowClass }, store] = await Promise.all([loadFlow(spec.flowFile, spec.exportName, undefined, spec.flowName), openDatastore(spec.datastore)]);
+      const result = await executeTask(spec, { store, host, flowClass });
+      msg = { type: "done", result, rss: process.memoryUsage.rss() };
+    } catch (e) {
+      msg = { type: "done", error: errorInfo(e), rss: process.memoryUsage.rss() };
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+    await endStderr();
+    send(msg);
+  };
+
+  send({ type: "ready", pid: process.pid });
+  const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
+  for await (const line of lines) {
+    if (!line.trim()) continue;
+    const cmd = JSON.parse(line) as WorkerCommand;
+    if (cmd.type === "load") {
+      // Load ahead of the first task; a failure is reported when a task needs the flow.
+      loadFlow(cmd.flowFile, cmd.exportName).catch(() => {});
+    } else if (cmd.type === "task") {
+      await runTask(cmd.spec);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,34 @@
+/**
+ * Where things live in a datastore. One place, so the runtime, the client and the viewer
+ * agree, and a newcomer can read the whole layout here:
+ *
+ *   blobs/<h[0:2]>/<hash>                         artifact bytes, content-addressed, immutable
+ *   flows/<Flow>/runs/<run>/run.json              run metadata (status, params, tags, graph)
+ *   flows/<Flow>/runs/<run>/heartbeat             touched while the orchestrator lives
+ *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/task.json        parents, foreach position
+ *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/start.json   attempt started
+ *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/stdout|stderr   logs, while running
+ *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/result.json  what the attempt produced
+ *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/done.json        success marker, written last
+ *   packages/<hash>                               code packages for remote executors
+ */
+export const blobKey = (hash: string) => `blobs/${hash.slice(0, 2)}/${hash}`;
+export const flowsPrefix = () => "flows/";
+export const runsPrefix = (flow: string) => `flows/${flow}/runs/`;
+export const runPrefix = (flow: string, run: string) => `flows/${flow}/runs/${run}/`;
+export const runKey = (flow: string, run: string) => `flows/${flow}/runs/${run}/run.json`;
+export const heartbeatKey = (flow: string, run: string) => `flows/${flow}/runs/${run}/heartbeat`;
+export const stepsPrefix = (flow: string, run: string) => `flows/${flow}/runs/${run}/tasks/`;
+export const stepPrefix = (flow: string, run: string, step: string) => `flows/${flow}/runs/${run}/tasks/${step}/`;
+export const taskPrefix = (flow: string, run: string, step: string, task: string) => `flows/${flow}/runs/${run}/tasks/${step}/${task}/`;
+export const taskKey = (flow: string, run: string, step: string, task: string) => `${taskPrefix(flow, run, step, task)}task.json`;
+export const doneKey = (flow: string, run: string, step: string, task: string) => `${taskPrefix(flow, run, step, task)}done.json`;
+export const attemptKey = (flow: string, run: string, step: string, task: string, attempt: number, file: "start.json" | "result.json" | "stdout" | "stderr") =>
+  `${taskPrefix(flow, run, step, task)}${attempt}/${file}`;
+export const packageKey = (hash: string) => `packages/${hash}`;
+
+/** `run/step/task` → parts. */
+export function splitPathspec(pathspec: string): { run: string; step: string; task: string } {
+  const [run, step, task] = pathspec.split("/");
+  return { run: run!, step: step!, task: task! };
+}

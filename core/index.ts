@@ -1,0 +1,35 @@
+/** The portable core of tsflow: re-exports only (internal files start with `_`). */
+export {
+  FlowSpec,
+  step,
+  retry,
+  catchError,
+  timeout,
+  resources,
+  environment,
+  docker,
+  batch,
+  cached,
+  stepDecorator,
+  DECORATORS,
+  Parameter,
+  IncludeFile,
+  current,
+  isFlowClass,
+  type Inputs,
+  type Artifacts,
+  type StepNames,
+  type CurrentInfo,
+  type MergeOptions,
+  type ParameterOptions,
+  type ParameterSpec,
+  type ParameterType,
+} from "./flow.ts";
+export { inspectFlow, loadFlowInfo, formatGraph, type FlowGraph, type FlowInfo, type GraphNode, type GraphIssue } from "./graph.ts";
+export { executeRun, resolveParameters, newRunId, type RunOptions, type RunResult, type RunReporter, type ExecutorSelector } from "./runtime.ts";
+export { executeTask, type TaskEnvironment, type DoneRecord, type RunRecord } from "./task.ts";
+export { storeArtifact, loadArtifact, hashChunks } from "./artifacts.ts";
+export { serialize, deserialize, describeType } from "./serialize.ts";
+export { TsflowError, isTsflowError, type ErrorCode } from "./errors.ts";
+export { VERSION } from "./version.ts";
+export type * from "./types.ts";

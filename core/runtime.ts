@@ -1,0 +1,541 @@
+/**
+ * The orchestrator: turns the static graph into tasks as the run unfolds, hands each attempt
+ * to an executor, applies retries, `@catchError` and timeouts, and records everything in the
+ * datastore. It never runs user code itself: a task's artifacts and transition come back
+ * through the datastore (or the executor's report), so local workers, containers and Batch
+ * jobs are scheduled the same way.
+ */
+import { getJson, putJson } from "./_datastore.ts";
+import { attemptKey, doneKey, heartbeatKey, runKey, taskKey } from "./_layout.ts";
+import { storeArtifact } from "./artifacts.ts";
+import { TsflowError } from "./errors.ts";
+import type { ParameterSpec } from "./flow.ts";
+import { type FlowInfo, type GraphNode, loadFlowInfo, opensSplit } from "./graph.ts";
+import { type DoneRecord, errorInfo, type RunRecord } from "./task.ts";
+import type { ArtifactRef, Bytes, Datastore, Executor, ForeachFrame, Host, Logger, TaskError, TaskExit, TaskResult, TaskSpec } from "./types.ts";
+import { VERSION } from "./version.ts";
+
+/** Picks the executor of a step (its `@docker`/`@batch` decorators, `--executor`). */
+export type ExecutorSelector = (node: GraphNode, decorators: Record<string, Record<string, unknown>>) => Executor;
+
+/** Live events of a run, for terminals and tests. Every callback is optional. */
+export interface RunReporter {
+  runStarted?(run: { flow: string; runId: string; steps: string[] }): void;
+  taskStarted?(task: { pathspec: string; step: string; attempt: number }): void;
+  taskOutput?(task: { pathspec: string; step: string }, stream: "stdout" | "stderr", text: string): void;
+  taskFinished?(task: { pathspec: string; step: string; attempt: number; ok: boolean; error?: TaskError; willRetry: boolean; clonedFrom?: string }): void;
+  foreachSplit?(step: string, count: number): void;
+  message?(text: string): void;
+}
+
+export interface RunOptions {
+  flowClass: Function;
+  /** Module holding the flow, loaded again by workers. */
+  flowFile: string;
+  exportName?: string;
+  store: Datastore;
+  host: Host;
+  executor: Executor | ExecutorSelector;
+  /** Parameter values by parameter name, already typed (see {@link resolveParameters}). */
+  parameters?: Record<string, unknown>;
+  tags?: string[];
+  maxWorkers?: number;
+  maxNumSplits?: number;
+  /** Decorators attached to every step (`--with retry`, `--with batch:memory=8192`). */
+  with?: Record<string, Record<string, unknown>>;
+  logger?: Logger;
+  reporter?: RunReporter;
+  /** Aborting stops every task and marks the run failed (Ctrl-C). */
+  signal?: AbortSignal;
+  freshWorkers?: boolean;
+  namespace?: string | null;
+  /** Extra fields stored in `run.json` (resume origin, code package…). */
+  runRecord?: Record<string, unknown>;
+  /**
+   * Reuse finished tasks instead of running them (resume): asked for every task before it is
+   * scheduled; a returned done record is stored as this run's task without running it.
+   */
+  reuse?: (task: { step: string; parents: string[]; foreach: ForeachFrame[]; branchPath: string }) => Promise<DoneRecord | undefined>;
+  originRunId?: string;
+}
+
+export interface RunResult {
+  flow: string;
+  runId: string;
+  status: "succeeded" | "failed";
+  successful: boolean;
+  /** The first failure: which task and why. */
+  error?: TaskError & { pathspec?: string };
+  tasks: number;
+  durationMs: number;
+}
+
+/** Split/branch position of a task, outermost first. Foreach frames also reach the task. */
+interface Frame extends ForeachFrame {
+  kind: "static" | "foreach";
+  branch: string;
+}
+
+interface TaskState {
+  id: string;
+  step: string;
+  parents: string[];
+  frames: Frame[];
+}
+
+const HEARTBEAT_MS = 5000;
+const LOG_FLUSH_MS = 1000;
+
+/** A new run id: sortable by time, unique without coordination. */
+export function newRunId(): string {
+  const rand = Math.floor(Math.random() * 36 ** 4)
+    .toString(36)
+    .padStart(4, "0");
+  return `${Date.now()}-${rand}`;
+}
+
+/** Runs a flow to the end. Resolves with the run's outcome; rejects only on setup errors. */
+export async function executeRun(options: RunOptions): Promise<RunResult> {
+  const t0 = Date.now();
+  const { store, host } = options;
+  const info = loadFlowInfo(options.flowClass, options.flowFile);
+  const graph = info.graph;
+  const flow = info.name;
+  const runId = newRunId();
+  const maxWorkers = Math.max(1, options.maxWorkers ?? host.cpus());
+  const maxNumSplits = options.maxNumSplits ?? 1000;
+  const reporter = options.reporter ?? {};
+  const user = host.username();
+  const tags = [...new Set(options.tags ?? [])];
+  const systemTags = [`user:${user}`, `runtime:${host.runtime}`, `tsflow_version:${VERSION}`];
+  for (const t of tags) checkTag(t);
+
+  const parameters = await storeParameters(info, options.parameters ?? {}, store, host);
+  const record: RunRecord & Record<string, unknown> = {
+    flow,
+    runId,
+    status: "running",
+    createdAt: t0,
+    user,
+    tags,
+    systemTags,
+    parameters,
+    parameterValues: displayValues(info, options.parameters ?? {}),
+    flowFile: options.flowFile,
+    datastore: store.url,
+    runtime: host.runtime,
+    version: VERSION,
+    graph: summarizeGraph(info),
+    ...(options.originRunId ? { originRunId: options.originRunId } : {}),
+    ...options.runRecord,
+  };
+  await putJson(store, runKey(flow, runId), record);
+  await store.put(heartbeatKey(flow, runId), new TextEncoder().encode(String(Date.now())));
+  reporter.runStarted?.({ flow, runId, steps: graph.order });
+
+  const controller = new AbortController();
+  const onAbort = () => controller.abort();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  if (options.signal?.aborted) controller.abort();
+  const heartbeat = setInterval(() => {
+    store.put(heartbeatKey(flow, runId), new TextEncoder().encode(String(Date.now()))).catch(() => {});
+  }, HEARTBEAT_MS);
+
+  const selectExecutor = typeof options.executor === "function" ? options.executor : () => options.executor as Executor;
+  const prepared = new Map<Executor, Promise<void>>();
+  const prepare = (ex: Executor) => {
+    let p = prepared.get(ex);
+    if (!p) {
+      p = Promise.resolve(
+        ex.prepare?.({
+          flowName: flow,
+          flowFile: options.flowFile,
+          exportName: options.exportName,
+          runId,
+          datastore: store,
+          maxWorkers,
+          freshWorkers: options.freshWorkers,
+          logger: options.logger ?? silentLogger,
+        }),
+      );
+      prepared.set(ex, p);
+    }
+    return p;
+  };
+  const decoratorsOf = (node: GraphNode) => ({ ...(options.with ?? {}), ...node.decorators });
+  // Warm up the executor of `start` while the rest is set up.
+  prepare(selectExecutor(graph.nodes.start!, decoratorsOf(graph.nodes.start!))).catch(() => {});
+
+  let nextTaskId = 1;
+  let taskCount = 0;
+  let running = 0;
+  let failure: RunResult["error"];
+  const queue: TaskState[] = [];
+  const joinBuckets = new Map<string, { parents: Map<string, string>; expected: number; frames: Frame[] }>();
+
+  const fail = (error: TaskError & { pathspec?: string }) => {
+    failure ??= error;
+    controller.abort();
+  };
+
+  const schedule = (step: string, parents: string[], frames: Frame[]) => {
+    queue.push({ id: String(nextTaskId++), step, parents, frames });
+  };
+
+  const onSuccess = (task: TaskState, result: TaskResult) => {
+    const node = graph.nodes[task.step]!;
+    const pathspec = `${runId}/${task.step}/${task.id}`;
+    if (node.type === "end") return;
+    const frames = task.frames;
+    if (node.foreach) {
+      const count = result.foreachCount ?? 0;
+      if (count > maxNumSplits) {
+        fail({ type: "BadTransition", message: `step '${task.step}': foreach over '${node.foreach}' has ${count} items, more than --max-num-splits ${maxNumSplits}`, pathspec });
+        return;
+      }
+      if (count === 0) {
+        fail({ type: "BadTransition", message: `step '${task.step}': foreach over '${node.foreach}' has no items, so the flow cannot go on`, pathspec });
+        return;
+      }
+      reporter.foreachSplit?.(node.next[0]!, count);
+      for (let i = 0; i < count; i++) {
+        schedule(node.next[0]!, [pathspec], [...frames, { kind: "foreach", step: task.step, task: task.id, index: i, count, branch: String(i) }]);
+      }
+      return;
+    }
+    const targets = result.next;
+    for (const target of targets) {
+      const tnode = graph.nodes[target]!;
+      let childFrames = frames;
+      if (opensSplit(node)) childFrames = [...frames, { kind: "static", step: task.step, task: task.id, index: node.next.indexOf(target), count: node.next.length, branch: target }];
+      if (tnode.isJoin && tnode.joins) {
+        const top = childFrames.at(-1)!;
+        const key = `${target}\0${top.task}`;
+        let bucket = joinBuckets.get(key);
+        if (!bucket) {
+          bucket = { parents: new Map(), expected: top.count, frames: childFrames.slice(0, -1) };
+          joinBuckets.set(key, bucket);
+        }
+        // Inputs are ordered by foreach index, or by branch order for static splits.
+        bucket.parents.set(String(top.index).padStart(8, "0"), pathspec);
+        if (bucket.parents.size === bucket.expected) {
+          joinBuckets.delete(key);
+          const ordered = [...bucket.parents.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, p]) => p);
+          schedule(target, ordered, bucket.frames);
+        }
+      } else {
+        schedule(target, [pathspec], childFrames);
+      }
+    }
+  };
+
+  const runTask = async (task: TaskState): Promise<void> => {
+    const node = graph.nodes[task.step]!;
+    const decorators = decoratorsOf(node);
+    const pathspec = `${runId}/${task.step}/${task.id}`;
+    const foreach = task.frames.filter((f) => f.kind === "foreach").map(({ step, task, index, count }) => ({ step, task, index, count }));
+    await putJson(store, taskKey(flow, runId, task.step, task.id), { step: task.step, taskId: task.id, parents: task.parents, foreach, createdAt: Date.now() });
+
+    if (options.reuse) {
+      const branchPath = task.frames.map((f) => `${f.step}:${f.branch}`).join("/");
+      const reused = await options.reuse({ step: task.step, parents: task.parents, foreach, branchPath });
+      if (reused) {
+        await putJson(store, doneKey(flow, runId, task.step, task.id), reused);
+        reporter.taskFinished?.({ pathspec, step: task.step, attempt: reused.attempt, ok: true, willRetry: false, clonedFrom: reused.clonedFrom });
+        onSuccess(task, reused);
+        return;
+      }
+    }
+
+    const retries = Math.max(0, Number(decorators.retry?.times ?? 0));
+    const delayMs = Number(decorators.retry?.minutesBetweenRetries ?? 0) * 60_000;
+    const catchVar = decorators.catch ? String(decorators.catch.var ?? "error") : undefined;
+    const executor = selectExecutor(node, decorators);
+    await prepare(executor);
+
+    let lastError: TaskError | undefined;
+    for (let attempt = 0; ; attempt++) {
+      const mode: TaskSpec["mode"] = attempt <= retries ? "run" : "catch";
+      if (mode === "catch" && !catchVar) break;
+      if (controller.signal.aborted) {
+        lastError ??= { type: "Cancelled", message: "the run was stopped before this task finished" };
+        break;
+      }
+      const spec: TaskSpec = {
+        flowName: flow,
+        flowFile: options.flowFile,
+        exportName: options.exportName,
+        datastore: store.url,
+        runId,
+        step: task.step,
+        taskId: task.id,
+        attempt,
+        parents: task.parents,
+        foreach,
+        mode,
+        ...(mode === "catch" ? { caught: { variable: catchVar!, error: lastError! } } : {}),
+        env: stringRecord(decorators.environment?.vars),
+        resources: mergeResources(decorators),
+        timeoutSeconds: Number(decorators.timeout?.seconds ?? 0) || undefined,
+        decorators,
+        tags: [...tags, ...systemTags],
+        originRunId: options.originRunId,
+        username: user,
+        namespace: options.namespace,
+      };
+      const outcome = await runAttempt(spec, executor);
+      if (outcome.ok) {
+        const done: DoneRecord = { ...outcome.result!, attempt };
+        await putJson(store, doneKey(flow, runId, task.step, task.id), done);
+        reporter.taskFinished?.({ pathspec, step: task.step, attempt, ok: true, willRetry: false });
+        onSuccess(task, done);
+        return;
+      }
+      lastError = outcome.error;
+      const willRetry = !controller.signal.aborted && (attempt < retries || (attempt === retries && catchVar !== undefined));
+      reporter.taskFinished?.({ pathspec, step: task.step, attempt, ok: false, error: lastError, willRetry });
+      if (mode === "catch" || !willRetry) break;
+      if (attempt < retries && delayMs > 0) await sleep(delayMs, controller.signal);
+    }
+    fail({ ...(lastError ?? { type: "Error", message: "task failed" }), pathspec });
+  };
+
+  const runAttempt = async (spec: TaskSpec, executor: Executor): Promise<{ ok: boolean; result?: TaskResult; error?: TaskError }> => {
+    const pathspec = `${spec.runId}/${spec.step}/${spec.taskId}`;
+    const logs = new AttemptLogs(store, (file) => attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, file));
+    await putJson(store, attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, "start.json"), { attempt: spec.attempt, mode: spec.mode, startedAt: Date.now(), executor: executor.name });
+    reporter.taskStarted?.({ pathspec, step: spec.step, attempt: spec.attempt });
+    let exit: TaskExit;
+    try {
+      exit = await executor.run(spec, {
+        signal: controller.signal,
+        output(stream, chunk) {
+          logs.add(stream, chunk);
+          reporter.taskOutput?.({ pathspec, step: spec.step }, stream, new TextDecoder().decode(chunk));
+        },
+      });
+    } catch (e) {
+      exit = { completed: false, error: errorInfo(e) };
+    }
+    await logs.close();
+    if (!exit.completed) return { ok: false, error: exit.error ?? { type: "Error", message: "the task did not complete" } };
+    const result = exit.result ?? (await getJson<TaskResult>(store, attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, "result.json")));
+    if (!result) return { ok: false, error: { type: "Executor", message: `task ${pathspec} ended without writing its result` } };
+    return result.ok ? { ok: true, result } : { ok: false, error: result.error };
+  };
+
+  schedule("start", [], []);
+  await new Promise<void>((resolve) => {
+    const pump = () => {
+      while (!controller.signal.aborted && running < maxWorkers && queue.length > 0) {
+        const task = queue.shift()!;
+        running++;
+        taskCount++;
+        runTask(task)
+          .catch((e) => fail({ ...errorInfo(e), pathspec: `${runId}/${task.step}/${task.id}` }))
+          .finally(() => {
+            running--;
+            pump();
+          });
+      }
+      if (running === 0 && (queue.length === 0 || controller.signal.aborted)) resolve();
+    };
+    controller.signal.addEventListener("abort", () => queueMicrotask(pump));
+    pump();
+  });
+
+  clearInterval(heartbeat);
+  options.signal?.removeEventListener("abort", onAbort);
+  if (!failure && options.signal?.aborted) failure = { type: "Cancelled", message: "the run was stopped (Ctrl-C)" };
+  if (!failure && joinBuckets.size > 0) failure = { type: "Error", message: "some joins never received all their inputs" };
+  const status = failure ? "failed" : "succeeded";
+  const finishedAt = Date.now();
+  await putJson(store, runKey(flow, runId), { ...record, status, finishedAt, ...(failure ? { error: failure } : {}) });
+  return { flow, runId, status, successful: !failure, error: failure, tasks: taskCount, durationMs: finishedAt - t0 };
+}
+
+/** Buffers one attempt's output and writes it to the datastore while the task runs. */
+class AttemptLogs {
+  private chunks = { stdout: [] as Bytes[], stderr: [] as Bytes[] };
+  private dirty = { stdout: false, stderr: false };
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private store: Datastore,
+    private key: (file: "stdout" | "stderr") => string,
+  ) {}
+
+  add(stream: "stdout" | "stderr", chunk: Bytes) {
+    this.chunks[stream].push(chunk);
+    this.dirty[stream] = true;
+    this.timer ??= setInterval(() => this.flush(), LOG_FLUSH_MS);
+  }
+
+  private flush(): Promise<void> {
+    this.writing = this.writing.then(async () => {
+      for (const stream of ["stdout", "stderr"] as const) {
+        if (!this.dirty[stream]) continue;
+        this.dirty[stream] = false;
+        await this.store.put(this.key(stream), this.chunks[stream].slice()).catch(() => {
+          this.dirty[stream] = true;
+        });
+      }
+    });
+    return this.writing;
+  }
+
+  async close() {
+    if (this.timer) clearInterval(this.timer);
+    await this.flush();
+  }
+}
+
+/** Turns parameter values into artifacts (stored once, then referenced by every task). */
+async function storeParameters(info: FlowInfo, values: Record<string, unknown>, store: Datastore, host: Host): Promise<Record<string, ArtifactRef>> {
+  const out: Record<string, ArtifactRef> = {};
+  for (const [field, spec] of Object.entries(info.parameters)) {
+    out[field] = await storeArtifact(store, host, field, values[spec.name]);
+  }
+  return out;
+}
+
+function displayValues(info: FlowInfo, values: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const spec of Object.values(info.parameters)) {
+    const v = values[spec.name];
+    if (spec.kind === "file") out[spec.name] = typeof v === "string" ? `<${v.length} characters>` : `<${(v as Uint8Array | undefined)?.byteLength ?? 0} bytes>`;
+    else out[spec.name] = v === undefined ? null : v;
+  }
+  return out;
+}
+
+/** A compact graph for `run.json`: the viewer and client draw it without loading the code. */
+export function summarizeGraph(info: FlowInfo) {
+  return {
+    order: info.graph.order,
+    steps: Object.fromEntries(
+      info.graph.order.map((name) => {
+        const n = info.graph.nodes[name]!;
+        return [name, { type: n.type, next: n.next, foreach: n.foreach, condition: n.condition, cases: n.cases, isJoin: n.isJoin, decorators: Object.keys(n.decorators) }];
+      }),
+    ),
+  };
+}
+
+function mergeResources(decorators: Record<string, Record<string, unknown>>) {
+  const r: { cpu?: number; memory?: number; gpu?: number } = {};
+  for (const name of ["resources", "docker", "batch"]) {
+    const d = decorators[name];
+    if (!d) continue;
+    for (const k of ["cpu", "memory", "gpu"] as const) {
+      if (d[k] !== undefined) r[k] = Math.max(r[k] ?? 0, Number(d[k]));
+    }
+  }
+  return r;
+}
+
+function stringRecord(value: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (value && typeof value === "object") for (const [k, v] of Object.entries(value)) out[k] = String(v);
+  return out;
+}
+
+function checkTag(tag: string) {
+  if (tag.length === 0 || tag.length > 256 || /[\n\r]/.test(tag)) throw new TsflowError("BadOption", `tag '${tag.slice(0, 40)}' is invalid: tags are 1 to 256 characters on one line`);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+
+// ---------------------------------------------------------------------------------------
+// Parameters from the command line
+
+/**
+ * Turns raw values (strings from the command line, or typed values from code) into the typed
+ * parameter values of the flow, checking types, choices and required ones. IncludeFile
+ * parameters are read here, so the run keeps the file's content.
+ */
+export async function resolveParameters(info: FlowInfo, raw: Record<string, unknown>, host: Host): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  const known = new Set(Object.values(info.parameters).map((p) => p.name));
+  for (const key of Object.keys(raw)) {
+    if (!known.has(key)) {
+      throw new TsflowError("BadParameter", `flow ${info.name} has no parameter '--${key}'${known.size ? ` (it has ${[...known].map((k) => `--${k}`).join(", ")})` : ""}`);
+    }
+  }
+  for (const spec of Object.values(info.parameters)) {
+    const given = raw[spec.name];
+    out[spec.name] = await resolveOne(spec, given, host);
+  }
+  return out;
+}
+
+async function resolveOne(spec: ParameterSpec, given: unknown, host: Host): Promise<unknown> {
+  const opt = `--${spec.name}`;
+  if (spec.kind === "file") {
+    const path = given ?? spec.default;
+    if (path === undefined) {
+      if (spec.required) throw new TsflowError("BadParameter", `option ${opt} is required: give the path of the file to include`);
+      return undefined;
+    }
+    let bytes: Bytes;
+    try {
+      bytes = await host.readFile(String(path));
+    } catch (e) {
+      throw new TsflowError("BadParameter", `option ${opt}: cannot read file '${path}' (${(e as Error).message})`);
+    }
+    return spec.text === false ? bytes : new TextDecoder().decode(bytes);
+  }
+  if (given === undefined) {
+    if (spec.required && spec.default === undefined) throw new TsflowError("BadParameter", `option ${opt} is required${spec.help ? ` (${spec.help})` : ""}`);
+    return spec.default;
+  }
+  let value: unknown = given;
+  if (typeof given === "string") {
+    switch (spec.type) {
+      case "number": {
+        const n = Number(given);
+        if (given.trim() === "" || !Number.isFinite(n)) throw new TsflowError("BadParameter", `option ${opt} must be a number, got '${truncate(given)}'`);
+        value = n;
+        break;
+      }
+      case "boolean": {
+        const v = given.toLowerCase();
+        if (!["true", "false", "1", "0", "yes", "no"].includes(v)) throw new TsflowError("BadParameter", `option ${opt} must be true or false, got '${truncate(given)}'`);
+        value = v === "true" || v === "1" || v === "yes";
+        break;
+      }
+      case "json": {
+        try {
+          value = JSON.parse(given, (k, v) => (k === "__proto__" ? undefined : v));
+        } catch (e) {
+          throw new TsflowError("BadParameter", `option ${opt} must be JSON: ${(e as Error).message}`);
+        }
+        break;
+      }
+      default:
+        value = given;
+    }
+  } else {
+    const expected = spec.type === "json" ? undefined : spec.type;
+    if (expected && typeof given !== expected) throw new TsflowError("BadParameter", `parameter '${spec.name}' must be a ${expected}, got ${typeof given}`);
+  }
+  if (spec.choices && !spec.choices.some((c) => c === value)) {
+    throw new TsflowError("BadParameter", `option ${opt} must be one of ${spec.choices.map((c) => JSON.stringify(c)).join(", ")}, got ${truncate(JSON.stringify(value))}`);
+  }
+  return value;
+}
+
+function truncate(s: string) {
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}

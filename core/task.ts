@@ -1,0 +1,383 @@
+/**
+ * One attempt of one task, wherever it runs (a warm worker, a container, a Batch job):
+ * rebuild the flow object from its parents' artifacts, run the step, check the transition it
+ * took against the static graph, and persist what changed.
+ *
+ * Artifacts are lazy. On a store that reads synchronously (local disk) a property getter
+ * loads an artifact the moment the step touches it; elsewhere the artifacts the step's code
+ * names are fetched before it starts. Either way a 1 GB artifact the step never reads costs
+ * nothing, and an artifact the step did not touch is passed on by reference, never rewritten.
+ */
+import { getJson, mapLimit } from "./_datastore.ts";
+import { attemptKey, doneKey, runKey } from "./_layout.ts";
+import { loadArtifact, loadArtifactSync, refOf, storeArtifact } from "./artifacts.ts";
+import { TsflowError } from "./errors.ts";
+import { type CurrentInfo, installRuntime, isParameterSpec, type MergeOptions } from "./flow.ts";
+import { type GraphNode, loadFlowInfo } from "./graph.ts";
+import { blobKey } from "./_layout.ts";
+import type { ArtifactRef, Datastore, Host, TaskError, TaskResult, TaskSpec } from "./types.ts";
+
+/** What a task needs from the process it runs in. */
+export interface TaskEnvironment {
+  store: Datastore;
+  host: Host;
+  flowClass: Function;
+}
+
+/** The part of `run.json` a task reads. */
+export interface RunRecord {
+  flow: string;
+  runId: string;
+  parameters: Record<string, ArtifactRef>;
+  [key: string]: unknown;
+}
+
+/** The success marker of a task: its final result and the attempt that produced it. */
+export interface DoneRecord extends TaskResult {
+  attempt: number;
+  /** Set when the task was reused from another run (resume, `@cached`). */
+  clonedFrom?: string;
+}
+
+const PREFETCH_SMALL = 64 * 1024;
+
+type Slot = { ref?: ArtifactRef; state: "untouched" | "loaded" | "set"; value?: unknown; readonly?: boolean };
+
+const runCache = new Map<string, RunRecord>();
+let foreachCache: { hash: string; items: unknown[] } | undefined;
+
+export function errorInfo(e: unknown): TaskError {
+  if (e instanceof Error) {
+    const code = (e as { code?: unknown }).code;
+    return { type: e.name === "TsflowError" && typeof code === "string" ? code : e.name, message: e.message, stack: e.stack };
+  }
+  return { type: "Error", message: String(e) };
+}
+
+/** Runs one attempt and writes its `result.json`. Step errors are returned, not thrown. */
+export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise<TaskResult> {
+  const startedAt = Date.now();
+  let result: TaskResult;
+  try {
+    result = await runAttempt(spec, env, startedAt);
+  } catch (e) {
+    result = { ok: false, error: errorInfo(e), artifacts: {}, next: [], startedAt, finishedAt: Date.now() };
+  } finally {
+    installRuntime(undefined);
+  }
+  await env.store.put(attemptKey(spec.flowName, spec.runId, spec.step, spec.taskId, spec.attempt, "result.json"), new TextEncoder().encode(JSON.stringify(result)));
+  return result;
+}
+
+async function readRun(store: Datastore, spec: TaskSpec): Promise<RunRecord> {
+  const key = `${store.url}\0${spec.runId}`;
+  let run = runCache.get(key);
+  if (!run) {
+    const found = await getJson<RunRecord>(store, runKey(spec.flowName, spec.runId));
+    if (!found) throw new TsflowError("NotFound", `run ${spec.flowName}/${spec.runId} is not in ${store.url}`);
+    run = found;
+    runCache.set(key, run);
+    if (runCache.size > 16) runCache.delete(runCache.keys().next().value!);
+  }
+  return run;
+}
+
+async function readDone(store: Datastore, flow: string, pathspec: string): Promise<DoneRecord> {
+  const [run, step, task] = pathspec.split("/") as [string, string, string];
+  const done = await getJson<DoneRecord>(store, doneKey(flow, run, step, task));
+  if (!done) throw new TsflowError("NotFound", `parent task ${flow}/${pathspec} has no success marker in ${store.url}`);
+  return done;
+}
+
+async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: number): Promise<TaskResult> {
+  const { store, host, flowClass } = env;
+  const info = loadFlowInfo(flowClass);
+  const node = info.graph.nodes[spec.step];
+  if (!node) throw new TsflowError("NotFound", `flow ${info.name} has no step '${spec.step}'`);
+  const where = `${spec.flowName}/${spec.runId}/${spec.step}/${spec.taskId}`;
+  const run = await readRun(store, spec);
+  const parents = await Promise.all(spec.parents.map((p) => readDone(store, spec.flowName, p)));
+
+  const canReadSync = typeof store.getSync === "function";
+  const prefetched = new Map<string, unknown>();
+  const want = (name: string, ref: ArtifactRef) => canReadSync === false && (node.reads === "all" || node.reads.includes(name) || ref.size <= PREFETCH_SMALL);
+  const prefetchKey = (source: string, name: string) => `${source}\0${name}`;
+  const load = (source: string, name: string, ref: ArtifactRef): unknown => {
+    const k = prefetchKey(source, name);
+    if (prefetched.has(k)) {
+      const v = prefetched.get(k);
+      prefetched.delete(k); // a second reader must not share the same object
+      return v;
+    }
+    if (canReadSync) return loadArtifactSync(store, host, ref, name, source);
+    throw new TsflowError(
+      "NotFound",
+      `artifact '${name}' of ${source} was not fetched before step '${spec.step}' started: on datastore ${store.url} tsflow fetches the artifacts a step's code names; write it as .${name} in the step`,
+    );
+  };
+
+  // Build the flow object. Parameter() returns descriptors while constructing.
+  installRuntime({ constructing: true, current: {}, next() {}, merge() {} });
+  const flow = new (flowClass as new () => Record<string, unknown>)();
+  const slots = new Map<string, Slot>();
+  const paramFields = new Set(Object.keys(info.parameters));
+
+  const defineSlot = (name: string, slot: Slot, source: string) => {
+    slots.set(name, slot);
+    Object.defineProperty(flow, name, {
+      enumerable: true,
+      configurable: true,
+      get() {
+        if (slot.state === "untouched") {
+          slot.value = load(source, name, slot.ref!);
+          slot.state = "loaded";
+        }
+        return slot.value;
+      },
+      set(value) {
+        if (slot.readonly) throw new TsflowError("BadParameter", `parameter '${name}' is read-only; assign the value to another artifact`);
+        slot.value = value;
+        slot.state = "set";
+      },
+    });
+  };
+
+  for (const [field, ref] of Object.entries(run.parameters)) {
+    if (!paramFields.has(field)) continue;
+    defineSlot(field, { ref, state: "untouched", readonly: true }, `${spec.runId} (parameter)`);
+  }
+  for (const key of Object.keys(flow)) {
+    if (isParameterSpec(flow[key]) && !slots.has(key)) delete flow[key];
+  }
+
+  const prefetchJobs: Array<() => Promise<void>> = [];
+  const schedulePrefetch = (source: string, name: string, ref: ArtifactRef) => {
+    if (want(name, ref)) {
+      prefetchJobs.push(async () => {
+        prefetched.set(prefetchKey(source, name), await loadArtifact(store, host, ref, name, source));
+      });
+    }
+  };
+  for (const [field, slot] of slots) schedulePrefetch(`${spec.runId} (parameter)`, field, slot.ref!);
+
+  let inputs: unknown;
+  if (spec.mode === "run" && node.isJoin) {
+    inputs = buildInputs(spec, parents, paramFields, (source, name, ref) => {
+      schedulePrefetch(source, name, ref);
+      return () => load(source, name, ref);
+    });
+  } else if (parents.length === 1) {
+    const source = spec.parents[0]!;
+    for (const [name, ref] of Object.entries(parents[0]!.artifacts)) {
+      if (paramFields.has(name) || name.startsWith("_")) continue;
+      defineSlot(name, { ref, state: "untouched" }, source);
+      schedulePrefetch(source, name, ref);
+    }
+  }
+
+  const frame = spec.foreach.at(-1);
+  if (frame) {
+    const splitDone = await readDone(store, spec.flowName, `${spec.runId}/${frame.step}/${frame.task}`);
+    const variable = info.graph.nodes[frame.step]?.foreach;
+    const ref = variable ? splitDone.artifacts[variable] : undefined;
+    if (!variable || !ref) throw new TsflowError("NotFound", `foreach artifact of step '${frame.step}' is missing for task ${where}`);
+    let items: unknown[];
+    if (foreachCache?.hash === ref.hash) items = foreachCache.items;
+    else {
+      items = toItems(await loadArtifact(store, host, ref, variable, `${spec.runId}/${frame.step}/${frame.task}`), variable, frame.step);
+      foreachCache = { hash: ref.hash, items };
+    }
+    Object.defineProperty(flow, "input", { value: items[frame.index], enumerable: false, configurable: true });
+    Object.defineProperty(flow, "index", { value: frame.index, enumerable: false, configurable: true });
+  }
+  await mapLimit(prefetchJobs, 8, (job) => job());
+
+  // Run the step with the task's context installed.
+  let taken: { targets: string[]; foreach?: string; condition?: string; cases?: Record<string, string> } | undefined;
+  const current: CurrentInfo = {
+    flowName: spec.flowName,
+    runId: spec.runId,
+    stepName: spec.step,
+    taskId: spec.taskId,
+    retryCount: spec.attempt,
+    originRunId: spec.originRunId,
+    pathspec: where,
+    tags: spec.tags,
+    namespace: spec.namespace,
+    username: spec.username,
+    datastore: store.url,
+  };
+  const stepNames = new Map<Function, string>();
+  for (const name of Object.keys(info.graph.nodes)) stepNames.set((flowClass.prototype as Record<string, Function>)[name]!, name);
+  installRuntime({
+    constructing: false,
+    current,
+    next(_flow, args) {
+      if (taken) throw new TsflowError("BadTransition", `step '${spec.step}' called this.next() twice`);
+      taken = readRuntimeTransition(args, stepNames, spec.step);
+    },
+    merge(_flow, given, options) {
+      mergeArtifacts(spec.step, given, options, slots, (name, slot) => defineSlot(name, slot, "merge"));
+    },
+  });
+
+  if (spec.mode === "catch") {
+    const caught = spec.caught!;
+    flow[caught.variable] = Object.assign(new Error(caught.error.message), { name: caught.error.type, stack: caught.error.stack });
+    if (node.foreach || node.condition) {
+      throw new TsflowError("BadTransition", `step '${spec.step}' failed and has @catchError, but a foreach or switch step cannot continue without running`);
+    }
+    taken = { targets: node.next };
+  } else {
+    const method = (flowClass.prototype as Record<string, Function>)[spec.step]!;
+    await method.call(flow, ...(node.isJoin ? [inputs] : []));
+  }
+
+  const next = checkTransition(node, taken);
+  let foreachCount: number | undefined;
+  let condition: string | undefined;
+  if (node.foreach) foreachCount = toItems(flow[node.foreach], node.foreach, spec.step).length;
+  if (node.condition) {
+    condition = String(flow[node.condition]);
+    if (!node.cases || !(condition in node.cases)) {
+      throw new TsflowError(
+        "BadTransition",
+        `step '${spec.step}': condition artifact '${node.condition}' is '${condition}', which is not one of the cases ${Object.keys(node.cases ?? {}).join(", ")}`,
+      );
+    }
+  }
+
+  // Persist: untouched artifacts by reference, touched ones only if their bytes changed.
+  const artifacts: Record<string, ArtifactRef> = {};
+  const names = Object.keys(flow).filter((n) => !n.startsWith("_"));
+  await mapLimit(names, 4, async (name) => {
+    const slot = slots.get(name);
+    if (slot && slot.state === "untouched") {
+      artifacts[name] = slot.ref!;
+      return;
+    }
+    const value = slot ? slot.value : flow[name];
+    if (slot?.state === "loaded" && slot.ref) {
+      const { ref, chunks } = refOf(host, name, value);
+      if (ref.hash === slot.ref.hash) {
+        artifacts[name] = slot.ref;
+        return;
+      }
+      await store.put(blobKey(ref.hash), chunks, { immutable: true });
+      artifacts[name] = ref;
+      return;
+    }
+    artifacts[name] = await storeArtifact(store, host, name, value);
+  });
+  return { ok: true, artifacts, next: condition !== undefined ? [node.cases![condition]!] : next, foreachCount, condition, startedAt, finishedAt: Date.now() };
+}
+
+function toItems(value: unknown, variable: string, step: string): unknown[] {
+  if (Array.isArray(value)) return value;
+  if (value !== null && typeof value === "object" && Symbol.iterator in value) return Array.from(value as Iterable<unknown>);
+  throw new TsflowError("BadTransition", `step '${step}': foreach artifact '${variable}' is ${value === undefined ? "not set" : `a ${typeof value}`}, not an array or iterable`);
+}
+
+function buildInputs(
+  spec: TaskSpec,
+  parents: DoneRecord[],
+  paramFields: Set<string>,
+  lazy: (source: string, name: string, ref: ArtifactRef) => () => unknown,
+): unknown {
+  const entries = parents.map((p, i) => {
+    const source = spec.parents[i]!;
+    const entry: Record<string, unknown> = {};
+    for (const [name, ref] of Object.entries(p.artifacts)) {
+      if (name.startsWith("_")) continue;
+      const get = lazy(source, name, ref);
+      let cached: { v: unknown } | undefined;
+      Object.defineProperty(entry, name, {
+        enumerable: true,
+        get: () => (cached ??= { v: get() }).v,
+        set: () => {
+          throw new TsflowError("BadTransition", `inputs are read-only: cannot assign '${name}' of input ${source}; assign this.${name} instead`);
+        },
+      });
+    }
+    Object.defineProperty(entry, ARTIFACT_REFS, { value: p.artifacts });
+    Object.defineProperty(entry, PARAMS, { value: paramFields });
+    return { entry, step: source.split("/")[1]! };
+  });
+  const list = entries.map((e) => e.entry);
+  for (const { entry, step } of entries) {
+    if (!Object.hasOwn(list, step)) Object.defineProperty(list, step, { value: entry, enumerable: false });
+  }
+  return Object.freeze(list);
+}
+
+const ARTIFACT_REFS = Symbol("tsflow.inputRefs");
+const PARAMS = Symbol("tsflow.inputParams");
+
+function mergeArtifacts(step: string, given: unknown, options: MergeOptions, slots: Map<string, Slot>, define: (name: string, slot: Slot) => void) {
+  if (!Array.isArray(given) || given.some((e) => !(e && (e as Record<symbol, unknown>)[ARTIFACT_REFS]))) {
+    throw new TsflowError("BadTransition", `step '${step}': mergeArtifacts expects the join's inputs`);
+  }
+  const refs = given.map((e) => (e as Record<symbol, Record<string, ArtifactRef>>)[ARTIFACT_REFS]!);
+  const params = (given[0] as Record<symbol, Set<string>>)[PARAMS]!;
+  const all = new Set(refs.flatMap((r) => Object.keys(r)));
+  const names = options.include ?? [...all].filter((n) => !params.has(n) && !n.startsWith("_"));
+  const exclude = new Set(options.exclude ?? []);
+  const conflicts: string[] = [];
+  for (const name of names) {
+    if (exclude.has(name) || slots.get(name)?.state === "set") continue;
+    const hashes = new Set<string | undefined>(refs.map((r) => r[name]?.hash));
+    if (hashes.has(undefined)) {
+      if (options.include) throw new TsflowError("BadTransition", `step '${step}': mergeArtifacts cannot include '${name}': not every input has it`);
+      continue;
+    }
+    if (hashes.size > 1) {
+      conflicts.push(name);
+      continue;
+    }
+    define(name, { ref: refs[0]![name]!, state: "untouched" });
+  }
+  if (conflicts.length > 0) {
+    throw new TsflowError(
+      "BadTransition",
+      `step '${step}': mergeArtifacts found different values of ${conflicts.map((c) => `'${c}'`).join(", ")} in the inputs; set them in the join or pass { exclude: [${conflicts.map((c) => `"${c}"`).join(", ")}] }`,
+    );
+  }
+}
+
+function readRuntimeTransition(args: unknown[], stepNames: Map<Function, string>, step: string) {
+  const nameOf = (f: unknown) => {
+    const n = typeof f === "function" ? stepNames.get(f) : undefined;
+    if (!n) throw new TsflowError("BadTransition", `step '${step}': this.next() was given something that is not a step of the flow`);
+    return n;
+  };
+  const last = args.at(-1);
+  if (args.length === 2 && last && typeof last === "object" && typeof args[0] !== "undefined") {
+    const opts = last as { foreach?: string; condition?: string };
+    if (opts.foreach !== undefined) return { targets: [nameOf(args[0])], foreach: opts.foreach };
+    if (opts.condition !== undefined) {
+      const cases: Record<string, string> = {};
+      for (const [k, v] of Object.entries(args[0] as Record<string, unknown>)) cases[k] = nameOf(v);
+      return { targets: [...new Set(Object.values(cases))], condition: opts.condition, cases };
+    }
+  }
+  return { targets: args.map(nameOf) };
+}
+
+function checkTransition(node: GraphNode, taken: { targets: string[]; foreach?: string; condition?: string; cases?: Record<string, string> } | undefined): string[] {
+  if (node.type === "end" || node.next.length === 0) {
+    if (taken) throw new TsflowError("BadTransition", `step '${node.name}' called this.next() but it is the last step`);
+    return [];
+  }
+  if (!taken) throw new TsflowError("BadTransition", `step '${node.name}' finished without calling this.next(); the graph says it goes to ${node.next.join(", ")}`);
+  const same =
+    taken.targets.join(",") === node.next.join(",") &&
+    taken.foreach === node.foreach &&
+    taken.condition === node.condition &&
+    JSON.stringify(taken.cases ?? null) === JSON.stringify(node.cases ?? null);
+  if (!same) {
+    const describe = (t: { targets: string[]; foreach?: string; condition?: string }) =>
+      `${t.targets.join(", ")}${t.foreach ? ` (foreach ${t.foreach})` : ""}${t.condition ? ` (switch on ${t.condition})` : ""}`;
+    throw new TsflowError("BadTransition", `step '${node.name}' called this.next(${describe(taken)}) but the static graph says ${describe({ targets: node.next, foreach: node.foreach, condition: node.condition })}; the code the graph was read from differs from the code that ran`);
+  }
+  return node.next;
+}

@@ -1,0 +1,239 @@
+/**
+ * The plugin interfaces of tsflow, in one place.
+ *
+ * Like unstorage's `Driver`, each interface has a few required methods and some optional
+ * ones; the core fills in what a plugin lacks (see `_datastore.ts`). Methods may return a
+ * value or a promise. Bytes are `Uint8Array`, never `Buffer`, so the core stays portable.
+ */
+
+/** Raw bytes. Plugins may receive a `Buffer` (it is a `Uint8Array`) but must not require one. */
+export type Bytes = Uint8Array;
+
+/** Options of {@link Datastore.put}. */
+export interface PutOptions {
+  /**
+   * The key is content-addressed: if it already exists it already holds these bytes, so the
+   * store may skip the write. Two writers racing on the same key must both succeed.
+   */
+  immutable?: boolean;
+}
+
+/**
+ * Byte storage under `/`-separated keys (`runs/Flow/123/start/1/done.json`).
+ *
+ * Contract every datastore passes (the conformance suite in `test/datastores/_suite.ts`):
+ * - `get` of a missing key returns `null`; any other failure throws an error naming the key.
+ * - `put` is atomic: a reader sees the old value or the new one, never a partial write.
+ * - `list(prefix)` lists the immediate children of a "directory" prefix, sorted: keys as
+ *   `name`, deeper prefixes as `name/`. A missing prefix lists as `[]`.
+ */
+export interface Datastore {
+  /** Plugin name, e.g. `fs` or `s3`. */
+  readonly name: string;
+  /** Where the data lives, for messages and for remote tasks: a path or `s3://bucket/prefix`. */
+  readonly url: string;
+  get(key: string): Promise<Bytes | null>;
+  /** Writes `data` (one buffer, or several written back to back with no concatenation). */
+  put(key: string, data: Bytes | readonly Bytes[], options?: PutOptions): Promise<void>;
+  has(key: string): Promise<boolean>;
+  list(prefix: string): Promise<string[]>;
+  /** Deletes a key; a missing key is not an error. */
+  delete(key: string): Promise<void>;
+
+  /** Every key below `prefix`, recursively. The core walks `list` when this is missing. */
+  listAll?(prefix: string): Promise<string[]>;
+  /** Deletes every key below `prefix`. The core deletes key by key when this is missing. */
+  deletePrefix?(prefix: string): Promise<void>;
+  /**
+   * Synchronous read, for stores that can (a local disk). With it, a step reads each
+   * artifact at the moment it touches it; without it, artifacts the step's code names are
+   * fetched before the step starts.
+   */
+  getSync?(key: string): Bytes | null;
+  /** Reads a large value piece by piece; `null` when missing. */
+  getStream?(key: string): Promise<AsyncIterable<Bytes> | null>;
+  /** Writes a large value from a stream, with bounded memory. Atomic like `put`. */
+  putStream?(key: string, data: AsyncIterable<Bytes>, options?: PutOptions): Promise<void>;
+  /** Size in bytes, or `null` when missing. */
+  size?(key: string): Promise<number | null>;
+  /** A local directory holding the keys, when there is one (lets executors mount it). */
+  readonly root?: string;
+  close?(): Promise<void>;
+}
+
+/** Builds a datastore from its URL (`s3://bucket/prefix`, a path, …). */
+export type DatastoreFactory<O = unknown> = (options: O) => Datastore;
+
+/** A streaming hash: `crypto.subtle.digest` cannot stream, so the host provides one. */
+export interface Hasher {
+  update(data: Bytes): void;
+  /** Lowercase hex digest. */
+  digest(): string;
+}
+
+/** What the core needs from the runtime it runs on. Implemented in `plugins/host/`. */
+export interface Host {
+  /** `node`, `bun` or `deno`. */
+  readonly runtime: string;
+  /** A fresh SHA-256 hasher. */
+  sha256(): Hasher;
+  /** Environment variables (read-only view). */
+  env(name: string): string | undefined;
+  /** Reads a local file (IncludeFile); throws when missing. */
+  readFile(path: string): Promise<Bytes>;
+  /** The user running tsflow, for the `user:` tag and namespaces. */
+  username(): string;
+  /** Number of CPUs, the default of `--max-workers`. */
+  cpus(): number;
+}
+
+/** A logger; only `cli/` creates the real (consola) one. */
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+  debug?(message: string): void;
+}
+
+/** Resource hints of `@resources` and executor decorators. Memory in MB. */
+export interface Resources {
+  cpu?: number;
+  memory?: number;
+  gpu?: number;
+}
+
+/** One level of foreach nesting seen by a task: it is item `index` of `count`. */
+export interface ForeachFrame {
+  /** The step that called `this.next(..., { foreach })`. */
+  step: string;
+  /** Task id of the splitting task. */
+  task: string;
+  index: number;
+  count: number;
+}
+
+/**
+ * Everything needed to run one attempt of one task, anywhere. It is plain JSON so that it
+ * can travel over a pipe, a container's command line or an AWS Batch job.
+ */
+export interface TaskSpec {
+  flowName: string;
+  /** The module holding the flow class: an absolute path, or a code package (`package:<hash>`). */
+  flowFile: string;
+  /** Named export holding the flow class; `default` when absent. */
+  exportName?: string;
+  /** Datastore URL the task reads and writes. */
+  datastore: string;
+  runId: string;
+  step: string;
+  taskId: string;
+  attempt: number;
+  /** Pathspecs (`run/step/task`) of the tasks whose artifacts this task starts from. */
+  parents: string[];
+  foreach: ForeachFrame[];
+  /**
+   * `run` executes the step; `catch` (after retries are exhausted under `@catchError`) only
+   * stores the error in the catch variable and takes the static transition.
+   */
+  mode: "run" | "catch";
+  /** With `mode: "catch"`: the variable and the error to store. */
+  caught?: { variable: string; error: TaskError };
+  /** Extra environment for the task (`@environment`). */
+  env: Record<string, string>;
+  resources: Resources;
+  /** Seconds before the executor must kill the attempt (`@timeout`). */
+  timeoutSeconds?: number;
+  /** Decorators attached to this step (name → options), for executors that read them. */
+  decorators: Record<string, Record<string, unknown>>;
+  /** Run tags and origin, surfaced through `current`. */
+  tags: string[];
+  originRunId?: string;
+  username: string;
+  namespace?: string | null;
+}
+
+/** A failure of a task, as stored and as shown to users. */
+export interface TaskError {
+  /** Error class name (`TypeError`) or a tsflow code (`WorkerCrashed`, `Timeout`). */
+  type: string;
+  message: string;
+  stack?: string;
+}
+
+/** How a task's output ended. Written by the task, read by the orchestrator. */
+export interface TaskResult {
+  ok: boolean;
+  error?: TaskError;
+  /** Artifact name → reference, for every artifact of the task (inherited ones included). */
+  artifacts: Record<string, ArtifactRef>;
+  /** The transition the step took: target step names. */
+  next: string[];
+  /** Foreach split: number of items. */
+  foreachCount?: number;
+  /** Switch: the value of the condition artifact, as a string. */
+  condition?: string;
+  startedAt: number;
+  finishedAt: number;
+}
+
+/** A persisted artifact: its blob's content hash and what it holds. */
+export interface ArtifactRef {
+  hash: string;
+  size: number;
+  /** Short type description for listings: `string`, `number[]`, `Uint8Array`, `Map`… */
+  type: string;
+}
+
+/** Callbacks an executor uses to report on a running attempt. */
+export interface ExecutionContext {
+  /** Aborted on Ctrl-C or when the run fails: the executor stops the attempt and resolves. */
+  signal: AbortSignal;
+  /** Output of the attempt, as it comes. */
+  output(stream: "stdout" | "stderr", chunk: Bytes): void;
+}
+
+/** How an attempt ended, as seen by the executor. */
+export interface TaskExit {
+  /** The attempt ran to its end and wrote its result (success or a caught step error). */
+  completed: boolean;
+  /** When not completed: why (crash, timeout, cancelled). */
+  error?: TaskError;
+  /** The result, when the executor got it directly (saves a datastore read). */
+  result?: TaskResult;
+}
+
+/**
+ * Runs task attempts somewhere: local processes, containers, a cloud batch service.
+ *
+ * Shaped like a vitest pool: `run` resolves when the attempt is over, `signal` cancels it.
+ * A third party writes one in a single file and runs the executor conformance suite.
+ */
+export interface Executor {
+  readonly name: string;
+  /**
+   * Called once before the first task with everything shared by the run's tasks, so an
+   * executor can warm up (start workers, upload the code package).
+   */
+  prepare?(run: RunContext): Promise<void>;
+  run(task: TaskSpec, context: ExecutionContext): Promise<TaskExit>;
+  /** Stops whatever the executor started. */
+  close?(): Promise<void>;
+  /** Executors that need the flow's code shipped as a package (containers, batch). */
+  readonly remote?: boolean;
+}
+
+/** What an executor knows about the run before its first task. */
+export interface RunContext {
+  flowName: string;
+  flowFile: string;
+  exportName?: string;
+  runId: string;
+  datastore: Datastore;
+  maxWorkers: number;
+  /** Prefer a fresh process per task over warm workers (`--fresh-workers`). */
+  freshWorkers?: boolean;
+  logger: Logger;
+}
+
+/** Builds an executor. */
+export type ExecutorFactory<O = unknown> = (options: O) => Executor;

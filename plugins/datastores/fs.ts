@@ -1,0 +1,190 @@
+/**
+ * The default datastore: a directory on the local disk (`./.tsflow`, found like git finds
+ * `.git`). Writes go to a temporary file that is renamed into place, so a crash never leaves
+ * a half-written key behind.
+ */
+import { createReadStream, readFileSync } from "node:fs";
+import * as fsp from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { checkKey } from "../../core/_datastore.ts";
+import { TsflowError } from "../../core/errors.ts";
+import type { Bytes, Datastore, PutOptions } from "../../core/types.ts";
+
+export const NAME = "fs";
+
+export interface FsOptions {
+  /** Directory holding the data; created on first write. */
+  root: string;
+}
+
+const TMP = ".tmp-";
+let counter = 0;
+
+export default function fsDatastore(options: FsOptions): Datastore {
+  const root = resolve(options.root);
+  const path = (key: string) => join(root, checkKey(key));
+  const fail = (action: string, key: string, e: unknown): never => {
+    if (e instanceof TsflowError) throw e;
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === "ENOSPC" ? "the disk is full" : err.code === "EROFS" || err.code === "EACCES" ? "the datastore is not writable" : err.message;
+    throw new TsflowError("Datastore", `[fs] cannot ${action} '${key}' in ${root}: ${why}`);
+  };
+
+  const tmpName = (file: string) => `${dirname(file)}/${TMP}${process.pid}-${++counter}-${file.slice(file.lastIndexOf("/") + 1)}`;
+
+  async function writeAtomic(key: string, write: (fh: fsp.FileHandle) => Promise<void>, options?: PutOptions) {
+    const file = path(key);
+    if (options?.immutable && (await exists(file))) return;
+    const tmp = tmpName(file);
+    try {
+      await fsp.mkdir(dirname(file), { recursive: true });
+      const fh = await fsp.open(tmp, "w");
+      try {
+        await write(fh);
+      } finally {
+        await fh.close();
+      }
+      await fsp.rename(tmp, file);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true }).catch(() => {});
+      fail("write", key, e);
+    }
+  }
+
+  return {
+    name: NAME,
+    url: root,
+    root,
+
+    async get(key) {
+      try {
+        return await fsp.readFile(path(key));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+        return fail("read", key, e);
+      }
+    },
+
+    getSync(key) {
+      try {
+        return readFileSync(path(key));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+        return fail("read", key, e);
+      }
+    },
+
+    put(key, data, options) {
+      const chunks = data instanceof Uint8Array ? [data] : data;
+      return writeAtomic(
+        key,
+        async (fh) => {
+          // writev keeps large segments where they are: no concatenation, no copy.
+          let pending = chunks.filter((c) => c.byteLength > 0);
+          while (pending.length > 0) {
+            const batch = pending.slice(0, 512);
+            let { bytesWritten } = await fh.writev(batch);
+            let consumed = 0;
+            while (consumed < batch.length && bytesWritten >= batch[consumed]!.byteLength) {
+              bytesWritten -= batch[consumed]!.byteLength;
+              consumed++;
+            }
+            const rest = pending.slice(consumed);
+            if (bytesWritten > 0) rest[0] = rest[0]!.subarray(bytesWritten);
+            pending = rest;
+          }
+        },
+        options,
+      );
+    },
+
+    async putStream(key, data, options) {
+      await writeAtomic(
+        key,
+        async (fh) => {
+          for await (const chunk of data) await fh.write(chunk);
+        },
+        options,
+      );
+    },
+
+    async has(key) {
+      return exists(path(key));
+    },
+
+    async size(key) {
+      try {
+        return (await fsp.stat(path(key))).size;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+        return fail("stat", key, e);
+      }
+    },
+
+    async getStream(key) {
+      const file = path(key);
+      if (!(await exists(file))) return null;
+      return createReadStream(file, { highWaterMark: 4 << 20 }) as AsyncIterable<Bytes>;
+    },
+
+    async list(prefix) {
+      const dir = prefix === "" ? root : path(prefix.replace(/\/$/, ""));
+      try {
+        const entries = await fsp.readdir(dir, { withFileTypes: true });
+        return entries
+          .filter((e) => !e.name.startsWith(TMP))
+          .map((e) => (e.isDirectory() ? `${e.name}/` : e.name))
+          .sort();
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "ENOENT" || code === "ENOTDIR") return [];
+        return fail("list", prefix, e);
+      }
+    },
+
+    async listAll(prefix) {
+      const base = prefix.replace(/\/$/, "");
+      const dir = base === "" ? root : path(base);
+      try {
+        const entries = await fsp.readdir(dir, { recursive: true, withFileTypes: true });
+        return entries
+          .filter((e) => e.isFile() && !e.name.startsWith(TMP))
+          .map((e) => {
+            const rel = join(e.parentPath, e.name).slice(root.length + 1);
+            return rel;
+          })
+          .sort();
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "ENOENT" || code === "ENOTDIR") return [];
+        return fail("list", prefix, e);
+      }
+    },
+
+    async delete(key) {
+      try {
+        await fsp.rm(path(key), { force: true });
+      } catch (e) {
+        fail("delete", key, e);
+      }
+    },
+
+    async deletePrefix(prefix) {
+      const base = prefix.replace(/\/$/, "");
+      try {
+        await fsp.rm(base === "" ? root : path(base), { recursive: true, force: true });
+      } catch (e) {
+        fail("delete", prefix, e);
+      }
+    },
+  };
+}
+
+/** A key exists when a file holds it; a directory is only a prefix. */
+async function exists(file: string): Promise<boolean> {
+  try {
+    return (await fsp.stat(file)).isFile();
+  } catch {
+    return false;
+  }
+}

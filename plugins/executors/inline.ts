@@ -1,0 +1,42 @@
+/**
+ * Runs tasks inside the calling process, one at a time: no isolation and no way to stop a
+ * step stuck in a loop, but no process start either. For tests and notebooks that define a
+ * flow inline (where no worker could import it), and as the simplest reference executor.
+ */
+import { executeTask } from "../../core/task.ts";
+import type { Datastore, Executor, Host, TaskExit } from "../../core/types.ts";
+
+export const NAME = "inline";
+
+export interface InlineOptions {
+  flowClass: Function;
+  store: Datastore;
+  host: Host;
+}
+
+export default function inlineExecutor(options: InlineOptions): Executor {
+  // Steps share the process-wide task context (`current`, `this.next`), so tasks take turns.
+  let chain: Promise<unknown> = Promise.resolve();
+  return {
+    name: NAME,
+    run(spec, context) {
+      const attempt = async (): Promise<TaskExit> => {
+        if (context.signal.aborted) return { completed: false, error: { type: "Cancelled", message: "the run was stopped" } };
+        const work = executeTask(spec, options).then((result): TaskExit => ({ completed: true, result }));
+        if (!spec.timeoutSeconds) return work;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const timeout = new Promise<TaskExit>((resolve) => {
+          timer = setTimeout(() => resolve({ completed: false, error: { type: "Timeout", message: `step '${spec.step}' timed out after ${spec.timeoutSeconds} s (@timeout)` } }), spec.timeoutSeconds! * 1000);
+        });
+        try {
+          return await Promise.race([work, timeout]);
+        } finally {
+          clearTimeout(timer);
+        }
+      };
+      const next = chain.then(attempt, attempt);
+      chain = next.catch(() => {});
+      return next;
+    },
+  };
+}

@@ -1,0 +1,217 @@
+/**
+ * The local executor: a pool of warm worker processes. Each worker loads the flow module
+ * once and then runs task after task, so a task costs milliseconds instead of a process
+ * start and a TypeScript load. Module-level state of the flow file therefore survives
+ * between tasks of one worker; `fresh: true` (`--fresh-workers`) gives every task its own
+ * process instead.
+ *
+ * A worker that dies mid-task fails that task cleanly (the orchestrator may retry it) and is
+ * replaced; a worker whose memory grew past `maxRssMb` is retired after its task.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import type { ExecutionContext, Executor, RunContext, TaskError, TaskExit, TaskSpec } from "../../core/types.ts";
+import { selfCommand } from "../host/self.ts";
+import { Demuxer, type WorkerCommand, type WorkerMessage } from "./_protocol.ts";
+
+export const NAME = "process";
+
+export interface ProcessOptions {
+  /** Command that starts a tsflow CLI; `__worker` is appended. Defaults to this tsflow. */
+  command?: string[];
+  /** One process per task instead of warm workers. */
+  fresh?: boolean;
+  /** Retire a worker after a task that left it above this resident size (MB). */
+  maxRssMb?: number;
+  /** Extra environment of the workers. */
+  env?: Record<string, string>;
+  /** Seconds between SIGTERM and SIGKILL when stopping a task. */
+  killGraceSeconds?: number;
+}
+
+interface Task {
+  spec: TaskSpec;
+  context: ExecutionContext;
+  resolve: (exit: TaskExit) => void;
+  done?: WorkerMessage & { type: "done" };
+  stderrEnded: boolean;
+  stopReason?: TaskError;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+class Worker {
+  readonly nonce = randomBytes(12).toString("hex");
+  readonly child: ChildProcess;
+  task: Task | undefined;
+  exited = false;
+  ready: Promise<void>;
+  private loaded = new Set<string>();
+
+  constructor(command: string[], env: Record<string, string>, onExit: (w: Worker) => void) {
+    const [cmd, ...args] = command;
+    this.child = spawn(cmd!, [...args, "__worker"], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, ...env, TSFLOW_WORKER_NONCE: this.nonce },
+    });
+    let markReady: () => void;
+    this.ready = new Promise((r) => (markReady = r));
+    const out = new Demuxer(
+      this.nonce,
+      (text) => this.task?.context.output("stdout", new TextEncoder().encode(text)),
+      (payload) => {
+        const msg = JSON.parse(payload) as WorkerMessage;
+        if (msg.type === "ready") markReady();
+        else if (msg.type === "done" && this.task) {
+          this.task.done = msg;
+          this.maybeFinish();
+        }
+      },
+    );
+    const err = new Demuxer(
+      this.nonce,
+      (text) => {
+        if (this.task) this.task.context.output("stderr", new TextEncoder().encode(text));
+        else if (text.trim()) process.stderr.write(`[tsflow worker ${this.child.pid}] ${text}`);
+      },
+      (payload) => {
+        if (payload === "end" && this.task) {
+          this.task.stderrEnded = true;
+          this.maybeFinish();
+        }
+      },
+    );
+    this.child.stdout!.setEncoding("utf8").on("data", (c: string) => out.push(c));
+    this.child.stderr!.setEncoding("utf8").on("data", (c: string) => err.push(c));
+    this.child.stdin!.on("error", () => {});
+    this.child.on("error", () => {});
+    this.child.on("exit", (code, signal) => {
+      this.exited = true;
+      out.end();
+      err.end();
+      markReady();
+      const task = this.task;
+      if (task) {
+        this.task = undefined;
+        if (task.timer) clearTimeout(task.timer);
+        task.resolve({
+          completed: false,
+          error: task.stopReason ?? {
+            type: "WorkerCrashed",
+            message: `the worker process running task ${task.spec.runId}/${task.spec.step}/${task.spec.taskId} exited ${signal ? `with signal ${signal}` : `with code ${code}`}`,
+          },
+        });
+      }
+      onExit(this);
+    });
+  }
+
+  send(command: WorkerCommand) {
+    this.child.stdin!.write(`${JSON.stringify(command)}\n`);
+  }
+
+  preload(flowFile: string, exportName?: string) {
+    const key = `${flowFile}#${exportName ?? ""}`;
+    if (this.loaded.has(key)) return;
+    this.loaded.add(key);
+    this.send({ type: "load", flowFile, exportName });
+  }
+
+  private maybeFinish() {
+    const task = this.task;
+    if (!task?.done || !task.stderrEnded) return;
+    this.task = undefined;
+    if (task.timer) clearTimeout(task.timer);
+    const { result, error } = task.done;
+    task.resolve(result ? { completed: true, result } : { completed: false, error: error ?? { type: "Executor", message: "worker reported no result" } });
+  }
+
+  kill(reason: TaskError, graceSeconds: number) {
+    if (this.task) this.task.stopReason ??= reason;
+    if (this.exited) return;
+    this.child.kill(reason.type === "Timeout" ? "SIGKILL" : "SIGTERM");
+    setTimeout(() => {
+      if (!this.exited) this.child.kill("SIGKILL");
+    }, graceSeconds * 1000).unref();
+  }
+}
+
+export default function processExecutor(options: ProcessOptions = {}): Executor {
+  const idle: Worker[] = [];
+  const all = new Set<Worker>();
+  let command: string[] | undefined;
+  let fresh = options.fresh ?? false;
+  let context: RunContext | undefined;
+  const maxRss = (options.maxRssMb ?? Number(process.env.TSFLOW_WORKER_MAX_RSS_MB ?? 4096)) * 1024 * 1024;
+  const grace = options.killGraceSeconds ?? 3;
+
+  const spawnWorker = () => {
+    command ??= options.command ?? selfCommand();
+    const w = new Worker(command, options.env ?? {}, (dead) => {
+      all.delete(dead);
+      const i = idle.indexOf(dead);
+      if (i >= 0) idle.splice(i, 1);
+    });
+    all.add(w);
+    if (context) w.preload(context.flowFile, context.exportName);
+    return w;
+  };
+
+  return {
+    name: NAME,
+
+    async prepare(run) {
+      context = run;
+      fresh = options.fresh ?? run.freshWorkers ?? false;
+      if (fresh) return;
+      const want = Math.max(1, run.maxWorkers);
+      while (all.size < want) idle.push(spawnWorker());
+    },
+
+    run(spec, ctx) {
+      return new Promise<TaskExit>((resolve) => {
+        let worker = idle.pop();
+        while (worker?.exited) worker = idle.pop();
+        worker ??= spawnWorker();
+        const task: Task = { spec, context: ctx, resolve, stderrEnded: false };
+        const w = worker;
+        w.task = task;
+        const finish = (exit: TaskExit) => {
+          ctx.signal.removeEventListener("abort", onAbort);
+          if (!w.exited) {
+            const rss = task.done?.rss ?? 0;
+            if (fresh || rss > maxRss) w.kill({ type: "Retired", message: "retired" }, grace);
+            else idle.push(w);
+          }
+          resolve(exit);
+        };
+        task.resolve = finish;
+        const onAbort = () => w.kill({ type: "Cancelled", message: `task ${spec.runId}/${spec.step}/${spec.taskId} was stopped (the run was cancelled or failed)` }, grace);
+        if (ctx.signal.aborted) return finish({ completed: false, error: { type: "Cancelled", message: "the run was stopped before the task started" } });
+        ctx.signal.addEventListener("abort", onAbort, { once: true });
+        if (spec.timeoutSeconds) {
+          task.timer = setTimeout(
+            () => w.kill({ type: "Timeout", message: `step '${spec.step}' timed out after ${spec.timeoutSeconds} s (@timeout) and was killed` }, grace),
+            spec.timeoutSeconds * 1000,
+          );
+        }
+        w.preload(spec.flowFile, spec.exportName);
+        w.send({ type: "task", spec });
+      });
+    },
+
+    async close() {
+      const closing = [...all].map(
+        (w) =>
+          new Promise<void>((r) => {
+            if (w.exited) return r();
+            w.child.once("exit", () => r());
+            w.child.stdin!.end();
+            setTimeout(() => w.kill({ type: "Cancelled", message: "executor closed" }, 1), 2000).unref();
+          }),
+      );
+      idle.length = 0;
+      await Promise.all(closing);
+    },
+  };
+}
+
