@@ -5,6 +5,7 @@
  * explicitly.
  */
 import { openDatastore } from "./cli/datastores.ts";
+import { buildFlowModule } from "./cli/load.ts";
 import { TsflowError } from "./core/errors.ts";
 import { getStepMeta } from "./core/flow.ts";
 import { loadFlowInfo } from "./core/graph.ts";
@@ -46,11 +47,13 @@ export async function runFlow(flowClass: Function, options: RunFlowOptions = {})
   }
   const executor = mode === "process" ? processExecutor() : mode === "inline" ? inlineExecutor({ flowClass, store, host }) : mode;
   const parameters = await resolveParameters(info, options.params ?? {}, host);
+  const flowModule = file && mode === "process" && host.runtime === "node" && !/\.m?js$/.test(file) ? await buildFlowModule(file) : file;
   try {
     return await executeRun({
       flowClass,
       flowFile: file ?? `<inline ${info.name}>`,
       exportName: options.exportName,
+      flowModule,
       store,
       host,
       executor,

@@ -50,9 +50,14 @@ export interface ExecutorSet {
  * Creates the executors a run needs up front (so a bad name fails before anything runs):
  * the default one, plus one per executor decorator used by any step.
  */
-export async function executorSet(defaultName: string, nodes: GraphNode[], withDecorators: Record<string, Record<string, unknown>>, options: { freshWorkers?: boolean; cwd?: string } = {}): Promise<ExecutorSet> {
+export async function executorSet(
+  defaultName: string,
+  nodes: GraphNode[],
+  withDecorators: Record<string, Record<string, unknown>>,
+  options: { freshWorkers?: boolean; cwd?: string; reuse?: ExecutorSet } = {},
+): Promise<ExecutorSet> {
   const cwd = options.cwd ?? process.cwd();
-  const made = new Map<string, Executor>();
+  const made = new Map<string, Executor>((options.reuse?.all() ?? []).map((e) => [e.name, e]));
   const get = async (name: string) => {
     let ex = made.get(name);
     if (!ex) {

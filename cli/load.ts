@@ -1,91 +1,171 @@
 /**
- * Loading a user's flow file: TypeScript on Node through tsx (either decorator mode), natively
- * on Bun and Deno. A flow importing "tsflow" gets this very tsflow when the package is not
- * installed next to it (a flow in a scratch directory, a compiled binary).
+ * Loading a user's flow file.
+ *
+ * On Node, the flow and its local imports are bundled once by esbuild into a plain ES module
+ * (decorators lowered, either TypeScript decorator mode, read from tsconfig.json), cached by
+ * content, and imported. Workers import that module directly: no TypeScript loader hooks,
+ * no transpiling per process — a worker loads a flow in milliseconds. The same module is the
+ * flow's code package for remote executors. Bun and Deno import TypeScript natively.
+ *
+ * The flow's `import "tsflow"` is pointed at this very tsflow, so the flow, the orchestrator
+ * and the workers share one copy of the runtime even when no `tsflow` is installed next to
+ * the flow.
  */
-import { existsSync, statSync } from "node:fs";
-import { register } from "node:module";
-import { isAbsolute, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { TsflowError } from "../core/errors.ts";
 import { isFlowClass } from "../core/flow.ts";
 import { detectRuntime } from "../plugins/host/node.ts";
 
-let tsxReady: Promise<void> | undefined;
-
-/** The URL a flow's `import "tsflow"` falls back to: this library, bundled or from source. */
-function libraryUrl(): string {
+/** The module a flow's `import "tsflow"` gets: this library, bundled or from source. */
+function libraryPath(): string {
   const here = import.meta.url;
-  return here.endsWith(".ts") ? new URL("../mod.ts", here).href : new URL("./index.mjs", here).href;
+  // In the bundle, this file is dist/tsflow.mjs, which exports the whole library too.
+  return fileURLToPath(here.endsWith(".ts") ? new URL("../mod.ts", here) : here);
 }
 
-async function prepareNode(): Promise<void> {
-  if (detectRuntime() !== "node") return;
-  tsxReady ??= (async () => {
-    const hook = `
-      const lib = ${JSON.stringify(libraryUrl())};
-      export async function resolve(specifier, context, next) {
-        if (specifier !== "tsflow") return next(specifier, context);
-        try { return await next(specifier, context); }
-        catch { return { url: lib, shortCircuit: true }; }
-      }`;
-    register(`data:text/javascript,${encodeURIComponent(hook)}`);
-    const { register: registerTsx } = await import("tsx/esm/api");
-    registerTsx();
-  })();
-  return tsxReady;
+/** Where built flow modules go: beside the project's packages, so their imports resolve. */
+function cacheDir(flowFile: string): string {
+  let dir = dirname(flowFile);
+  for (;;) {
+    const nm = join(dir, "node_modules");
+    if (existsSync(nm)) return join(nm, ".cache", "tsflow");
+    const parent = dirname(dir);
+    if (parent === dir) return join(tmpdir(), "tsflow-modules");
+    dir = parent;
+  }
+}
+
+/**
+ * Bundles `file` and its local imports into one cached ES module and returns its path.
+ * Packages stay imports (resolved from the project as usual), except `tsflow` itself.
+ */
+export async function buildFlowModule(file: string): Promise<string> {
+  const esbuild = await import("esbuild");
+  const lib = libraryPath();
+  let result: Awaited<ReturnType<typeof esbuild.build>>;
+  try {
+    result = await esbuild.build({
+      entryPoints: [file],
+      bundle: true,
+      write: false,
+      format: "esm",
+      platform: "node",
+      target: "node20",
+      packages: "external",
+      sourcemap: "inline",
+      sourcesContent: false,
+      logLevel: "silent",
+      plugins: [
+        {
+          name: "tsflow-self",
+          setup(b) {
+            b.onResolve({ filter: /^tsflow$/ }, () => ({ path: lib, external: true }));
+            // The bundle lives in a cache directory; each file keeps its own import.meta.url,
+            // so `new URL("./data.csv", import.meta.url)` still finds the user's files.
+            b.onLoad({ filter: /\.[cm]?[jt]sx?$/ }, async (args) => {
+              if (args.path.includes("/node_modules/")) return undefined;
+              const source = await readFile(args.path, "utf8");
+              const url = pathToFileURL(args.path).href;
+              const contents = source
+                .replace(/\bimport\.meta\.url\b/g, JSON.stringify(url))
+                .replace(/\bimport\.meta\.filename\b/g, JSON.stringify(args.path))
+                .replace(/\bimport\.meta\.dirname\b/g, JSON.stringify(dirname(args.path)));
+              const ext = args.path.slice(args.path.lastIndexOf(".") + 1);
+              const loader = ext.startsWith("t") || ext.endsWith("ts") ? (ext.endsWith("x") ? "tsx" : "ts") : ext.endsWith("x") ? "jsx" : "js";
+              return { contents, loader, resolveDir: dirname(args.path) };
+            });
+          },
+        },
+      ],
+    });
+  } catch (e) {
+    const failure = e as { errors?: { text: string; location?: { file: string; line: number; column: number; lineText: string } }[] };
+    const first = failure.errors?.[0];
+    if (first) {
+      const loc = first.location ? `${first.location.file}:${first.location.line}:${first.location.column + 1}: ` : "";
+      const more = failure.errors!.length > 1 ? ` (and ${failure.errors!.length - 1} more errors)` : "";
+      throw new TsflowError("BadFlow", `cannot load flow file '${file}': ${loc}${first.text}${more}${first.location ? `\n    ${first.location.lineText.trim()}` : ""}`);
+    }
+    throw e;
+  }
+  const code = result.outputFiles![0]!.contents;
+  const hash = createHash("sha256").update(code).digest("hex").slice(0, 24);
+  const dir = cacheDir(file);
+  const out = join(dir, `${hash}.mjs`);
+  if (!existsSync(out)) {
+    mkdirSync(dir, { recursive: true });
+    const tmp = `${out}.${process.pid}.tmp`;
+    writeFileSync(tmp, code);
+    renameSync(tmp, out);
+  }
+  return out;
 }
 
 export interface LoadedFlow {
   flowClass: Function;
+  /** The flow's source file (absolute). */
   file: string;
+  /** The module actually imported (the built bundle on Node); workers import it too. */
+  module: string;
   exportName?: string;
 }
 
 const loaded = new Map<string, Promise<LoadedFlow>>();
 
-/** Imports a flow file and picks its flow class (the default export, or `exportName`). */
-export function loadFlow(file: string, exportName?: string, cwd = process.cwd(), flowName?: string): Promise<LoadedFlow> {
-  const abs = isAbsolute(file) ? file : resolve(cwd, file);
-  const key = `${abs}#${exportName ?? ""}#${flowName ?? ""}`;
+/**
+ * Imports a flow file and picks its flow class: `exportName`, else a class named `flowName`,
+ * else the default export, else the only flow exported. `module` skips the build (workers).
+ */
+export function loadFlow(file: string, exportName?: string, options: { cwd?: string; flowName?: string; module?: string } = {}): Promise<LoadedFlow> {
+  const abs = isAbsolute(file) ? file : resolve(options.cwd ?? process.cwd(), file);
+  const key = `${abs}#${exportName ?? ""}#${options.flowName ?? ""}#${options.module ?? ""}`;
   let p = loaded.get(key);
   if (!p) {
-    p = importFlow(abs, file, exportName, flowName);
+    p = importFlow(abs, file, exportName, options.flowName, options.module);
     loaded.set(key, p);
+    p.catch(() => loaded.delete(key));
   }
   return p;
 }
 
-async function importFlow(abs: string, given: string, exportName?: string, flowName?: string): Promise<LoadedFlow> {
-  if (!existsSync(abs) || !statSync(abs).isFile()) {
-    throw new TsflowError("NotFound", `flow file '${given}' does not exist`);
+async function importFlow(abs: string, given: string, exportName?: string, flowName?: string, prebuilt?: string): Promise<LoadedFlow> {
+  let module = prebuilt && existsSync(prebuilt) ? prebuilt : undefined;
+  if (!module) {
+    if (!existsSync(abs) || !statSync(abs).isFile()) throw new TsflowError("NotFound", `flow file '${given}' does not exist`);
+    module = detectRuntime() === "node" && !/\.m?js$/.test(abs) ? await buildFlowModule(abs) : abs;
   }
-  await prepareNode();
+  if (detectRuntime() === "node") process.setSourceMapsEnabled(true);
   let mod: Record<string, unknown>;
   try {
-    mod = await import(pathToFileURL(abs).href);
+    mod = await import(pathToFileURL(module).href);
   } catch (e) {
+    if (e instanceof TsflowError) throw new TsflowError(e.code, `cannot load flow file '${given}': ${e.message}`);
     const err = e as Error;
-    const msg = (err.message ?? String(e)).split("\n").slice(0, 6).join("\n");
-    throw new TsflowError("BadFlow", `cannot load flow file '${given}': ${msg}`);
+    const msg = (err?.message ?? String(e)).split("\n").slice(0, 6).join("\n");
+    throw new TsflowError("BadFlow", `cannot load flow file '${given}': ${err?.name && err.name !== "Error" ? `${err.name}: ` : ""}${msg}`);
   }
+  const found = (flowClass: unknown, name?: string): LoadedFlow => ({ flowClass: flowClass as Function, file: abs, module: module!, exportName: name });
   if (exportName) {
     const cls = mod[exportName];
     if (cls === undefined) throw new TsflowError("BadFlow", `flow file '${given}' has no export named '${exportName}' (exports: ${Object.keys(mod).join(", ") || "none"})`);
     if (!isFlowClass(cls)) throw new TsflowError("BadFlow", `export '${exportName}' of '${given}' is not a class extending FlowSpec`);
-    return { flowClass: cls, file: abs, exportName };
+    return found(cls, exportName);
   }
   if (flowName && (mod.default as Function | undefined)?.name !== flowName) {
-    // A worker looking for the class the orchestrator ran (files with several flows).
     const match = Object.entries(mod).find(([, v]) => isFlowClass(v) && (v as Function).name === flowName);
-    if (match) return { flowClass: match[1] as Function, file: abs, exportName: match[0] };
+    if (match) return found(match[1], match[0]);
   }
   if (mod.default !== undefined) {
     if (!isFlowClass(mod.default)) throw new TsflowError("BadFlow", `the default export of '${given}' is not a class extending FlowSpec from "tsflow"`);
-    return { flowClass: mod.default, file: abs };
+    return found(mod.default);
   }
   const flows = Object.entries(mod).filter(([, v]) => isFlowClass(v));
-  if (flows.length === 1) return { flowClass: flows[0]![1] as Function, file: abs, exportName: flows[0]![0] };
+  if (flows.length === 1) return found(flows[0]![1], flows[0]![0]);
   if (flows.length > 1) {
     throw new TsflowError("BadFlow", `flow file '${given}' exports several flows (${flows.map(([k]) => k).join(", ")}); pick one with --flow Name`);
   }

@@ -8,6 +8,10 @@ import { type CommandDef, defineCommand, renderUsage, runCommand } from "citty";
 import { isTsflowError } from "../core/errors.ts";
 import { VERSION } from "../core/version.ts";
 
+// The CLI bundle is also the library: a flow's `import "tsflow"` resolves to this file, so
+// the flow and the runtime running it share one copy (see cli/load.ts).
+export * from "../mod.ts";
+
 const commands: Record<string, () => Promise<CommandDef<any>>> = {
   run: () => import("./commands/run.ts").then((m) => m.default),
   show: () => import("./commands/show.ts").then((m) => m.default),

@@ -27,7 +27,7 @@ export async function workerMain(): Promise<number> {
     }
     let msg: WorkerMessage;
     try {
-      const [{ flowClass }, store] = await Promise.all([loadFlow(spec.flowFile, spec.exportName, undefined, spec.flowName), openDatastore(spec.datastore)]);
+      const [{ flowClass }, store] = await Promise.all([loadFlow(spec.flowFile, spec.exportName, { flowName: spec.flowName, module: spec.module }), openDatastore(spec.datastore)]);
       const result = await executeTask(spec, { store, host, flowClass });
       msg = { type: "done", result, rss: process.memoryUsage.rss() };
     } catch (e) {
@@ -49,7 +49,7 @@ export async function workerMain(): Promise<number> {
     const cmd = JSON.parse(line) as WorkerCommand;
     if (cmd.type === "load") {
       // Load ahead of the first task; a failure is reported when a task needs the flow.
-      loadFlow(cmd.flowFile, cmd.exportName).catch(() => {});
+      loadFlow(cmd.flowFile, cmd.exportName, { flowName: cmd.flowName, module: cmd.module }).catch(() => {});
     } else if (cmd.type === "task") {
       await runTask(cmd.spec);
     }

@@ -33,6 +33,8 @@ export interface RunOptions {
   /** Module holding the flow, loaded again by workers. */
   flowFile: string;
   exportName?: string;
+  /** The flow built into a plain JS module that local workers import directly. */
+  flowModule?: string;
   store: Datastore;
   host: Host;
   executor: Executor | ExecutorSelector;
@@ -151,6 +153,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
           flowName: flow,
           flowFile: options.flowFile,
           exportName: options.exportName,
+          flowModule: options.flowModule,
           runId,
           datastore: store,
           maxWorkers,
@@ -265,6 +268,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         flowName: flow,
         flowFile: options.flowFile,
         exportName: options.exportName,
+        module: options.flowModule,
         datastore: store.url,
         runId,
         step: task.step,

@@ -122,6 +122,8 @@ export interface TaskSpec {
   flowFile: string;
   /** Named export holding the flow class; `default` when absent. */
   exportName?: string;
+  /** The flow already built into a plain JS module, when the executor can reach it (local workers). */
+  module?: string;
   /** Datastore URL the task reads and writes. */
   datastore: string;
   runId: string;
@@ -216,6 +218,11 @@ export interface Executor {
    */
   prepare?(run: RunContext): Promise<void>;
   run(task: TaskSpec, context: ExecutionContext): Promise<TaskExit>;
+  /**
+   * Called as early as possible (before the flow is even loaded) with the expected
+   * concurrency, so slow start-up work (spawning processes) overlaps with the rest.
+   */
+  warm?(concurrency: number): void;
   /** Stops whatever the executor started. */
   close?(): Promise<void>;
   /** Executors that need the flow's code shipped as a package (containers, batch). */
@@ -227,6 +234,8 @@ export interface RunContext {
   flowName: string;
   flowFile: string;
   exportName?: string;
+  /** The flow built into a plain JS module (see {@link TaskSpec.module}). */
+  flowModule?: string;
   runId: string;
   datastore: Datastore;
   maxWorkers: number;

@@ -44,17 +44,22 @@ export async function prepareRun(rawArgs: string[], extraParams?: Record<string,
   const flags = await applyDefaults(parseRunArgs(rawArgs));
   if (!flags.file) throw new TsflowError("BadOption", "give the flow file to run, e.g. tsflow run flows/pets.ts");
   const host = nodeHost();
-  const [{ flowClass, file, exportName }, store] = await Promise.all([loadFlow(flags.file, flags.flow), openDatastore(flags.datastore)]);
+  const withDecorators = parseWith(flags.with);
+  const defaultExecutor = flags.executor ?? "process";
+  // Start local workers while the flow is being built: they are ready when `start` is.
+  const early = defaultExecutor === "process" ? await executorSet("process", [], {}, { freshWorkers: flags.freshWorkers }) : undefined;
+  early?.all()[0]?.warm?.(flags.maxWorkers ?? host.cpus());
+  const [{ flowClass, file, exportName, module }, store] = await Promise.all([loadFlow(flags.file, flags.flow), openDatastore(flags.datastore)]);
   const info = loadFlowInfo(flowClass, flags.file);
   const parameters = await resolveParameters(info, { ...(extraParams ?? {}), ...flags.params }, host);
-  const withDecorators = parseWith(flags.with);
-  const executors = await executorSet(flags.executor ?? "process", Object.values(info.graph.nodes), withDecorators, { freshWorkers: flags.freshWorkers });
+  const executors = await executorSet(defaultExecutor, Object.values(info.graph.nodes), withDecorators, { freshWorkers: flags.freshWorkers, reuse: early });
   return {
     flags,
     options: {
       flowClass,
       flowFile: file,
       exportName,
+      flowModule: module,
       store,
       host,
       executor: executors.select,

@@ -11,7 +11,7 @@
 export const MARK = "\u001e";
 
 /** Commands from the executor to the worker. */
-export type WorkerCommand = { type: "load"; flowFile: string; exportName?: string } | { type: "task"; spec: import("../../core/types.ts").TaskSpec };
+export type WorkerCommand = { type: "load"; flowFile: string; exportName?: string; flowName?: string; module?: string } | { type: "task"; spec: import("../../core/types.ts").TaskSpec };
 
 /** Control messages from the worker (on stdout). */
 export type WorkerMessage =

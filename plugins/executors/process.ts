@@ -109,11 +109,11 @@ class Worker {
     this.child.stdin!.write(`${JSON.stringify(command)}\n`);
   }
 
-  preload(flowFile: string, exportName?: string) {
-    const key = `${flowFile}#${exportName ?? ""}`;
+  preload(load: Omit<WorkerCommand & { type: "load" }, "type">) {
+    const key = JSON.stringify(load);
     if (this.loaded.has(key)) return;
     this.loaded.add(key);
-    this.send({ type: "load", flowFile, exportName });
+    this.send({ type: "load", ...load });
   }
 
   private maybeFinish() {
@@ -152,17 +152,23 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
       if (i >= 0) idle.splice(i, 1);
     });
     all.add(w);
-    if (context) w.preload(context.flowFile, context.exportName);
+    if (context) w.preload({ flowFile: context.flowFile, exportName: context.exportName, flowName: context.flowName, module: context.flowModule });
     return w;
   };
 
   return {
     name: NAME,
 
+    warm(concurrency) {
+      if (fresh) return;
+      while (all.size < concurrency) idle.push(spawnWorker());
+    },
+
     async prepare(run) {
       context = run;
       fresh = options.fresh ?? run.freshWorkers ?? false;
       if (fresh) return;
+      for (const w of all) w.preload({ flowFile: run.flowFile, exportName: run.exportName, flowName: run.flowName, module: run.flowModule });
       const want = Math.max(1, run.maxWorkers);
       while (all.size < want) idle.push(spawnWorker());
     },
@@ -194,7 +200,7 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
             spec.timeoutSeconds * 1000,
           );
         }
-        w.preload(spec.flowFile, spec.exportName);
+        w.preload({ flowFile: spec.flowFile, exportName: spec.exportName, flowName: spec.flowName, module: spec.module });
         w.send({ type: "task", spec });
       });
     },
