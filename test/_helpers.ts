@@ -1,0 +1,111 @@
+/** Shared helpers of the core and CLI tests: temp datastores, the real CLI, run records. */
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll } from "vitest";
+
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+export const CLI = join(ROOT, "bin", "tsflow.mjs");
+export const fixture = (name: string) => join(ROOT, "test", "fixtures", name);
+
+/** A fresh datastore directory, removed when the file's tests end. */
+export function tempStore(): string {
+  const dir = mkdtempSync(join(tmpdir(), "tsflow-test-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node bin/tsflow.mjs …args` to the end. */
+export function cli(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: "1", ...options.env } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`tsflow ${args.join(" ")} did not end in time\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, options.timeoutMs ?? 30_000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Runs a flow file through the CLI into `datastore`. */
+export const cliRun = (file: string, datastore: string, ...args: string[]) => cli(["run", file, "--datastore", datastore, ...args]);
+
+/** The run.json of the only (or newest) run of `flow` in a datastore directory. */
+export function latestRun(datastore: string, flow: string): Record<string, any> {
+  const dir = join(datastore, "flows", flow, "runs");
+  const runs = readdirSync(dir).sort();
+  return JSON.parse(readFileSync(join(dir, runs.at(-1)!, "run.json"), "utf8"));
+}
+
+/** Every blob file under blobs/ with its size. */
+export function blobFiles(datastore: string): { path: string; size: number }[] {
+  const out: { path: string; size: number }[] = [];
+  const walk = (dir: string) => {
+    if (!existsSync(dir)) return;
+    for (const e of readdirSync(dir)) {
+      const p = join(dir, e);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.push({ path: p, size: statSync(p).size });
+    }
+  };
+  walk(join(datastore, "blobs"));
+  return out;
+}
+
+/** True while a process with this pid exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Pids of the live children of `pid` (Linux /proc, falls back to ps). */
+export function childrenOf(pid: number): number[] {
+  const r = spawnSync("ps", ["-o", "pid=", "--ppid", String(pid)], { encoding: "utf8" });
+  return r.stdout
+    .split("\n")
+    .map((s) => Number(s.trim()))
+    .filter((n) => n > 0);
+}
+
+/** No stack trace lines: errors are one paragraph for users. */
+export const STACK_LINE = /^\s{4}at /m;
+
+/** The artifacts of every successful task of `step`, loaded from the datastore (task id order). */
+export async function stepArtifacts(datastore: string, flow: string, runId: string, step: string): Promise<Record<string, unknown>[]> {
+  const { default: fsDatastore } = await import("../plugins/datastores/fs.ts");
+  const { default: nodeHost } = await import("../plugins/host/node.ts");
+  const { loadArtifact } = await import("../core/artifacts.ts");
+  const store = fsDatastore({ root: datastore });
+  const host = nodeHost();
+  const dir = join(datastore, "flows", flow, "runs", runId, "tasks", step);
+  const ids = readdirSync(dir)
+    .filter((id) => existsSync(join(dir, id, "done.json")))
+    .sort((a, b) => Number(a) - Number(b));
+  const out: Record<string, unknown>[] = [];
+  for (const id of ids) {
+    const done = JSON.parse(readFileSync(join(dir, id, "done.json"), "utf8")) as { artifacts: Record<string, any> };
+    const values: Record<string, unknown> = {};
+    for (const [name, ref] of Object.entries(done.artifacts)) values[name] = await loadArtifact(store, host, ref, name);
+    out.push(values);
+  }
+  return out;
+}
