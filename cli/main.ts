@@ -12,6 +12,10 @@ import { VERSION } from "../core/version.ts";
 // the flow and the runtime running it share one copy (see cli/load.ts).
 export * from "../mod.ts";
 
+// The AWS SDK warns on every Node 20 process that it will want Node 22 from 2027; in a run's
+// output that line would repeat once per worker. README states the Node support instead.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 const commands: Record<string, () => Promise<CommandDef<any>>> = {
   run: () => import("./commands/run.ts").then((m) => m.default),
   show: () => import("./commands/show.ts").then((m) => m.default),

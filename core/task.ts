@@ -147,7 +147,8 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     defineSlot(field, { ref, state: "untouched", readonly: true }, `${spec.runId} (parameter)`);
   }
   for (const key of Object.keys(flow)) {
-    if (isParameterSpec(flow[key]) && !slots.has(key)) delete flow[key];
+    // Check `slots` first: reading a parameter's getter here would load it before its time.
+    if (!slots.has(key) && isParameterSpec(flow[key])) delete flow[key];
   }
 
   const prefetchJobs: Array<() => Promise<void>> = [];

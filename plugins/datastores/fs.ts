@@ -60,7 +60,9 @@ export default function fsDatastore(options: FsOptions): Datastore {
       try {
         return await fsp.readFile(path(key));
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+        // A directory is a prefix, not a key: it reads as missing, like S3.
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "ENOENT" || code === "EISDIR") return null;
         return fail("read", key, e);
       }
     },
@@ -69,7 +71,9 @@ export default function fsDatastore(options: FsOptions): Datastore {
       try {
         return readFileSync(path(key));
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+        // A directory is a prefix, not a key: it reads as missing, like S3.
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "ENOENT" || code === "EISDIR") return null;
         return fail("read", key, e);
       }
     },

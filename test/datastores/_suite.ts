@@ -6,6 +6,9 @@
  * Each test writes under its own key prefix, so the tests share one store and one server.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { blobKey } from "../../core/_layout.ts";
+import { loadArtifact, storeArtifact } from "../../core/artifacts.ts";
+import nodeHost from "../../plugins/host/node.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deletePrefix, listAll, mapLimit, readStream } from "../../core/_datastore.ts";
 import type { Bytes, Datastore } from "../../core/types.ts";
@@ -45,6 +48,7 @@ export const TESTS = {
   largeStream: "a large value written with putStream reads back intact",
   atomic: "a reader polling during a large put sees null or the whole value",
   badKeys: "keys with .., absolute paths or empty segments are rejected",
+  corrupt: "a read of a corrupted or missing artifact blob names the artifact",
 } as const;
 
 const MiB = 1024 * 1024;
@@ -321,11 +325,23 @@ export function datastoreSuite(name: string, make: () => Promise<SuiteStore>, op
     });
 
     // ── Artifacts over this datastore ────────────────────────────────────────────────────
-    // TODO(artifacts): once core/artifacts.ts exports its loader (something like
-    // `loadArtifact(store, host, ref, name)`), write a blob, corrupt one byte of it with
-    // `store().put`, and expect the load to reject with code "CorruptArtifact" and a message
-    // naming the artifact. It belongs here, not in one plugin's test, so every datastore runs it.
-    it.todo("a read of a corrupted blob reports the artifact by name");
+    it(TESTS.corrupt, async () => {
+      const host = nodeHost();
+      const ref = await storeArtifact(store(), host, "model", { weights: new Float64Array([1, 2, 3]), name: "m" });
+      const key = blobKey(ref.hash);
+      const bytes = (await store().get(key))!.slice();
+      bytes[bytes.length - 1] ^= 0xff;
+      await store().put(key, bytes);
+      const err = await loadArtifact(store(), host, ref, "model", "R/train/7").then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; message: string },
+      );
+      expect(err?.code).toBe("CorruptArtifact");
+      expect(err?.message).toMatch(/artifact 'model' of R\/train\/7 is corrupt/);
+      await store().delete(key);
+      const missing = await loadArtifact(store(), host, ref, "model").catch((e: { message: string }) => e.message);
+      expect(missing).toMatch(/artifact 'model' is missing/);
+    });
 
     options.additionalTests?.(store);
   });
