@@ -13,6 +13,7 @@ import processExecutor from "../plugins/executors/process.ts";
 
 const BUILTIN: Record<string, () => Promise<{ default: ExecutorFactory<any> }>> = {
   process: async () => ({ default: processExecutor }),
+  docker: () => import("../plugins/executors/docker.ts"),
 };
 
 /** Registers a built-in executor module (docker, batch) under a name. */

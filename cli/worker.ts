@@ -5,13 +5,22 @@
  */
 import { createInterface } from "node:readline";
 import { executeTask, errorInfo } from "../core/task.ts";
-import type { TaskSpec } from "../core/types.ts";
+import type { Datastore, TaskSpec } from "../core/types.ts";
 import { encodeControl, type WorkerCommand, type WorkerMessage } from "../plugins/executors/_protocol.ts";
 import nodeHost from "../plugins/host/node.ts";
 import { openDatastore } from "./datastores.ts";
 import { loadFlow } from "./load.ts";
 
+/** The module to import for `spec`: its code package (`package:<hash>`, fetched once) or `spec.module`. */
+export async function packageModule(spec: TaskSpec, store: Datastore): Promise<string | undefined> {
+  if (!spec.flowFile.startsWith("package:")) return spec.module;
+  const { fetchPackage } = await import("../plugins/executors/_package.ts");
+  return fetchPackage(store, spec.flowFile.slice("package:".length));
+}
+
 export async function workerMain(): Promise<number> {
+  // One task given in the environment (a batch job): run it, storing its own logs, and exit.
+  if (process.env.TSFLOW_TASK_SPEC || process.env.TSFLOW_TASK_SPEC_KEY) return (await import("./task.ts")).taskMain();
   const nonce = process.env.TSFLOW_WORKER_NONCE ?? "";
   const host = nodeHost();
   // Ctrl-C reaches the whole process group; the orchestrator decides what stops and when.
@@ -27,7 +36,9 @@ export async function workerMain(): Promise<number> {
     }
     let msg: WorkerMessage;
     try {
-      const [{ flowClass }, store] = await Promise.all([loadFlow(spec.flowFile, spec.exportName, { flowName: spec.flowName, module: spec.module }), openDatastore(spec.datastore)]);
+      const store = await openDatastore(spec.datastore);
+      const module = await packageModule(spec, store);
+      const { flowClass } = await loadFlow(spec.flowFile, spec.exportName, { flowName: spec.flowName, module });
       const result = await executeTask(spec, { store, host, flowClass });
       msg = { type: "done", result, rss: process.memoryUsage.rss() };
     } catch (e) {

@@ -1,0 +1,79 @@
+/**
+ * One task run where no orchestrator holds a pipe to it (an AWS Batch job): `tsflow __worker`
+ * with the spec in `TSFLOW_TASK_SPEC` (JSON) or, when too big for a job's environment, in the
+ * datastore at `TSFLOW_TASK_SPEC_KEY` of `TSFLOW_TASK_DATASTORE`.
+ *
+ * The task stores its own output in `<attempt>/stdout|stderr` while it runs (echoing it, so
+ * the job's own log has it too): that is how the orchestrator streams a remote task's logs.
+ * Exit code 0 means the attempt wrote its result (a step error included); anything else is an
+ * infrastructure failure that the executor reports from the job's status.
+ */
+import { attemptKey } from "../core/_layout.ts";
+import { errorInfo, executeTask } from "../core/task.ts";
+import type { Datastore, TaskSpec } from "../core/types.ts";
+import nodeHost from "../plugins/host/node.ts";
+import { openDatastore } from "./datastores.ts";
+import { loadFlow } from "./load.ts";
+import { packageModule } from "./worker.ts";
+
+const FLUSH_MS = Number(process.env.TSFLOW_LOG_FLUSH_MS ?? 1000);
+
+/** Copies everything written to stdout/stderr into the datastore, whole file each time. */
+function captureOutput(store: Datastore, spec: TaskSpec) {
+  const chunks = { stdout: [] as Uint8Array[], stderr: [] as Uint8Array[] };
+  const dirty = { stdout: false, stderr: false };
+  for (const name of ["stdout", "stderr"] as const) {
+    const stream = process[name];
+    const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      chunks[name].push(typeof chunk === "string" ? new TextEncoder().encode(chunk) : new Uint8Array(chunk as Uint8Array));
+      dirty[name] = true;
+      return write(chunk, ...rest);
+    }) as typeof stream.write;
+  }
+  let writing = Promise.resolve();
+  const flush = () => {
+    writing = writing.then(async () => {
+      for (const name of ["stdout", "stderr"] as const) {
+        if (!dirty[name]) continue;
+        dirty[name] = false;
+        await store.put(attemptKey(spec.flowName, spec.runId, spec.step, spec.taskId, spec.attempt, name), chunks[name]).catch(() => (dirty[name] = true));
+      }
+    });
+    return writing;
+  };
+  const timer = setInterval(flush, FLUSH_MS);
+  return async () => {
+    clearInterval(timer);
+    await flush();
+  };
+}
+
+export async function taskMain(): Promise<number> {
+  let spec: TaskSpec;
+  let store: Datastore;
+  if (process.env.TSFLOW_TASK_SPEC) {
+    spec = JSON.parse(process.env.TSFLOW_TASK_SPEC) as TaskSpec;
+    store = await openDatastore(spec.datastore);
+  } else {
+    store = await openDatastore(process.env.TSFLOW_TASK_DATASTORE);
+    const bytes = await store.get(process.env.TSFLOW_TASK_SPEC_KEY!);
+    if (!bytes) throw new Error(`task spec ${process.env.TSFLOW_TASK_SPEC_KEY} is missing from ${store.url}`);
+    spec = JSON.parse(new TextDecoder().decode(bytes)) as TaskSpec;
+  }
+  Object.assign(process.env, spec.env);
+  const stopCapture = captureOutput(store, spec);
+  try {
+    const module = await packageModule(spec, store);
+    const { flowClass } = await loadFlow(spec.flowFile, spec.exportName, { flowName: spec.flowName, module });
+    await executeTask(spec, { store, host: nodeHost(), flowClass });
+    return 0;
+  } catch (e) {
+    const info = errorInfo(e);
+    process.stderr.write(`[tsflow] task ${spec.runId}/${spec.step}/${spec.taskId} could not run: ${info.type}: ${info.message}\n`);
+    return 1;
+  } finally {
+    await stopCapture();
+    await store.close?.();
+  }
+}
