@@ -77,13 +77,24 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** Pids of the live children of `pid` (Linux /proc, falls back to ps). */
-export function childrenOf(pid: number): number[] {
-  const r = spawnSync("ps", ["-o", "pid=", "--ppid", String(pid)], { encoding: "utf8" });
+/** Pids of the live tsflow worker processes started by `pid`. */
+export function workersOf(pid: number): number[] {
+  const r = spawnSync("ps", ["-o", "pid=,args=", "--ppid", String(pid)], { encoding: "utf8" });
   return r.stdout
     .split("\n")
-    .map((s) => Number(s.trim()))
+    .filter((line) => line.includes("__worker"))
+    .map((line) => Number.parseInt(line.trim(), 10))
     .filter((n) => n > 0);
+}
+
+/** Waits until `check` is true, polling; false when `ms` pass first. */
+export async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
 }
 
 /** No stack trace lines: errors are one paragraph for users. */
