@@ -4,6 +4,7 @@
  * like git finds `.git`, warm local workers); `executeRun` from the core takes everything
  * explicitly.
  */
+import { existsSync } from "node:fs";
 import { openDatastore } from "./cli/datastores.ts";
 import { buildFlowModule } from "./cli/load.ts";
 import { TsflowError } from "./core/errors.ts";
@@ -78,9 +79,12 @@ function definingFile(flowClass: Function): string | undefined {
   for (const line of first?.definedAt?.split("\n").slice(1) ?? []) {
     const m = /(?:\(|at |@)((?:file:\/\/)?\/[^():]+\.(?:[cm]?[jt]s|tsx)):\d+/.exec(line);
     if (!m) continue;
-    const path = m[1]!.replace(/^file:\/\//, "");
+    const path = decodeURIComponent(m[1]!.replace(/^file:\/\//, ""));
     if (/\/(core|dist)\/[^/]+\.(ts|mjs)$/.test(path) && /tsflow|\/core\//.test(path)) continue;
-    return decodeURIComponent(path);
+    // Legacy decorators run through a helper (tslib's __decorate, oxc's or a bundler's runtime
+    // helper, sometimes a virtual module): that frame is not the flow's file.
+    if (path.includes("/node_modules/") || /[\0\s]@|decorate\.[cm]?js$/.test(path) || !existsSync(path)) continue;
+    return path;
   }
   return undefined;
 }
