@@ -1,0 +1,69 @@
+/** Artifacts through real runs: values JSON would lose, dedupe by content, unserializable values. */
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { blobFiles, cliRun, fixture, latestRun, stepArtifacts, tempStore } from "../_helpers.ts";
+
+const MB = 1024 * 1024;
+
+describe("artifacts", () => {
+  it("round-trip Date, Map, Set, BigInt, typed arrays, cyclic objects and empty buffers between tasks", async () => {
+    const ds = tempStore();
+    const res = await cliRun(fixture("values.ts"), ds);
+    expect(res.code, res.stderr).toBe(0);
+    const run = latestRun(ds, "ValuesFlow");
+    // `check` ran in a worker process and verified every value it received.
+    const [check] = await stepArtifacts(ds, "ValuesFlow", run.runId, "check");
+    expect(check!.report).toEqual(["date", "map", "set", "bigint", "floats", "ints", "empty", "emptyBuffer", "cyclic"].map((k) => `${k}:ok`));
+    // And the end step's copies (passed by reference) read back intact here.
+    const [end] = await stepArtifacts(ds, "ValuesFlow", run.runId, "end");
+    expect(end!.date).toEqual(new Date("2024-02-29T12:34:56.789Z"));
+    expect(end!.map).toEqual(new Map<string, unknown>([["a", 1], ["nested", new Map([[1, "one"]])]]));
+    expect(end!.set).toEqual(new Set<unknown>([1, "two", 3n]));
+    expect(end!.big).toBe(2n ** 100n + 1n);
+    expect(end!.ints).toEqual(new Int32Array([-1, 2 ** 31 - 1, 7]));
+    expect(end!.empty).toEqual(new Uint8Array(0));
+    expect((end!.emptyBuffer as ArrayBuffer).byteLength).toBe(0);
+    const c = end!.cyclic as Record<string, any>;
+    expect(c.self).toBe(c);
+    expect(c.kids[0].parent).toBe(c);
+    // Unchanged artifacts are passed by reference: end's refs are check's refs.
+    const tasks = join(ds, "flows", "ValuesFlow", "runs", run.runId, "tasks");
+    const refs = (step: string) => {
+      const [id] = readdirSync(join(tasks, step));
+      return JSON.parse(readFileSync(join(tasks, step, id!, "done.json"), "utf8")).artifacts;
+    };
+    expect(refs("end").cyclic).toEqual(refs("start").cyclic);
+  });
+
+  it("stores the same 50 MB value written by two tasks once", async () => {
+    const ds = tempStore();
+    const res = await cliRun(fixture("dedupe.ts"), ds);
+    expect(res.code, res.stderr).toBe(0);
+    const blobs = blobFiles(ds);
+    const big = blobs.filter((b) => b.size >= 50 * MB);
+    expect(big).toHaveLength(1);
+    const total = blobs.reduce((s, b) => s + b.size, 0);
+    expect(total).toBeLessThan(51 * MB);
+    const [join_] = await stepArtifacts(ds, "DedupeFlow", latestRun(ds, "DedupeFlow").runId, "join");
+    expect(join_!.sizes).toEqual([50 * MB, 50 * MB]);
+  });
+
+  it("an artifact holding a function fails the task naming the artifact and the path, and damages nothing", async () => {
+    const ds = tempStore();
+    const res = await cliRun(fixture("function-artifact.ts"), ds);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/artifact 'model' cannot be serialized: model\.layers\[1\]\.activate is a function/);
+    const run = latestRun(ds, "FunctionArtifactFlow");
+    expect(run.status).toBe("failed");
+    expect(run.error.pathspec).toMatch(/\/bad\//);
+    const tasks = join(ds, "flows", "FunctionArtifactFlow", "runs", run.runId, "tasks");
+    const [badId] = readdirSync(join(tasks, "bad"));
+    expect(existsSync(join(tasks, "bad", badId!, "done.json"))).toBe(false);
+    // What start persisted still reads back (hash-verified), and every blob matches its name.
+    const [start] = await stepArtifacts(ds, "FunctionArtifactFlow", run.runId, "start");
+    expect(start!.good).toEqual([1, 2, 3]);
+    for (const b of blobFiles(ds)) expect(createHash("sha256").update(readFileSync(b.path)).digest("hex")).toBe(basename(b.path));
+  });
+});
