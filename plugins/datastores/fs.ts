@@ -3,7 +3,7 @@
  * `.git`). Writes go to a temporary file that is renamed into place, so a crash never leaves
  * a half-written key behind.
  */
-import { createReadStream, readFileSync } from "node:fs";
+import { accessSync, constants, createReadStream, existsSync, readFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { checkKey } from "../../core/_datastore.ts";
@@ -26,6 +26,8 @@ export default function fsDatastore(options: FsOptions): Datastore {
   const fail = (action: string, key: string, e: unknown): never => {
     if (e instanceof TsflowError) throw e;
     const err = e as NodeJS.ErrnoException;
+    // Node's recursive mkdir reports ENOENT instead of EROFS/EACCES: ask the nearest existing directory.
+    if (err.code === "ENOENT" && action === "write") err.code = unwritable(root) ?? err.code;
     const why = err.code === "ENOSPC" ? "the disk is full" : err.code === "EROFS" || err.code === "EACCES" ? "the datastore is not writable" : err.message;
     throw new TsflowError("Datastore", `[fs] cannot ${action} '${key}' in ${root}: ${why}`);
   };
@@ -182,6 +184,18 @@ export default function fsDatastore(options: FsOptions): Datastore {
       }
     },
   };
+}
+
+/** EROFS or EACCES when the nearest existing ancestor of `dir` cannot be written to. */
+function unwritable(dir: string): string | undefined {
+  let d = dir;
+  while (!existsSync(d) && dirname(d) !== d) d = dirname(d);
+  try {
+    accessSync(d, constants.W_OK);
+    return undefined;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code;
+  }
 }
 
 /** A key exists when a file holds it; a directory is only a prefix. */
