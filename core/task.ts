@@ -253,7 +253,9 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   const names = Object.keys(flow).filter((n) => !n.startsWith("_"));
   await mapLimit(names, 4, async (name) => {
     const slot = slots.get(name);
-    if (slot && slot.state === "untouched") {
+    // Parameters belong to the run: a step that read one (even one it mutated in place) passes
+    // on the run's value, which is what every other step sees, without re-hashing it.
+    if (slot && (slot.state === "untouched" || slot.readonly)) {
       artifacts[name] = slot.ref!;
       return;
     }
