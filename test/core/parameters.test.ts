@@ -1,5 +1,5 @@
 /** Parameters: every type, choices, required, bad values, IncludeFile as text and bytes. */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runFlow } from "tsflow";
 import { describe, expect, it } from "vitest";
@@ -38,6 +38,12 @@ describe("parameters", () => {
     // Parameters are read-only artifacts of every step.
     const end = await seen(r.runId, "end");
     expect(end).toMatchObject({ endCount: 42.5, assignThrew: true });
+    // A parameter mutated in place is still passed on as the run's value, not re-stored.
+    const runDir = join(ds, "flows", "ParamsFlow", "runs", r.runId);
+    const runRefs = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8")).parameters;
+    const [endId] = readdirSync(join(runDir, "tasks", "end"));
+    const endRefs = JSON.parse(readFileSync(join(runDir, "tasks", "end", endId!, "done.json"), "utf8")).artifacts;
+    expect(endRefs.config).toEqual(runRefs.config);
   });
 
   it.each([
