@@ -4,6 +4,7 @@
  * otherwise (CI logs, pipes).
  */
 import { colors } from "consola/utils";
+import type { ErrorCode } from "../core/errors.ts";
 import type { RunReporter } from "../core/runtime.ts";
 
 interface StepCount {
@@ -111,7 +112,9 @@ export function terminalReporter(out: NodeJS.WriteStream = process.stdout, optio
       const err = task.error;
       const head = `${c(colors.red, "✖")} ${err?.type ?? "Error"}: ${err?.message ?? "failed"}`;
       const tail = task.willRetry ? c(colors.yellow, ` (attempt ${task.attempt + 1} failed; retrying)`) : "";
-      const stack = err?.stack && err.type !== "Timeout" && err.type !== "WorkerCrashed" && err.type !== "Cancelled" ? userFrames(err.stack) : [];
+      // tsflow's own errors say everything in their message; a user's exception gets the
+      // frames of the user's code.
+      const stack = err?.stack && !TSFLOW_CODES.has(err.type) ? userFrames(err.stack) : [];
       write(`${c(colors.dim, `[${task.pathspec}]`)} ${head}${tail}\n${stack.map((l) => `${c(colors.dim, `[${task.pathspec}]`)}   ${l}\n`).join("")}`);
     },
     message(text) {
@@ -124,12 +127,17 @@ export function terminalReporter(out: NodeJS.WriteStream = process.stdout, optio
   };
 }
 
+const TSFLOW_CODES = new Set<string>([
+  "BadKey", "BadFlow", "BadGraph", "BadParameter", "BadOption", "BadTransition", "CorruptArtifact", "CorruptMetadata",
+  "Datastore", "Executor", "NotFound", "RunFailed", "Serialize", "Timeout", "WorkerCrashed", "Cancelled",
+] satisfies ErrorCode[]);
+
 /** The frames of a stack that are the user's code, not tsflow's machinery. */
 function userFrames(stack: string): string[] {
   return stack
     .split("\n")
     .slice(1)
     .map((l) => l.trim())
-    .filter((l) => l.startsWith("at ") && !/tsflow\/(core|cli|plugins|dist)\/|node:internal|\/tsx\//.test(l) && !/\/(core|cli|plugins)\/[a-z_]+\.ts/.test(l))
+    .filter((l) => l.startsWith("at ") && !/node:internal|\/tsx\/|\/dist\/(tsflow|index)\.mjs|\/(core|cli|plugins)\/[a-z_/]+\.ts/.test(l))
     .slice(0, 5);
 }
