@@ -1,5 +1,14 @@
-// Builds the single-file CLI (dist/tsflow.mjs) and the library entry (dist/index.mjs).
-// Dependencies stay external: npm installs them, and tsx must load its own hook files.
+// Builds what the package publishes:
+//   dist/tsflow.mjs   the single-file CLI, which is also the library (a flow's `import "tsflow"`
+//                     is pointed at it, so the flow and the runtime share one copy)
+//   dist/index.mjs    the library entry (package.json `exports`)
+//   dist/types/       declarations for the library (package.json `exports` "types")
+// Dependencies stay external: npm installs them, tsx must load its own hook files, and the
+// heavy ones (AWS SDK, docker client, viewer) are imported lazily by the code that needs them.
+// `node build.mjs --no-types` skips the declarations (a few seconds) for a quick rebuild.
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { build } from "esbuild";
 
 const t0 = Date.now();
@@ -17,4 +26,28 @@ await Promise.all([
   build({ ...common, entryPoints: { tsflow: "cli/main.ts" }, outdir: "dist" }),
   build({ ...common, entryPoints: { index: "mod.ts" }, outdir: "dist" }),
 ]);
+
+if (!process.argv.includes("--no-types")) {
+  // TypeScript 7 has no JS API (so no dts bundler); its compiler emits one .d.ts per module.
+  // Files named on the command line make tsc ignore tsconfig.json, so the options are here.
+  rmSync("dist/types", { recursive: true, force: true });
+  const tsc = join("node_modules", ".bin", process.platform === "win32" ? "tsc.cmd" : "tsc");
+  const options = "--declaration --emitDeclarationOnly --outDir dist/types --target ES2022 --module nodenext --moduleResolution nodenext --types node --strict --allowImportingTsExtensions --verbatimModuleSyntax --skipLibCheck --lib ES2023,DOM,DOM.Iterable";
+  execFileSync(tsc, ["mod.ts", "--ignoreConfig", ...options.split(" ")], { stdio: "inherit" });
+  // Declarations keep the sources' `.ts` specifiers; a user's tsc resolves `./x.js` to
+  // `./x.d.ts` under every moduleResolution, so point them there.
+  for (const file of walk("dist/types")) {
+    const src = readFileSync(file, "utf8");
+    const out = src.replace(/(from\s+|import\()(["'])(\.{1,2}\/[^"']+)\.ts\2/g, "$1$2$3.js$2");
+    if (out !== src) writeFileSync(file, out);
+  }
+}
 console.log(`built dist/ in ${Date.now() - t0} ms`);
+
+function* walk(dir) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) yield* walk(p);
+    else if (p.endsWith(".d.ts")) yield p;
+  }
+}
