@@ -171,7 +171,8 @@ export function parseWith(specs: string[]): Record<string, Record<string, unknow
     const colon = spec.indexOf(":");
     const name = colon === -1 ? spec : spec.slice(0, colon);
     const alias = name === "catchError" ? "catch" : name;
-    const normalize = DECORATORS[alias];
+    // Own keys only: `--with __proto__` or `--with constructor` must not find Object.prototype members.
+    const normalize = Object.hasOwn(DECORATORS, alias) ? DECORATORS[alias] : undefined;
     if (!normalize) {
       throw new TsflowError("BadOption", `unknown decorator '${name}' in --with ${spec} (known: ${Object.keys(DECORATORS).join(", ")})`);
     }
