@@ -409,9 +409,22 @@ function displayValues(info: FlowInfo, values: Record<string, unknown>): Record<
   for (const spec of Object.values(info.parameters)) {
     const v = values[spec.name];
     if (spec.kind === "file") out[spec.name] = typeof v === "string" ? `<${v.length} characters>` : `<${(v as Uint8Array | undefined)?.byteLength ?? 0} bytes>`;
-    else out[spec.name] = v === undefined ? null : v;
+    else out[spec.name] = v === undefined ? null : displayable(v);
   }
   return out;
+}
+
+/**
+ * A value as run.json can hold it: a JSON parameter nested too deeply for JSON.stringify would
+ * otherwise fail the run before it starts (the artifact itself stores fine).
+ */
+function displayable(v: unknown): unknown {
+  try {
+    JSON.stringify(v);
+    return v;
+  } catch (e) {
+    return `<not displayable: ${(e as Error).message}>`;
+  }
 }
 
 /** A compact graph for `run.json`: the viewer and client draw it without loading the code. */
