@@ -20,6 +20,7 @@ const commands: Record<string, () => Promise<CommandDef<any>>> = {
   run: () => import("./commands/run.ts").then((m) => m.default),
   show: () => import("./commands/show.ts").then((m) => m.default),
   check: () => import("./commands/check.ts").then((m) => m.default),
+  view: () => import("./commands/view.ts").then((m) => m.default),
 };
 
 /** Adds a command (later features register theirs here). */

@@ -1,0 +1,153 @@
+/**
+ * `tsflow view` as a Hono app over a Datastore and a Host: web standards only, so it runs on
+ * Node (cli/commands/view.ts), Bun or Deno, and tests drive it with `app.request()`.
+ *
+ * Safe by construction: only GET and HEAD are answered; every path segment is checked against
+ * a strict pattern (and `checkKey`) before it reaches a key; all user content is escaped; a
+ * Content-Security-Policy forbids inline script and every origin but our own.
+ */
+import { Hono } from "hono";
+import { readStream } from "../core/_datastore.ts";
+import { loadArtifact } from "../core/artifacts.ts";
+import { blobKey } from "../core/_layout.ts";
+import type { ArtifactRef, Datastore, Host } from "../core/types.ts";
+import { CSS, JS } from "./assets.ts";
+import { fingerprint, validArtifact, validName } from "./data.ts";
+import { type Links, qs } from "./html.ts";
+import { flowsPage, runPage, runsPage, taskArtifacts, taskPage } from "./pages.ts";
+import { bytesOf, imageType, PREVIEW_MAX, toJsonable } from "./preview.ts";
+
+export interface ViewerOptions {
+  store: Datastore;
+  host: Host;
+}
+
+export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+const e = encodeURIComponent;
+export const serverLinks: Links = {
+  home: () => "/",
+  runs: (q) => `/runs${qs(q)}`,
+  run: (f, r, q) => `/runs/${e(f)}/${e(r)}${qs(q)}`,
+  task: (f, r, s, t, a) => `/runs/${e(f)}/${e(r)}/${e(s)}/${e(t)}${a === undefined ? "" : `?attempt=${a}`}`,
+  artifact: (f, r, s, t, name, _ref, format) => `/artifacts/${e(f)}/${e(r)}/${e(s)}/${e(t)}/${e(name)}?format=${format}`,
+  asset: (name) => `/assets/${name}`,
+  live: (f, r, s, t) => (s && t ? `/api/live/${e(f)}/${e(r)}/${e(s)}/${e(t)}` : `/api/live/${e(f)}/${e(r)}`),
+};
+
+const NAMES = ["flow", "run", "step", "task"] as const;
+
+export function createViewerApp({ store, host }: ViewerOptions): Hono {
+  const app = new Hono();
+
+  app.use("*", async (c, next) => {
+    if (c.req.method !== "GET" && c.req.method !== "HEAD") return c.text("the viewer is read-only", 405, { Allow: "GET, HEAD" });
+    await next();
+    c.header("Content-Security-Policy", CSP);
+    c.header("X-Content-Type-Options", "nosniff");
+    c.header("Referrer-Policy", "no-referrer");
+    c.header("X-Frame-Options", "DENY");
+  });
+
+  // Every named segment is validated once, before any handler touches the datastore.
+  const checked = (handler: (c: any, p: Record<(typeof NAMES)[number] | "name", string>) => Promise<Response> | Response) => (c: any) => {
+    const p = c.req.param() as Record<string, string>;
+    for (const n of NAMES) if (n in p && !validName(p[n])) return c.text(`invalid ${n} name`, 400);
+    if ("name" in p && !validArtifact(p.name)) return c.text("invalid artifact name", 400);
+    return handler(c, p as Record<(typeof NAMES)[number] | "name", string>);
+  };
+  const optName = (v: string | undefined) => (v === undefined || v === "" ? undefined : validName(v) ? v : null);
+  const attemptOf = (v: string | undefined) => (v === undefined || v === "" ? undefined : /^\d{1,4}$/.test(v) ? Number(v) : null);
+
+  app.get("/assets/app.css", (c) => c.body(CSS, 200, { "Content-Type": "text/css; charset=utf-8", "Cache-Control": "max-age=300" }));
+  app.get("/assets/app.js", (c) => c.body(JS, 200, { "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "max-age=300" }));
+
+  app.get("/", async (c) => c.html(await flowsPage(store, serverLinks)));
+
+  app.get("/runs", async (c) => {
+    const flow = optName(c.req.query("flow"));
+    const status = c.req.query("status") || undefined;
+    if (flow === null || (status && !["running", "succeeded", "failed", "abandoned"].includes(status))) return c.text("invalid filter", 400);
+    const page = Number(c.req.query("page") ?? 1);
+    return c.html(await runsPage(store, serverLinks, { flow, status, tag: c.req.query("tag") || undefined, page: Number.isInteger(page) && page > 0 ? page : 1 }));
+  });
+
+  app.get(
+    "/runs/:flow/:run",
+    checked(async (c, p) => {
+      const step = optName(c.req.query("step"));
+      const tp = Number(c.req.query("tp") ?? 1);
+      if (step === null) return c.text("invalid step name", 400);
+      const html = await runPage(store, serverLinks, p.flow, p.run, { step, taskPage: Number.isInteger(tp) && tp > 0 ? tp : 1, live: true });
+      return html ? c.html(html) : c.text("no such run", 404);
+    }),
+  );
+
+  app.get(
+    "/runs/:flow/:run/:step/:task",
+    checked(async (c, p) => {
+      const attempt = attemptOf(c.req.query("attempt"));
+      if (attempt === null) return c.text("invalid attempt", 400);
+      const html = await taskPage(store, host, serverLinks, p.flow, p.run, p.step, p.task, attempt, true);
+      return html ? c.html(html) : c.text("no such task", 404);
+    }),
+  );
+
+  app.get(
+    "/artifacts/:flow/:run/:step/:task/:name",
+    checked(async (c, p) => {
+      const attempt = attemptOf(c.req.query("attempt"));
+      if (attempt === null) return c.text("invalid attempt", 400);
+      const ref = (await taskArtifacts(store, p.flow, p.run, p.step, p.task, attempt))[p.name];
+      if (!ref) return c.text("no such artifact", 404);
+      return artifactResponse(store, host, ref, p.name, c.req.query("format") ?? "raw");
+    }),
+  );
+
+  app.get(
+    "/api/live/:flow/:run",
+    checked(async (c, p) => c.json(await fingerprint(store, p.flow, p.run), 200, { "Cache-Control": "no-store" })),
+  );
+  app.get(
+    "/api/live/:flow/:run/:step/:task",
+    checked(async (c, p) => c.json(await fingerprint(store, p.flow, p.run, p.step, p.task), 200, { "Cache-Control": "no-store" })),
+  );
+
+  app.notFound((c) => c.text("not found", 404));
+  app.onError((err, c) => c.text(`the viewer could not read this page: ${err.message}`, 500));
+  return app;
+}
+
+/**
+ * An artifact as a download: `raw` streams the serialized blob (any size, never loaded whole);
+ * `json`, `bytes` and `image` decode it, so they are limited to previewable sizes.
+ */
+export async function artifactResponse(store: Datastore, host: Host, ref: ArtifactRef, name: string, format: string): Promise<Response> {
+  const disposition = (ext: string) => ({ "Content-Disposition": `attachment; filename="${name}.${ext}"` });
+  if (format === "raw") {
+    const stream = await readStream(store, blobKey(ref.hash));
+    if (!stream) return new Response("the artifact's blob is missing", { status: 404 });
+    const iter = stream[Symbol.asyncIterator]();
+    const body = new ReadableStream<Uint8Array>({
+      async pull(ctrl) {
+        const { value, done } = await iter.next();
+        if (done) ctrl.close();
+        else ctrl.enqueue(value);
+      },
+      cancel: () => void iter.return?.(),
+    });
+    return new Response(body, { headers: { "Content-Type": "application/octet-stream", "Content-Length": String(ref.size), ...disposition("tsf") } });
+  }
+  if (!["json", "bytes", "image"].includes(format)) return new Response("unknown format (raw, json, bytes, image)", { status: 400 });
+  if (ref.size > PREVIEW_MAX * 64) return new Response(`artifact '${name}' is too large to convert (${ref.size} bytes): download format=raw`, { status: 413 });
+  const value = await loadArtifact(store, host, ref, name);
+  const bytes = bytesOf(value);
+  if (format === "json") return new Response(JSON.stringify(toJsonable(value), null, 2), { headers: { "Content-Type": "application/json; charset=utf-8", ...disposition("json") } });
+  if (!bytes) return new Response(`artifact '${name}' is not binary`, { status: 400 });
+  const img = imageType(bytes);
+  if (format === "image") {
+    if (!img) return new Response(`artifact '${name}' is not a PNG or JPEG image`, { status: 400 });
+    return new Response(bytes.slice(), { headers: { "Content-Type": img } });
+  }
+  return new Response(bytes.slice(), { headers: { "Content-Type": "application/octet-stream", ...disposition("bin") } });
+}

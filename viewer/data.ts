@@ -1,0 +1,235 @@
+/**
+ * The viewer's read layer: runs, tasks, attempts and logs, read straight from the datastore
+ * layout (core/_layout.ts). Read-only by construction: it only calls `get`, `list`, `listAll`
+ * and `size`. Every name reaching a key was validated by the caller ({@link validName}).
+ */
+import { checkKey, getJson, listAll, mapLimit } from "../core/_datastore.ts";
+import { attemptKey, doneKey, runKey, runsPrefix, stepsPrefix, taskKey } from "../core/_layout.ts";
+import { type EffectiveStatus, effectiveStatus, readHeartbeat } from "../core/_status.ts";
+import type { DoneRecord } from "../core/task.ts";
+import type { ArtifactRef, Datastore, ForeachFrame, TaskError, TaskResult } from "../core/types.ts";
+
+const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:@=+-]{0,199}$/;
+
+/** A flow, run, step or task name as it may appear in a URL; `checkKey` is the second fence. */
+export function validName(s: string | undefined): s is string {
+  if (typeof s !== "string" || !NAME.test(s) || s.includes("..")) return false;
+  try {
+    checkKey(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** An artifact name: a JS identifier. */
+export const validArtifact = (s: string | undefined): s is string => typeof s === "string" && /^[A-Za-z_$][\w$]{0,199}$/.test(s);
+
+export interface StepSummary {
+  type: string;
+  next: string[];
+  foreach?: string;
+  condition?: string;
+  cases?: Record<string, string>;
+  isJoin?: boolean;
+  decorators?: string[];
+}
+
+/** `run.json`, as the runtime writes it (fields the viewer reads). */
+export interface RunDoc {
+  flow: string;
+  runId: string;
+  status: string;
+  createdAt: number;
+  finishedAt?: number;
+  user?: string;
+  tags?: string[];
+  systemTags?: string[];
+  parameters?: Record<string, ArtifactRef>;
+  parameterValues?: Record<string, unknown>;
+  graph?: { order: string[]; steps: Record<string, StepSummary> };
+  error?: TaskError & { pathspec?: string };
+  originRunId?: string;
+}
+
+export interface RunInfo extends RunDoc {
+  /** {@link effectiveStatus}: `abandoned` when the orchestrator died. */
+  state: EffectiveStatus;
+}
+
+export type TaskState = "pending" | "running" | "succeeded" | "failed";
+
+export interface AttemptInfo {
+  attempt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  ok?: boolean;
+  hasStdout: boolean;
+  hasStderr: boolean;
+}
+
+export interface TaskRow {
+  step: string;
+  task: string;
+  state: TaskState;
+  attempts: AttemptInfo[];
+  done?: DoneRecord;
+}
+
+export async function listFlows(store: Datastore): Promise<string[]> {
+  const entries = await store.list("flows/");
+  return entries.filter((e) => e.endsWith("/")).map((e) => e.slice(0, -1)).filter(validName);
+}
+
+/** Run ids of a flow, newest first (ids start with their creation time in ms). */
+export async function listRunIds(store: Datastore, flow: string): Promise<string[]> {
+  const entries = await store.list(runsPrefix(flow));
+  return entries.filter((e) => e.endsWith("/")).map((e) => e.slice(0, -1)).filter(validName).sort(newestFirst);
+}
+
+export const newestFirst = (a: string, b: string) => (a.length !== b.length ? b.length - a.length : a < b ? 1 : a > b ? -1 : 0);
+
+export async function getRun(store: Datastore, flow: string, runId: string, now = Date.now()): Promise<RunInfo | null> {
+  const doc = await getJson<RunDoc>(store, runKey(flow, runId));
+  if (!doc) return null;
+  const hb = doc.status === "running" ? await readHeartbeat(store, flow, runId) : undefined;
+  return { ...doc, flow, runId, state: effectiveStatus(doc, hb, now) };
+}
+
+/** Many runs at once, bounded concurrency; missing or damaged ones are skipped. */
+export async function getRuns(store: Datastore, refs: { flow: string; runId: string }[]): Promise<RunInfo[]> {
+  const now = Date.now();
+  const runs = await mapLimit(refs, 64, (r) => getRun(store, r.flow, r.runId, now).catch(() => null));
+  return runs.filter((r): r is RunInfo => r !== null);
+}
+
+/**
+ * Every task of a run with its state and attempts, from one recursive listing plus the
+ * `done.json` of finished tasks and the `start.json`/`result.json` of the others. A 10,000-task
+ * foreach is one listing and 10,000 small reads.
+ */
+export async function getTasks(store: Datastore, flow: string, runId: string, runState: EffectiveStatus): Promise<TaskRow[]> {
+  const prefix = stepsPrefix(flow, runId);
+  const keys = await listAll(store, prefix);
+  const tasks = new Map<string, TaskRow & { files: Set<string> }>();
+  for (const key of keys) {
+    const parts = key.slice(prefix.length).split("/");
+    if (parts.length < 3) continue;
+    const [step, task] = parts as [string, string];
+    const id = `${step}/${task}`;
+    let row = tasks.get(id);
+    if (!row) {
+      row = { step, task, state: "pending", attempts: [], files: new Set() };
+      tasks.set(id, row);
+    }
+    row.files.add(parts.slice(2).join("/"));
+  }
+  const rows = [...tasks.values()];
+  await mapLimit(rows, 64, async (row) => {
+    const attempts = new Set<number>();
+    for (const f of row.files) {
+      const m = /^(\d+)\//.exec(f);
+      if (m) attempts.add(Number(m[1]));
+    }
+    const nums = [...attempts].sort((a, b) => a - b);
+    if (row.files.has("done.json")) row.done = (await getJson<DoneRecord>(store, doneKey(flow, runId, row.step, row.task)).catch(() => null)) ?? undefined;
+    row.attempts = await Promise.all(
+      nums.map(async (n): Promise<AttemptInfo> => {
+        const info: AttemptInfo = { attempt: n, hasStdout: row.files.has(`${n}/stdout`), hasStderr: row.files.has(`${n}/stderr`) };
+        if (row.done && row.done.attempt === n && !row.done.clonedFrom) {
+          return { ...info, startedAt: row.done.startedAt, finishedAt: row.done.finishedAt, ok: true };
+        }
+        const start = row.files.has(`${n}/start.json`) ? await getJson<{ startedAt: number }>(store, attemptKey(flow, runId, row.step, row.task, n, "start.json")).catch(() => null) : null;
+        const result = row.files.has(`${n}/result.json`) ? await getJson<TaskResult>(store, attemptKey(flow, runId, row.step, row.task, n, "result.json")).catch(() => null) : null;
+        return { ...info, startedAt: result?.startedAt ?? start?.startedAt, finishedAt: result?.finishedAt, ok: result ? result.ok : undefined };
+      }),
+    );
+    if (row.done) row.state = "succeeded";
+    else if (runState === "running") row.state = row.attempts.length > 0 ? "running" : "pending";
+    else row.state = "failed";
+  });
+  for (const row of rows) (row as { files?: unknown }).files = undefined;
+  return rows.sort((a, b) => Number(a.task) - Number(b.task) || (a.task < b.task ? -1 : a.task > b.task ? 1 : 0));
+}
+
+export interface TaskDoc {
+  step: string;
+  taskId: string;
+  parents: string[];
+  foreach: ForeachFrame[];
+  createdAt: number;
+}
+
+export interface TaskDetail {
+  doc: TaskDoc | null;
+  done: DoneRecord | null;
+  attempts: (AttemptInfo & { mode?: string; executor?: string; error?: TaskError; artifacts?: Record<string, ArtifactRef> })[];
+}
+
+export async function getTask(store: Datastore, flow: string, runId: string, step: string, task: string): Promise<TaskDetail | null> {
+  const keys = await store.list(`${stepsPrefix(flow, runId)}${step}/${task}/`);
+  if (keys.length === 0) return null;
+  const [doc, done] = await Promise.all([getJson<TaskDoc>(store, taskKey(flow, runId, step, task)), keys.includes("done.json") ? getJson<DoneRecord>(store, doneKey(flow, runId, step, task)) : null]);
+  const nums = keys
+    .filter((k) => /^\d+\/$/.test(k))
+    .map((k) => Number(k.slice(0, -1)))
+    .sort((a, b) => a - b);
+  const attempts = await Promise.all(
+    nums.map(async (n) => {
+      const files = await store.list(`${stepsPrefix(flow, runId)}${step}/${task}/${n}/`);
+      const [start, result] = await Promise.all([
+        files.includes("start.json") ? getJson<{ startedAt: number; mode?: string; executor?: string }>(store, attemptKey(flow, runId, step, task, n, "start.json")) : null,
+        files.includes("result.json") ? getJson<TaskResult>(store, attemptKey(flow, runId, step, task, n, "result.json")) : null,
+      ]);
+      return {
+        attempt: n,
+        startedAt: result?.startedAt ?? start?.startedAt,
+        finishedAt: result?.finishedAt,
+        ok: result ? result.ok : undefined,
+        mode: start?.mode,
+        executor: start?.executor,
+        error: result?.error,
+        artifacts: result?.artifacts,
+        hasStdout: files.includes("stdout"),
+        hasStderr: files.includes("stderr"),
+      };
+    }),
+  );
+  return { doc, done, attempts };
+}
+
+/** The last `max` bytes of a log, and its full size. */
+export async function getLog(store: Datastore, flow: string, runId: string, step: string, task: string, attempt: number, stream: "stdout" | "stderr", max = 256 * 1024): Promise<{ text: string; size: number; truncated: boolean } | null> {
+  const bytes = await store.get(attemptKey(flow, runId, step, task, attempt, stream));
+  if (!bytes) return null;
+  const truncated = bytes.length > max;
+  const slice = truncated ? bytes.subarray(bytes.length - max) : bytes;
+  return { text: new TextDecoder().decode(slice), size: bytes.length, truncated };
+}
+
+/**
+ * A cheap fingerprint of what a live page shows: the run's status and the number and sizes of
+ * its task files. The browser polls it and refreshes the page only when it changes.
+ */
+export async function fingerprint(store: Datastore, flow: string, runId: string, step?: string, task?: string): Promise<{ sig: string; live: boolean }> {
+  const run = await getRun(store, flow, runId);
+  if (!run) return { sig: "missing", live: false };
+  let sig = `${run.state}`;
+  if (step && task) {
+    const detail = await getTask(store, flow, runId, step, task);
+    for (const a of detail?.attempts ?? []) {
+      const sizes = await Promise.all((["stdout", "stderr"] as const).map((s) => sizeOf(store, attemptKey(flow, runId, step, task, a.attempt, s))));
+      sig += `|${a.attempt}:${a.ok}:${sizes.join(",")}`;
+    }
+    sig += `|${detail?.done ? "done" : ""}`;
+  } else {
+    const keys = await listAll(store, stepsPrefix(flow, runId));
+    sig += `|${keys.length}`;
+  }
+  return { sig, live: run.state === "running" };
+}
+
+async function sizeOf(store: Datastore, key: string): Promise<number | null> {
+  if (store.size) return store.size(key);
+  return (await store.get(key))?.length ?? null;
+}
