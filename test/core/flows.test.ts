@@ -1,7 +1,6 @@
 /** Every transition kind and join, run for real through `runFlow` (in-process executor). */
 import { runFlow } from "tsflow";
-import { describe, expect, expectTypeOf, it } from "vitest";
-import type { Inputs } from "../../core/flow.ts";
+import { describe, expect, it } from "vitest";
 import { stepArtifacts, tempStore } from "../_helpers.ts";
 import SwitchFlow from "../../examples/switch.ts";
 import BranchFlow from "../fixtures/branch.ts";
@@ -93,19 +92,5 @@ describe("joins", () => {
     // Not included, so not inherited: the join keeps its field initializers.
     expect(join!.drop).toBe("");
     expect(join!.value).toBe(0);
-  });
-
-  it("Inputs<F> entries are typed from the flow class", () => {
-    type I = Inputs<BranchFlow>;
-    expectTypeOf<I["a"]["x"]>().toEqualTypeOf<number>();
-    expectTypeOf<I["b"]["shared"]>().toEqualTypeOf<string>();
-    expectTypeOf<I[number]["seen"]>().toEqualTypeOf<number[]>();
-    expectTypeOf<I>().toHaveProperty("c");
-    // Steps and FlowSpec's own members are not artifacts; entries are read-only.
-    expectTypeOf<I["a"]>().not.toHaveProperty("join");
-    expectTypeOf<I["a"]>().not.toHaveProperty("next");
-    expectTypeOf<I["a"]>().toEqualTypeOf<{ readonly [K in keyof I["a"]]: I["a"][K] }>();
-    type N = Inputs<NestedForeachFlow>;
-    expectTypeOf<[...N][number]["label"]>().toEqualTypeOf<string>();
   });
 });
