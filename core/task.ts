@@ -240,7 +240,8 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   if (node.foreach) foreachCount = toItems(flow[node.foreach], node.foreach, spec.step).length;
   if (node.condition) {
     condition = String(flow[node.condition]);
-    if (!node.cases || !(condition in node.cases)) {
+    // Own keys only: `in` would also accept "constructor", "toString"… from Object.prototype.
+    if (!node.cases || !Object.hasOwn(node.cases, condition)) {
       throw new TsflowError(
         "BadTransition",
         `step '${spec.step}': condition artifact '${node.condition}' is '${condition}', which is not one of the cases ${Object.keys(node.cases ?? {}).join(", ")}`,
