@@ -9,6 +9,7 @@ import MergeConflictFlow from "../fixtures/merge-conflict.ts";
 import MergeIncludeFlow from "../fixtures/merge-include.ts";
 import NestedForeachFlow from "../fixtures/nested-foreach.ts";
 import ForeachManyFlow from "../fixtures/foreach-many.ts";
+import SwitchParamFlow from "../fixtures/switch-param.ts";
 
 const ds = tempStore();
 const run = (flow: Function, params: Record<string, unknown> = {}) => runFlow(flow, { datastore: ds, executor: "inline", params });
@@ -73,6 +74,22 @@ describe("transitions", () => {
     expect(refines.map((t) => t.rounds)).toEqual([1, 2, 3]);
     const [end] = await stepArtifacts(ds, "SwitchFlow", r.runId, "end");
     expect(end!.decision).toBe("reviewed after 3 rounds");
+  });
+});
+
+describe("switch on an unknown case", () => {
+  it.each(["middle", "constructor", "toString", "__proto__"])("fails the step clearly when the condition is %j", async (pick) => {
+    const r = await run(SwitchParamFlow, { pick });
+    expect(r.successful).toBe(false);
+    expect(r.error?.pathspec).toMatch(/\/start\//);
+    expect(r.error?.message).toBe(`step 'start': condition artifact 'route' is '${pick}', which is not one of the cases left, right`);
+  });
+
+  it("takes the case the condition names", async () => {
+    const r = await run(SwitchParamFlow, { pick: "right" });
+    expect(r.error).toBeUndefined();
+    const [right] = await stepArtifacts(ds, "SwitchParamFlow", r.runId, "right");
+    expect(right!.took).toBe("right");
   });
 });
 
