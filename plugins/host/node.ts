@@ -3,6 +3,7 @@
  * node:crypto (streaming, hardware SHA-256), files, user and CPU count.
  */
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { availableParallelism, userInfo } from "node:os";
 import type { Host } from "../../core/types.ts";
@@ -31,11 +32,26 @@ export default function nodeHost(): Host {
       const fromEnv = process.env.TSFLOW_USER ?? process.env.USER ?? process.env.USERNAME;
       if (fromEnv) return fromEnv;
       try {
-        return userInfo().username;
-      } catch {
-        return "unknown";
-      }
+        const name = userInfo().username;
+        // Bun answers "unknown" when USER is unset (as in CI); the passwd file knows better.
+        if (name && name !== "unknown") return name;
+      } catch {}
+      return passwdName() ?? "unknown";
     },
     cpus: () => availableParallelism(),
   };
+}
+
+/** The current user's name from /etc/passwd (POSIX), or null. */
+function passwdName(): string | null {
+  const uid = process.getuid?.();
+  if (uid === undefined) return null;
+  try {
+    const line = readFileSync("/etc/passwd", "utf8")
+      .split("\n")
+      .find((l) => l.split(":")[2] === String(uid));
+    return line?.split(":")[0] || null;
+  } catch {
+    return null;
+  }
 }

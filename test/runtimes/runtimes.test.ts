@@ -1,0 +1,66 @@
+/**
+ * Same behaviour everywhere: the example flows print the same lines (run ids and durations
+ * aside) under Node 20, Node 22, Bun and Deno, and `show` prints the same graph. A runtime that
+ * cannot be installed is skipped with the reason.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ROOT } from "../_helpers.ts";
+import { exec, normalize, runtimes } from "./_runtimes.ts";
+
+const all = runtimes();
+const available = all.filter((r) => r.cli);
+const work = mkdtempSync(join(tmpdir(), "tsflow-runtimes-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const CASES: [string, string[]][] = [
+  ["pets", ["examples/pets.ts", "--limit", "2"]],
+  ["foreach", ["examples/foreach.ts"]],
+  ["switch", ["examples/switch.ts"]],
+  ["switch-high", ["examples/switch.ts", "--score", "0.9"]],
+  ["parameters", ["examples/parameters.ts", "--alpha", "0.5", "--mode", "fast", "--config", '{"layers":[4,2]}', "--verbose"]],
+];
+
+describe("the examples behave the same on every runtime", () => {
+  for (const r of all.filter((r) => !r.cli)) it.skip(`${r.name}: ${r.reason}`, () => {});
+
+  it("has Node 20 and at least one other runtime", () => {
+    expect(available.map((r) => r.name)).toContain("node20");
+    expect(available.length).toBeGreaterThan(1);
+  });
+
+  it.each(CASES)("tsflow run %s", async (name, [file, ...args]) => {
+    // One runtime at a time: each starts its own warm workers, and the machine has 2 cores.
+    const outputs: Record<string, string[]> = {};
+    for (const r of available) {
+      const ds = join(work, `${name}-${r.name}`);
+      const res = await exec([...r.cli!, "run", join(ROOT, file!), "--datastore", ds, ...args], { cwd: work });
+      expect(res.code, `${r.name}: ${res.stderr}`).toBe(0);
+      outputs[r.name] = normalize(res.stdout + res.stderr);
+    }
+    for (const r of available) expect(outputs[r.name], r.name).toEqual(outputs.node20);
+    expect(outputs.node20!.some((l) => l.includes("succeeded"))).toBe(true);
+  });
+
+  it("tsflow show prints the same graph", async () => {
+    const shown = await Promise.all(available.map((r) => exec([...r.cli!, "show", join(ROOT, "examples/pets.ts")], { cwd: work })));
+    for (const [i, res] of shown.entries()) {
+      expect(res.code, `${available[i]!.name}: ${res.stderr}`).toBe(0);
+      expect(res.stdout, available[i]!.name).toBe(shown[0]!.stdout);
+    }
+  });
+});
+
+describe("core/ imports nothing runtime-specific", () => {
+  it("has no node:, Deno. or Bun. in core/*.ts", () => {
+    const found: string[] = [];
+    for (const f of readdirSync(join(ROOT, "core")).filter((f) => f.endsWith(".ts"))) {
+      // Comments may name what the code must not use.
+      const src = readFileSync(join(ROOT, "core", f), "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:"'`])\/\/.*$/gm, "$1");
+      for (const [i, line] of src.split("\n").entries()) if (/["']node:|\bDeno\.|\bBun\./.test(line)) found.push(`core/${f}:${i + 1}: ${line.trim()}`);
+    }
+    expect(found).toEqual([]);
+  });
+});
