@@ -156,7 +156,9 @@ export default function s3Datastore(options: S3Options): Datastore {
     return call("write", key, async (sdk) => {
       const k = objectKey(key);
       if (options?.immutable && (await head(sdk, k)) !== null) return;
-      const body = Readable.from(source);
+      // Hand lib-storage part-sized views: given one 1 GB chunk it would concatenate (copy) it
+      // whole before cutting parts, doubling the memory of a big artifact.
+      const body = Readable.from(inPieces(source, partSize));
       const params = { Bucket: bucket, Key: k, Body: body, ...(length === undefined ? {} : { ContentLength: length }) };
       // We abort a failed upload ourselves (so no object appears): lib-storage would throw the
       // abort's own error instead of the real one when the abort fails too.
@@ -272,4 +274,10 @@ export default function s3Datastore(options: S3Options): Datastore {
       sdk = undefined;
     },
   };
+}
+
+async function* inPieces(source: Iterable<Bytes> | AsyncIterable<Bytes>, size: number): AsyncGenerator<Bytes> {
+  for await (const chunk of source) {
+    for (let at = 0; at < chunk.byteLength; at += size) yield chunk.subarray(at, Math.min(at + size, chunk.byteLength));
+  }
 }
