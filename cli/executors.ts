@@ -14,6 +14,7 @@ import processExecutor from "../plugins/executors/process.ts";
 const BUILTIN: Record<string, () => Promise<{ default: ExecutorFactory<any> }>> = {
   process: async () => ({ default: processExecutor }),
   docker: () => import("../plugins/executors/docker.ts"),
+  batch: () => import("../plugins/executors/batch.ts"),
 };
 
 /** Registers a built-in executor module (docker, batch) under a name. */
