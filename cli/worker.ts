@@ -39,6 +39,7 @@ export async function workerMain(): Promise<number> {
       const store = await openDatastore(spec.datastore);
       const module = await packageModule(spec, store);
       const { flowClass } = await loadFlow(spec.flowFile, spec.exportName, { flowName: spec.flowName, module });
+      send({ type: "started" });
       const result = await executeTask(spec, { store, host, flowClass });
       msg = { type: "done", result, rss: process.memoryUsage.rss() };
     } catch (e) {

@@ -37,6 +37,8 @@ interface Task {
   stderrEnded: boolean;
   stopReason?: TaskError;
   timer?: ReturnType<typeof setTimeout>;
+  /** Called when the worker starts the step (after loading the flow). */
+  started?: () => void;
 }
 
 class Worker {
@@ -61,6 +63,7 @@ class Worker {
       (payload) => {
         const msg = JSON.parse(payload) as WorkerMessage;
         if (msg.type === "ready") markReady();
+        else if (msg.type === "started") this.task?.started?.();
         else if (msg.type === "done" && this.task) {
           this.task.done = msg;
           this.maybeFinish();
@@ -195,10 +198,14 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
         if (ctx.signal.aborted) return finish({ completed: false, error: { type: "Cancelled", message: "the run was stopped before the task started" } });
         ctx.signal.addEventListener("abort", onAbort, { once: true });
         if (spec.timeoutSeconds) {
-          task.timer = setTimeout(
-            () => w.kill({ type: "Timeout", message: `step '${spec.step}' timed out after ${spec.timeoutSeconds} s (@timeout) and was killed` }, grace),
-            spec.timeoutSeconds * 1000,
-          );
+          // Counted from the moment the step starts, not from process start and flow load,
+          // which can take longer than a short timeout (fresh workers, a loaded machine).
+          task.started = () => {
+            task.timer ??= setTimeout(
+              () => w.kill({ type: "Timeout", message: `step '${spec.step}' timed out after ${spec.timeoutSeconds} s (@timeout) and was killed` }, grace),
+              spec.timeoutSeconds! * 1000,
+            );
+          };
         }
         w.preload({ flowFile: spec.flowFile, exportName: spec.exportName, flowName: spec.flowName, module: spec.module });
         w.send({ type: "task", spec });
