@@ -46,4 +46,9 @@ describe("step decorators", () => {
     expect(res.stderr).toMatch(/Timeout: step 'spin' timed out after 1 s/);
     expect(latestRun(ds, "TimeoutFlow").status).toBe("failed");
   });
+
+  it("@timeout counts from the start of the step, not from the worker's start and flow load", async () => {
+    const res = await cliRun(fixture("timeout-slow-load.ts"), ds, "--fresh-workers");
+    expect(res.code, res.stderr).toBe(0);
+  });
 });
