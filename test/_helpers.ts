@@ -4,16 +4,22 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll } from "vitest";
+import { afterAll, onTestFinished } from "vitest";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const CLI = join(ROOT, "bin", "tsflow.mjs");
 export const fixture = (name: string) => join(ROOT, "test", "fixtures", name);
 
-/** A fresh datastore directory, removed when the file's tests end. */
+/** A fresh datastore directory, removed when the test (or, made outside a test, the file's tests) ends. */
 export function tempStore(): string {
   const dir = mkdtempSync(join(tmpdir(), "tsflow-test-"));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  // vitest ignores afterAll registered inside a running test: those directories leaked.
+  try {
+    onTestFinished(remove);
+  } catch {
+    afterAll(remove);
+  }
   return dir;
 }
 
