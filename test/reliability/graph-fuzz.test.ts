@@ -91,7 +91,7 @@ describe("inspectFlow under random class shapes", () => {
           for (const node of Object.values(info.graph.nodes)) for (const n of node.next) expect(info.graph.nodes[n], `${node.name} → ${n}`).toBeDefined();
         }
       }),
-      SOAK ? { numRuns: 20_000 } : { numRuns: 500, seed: 42 },
+      SOAK ? { numRuns: 5_000 } : { numRuns: 500, seed: 42 },
     );
-  });
+  }, 300_000);
 });

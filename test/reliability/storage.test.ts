@@ -6,7 +6,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import { getJson } from "../../core/_datastore.ts";
 import { doneKey, runKey } from "../../core/_layout.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
@@ -21,17 +21,20 @@ async function mountTmpfs(options: string): Promise<string | null> {
     rmSync(dir, { recursive: true, force: true });
     return null;
   }
-  afterAll(async () => {
+  const remove = async () => {
     await tryRun("umount", [dir]);
     rmSync(dir, { recursive: true, force: true });
-  });
+  };
+  // Inside a test afterAll would never run (vitest ignores it there) and the mount would leak.
+  try {
+    onTestFinished(remove);
+  } catch {
+    afterAll(remove);
+  }
   return dir;
 }
 
-const canMount = await (async () => {
-  const dir = await mountTmpfs("size=64k");
-  return dir !== null;
-})();
+const canMount = (await mountTmpfs("size=64k")) !== null;
 
 describe("a full disk (1 MB tmpfs)", () => {
   it.skipIf(!canMount)("fails the task with 'the disk is full' naming the blob, exit 1, no done marker for it", async () => {
