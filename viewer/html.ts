@@ -172,7 +172,9 @@ export function ganttSvg(links: Links, run: RunInfo, tasks: TaskRow[]): string {
   if (bars.length === 0) return `<p class="mute">No task has started yet.</p>`;
   const t0 = Math.min(run.createdAt, ...bars.map((b) => b.start));
   const t1 = Math.max(...bars.map((b) => b.end), t0 + 1);
-  const LW = 140, W = 1000, RH = bars.length > 2000 ? 6 : 14;
+  // Past a few thousand bars, hover titles would double the page for little use.
+  const dense = bars.length > 2000;
+  const LW = 140, W = 1000, RH = dense ? 6 : 14;
   const scale = (W - LW - 10) / (t1 - t0);
   const out: string[] = [];
   let y = 18;
@@ -189,7 +191,8 @@ export function ganttSvg(links: Links, run: RunInfo, tasks: TaskRow[]): string {
       const x = LW + (b.start - t0) * scale;
       const w = Math.max(1.5, (b.end - b.start) * scale);
       const color = b.a.ok === true ? COLORS.succeeded : b.a.ok === false ? COLORS.failed : run.state === "running" && !b.a.finishedAt ? COLORS.running : COLORS.failed;
-      rects.push(`<rect x="${x.toFixed(1)}" y="${y + lane * (RH + 2)}" width="${w.toFixed(1)}" height="${RH}" fill="${color}" data-href="${attr(links.task(run.flow, run.runId, b.step, b.task, b.a.attempt))}"><title>${esc(`${b.step}/${b.task} attempt ${b.a.attempt}: ${fmtDur(b.end - b.start)}`)}</title></rect>`);
+      const title = dense ? "" : `<title>${esc(`${b.step}/${b.task} attempt ${b.a.attempt}: ${fmtDur(b.end - b.start)}`)}</title>`;
+      rects.push(`<rect x="${x.toFixed(1)}" y="${y + lane * (RH + 2)}" width="${w.toFixed(1)}" height="${RH}" fill="${color}" data-href="${attr(links.task(run.flow, run.runId, b.step, b.task, b.a.attempt))}">${title}</rect>`);
     }
     out.push(`<text x="4" y="${y + RH - 2}">${esc(step)}</text>`, ...rects, `<line x1="0" x2="${W}" y1="${y + lanes.length * (RH + 2) + 3}" y2="${y + lanes.length * (RH + 2) + 3}" stroke="#e3e6ea"/>`);
     y += lanes.length * (RH + 2) + 8;
