@@ -24,9 +24,45 @@ export async function storeArtifact(store: Datastore, host: Host, name: string, 
     if (e instanceof SerializeError) throw new TsflowError("Serialize", e.message);
     throw e;
   }
-  const hash = hashChunks(host, encoded.chunks);
-  await store.put(blobKey(hash), encoded.chunks, { immutable: true });
-  return { hash, size: encoded.size, type: encoded.type };
+  return storeEncoded(store, host, encoded.chunks, { hash: hashChunks(host, encoded.chunks), size: encoded.size, type: encoded.type });
+}
+
+/** Stores already serialized bytes whose reference (content hash) is known. */
+export async function storeEncoded(store: Datastore, host: Host, chunks: readonly Bytes[], ref: ArtifactRef): Promise<ArtifactRef> {
+  const packed = maybeCompress(store, host, chunks, ref.size);
+  if (packed) {
+    const hash = hashChunks(host, [packed]);
+    await store.put(blobKey(hash), [packed], { immutable: true });
+    return { hash, size: ref.size, type: ref.type, gzipped: packed.byteLength, content: ref.hash };
+  }
+  await store.put(blobKey(ref.hash), chunks, { immutable: true });
+  return ref;
+}
+
+/** The hash of an artifact's serialized bytes, whether or not its blob is compressed. */
+export const contentHash = (ref: ArtifactRef) => ref.content ?? ref.hash;
+
+const COMPRESS_FROM = 256 * 1024;
+const SAMPLE = 64 * 1024;
+
+/**
+ * Compression only where it pays: on stores that ask for it, for values big enough to matter,
+ * and only when a sample shrinks well — random or already-compressed binary (images, model
+ * weights) is stored as it is.
+ */
+function maybeCompress(store: Datastore, host: Host, chunks: readonly Bytes[], size: number): Bytes | undefined {
+  if (!store.compress || !host.gzip || size < COMPRESS_FROM) return undefined;
+  const sample: Bytes[] = [];
+  let taken = 0;
+  for (const c of chunks) {
+    if (taken >= SAMPLE) break;
+    const part = c.subarray(0, SAMPLE - taken);
+    sample.push(part);
+    taken += part.byteLength;
+  }
+  if (host.gzip(sample).byteLength > taken * 0.7) return undefined;
+  const packed = host.gzip(chunks);
+  return packed.byteLength < size * 0.8 ? packed : undefined;
 }
 
 /** The reference `value` would get, without storing it (to tell whether a loaded artifact changed). */
@@ -41,7 +77,8 @@ export function refOf(host: Host, name: string, value: unknown): { ref: Artifact
   return { ref: { hash: hashChunks(host, encoded.chunks), size: encoded.size, type: encoded.type }, chunks: encoded.chunks };
 }
 
-function decode(store: Datastore, host: Host, ref: ArtifactRef, name: string, where: string, bytes: Bytes | null): unknown {
+function decode(store: Datastore, host: Host, ref: ArtifactRef, name: string, where: string, stored: Bytes | null): unknown {
+  let bytes = stored;
   const label = `artifact '${name}'${where ? ` of ${where}` : ""}`;
   if (bytes === null) {
     throw new TsflowError("CorruptArtifact", `${label} is missing: blob ${ref.hash} is not in ${store.url} (was it deleted by gc or by hand?)`);
@@ -49,6 +86,10 @@ function decode(store: Datastore, host: Host, ref: ArtifactRef, name: string, wh
   const actual = hashChunks(host, [bytes]);
   if (actual !== ref.hash) {
     throw new TsflowError("CorruptArtifact", `${label} is corrupt: blob ${blobKey(ref.hash)} in ${store.url} does not match its hash (got ${actual.slice(0, 12)}…)`);
+  }
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    if (!host.gunzip) throw new TsflowError("CorruptArtifact", `${label} is stored gzipped and this runtime cannot gunzip`);
+    bytes = host.gunzip(bytes);
   }
   try {
     return deserialize(bytes, name);

@@ -10,11 +10,10 @@
  */
 import { getJson, mapLimit } from "./_datastore.ts";
 import { attemptKey, doneKey, runKey } from "./_layout.ts";
-import { loadArtifact, loadArtifactSync, refOf, storeArtifact } from "./artifacts.ts";
+import { contentHash, loadArtifact, loadArtifactSync, refOf, storeArtifact, storeEncoded } from "./artifacts.ts";
 import { TsflowError } from "./errors.ts";
 import { type CurrentInfo, installRuntime, isParameterSpec, type MergeOptions } from "./flow.ts";
 import { type GraphNode, loadFlowInfo } from "./graph.ts";
-import { blobKey } from "./_layout.ts";
 import type { ArtifactRef, Datastore, Host, TaskError, TaskResult, TaskSpec } from "./types.ts";
 
 /** What a task needs from the process it runs in. */
@@ -263,12 +262,11 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     const value = slot ? slot.value : flow[name];
     if (slot?.state === "loaded" && slot.ref) {
       const { ref, chunks } = refOf(host, name, value);
-      if (ref.hash === slot.ref.hash) {
+      if (ref.hash === contentHash(slot.ref)) {
         artifacts[name] = slot.ref;
         return;
       }
-      await store.put(blobKey(ref.hash), chunks, { immutable: true });
-      artifacts[name] = ref;
+      artifacts[name] = await storeEncoded(store, host, chunks, ref);
       return;
     }
     artifacts[name] = await storeArtifact(store, host, name, value);

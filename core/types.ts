@@ -58,6 +58,11 @@ export interface Datastore {
   size?(key: string): Promise<number | null>;
   /** A local directory holding the keys, when there is one (lets executors mount it). */
   readonly root?: string;
+  /**
+   * Bytes cost more than CPU here (a network, a metered bucket): compressible artifacts are
+   * stored gzipped. Never set for a local disk, where compressing only costs time.
+   */
+  readonly compress?: boolean;
   close?(): Promise<void>;
 }
 
@@ -85,6 +90,10 @@ export interface Host {
   username(): string;
   /** Number of CPUs, the default of `--max-workers`. */
   cpus(): number;
+  /** gzip (fast level), for artifacts on stores where bytes cost more than CPU. Optional. */
+  gzip?(chunks: readonly Bytes[]): Bytes;
+  /** Undoes {@link Host.gzip}. Required to read compressed artifacts. */
+  gunzip?(data: Bytes): Bytes;
 }
 
 /** A logger; only `cli/` creates the real (consola) one. */
@@ -181,7 +190,12 @@ export interface TaskResult {
 /** A persisted artifact: its blob's content hash and what it holds. */
 export interface ArtifactRef {
   hash: string;
+  /** Size of the serialized value in bytes. */
   size: number;
+  /** Set when the blob is stored gzipped: its stored size. */
+  gzipped?: number;
+  /** When gzipped: the hash of the uncompressed serialized bytes (`hash` is the stored blob's). */
+  content?: string;
   /** Short type description for listings: `string`, `number[]`, `Uint8Array`, `Map`… */
   type: string;
 }

@@ -16,6 +16,8 @@ export const NAME = "s3";
 export interface S3Options {
   /** Where the data lives: `s3://bucket` or `s3://bucket/prefix`. */
   url: string;
+  /** Store compressible artifacts gzipped (default true: network bytes cost more than CPU). */
+  compress?: boolean;
   /**
    * An S3-compatible endpoint such as `http://127.0.0.1:9000`. Defaults to the env variable
    * `TSFLOW_S3_ENDPOINT`, else AWS S3 itself.
@@ -201,6 +203,7 @@ export default function s3Datastore(options: S3Options): Datastore {
   return {
     name: NAME,
     url,
+    compress: options.compress ?? true,
 
     get: (key) =>
       call("read", key, async (sdk) => {

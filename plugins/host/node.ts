@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { constants, gunzipSync, gzipSync } from "node:zlib";
 import { availableParallelism, userInfo } from "node:os";
 import type { Host } from "../../core/types.ts";
 
@@ -39,6 +40,8 @@ export default function nodeHost(): Host {
       return passwdName() ?? "unknown";
     },
     cpus: () => availableParallelism(),
+    gzip: (chunks) => gzipSync(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), { level: constants.Z_BEST_SPEED }),
+    gunzip: (data) => gunzipSync(data),
   };
 }
 
