@@ -42,6 +42,23 @@ if (!process.argv.includes("--no-types")) {
     if (out !== src) writeFileSync(file, out);
   }
 }
+if (process.argv.includes("--deno")) {
+  // `deno compile` embeds every file of a node_modules directory it can see (500 MB here), so
+  // the Deno binary is compiled from one self-contained bundle in dist/deno/ with its own
+  // deno.json, whose import map points a flow's `import "tsflow"` at the binary's own copy.
+  // esbuild itself stays out: a compiled binary imports TypeScript flows natively.
+  rmSync("dist/deno", { recursive: true, force: true });
+  await build({
+    ...common,
+    packages: undefined,
+    external: ["esbuild", "tsx"],
+    entryPoints: { tsflow: "cli/compile.ts" },
+    outdir: "dist/deno",
+    sourcemap: false,
+    banner: { js: 'import { createRequire as __tsflowRequire } from "node:module"; const require = __tsflowRequire(import.meta.url);' },
+  });
+  writeFileSync("dist/deno/deno.json", `${JSON.stringify({ imports: { tsflow: "./tsflow.mjs" } }, null, 2)}\n`);
+}
 console.log(`built dist/ in ${Date.now() - t0} ms`);
 
 function* walk(dir) {
