@@ -82,7 +82,7 @@ describe("flows on the s3 datastore (s3rver)", () => {
   it("fails cleanly when the connection drops mid-upload: no task looks done", async () => {
     const proxy = await startDroppingProxy(s3.port, 3 * 1024 * 1024);
     try {
-      const r = await tsflow(["run", "examples/bigartifact.ts", "--mb", "64", "--datastore", "s3://flows/dropped"], { TSFLOW_S3_ENDPOINT: proxy.endpoint });
+      const r = await tsflow(["run", "test/fixtures/random-bytes.ts", "--mb", "24", "--datastore", "s3://flows/dropped"], { TSFLOW_S3_ENDPOINT: proxy.endpoint });
       expect(r.code).not.toBe(0);
       expect(`${r.out}${r.err}`).toMatch(/s3:\/\/flows\/dropped: the connection .* was dropped/);
       expect(r.out).not.toMatch(/\n\S*\s+at /);
@@ -90,8 +90,8 @@ describe("flows on the s3 datastore (s3rver)", () => {
       expect(runId).toBeDefined();
       const dropped = s3Datastore({ url: "s3://flows/dropped", endpoint: s3.endpoint, credentials: S3RVER_CREDENTIALS });
       // The step that was writing its artifact has no success marker.
-      const startTasks = await dropped.list(`${runsPrefix("BigArtifactFlow")}${runId}/tasks/start/`);
-      for (const t of startTasks) expect(await dropped.has(doneKey("BigArtifactFlow", runId!, "start", t.replace(/\/$/, "")))).toBe(false);
+      const startTasks = await dropped.list(`${runsPrefix("RandomBytesFlow")}${runId}/tasks/start/`);
+      for (const t of startTasks) expect(await dropped.has(doneKey("RandomBytesFlow", runId!, "start", t.replace(/\/$/, "")))).toBe(false);
       await dropped.close?.();
     } finally {
       await proxy.close();
