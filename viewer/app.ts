@@ -62,6 +62,7 @@ export function createViewerApp({ store, host }: ViewerOptions): Hono {
   app.get("/assets/app.css", (c) => c.body(CSS, 200, { "Content-Type": "text/css; charset=utf-8", "Cache-Control": "max-age=300" }));
   app.get("/assets/app.js", (c) => c.body(JS, 200, { "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "max-age=300" }));
 
+  app.get("/favicon.ico", (c) => c.body(null, 204));
   app.get("/", async (c) => c.html(await flowsPage(store, serverLinks)));
 
   app.get("/runs", async (c) => {
