@@ -5,7 +5,7 @@
 import { loadArtifact } from "../core/artifacts.ts";
 import type { ArtifactRef, Datastore, Host } from "../core/types.ts";
 import { fingerprint, getLog, getRun, getRuns, getTask, getTasks, listFlows, listRunIds, newestFirst, type RunInfo } from "./data.ts";
-import { dagSvg, esc, fmtSize, ganttSvg, type Links, page, paramsTable, qs, runHeader, runsTable, status, stepStats, taskMeta, tasksTable } from "./html.ts";
+import { dagSvg, esc, fmtSize, ganttSvg, type Links, page, paramsTable, runHeader, runsTable, status, stepStats, taskMeta, tasksTable } from "./html.ts";
 import { bytesOf, imageType, PREVIEW_MAX, previewHtml } from "./preview.ts";
 
 export const PAGE_SIZE = 50;

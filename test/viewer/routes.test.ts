@@ -24,7 +24,11 @@ const R = "1790000000000-abcd";
 function spy(inner: Datastore, seen: string[]): Datastore {
   const wrap = <K extends keyof Datastore>(name: K) => {
     const fn = inner[name] as unknown as ((key: string, ...rest: unknown[]) => unknown) | undefined;
-    return fn ? (key: string, ...rest: unknown[]) => (seen.push(key), fn.call(inner, key, ...rest)) : undefined;
+    if (!fn) return undefined;
+    return (key: string, ...rest: unknown[]) => {
+      seen.push(key);
+      return fn.call(inner, key, ...rest);
+    };
   };
   return { ...inner, name: inner.name, url: inner.url, get: wrap("get")!, getSync: wrap("getSync"), list: wrap("list")!, listAll: wrap("listAll"), size: wrap("size"), getStream: wrap("getStream"), has: wrap("has")! } as Datastore;
 }
