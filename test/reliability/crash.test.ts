@@ -53,6 +53,7 @@ describe("SIGKILL of the orchestrator", () => {
     await waitFor(() => workers.every((w) => !alive(w)), 10_000, "orphaned workers to exit");
     const c = await checkConsistency(root);
     expect(c.problems).toEqual([]);
+    console.log(`[reliability] kill at ${delay} ms: ${signal ?? "finished first"}, ${c.doneTasks}/15 tasks done, ${c.tempFiles} temp files left`);
     const run = JSON.parse(readFileSync(join(root, "flows", "SlowForeachFlow", "runs", runId, "run.json"), "utf8"));
     if (signal === "SIGKILL") {
       // Killed before it could finish: still "running" on disk, and effectiveStatus sees through it later.

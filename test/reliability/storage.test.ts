@@ -50,6 +50,19 @@ describe("a full disk (1 MB tmpfs)", () => {
   });
 });
 
+describe("a disk that fills up mid-run (a step fills the 1 MB tmpfs)", () => {
+  it.skipIf(!canMount)("result.json and run.json cannot be written: both named, exit 1, no done marker", async () => {
+    const root = (await mountTmpfs("size=1m"))!;
+    const r = await cliRun(rfixture("fill-disk.ts"), root);
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toMatch(/\[fs\] cannot write 'flows\/FillDiskFlow\/runs\/[^/]+\/tasks\/start\/1\/0\/result\.json' in .*: the disk is full/);
+    expect(r.stderr).toMatch(/\[fs\] cannot write 'flows\/FillDiskFlow\/runs\/[^/]+\/run\.json' in .*: the disk is full/);
+    expect(r.stdout).not.toMatch(/succeeded/);
+    expect(countDone(root)).toBe(0);
+    expect((await checkConsistency(root)).problems).toEqual([]);
+  });
+});
+
 describe("a read-only datastore", () => {
   it.skipIf(!canMount)("refuses to start the run with 'not writable' naming run.json, exit 1", async () => {
     const root = (await mountTmpfs("ro,size=64k"))!;
