@@ -31,7 +31,7 @@ describe("effectiveStatus", () => {
 
 /** Starts a run, waits `delayMs` after its run.json appears, SIGKILLs the orchestrator. */
 async function killOrchestrator(root: string, delayMs: number, args: string[] = []) {
-  const run = spawnCli(["run", FLOW, "--datastore", root, "--n", "12", "--ms", "30", "--max-workers", "2", ...args]);
+  const run = spawnCli(["run", FLOW, "--datastore", root, "--n", "12", "--ms", "80", "--max-workers", "2", ...args]);
   const before = runDirs(root, "SlowForeachFlow").length;
   await waitFor(() => runDirs(root, "SlowForeachFlow").length > before || run.child.exitCode !== null, 20_000, "the run to start");
   await sleep(delayMs);
@@ -44,7 +44,7 @@ async function killOrchestrator(root: string, delayMs: number, args: string[] = 
 describe("SIGKILL of the orchestrator", () => {
   const points = SOAK ? 24 : 4;
   const rand = prng(20261129);
-  const delays = Array.from({ length: points }, () => Math.floor(rand() * 900));
+  const delays = Array.from({ length: points }, () => Math.floor(rand() * 700));
 
   it.each(delays.map((d, i) => [i, d]))("kill point %i (%i ms after the run starts) leaves a consistent datastore", async (_i, delay) => {
     const root = tempStore();
@@ -91,7 +91,7 @@ describe("SIGKILL of the orchestrator", () => {
       expect(r.code, r.stderr).toBe(0);
       const resumed = runDirs(root, "SlowForeachFlow").at(-1)!;
       expect(resumed).not.toBe(runId);
-      const ok = await cliRun(FLOW, root, "--n", "12", "--ms", "30");
+      const ok = await cliRun(FLOW, root, "--n", "12", "--ms", "80");
       expect(ok.code).toBe(0);
       const clean = runDirs(root, "SlowForeachFlow").at(-1)!;
       expect(await endArtifacts(root, "SlowForeachFlow", resumed)).toEqual(await endArtifacts(root, "SlowForeachFlow", clean));
