@@ -8,6 +8,7 @@
 // `node build.mjs --no-types` skips the declarations (a few seconds) for a quick rebuild.
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { build } from "esbuild";
 
@@ -22,9 +23,40 @@ const common = {
   logLevel: "warning",
   outExtension: { ".js": ".mjs" },
 };
+// One file has no chunks, so esbuild hoists the static imports of every module it inlines, even
+// of those the CLI imports lazily (`tsflow view` → hono). A heavy package imported statically
+// by a lazily loaded module would then load on every start; this plugin turns those imports
+// into awaited dynamic imports that run when (and only if) the module itself is first used.
+const HEAVY = /^(hono|@hono\/[^"']+|@aws-sdk\/[^"']+|dockerode)$/;
+const lazyHeavy = {
+  name: "lazy-heavy-imports",
+  setup(b) {
+    b.onLoad({ filter: /\.ts$/ }, async (args) => {
+      if (args.path.includes("node_modules")) return undefined;
+      const src = await readFile(args.path, "utf8");
+      const out = src.replace(/^import\s+(?!type\s)([^;]+?)\s+from\s+["']([^"']+)["'];?/gm, (all, clause, spec) => {
+        if (!HEAVY.test(spec)) return all;
+        const named = /\{([^}]*)\}/.exec(clause)?.[1];
+        const star = /\*\s+as\s+(\w+)/.exec(clause)?.[1];
+        const def = /^\s*(\w+)/.exec(clause.replace(/\{[^}]*\}|\*\s+as\s+\w+/, ""))?.[1];
+        const parts = (named ?? "")
+          .split(",")
+          .map((p) => p.trim())
+          .filter((p) => p && !p.startsWith("type "))
+          .map((p) => p.replace(/\s+as\s+/, ": "));
+        if (def) parts.unshift(`default: ${def}`);
+        const lines = [];
+        if (star) lines.push(`const ${star} = await import(${JSON.stringify(spec)});`);
+        if (parts.length) lines.push(`const { ${parts.join(", ")} } = await import(${JSON.stringify(spec)});`);
+        return lines.join(" ");
+      });
+      return { contents: out, loader: "ts" };
+    });
+  },
+};
 await Promise.all([
-  build({ ...common, entryPoints: { tsflow: "cli/main.ts" }, outdir: "dist" }),
-  build({ ...common, entryPoints: { index: "mod.ts" }, outdir: "dist" }),
+  build({ ...common, plugins: [lazyHeavy], entryPoints: { tsflow: "cli/main.ts" }, outdir: "dist" }),
+  build({ ...common, plugins: [lazyHeavy], entryPoints: { index: "mod.ts" }, outdir: "dist" }),
 ]);
 
 if (!process.argv.includes("--no-types")) {

@@ -53,6 +53,15 @@ describe("the examples behave the same on every runtime", () => {
   });
 });
 
+describe("the CLI bundle loads heavy packages only when used", () => {
+  it("dist/tsflow.mjs imports statically only node: modules and small packages", () => {
+    const bundle = readFileSync(join(ROOT, "dist", "tsflow.mjs"), "utf8");
+    const statics = [...bundle.matchAll(/^import\s[^;]*?from\s+"([^"]+)"/gm)].map((m) => m[1]!).filter((s) => !s.startsWith("node:"));
+    expect(statics.filter((s) => /^(@aws-sdk|hono|@hono|dockerode|esbuild|tsx|playwright)/.test(s))).toEqual([]);
+    expect(bundle).toMatch(/import\("@aws-sdk\/client-s3"\)/);
+  });
+});
+
 describe("core/ imports nothing runtime-specific", () => {
   it("has no node:, Deno. or Bun. in core/*.ts", () => {
     const found: string[] = [];
