@@ -17,7 +17,7 @@ describe("concurrent runs", () => {
       spawnCli(["run", FLOW, "--datastore", root, "--n", "4", "--ms", "10", "--seed", String(seed), "--max-workers", "1"]),
     );
     const exits = await Promise.all(runs.map((r) => r.exited));
-    exits.forEach((e, i) => expect(e.code, runs[i]!.stderr()).toBe(0));
+    for (const [i, e] of exits.entries()) expect(e.code, runs[i]!.stderr()).toBe(0);
     const ids = runDirs(root, "SlowForeachFlow");
     expect(new Set(ids).size).toBe(10);
     const seeds = new Set<unknown>();
@@ -40,7 +40,7 @@ describe("concurrent runs", () => {
         spawnCli(["run", FLOW, "--datastore", "s3://conc/x", "--n", "3", "--ms", "10", "--seed", String(seed + 100), "--max-workers", "1"], env),
       );
       const exits = await Promise.all(runs.map((r) => r.exited));
-      exits.forEach((e, i) => expect(e.code, runs[i]!.stderr()).toBe(0));
+      for (const [i, e] of exits.entries()) expect(e.code, runs[i]!.stderr()).toBe(0);
       const ids = runs.map((r) => /Run SlowForeachFlow\/(\S+) succeeded/.exec(r.stdout())?.[1]);
       expect(new Set(ids).size).toBe(3);
       const { default: s3Datastore } = await import("../../plugins/datastores/s3.ts");

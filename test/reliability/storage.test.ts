@@ -3,14 +3,14 @@
  * file, an S3 server that goes away mid-run. Each must give a clear error naming the file or
  * key, a non-zero exit, and nothing that looks like a successful task.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import { getJson } from "../../core/_datastore.ts";
 import { doneKey, runKey } from "../../core/_layout.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
-import { cli, cliRun, fixture, tempStore } from "../_helpers.ts";
+import { cliRun, fixture, tempStore } from "../_helpers.ts";
 import { startS3rver } from "../_s3rver.ts";
 import { checkConsistency, countDone, rfixture, runDirs, sleep, spawnCli, tryRun, waitFor, walk } from "./_util.ts";
 
