@@ -10,6 +10,8 @@ import type { GraphNode } from "../core/graph.ts";
 import type { ExecutorSelector } from "../core/runtime.ts";
 import type { Executor, ExecutorFactory } from "../core/types.ts";
 import processExecutor from "../plugins/executors/process.ts";
+import { detectRuntime } from "../plugins/host/node.ts";
+import { buildFlowModule } from "./load.ts";
 
 const BUILTIN: Record<string, () => Promise<{ default: ExecutorFactory<any> }>> = {
   process: async () => ({ default: processExecutor }),
@@ -28,7 +30,9 @@ async function createExecutor(name: string, options: Record<string, unknown>, cw
   else if (/[./\\]/.test(name)) {
     const file = isAbsolute(name) ? name : resolve(cwd, name);
     try {
-      mod = await import(pathToFileURL(file).href);
+      // A TypeScript plugin is bundled like a flow (Node 20 cannot import .ts), its `tsflow` import pointed at this tsflow.
+      const module = /\.[cm]?tsx?$/.test(file) && detectRuntime() === "node" ? await buildFlowModule(file) : file;
+      mod = await import(pathToFileURL(module).href);
     } catch (e) {
       throw new TsflowError("BadOption", `cannot load executor plugin '${name}': ${(e as Error).message.split("\n")[0]}`);
     }

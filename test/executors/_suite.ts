@@ -67,7 +67,7 @@ export function executorSuite(name: string, make: () => Promise<SuiteExecutor>, 
     let dir: string | undefined;
     beforeAll(async () => {
       const made = await make();
-      if (!made.datastore) dir = await mkdtemp(join(tmpdir(), `tsflow-executor-${name}-`));
+      if (!made.datastore) dir = await mkdtemp(join(tmpdir(), `tsflow-executor-${name.replace(/[^\w-]+/g, "_")}-`));
       s = { ...made, datastore: made.datastore ?? fsDatastore({ root: dir! }) };
     }, 180_000);
     afterAll(async () => {

@@ -1,6 +1,9 @@
 import { expect, it } from "vitest";
 import dockerExecutor from "../../plugins/executors/docker.ts";
-import processExecutor from "../../plugins/executors/process.ts";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { tsflow } from "./_cli.ts";
 import { dockerUnavailable, NODE_IMAGE } from "./_docker.ts";
 import { executorSuite, runFixture } from "./_suite.ts";
 
@@ -15,6 +18,31 @@ executorSuite("docker", async () => ({ executor: dockerExecutor({ image: NODE_IM
       await runFixture(get(), "OkFlow");
       expect(before).toHaveLength(1);
       expect(await get().datastore.list("packages/")).toEqual(before);
+    });
+
+    it("runs one flow across executors: start and end in processes, a @docker step in a container", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "tsflow-mixed-"));
+      try {
+        const out = await tsflow(["run", "test/executors/fixtures/mixed.ts", "--datastore", dir], { TSFLOW_NODE_IMAGE: NODE_IMAGE });
+        expect(out.stdout + out.stderr).toContain("places: host,container,host");
+        expect(out.code).toBe(0);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    it("runs the pets and foreach examples green from the CLI", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "tsflow-docker-cli-"));
+      try {
+        const env = { TSFLOW_DOCKER_IMAGE: NODE_IMAGE };
+        const pets = await tsflow(["run", "examples/pets.ts", "--executor", "docker", "--datastore", dir], env);
+        expect(pets.stdout + pets.stderr).toContain("total of 6 pets");
+        const foreach = await tsflow(["run", "examples/foreach.ts", "--n", "20", "--executor", "docker", "--with", `docker:image=${NODE_IMAGE}`, "--datastore", dir]);
+        expect(foreach.stdout + foreach.stderr).toContain("sum of squares of 0..19 = 2470");
+        expect([pets.code, foreach.code]).toEqual([0, 0]);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     });
   },
 });

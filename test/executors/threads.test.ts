@@ -1,0 +1,23 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect, it } from "vitest";
+import threadsExecutor from "../../examples/plugins/threads.ts";
+import { CLI, tsflow } from "./_cli.ts";
+import { executorSuite } from "./_suite.ts";
+
+// The third-party example plugin passes the same suite as the built-in executors.
+executorSuite("threads (examples/plugins)", async () => ({ executor: threadsExecutor({ script: CLI }) }), {
+  additionalTests: () => {
+    it("runs examples/pets.ts from the CLI with --executor ./examples/plugins/threads.ts", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "tsflow-threads-"));
+      try {
+        const out = await tsflow(["run", "examples/pets.ts", "--executor", "./examples/plugins/threads.ts", "--datastore", dir]);
+        expect(out.stderr + out.stdout).toContain("total of 6 pets");
+        expect(out.code).toBe(0);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  },
+});
