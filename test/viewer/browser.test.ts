@@ -1,0 +1,146 @@
+/**
+ * The viewer in a real browser: Debian's chromium driven by playwright-core against
+ * `tsflow view` over a datastore made by running the examples. Screenshots of each page go
+ * to test/artifacts/viewer-*.png (git-ignored). Skipped, saying why, when chromium is missing
+ * (`.ci/chromium.sh` installs it).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLI, cli, ROOT, tempStore } from "../_helpers.ts";
+
+const CHROMIUM = [process.env.CHROMIUM, "/usr/lib/chromium/chromium", "/usr/bin/chromium"].find((p) => p && existsSync(p));
+const SHOTS = join(ROOT, "test", "artifacts");
+const XSS = "<script>alert(1)</script>";
+const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `viewer-${name}.png`) });
+
+if (!CHROMIUM) console.warn("[viewer browser tests] skipped: no chromium at /usr/lib/chromium/chromium or /usr/bin/chromium (install it with .ci/chromium.sh, or set CHROMIUM)");
+
+describe.skipIf(!CHROMIUM)("the viewer in chromium", () => {
+  let store: string;
+  let base: string;
+  let server: ChildProcess;
+  let browser: Browser;
+  let page: Page;
+  let dialogs = 0;
+  const runs: Record<string, string> = {};
+
+  const runFlow = async (file: string, ...args: string[]) => {
+    const res = await cli(["run", file, "--datastore", store, ...args], { timeoutMs: 60_000 });
+    expect(res.code, res.stderr).toBe(0);
+    const [, flow, id] = /Run (\w+)\/(\S+) succeeded/.exec(res.stdout)!;
+    runs[flow!] = id!;
+  };
+
+  beforeAll(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    store = tempStore();
+    await Promise.all([
+      runFlow("examples/pets.ts"),
+      runFlow("examples/foreach.ts"),
+      runFlow("examples/switch.ts"),
+      runFlow("examples/parameters.ts"),
+      runFlow("test/viewer/fixtures/showcase.ts", "--tag", "<b>tag</b>"),
+    ]);
+    server = spawn(process.execPath, [CLI, "view", "--port", "0", "--datastore", store], { stdio: ["ignore", "pipe", "inherit"] });
+    base = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      server.stdout!.setEncoding("utf8").on("data", (c: string) => {
+        out += c;
+        const m = /viewer on (http:\/\/\S+?)\/? /.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      server.once("exit", (code) => reject(new Error(`tsflow view exited (${code}): ${out}`)));
+    });
+    const { chromium } = await import("playwright-core");
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"] });
+    page = await browser.newPage({ viewport: { width: 1000, height: 760 } });
+    page.on("dialog", (d) => {
+      dialogs++;
+      void d.dismiss();
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    server?.kill("SIGTERM");
+  });
+
+  it("tours runs → run → DAG → task → logs → artifact preview", async () => {
+    await page.goto(`${base}/`);
+    await expect.poll(() => page.locator("h2").allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining("PetsFlow")]));
+    await shot(page, "flows");
+
+    await page.goto(`${base}/runs`);
+    expect(await page.locator("table.runs tbody tr").count()).toBe(5);
+    await shot(page, "runs");
+    await page.getByRole("link", { name: runs.PetsFlow! }).click();
+    await page.waitForURL(`**/runs/PetsFlow/${runs.PetsFlow}`);
+    const steps = page.locator("svg.dag g.step");
+    expect(await steps.count()).toBe(5);
+    expect(await steps.evaluateAll((gs) => gs.map((g) => g.getAttribute("data-state")))).toEqual(Array(5).fill("succeeded"));
+    expect(await page.locator("svg.gantt rect").count()).toBe(5);
+    await shot(page, "run");
+
+    await page.locator('svg.dag g[data-step="join"] a').click();
+    await page.waitForURL("**/PetsFlow/**/join/*");
+    expect(await page.locator("#stdout").textContent()).toContain("Good pets (a) are dogs, cats, budgies");
+    expect(await page.locator("#artifact-pets .preview").textContent()).toContain("elephants");
+    await shot(page, "task");
+
+    await page.goto(`${base}/runs/ForeachFlow/${runs.ForeachFlow}`);
+    expect(await page.locator('svg.dag g[data-step="square_it"]').textContent()).toContain("10/10 tasks");
+    await page.goto(`${base}/runs/ShowcaseFlow/${runs.ShowcaseFlow}/start/1`);
+    expect(await page.locator("#artifact-pets table.records tbody tr").count()).toBe(3);
+    expect(await page.locator("#artifact-config details").count()).toBeGreaterThan(2);
+    expect(await page.locator("#artifact-image img").evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBe(96);
+    expect(await page.locator("#artifact-blob .hex").textContent()).toContain("00 01 02 03");
+    expect(await page.locator("#artifact-big").textContent()).toContain("too large to preview");
+    await page.locator("#artifact-pets").scrollIntoViewIfNeeded();
+    await shot(page, "artifacts");
+  });
+
+  it("shows hostile logs, tags, parameters and artifacts as text", async () => {
+    await page.goto(`${base}/runs/ShowcaseFlow/${runs.ShowcaseFlow}/start/1`);
+    expect(await page.locator("#stdout").textContent()).toContain(XSS);
+    expect(await page.locator("#stderr").textContent()).toContain("<b>not bold</b>");
+    expect(await page.locator("#artifact-text pre").textContent()).toContain("<script>alert(3)</script>");
+    expect(await page.locator("main script, main img[src='x'], pre b, pre i, td i, .tag b").count()).toBe(0);
+    await page.goto(`${base}/runs?flow=ShowcaseFlow`);
+    expect(await page.locator("table.runs").textContent()).toContain("<b>tag</b>");
+    expect(await page.locator("table.runs").textContent()).toContain("note=<img src=x onerror=alert(2)>");
+    expect(await page.locator("table.runs b, table.runs img").count()).toBe(0);
+    expect(dialogs).toBe(0);
+  });
+
+  it("updates a running run without a reload", async () => {
+    const running = cli(["run", "test/viewer/fixtures/slow.ts", "--datastore", store, "--max-workers", "1"], { timeoutMs: 60_000 });
+    const dir = join(store, "flows", "SlowFlow", "runs");
+    await expect.poll(() => existsSync(dir) && readdirSync(dir).some((r) => existsSync(join(dir, r, "tasks", "work"))), { timeout: 20_000, interval: 100 }).toBe(true);
+    const id = readdirSync(dir)[0]!;
+    await page.goto(`${base}/runs/SlowFlow/${id}`);
+    expect(await page.locator("h1 .st").textContent()).toBe("running");
+    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
+    await shot(page, "live-running");
+    const bars = await page.locator("svg.gantt rect").count();
+    await expect.poll(() => page.locator("h1 .st").textContent(), { timeout: 30_000, interval: 250 }).toBe("succeeded");
+    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
+    expect(await page.locator('svg.dag g[data-step="work"]').textContent()).toContain("4/4 tasks");
+    expect(await page.locator("svg.gantt rect").count()).toBeGreaterThan(bars);
+    await shot(page, "live-done");
+    expect((await running).code).toBe(0);
+  });
+
+  it("exports a static copy of a run that opens from disk", async () => {
+    const out = join(tempStore(), "export");
+    const res = await cli(["view", "--export", out, `PetsFlow/${runs.PetsFlow}`, "--datastore", store]);
+    expect(res.code, res.stderr).toBe(0);
+    await page.goto(`file://${out}/index.html`);
+    expect(await page.locator("svg.dag g.step").count()).toBe(5);
+    await page.locator('svg.dag g[data-step="join"] a').click();
+    expect(await page.locator("#stdout").textContent()).toContain("Good pets");
+    await shot(page, "export");
+  });
+});
