@@ -54,7 +54,7 @@ describe.skipIf(!bun)(`the Bun binary (dist/tsflow-${suffix})`, () => {
   const dir = join(work, "bun");
   const binary = join(dir, "tsflow");
   beforeAll(() => {
-    const built = spawnSync(bun!, ["build", "--compile", "--minify-syntax", "cli/compile.ts", "--outfile", join(work, "tsflow-bun")], {
+    const built = spawnSync(bun!, ["build", "--compile", "--bytecode", "--format=esm", "--minify-syntax", "cli/compile.ts", "--outfile", join(work, "tsflow-bun")], {
       cwd: ROOT,
       encoding: "utf8",
       timeout: 120_000,
