@@ -97,8 +97,8 @@ export async function benchStartup(): Promise<Row[]> {
   const rows: Row[] = [];
   const work = mkdtempSync(join(tmpdir(), "tsflow-startup-"));
   const hello = join(root, "examples", "hello.ts");
-  const asIs = { ...process.env, NO_COLOR: "1" };
-  const noCerts = { ...asIs };
+  const asIs: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
+  const noCerts: NodeJS.ProcessEnv = { ...asIs };
   delete noCerts.NODE_EXTRA_CA_CERTS;
   const envs: [string, NodeJS.ProcessEnv][] = [["", asIs]];
   if (process.env.NODE_EXTRA_CA_CERTS) envs.push([" (no NODE_EXTRA_CA_CERTS)", noCerts]);
