@@ -22,7 +22,8 @@ svg text{font:12px system-ui,sans-serif}svg .lbl{fill:#fff}svg a:hover rect{stro
 details{margin-left:14px}summary{cursor:pointer}.k{color:#7a3e9d}.s{color:#2e7d32}.n{color:#1565c0}
 .tabs a{margin-right:10px}.tabs a.on{font-weight:700;text-decoration:none;color:var(--fg)}
 .hex{font-family:ui-monospace,monospace;font-size:12px}.preview img{max-width:600px;max-height:400px;border:1px solid var(--line)}
-[data-href]{cursor:pointer}
+[data-href]{cursor:pointer}.top{display:grid;grid-template-columns:minmax(260px,380px) 1fr;gap:20px;align-items:start}h2.first{margin-top:0}
+table.runs td:nth-child(-n+2){white-space:nowrap}.top .card{display:flex;justify-content:center}svg.dag{max-width:100%;height:auto}svg.gantt{display:block;max-width:1000px}
 `;
 
 /** Live refresh: poll a tiny JSON fingerprint; when it changes, fetch the page and swap `<main>`. */

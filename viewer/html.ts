@@ -123,7 +123,7 @@ export function dagSvg(links: Links, run: RunInfo, stats: Record<string, StepSta
   }
   const layers: string[][] = [];
   for (const s of order) (layers[layer[s]!] ??= []).push(s);
-  const W = 190, H = 58, GX = 30, GY = 40;
+  const W = 200, H = 58, GX = 24, GY = 30;
   const width = Math.max(...layers.map((l) => l.length)) * (W + GX) + GX;
   const pos: Record<string, { x: number; y: number }> = {};
   layers.forEach((l, i) => {
@@ -150,10 +150,11 @@ export function dagSvg(links: Links, run: RunInfo, stats: Record<string, StepSta
     const st = stats[s]!;
     const spec = steps[s];
     const kind = spec?.foreach ? `foreach ${spec.foreach}` : spec?.condition ? `switch ${spec.condition}` : (spec?.type ?? "");
-    const count = st.expected !== undefined ? `${st.counts.succeeded}/${st.expected}` : `${st.counts.succeeded}/${st.total}`;
-    const extra = (st.counts.failed ? ` ✗${st.counts.failed}` : "") + (st.counts.running ? ` ▶${st.counts.running}` : "");
+    const of = st.expected ?? st.total;
+    const count = of === 0 ? "no tasks yet" : `${st.counts.succeeded}/${of} tasks`;
+    const extra = (st.counts.failed ? ` · ${st.counts.failed} failed` : "") + (st.counts.running ? ` · ${st.counts.running} running` : "");
     const href = firstTask[s] ? links.task(run.flow, run.runId, s, firstTask[s]!) : undefined;
-    const box = `<rect x="${p.x}" y="${p.y}" width="${W}" height="${H}" rx="7" fill="${COLORS[st.state]}"/><text class="lbl" x="${p.x + 10}" y="${p.y + 20}" font-weight="700">${esc(s)}</text><text class="lbl" x="${p.x + 10}" y="${p.y + 37}">${esc(kind)}</text><text class="lbl" x="${p.x + 10}" y="${p.y + 52}">${esc(count + extra)} tasks</text>`;
+    const box = `<rect x="${p.x}" y="${p.y}" width="${W}" height="${H}" rx="7" fill="${COLORS[st.state]}"/><text class="lbl" x="${p.x + 10}" y="${p.y + 20}" font-weight="700">${esc(s)}</text><text class="lbl" x="${p.x + 10}" y="${p.y + 37}">${esc(kind)}</text><text class="lbl" x="${p.x + 10}" y="${p.y + 52}">${esc(count + extra)}</text>`;
     return `<g class="step" data-step="${attr(s)}" data-state="${st.state}">${href ? `<a href="${attr(href)}">${box}</a>` : box}</g>`;
   });
   return `<svg class="dag" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="DAG"><defs><marker id="arr" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0 0L10 5L0 10z" fill="#8a95a3"/></marker></defs>${edges.join("")}${nodes.join("")}</svg>`;
@@ -170,8 +171,13 @@ export function ganttSvg(links: Links, run: RunInfo, tasks: TaskRow[]): string {
   const now = Date.now();
   for (const t of tasks) for (const a of t.attempts) if (a.startedAt) bars.push({ step: t.step, task: t.task, a, start: a.startedAt, end: a.finishedAt ?? (run.state === "running" ? now : a.startedAt) });
   if (bars.length === 0) return `<p class="mute">No task has started yet.</p>`;
-  const t0 = Math.min(run.createdAt, ...bars.map((b) => b.start));
-  const t1 = Math.max(...bars.map((b) => b.end), t0 + 1);
+  // From the first task, not the run's creation: start-up (bundling, workers) would squash a
+  // short run's tasks into the right edge. The axis says how long that start-up took.
+  let t0 = Number.POSITIVE_INFINITY;
+  for (const b of bars) t0 = Math.min(t0, b.start);
+  const startup = t0 - run.createdAt;
+  let t1 = t0 + 1;
+  for (const b of bars) t1 = Math.max(t1, b.end);
   // Past a few thousand bars, hover titles would double the page for little use.
   const dense = bars.length > 2000;
   const LW = 140, W = 1000, RH = dense ? 6 : 14;
@@ -198,7 +204,8 @@ export function ganttSvg(links: Links, run: RunInfo, tasks: TaskRow[]): string {
     y += lanes.length * (RH + 2) + 8;
   }
   const axis = [0, 0.25, 0.5, 0.75, 1].map((f) => `<text x="${(LW + f * (W - LW - 40)).toFixed(0)}" y="12" fill="#66707c">+${esc(fmtDur(f * (t1 - t0)) || "0 ms")}</text>`);
-  return `<svg class="gantt" width="${W}" height="${y + 4}" viewBox="0 0 ${W} ${y + 4}" role="img" aria-label="Timeline">${axis.join("")}${out.join("")}</svg>`;
+  const note = startup > 0 ? `<p class="mute">first task started ${esc(fmtDur(startup))} after the run was created</p>` : "";
+  return `${note}<svg class="gantt" width="100%" viewBox="0 0 ${W} ${y + 4}" role="img" aria-label="Timeline">${axis.join("")}${out.join("")}</svg>`;
 }
 
 // ---------------------------------------------------------------- run and task pages

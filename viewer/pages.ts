@@ -83,10 +83,9 @@ export async function runPage(store: Datastore, links: Links, flow: string, runI
   const stepTabs = view.allTasks ? "" : `<div class="tabs"><a class="${view.step ? "" : "on"}" href="${esc(links.run(flow, runId))}">all steps</a>${(run.graph?.order ?? []).map((s) => `<a class="${view.step === s ? "on" : ""}" href="${esc(links.run(flow, runId, { step: s }))}">${esc(s)} (${stats[s]?.total ?? 0})</a>`).join("")}</div>`;
   const tlink = (p: number, label: string) => `<a href="${esc(links.run(flow, runId, { ...(view.step ? { step: view.step } : {}), tp: String(p) }))}">${label}</a>`;
   const tpager = tpages > 1 ? `<div class="pager">${tp > 1 ? tlink(tp - 1, "← previous") : ""}<span>tasks ${(tp - 1) * perPage + 1}–${Math.min(tp * perPage, listed.length)} of ${listed.length}</span>${tp < tpages ? tlink(tp + 1, "next →") : ""}</div>` : "";
-  const body = `<h1>${esc(flow)} / ${esc(runId)} ${status(run.state)}</h1>${runHeader(run)}
-<h2>Graph</h2><div class="card">${dagSvg(links, run, stats, firstTask)}</div>
+  const body = `<h1>${esc(flow)} / ${esc(runId)} ${status(run.state)}</h1>
+<div class="top"><div>${runHeader(run)}<h2>Parameters</h2>${paramsTable(run)}</div><div><h2 class="first">Graph</h2><div class="card">${dagSvg(links, run, stats, firstTask)}</div></div></div>
 <h2>Timeline</h2><div class="card">${ganttSvg(links, run, tasks)}</div>
-<h2>Parameters</h2>${paramsTable(run)}
 <h2>Tasks</h2>${stepTabs}${tasksTable(links, run, listed.slice((tp - 1) * perPage, tp * perPage))}${tpager}`;
   const live = view.live && links.live && run.state === "running" ? { url: links.live(flow, runId), sig: (await fingerprint(store, flow, runId)).sig } : undefined;
   return page(links, `${flow}/${runId}`, body, live);
