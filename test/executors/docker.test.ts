@@ -3,6 +3,8 @@ import dockerExecutor from "../../plugins/executors/docker.ts";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import s3Datastore from "../../plugins/datastores/s3.ts";
+import { S3RVER_CREDENTIALS, startS3rver } from "../_s3rver.ts";
 import { tsflow } from "./_cli.ts";
 import { dockerUnavailable, NODE_IMAGE } from "./_docker.ts";
 import { executorSuite, runFixture } from "./_suite.ts";
@@ -28,6 +30,23 @@ executorSuite("docker", async () => ({ executor: dockerExecutor({ image: NODE_IM
         expect(out.code).toBe(0);
       } finally {
         await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    it("runs against an s3 datastore, reached over the host network", async () => {
+      const s3 = await startS3rver({ buckets: ["tsflow"] });
+      const saved = { ...process.env };
+      Object.assign(process.env, { TSFLOW_S3_ENDPOINT: s3.endpoint, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_REGION: "us-east-1" });
+      const executor = dockerExecutor({ image: NODE_IMAGE });
+      try {
+        const datastore = s3Datastore({ url: "s3://tsflow/docker", endpoint: s3.endpoint, credentials: S3RVER_CREDENTIALS });
+        const run = await runFixture({ executor, datastore }, "OkFlow");
+        expect(run.error).toBeUndefined();
+        expect(await datastore.list("packages/")).toHaveLength(1);
+      } finally {
+        await executor.close?.();
+        process.env = saved;
+        await s3.close();
       }
     });
 

@@ -1,0 +1,99 @@
+/**
+ * Per-task overhead of each executor: examples/foreach.ts with 100 items (103 tasks) run through
+ * process workers, warm docker containers, fresh docker containers and AWS Batch on the local
+ * Batch server (jobs as processes, s3rver as S3). The steps do almost nothing, so wall time
+ * divided by the task count is what the executor costs per task. What cannot run here (no
+ * docker daemon) is skipped. `TSFLOW_BENCH_BATCH_N` shrinks the batch foreach (default 100).
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Datastore, Executor } from "../core/types.ts";
+import ForeachFlow from "../examples/foreach.ts";
+import { runFlow } from "../mod.ts";
+import fsDatastore from "../plugins/datastores/fs.ts";
+import s3Datastore from "../plugins/datastores/s3.ts";
+import batchExecutor from "../plugins/executors/batch.ts";
+import dockerExecutor from "../plugins/executors/docker.ts";
+import processExecutor from "../plugins/executors/process.ts";
+
+export interface Row {
+  name: string;
+  value: number;
+  unit: string;
+  target?: string;
+}
+
+const FILE = new URL("../examples/foreach.ts", import.meta.url).pathname;
+const IMAGE = process.env.TSFLOW_NODE_IMAGE ?? "tsflow-node:20";
+
+async function perTask(executor: Executor, datastore: Datastore, n: number, maxWorkers: number): Promise<number> {
+  const t0 = performance.now();
+  const run = await runFlow(ForeachFlow, { file: FILE, executor, datastore, params: { n }, maxWorkers });
+  const ms = performance.now() - t0;
+  if (!run.successful) throw new Error(`foreach${n} failed on ${executor.name}: ${run.error?.message}`);
+  return ms / run.tasks;
+}
+
+function dockerAnswers(): boolean {
+  try {
+    execFileSync("docker", ["image", "inspect", IMAGE], { stdio: "ignore", timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function benchExecutors(): Promise<Row[]> {
+  const rows: Row[] = [];
+  const dir = mkdtempSync(join(tmpdir(), "tsflow-bench-executors-"));
+  const local = fsDatastore({ root: dir });
+  const workers = 4;
+  const measure = async (name: string, make: () => Executor, n: number, store: Datastore, target?: string) => {
+    const executor = make();
+    try {
+      await perTask(executor, store, 2, workers); // warm-up: workers or containers started, package stored
+      rows.push({ name, value: Math.round((await perTask(executor, store, n, workers)) * 10) / 10, unit: "ms/task", target });
+    } finally {
+      await executor.close?.();
+    }
+  };
+  try {
+    await measure("executor process: foreach100 per-task overhead", () => processExecutor(), 100, local, "< 20 ms");
+    if (dockerAnswers()) {
+      await measure("executor docker (warm containers): foreach100 per-task overhead", () => dockerExecutor({ image: IMAGE }), 100, local, "< 50 ms");
+      await measure("executor docker (fresh containers): foreach100 per-task overhead", () => dockerExecutor({ image: IMAGE, fresh: true }), 100, local);
+    } else {
+      process.stderr.write(`[bench] executors: docker skipped (no daemon or no image ${IMAGE}; run .ci/docker.sh all)\n`);
+    }
+    const { startS3rver, S3RVER_CREDENTIALS } = await import("../test/_s3rver.ts");
+    const { startBatchServer } = await import("../test/batch-server/server.ts");
+    const [s3, server] = await Promise.all([startS3rver({ buckets: ["tsflow"] }), startBatchServer({ executor: "process", maxConcurrent: workers, transitionMs: 20 })]);
+    const saved = { ...process.env };
+    Object.assign(process.env, {
+      TSFLOW_S3_ENDPOINT: s3.endpoint,
+      TSFLOW_BATCH_ENDPOINT: server.url,
+      AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+      AWS_REGION: "us-east-1",
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+    });
+    try {
+      const s3store = s3Datastore({ url: "s3://tsflow/bench", endpoint: s3.endpoint, credentials: S3RVER_CREDENTIALS });
+      const n = Number(process.env.TSFLOW_BENCH_BATCH_N ?? 100);
+      await measure(`executor batch (local server, process jobs, s3rver): foreach${n} per-task overhead`, () => batchExecutor({ queue: "default", image: IMAGE, poll: { min: 50, max: 500 } }), n, s3store);
+      await s3store.close?.();
+    } finally {
+      process.env = saved;
+      await Promise.all([server.close(), s3.close()]);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const row of await benchExecutors()) console.log(`${row.name}: ${row.value} ${row.unit}${row.target ? ` (target ${row.target})` : ""}`);
+}
