@@ -165,7 +165,14 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     }
     return p;
   };
-  const decoratorsOf = (node: GraphNode) => ({ ...(options.with ?? {}), ...node.decorators });
+  // A step's own decorator options win over `--with`, but environment variables add up.
+  const decoratorsOf = (node: GraphNode) => {
+    const merged = { ...(options.with ?? {}), ...node.decorators };
+    const withVars = options.with?.environment?.vars;
+    const stepVars = node.decorators.environment?.vars;
+    if (withVars && stepVars) merged.environment = { vars: { ...(withVars as object), ...(stepVars as object) } };
+    return merged;
+  };
   // Warm up the executor of `start` while the rest is set up.
   prepare(selectExecutor(graph.nodes.start!, decoratorsOf(graph.nodes.start!))).catch(() => {});
 
