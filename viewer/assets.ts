@@ -8,7 +8,7 @@ export const CSS = `
 header{background:#1d232b;color:#fff;padding:8px 20px;display:flex;gap:18px;align-items:center}
 header a{color:#cfd8e3;text-decoration:none}header b{color:#fff}
 main{padding:16px 20px;max-width:1400px}a{color:#2459b8}
-h1{font-size:20px;margin:4px 0 12px}h2{font-size:16px;margin:22px 0 8px}
+h1{font-size:20px;margin:4px 0 12px}h3{font-size:13px;margin:10px 0 2px;color:var(--mute)}.logs pre{max-height:300px}h2{font-size:16px;margin:22px 0 8px}
 table{border-collapse:collapse;background:#fff;border:1px solid var(--line)}th,td{padding:4px 10px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 th{background:#eef1f4;font-weight:600}.mute{color:var(--mute)}
 .st{display:inline-block;padding:0 8px;border-radius:9px;color:#fff;font-size:12px}

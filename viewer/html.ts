@@ -230,10 +230,14 @@ export function tasksTable(links: Links, run: RunInfo, tasks: TaskRow[]): string
     .join("")}</tbody></table>`;
 }
 
-export function taskMeta(detail: TaskDetail, shown: TaskDetail["attempts"][number] | undefined): string {
+export function taskMeta(links: Links, flow: string, detail: TaskDetail, shown: TaskDetail["attempts"][number] | undefined): string {
   const d = detail.doc;
   const rows: [string, string][] = [];
-  if (d?.parents?.length) rows.push(["Parents", d.parents.map(esc).join("<br>")]);
+  const parent = (p: string) => {
+    const [run, step, task] = p.split("/");
+    return run && step && task ? `<a href="${attr(links.task(flow, run, step, task))}">${esc(p)}</a>` : esc(p);
+  };
+  if (d?.parents?.length) rows.push(["Parents", d.parents.map(parent).join("<br>")]);
   if (d?.foreach?.length) rows.push(["Foreach", d.foreach.map((f) => esc(`${f.step}: item ${f.index + 1} of ${f.count}`)).join("<br>")]);
   if (shown) {
     rows.push(["Attempt", esc(shown.attempt)], ["Mode", esc(shown.mode ?? "")], ["Executor", esc(shown.executor ?? "")], ["Started", fmtTime(shown.startedAt)], ["Finished", fmtTime(shown.finishedAt)], ["Duration", fmtDur(shown.finishedAt && shown.startedAt ? shown.finishedAt - shown.startedAt : undefined)]);

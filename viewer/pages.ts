@@ -118,7 +118,7 @@ export async function taskPage(store: Datastore, host: Host, links: Links, flow:
   const arts = await Promise.all(Object.entries(refs).map(([name, ref]) => artifactCard(store, host, links, flow, runId, step, task, name, ref)));
   const state = detail.done ? "succeeded" : run.state === "running" ? "running" : "failed";
   const body = `<p><a href="${esc(links.run(flow, runId))}">← ${esc(flow)}/${esc(runId)}</a></p><h1>${esc(step)}/${esc(task)} ${status(state)}</h1>${attemptTabs}
-<h2>Metadata</h2>${taskMeta(detail, shown)}<h2>Logs</h2>${logs.join("") || `<p class="mute">No attempt has started yet.</p>`}
+<div class="top"><div><h2>Metadata</h2>${taskMeta(links, flow, detail, shown)}</div><div class="logs"><h2>Logs</h2>${logs.join("") || `<p class="mute">No attempt has started yet.</p>`}</div></div>
 <h2>Artifacts</h2>${arts.join("") || `<p class="mute">No artifacts.</p>`}`;
   const liveOn = live && links.live && run.state === "running" ? { url: links.live(flow, runId, step, task), sig: (await fingerprint(store, flow, runId, step, task)).sig } : undefined;
   return page(links, `${flow}/${runId}/${step}/${task}`, body, liveOn);

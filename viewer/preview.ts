@@ -124,5 +124,5 @@ function tree(v: unknown, depth: number, budget: { n: number }, seen: Set<object
     items.push(`<div><span class="k">${esc(key)}</span>: ${tree(x, depth + 1, budget, seen)}</div>`);
   }
   seen.delete(v);
-  return `<details${depth < 2 ? " open" : ""}><summary>${esc(label)}</summary>${items.join("")}</details>`;
+  return `<details${depth < 1 || budget.n > MAX_NODES - 40 ? " open" : ""}><summary>${esc(label)}</summary>${items.join("")}</details>`;
 }
