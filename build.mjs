@@ -5,7 +5,8 @@
 //   dist/types/       declarations for the library (package.json `exports` "types")
 // Dependencies stay external: npm installs them, tsx must load its own hook files, and the
 // heavy ones (AWS SDK, docker client, viewer) are imported lazily by the code that needs them.
-// `node build.mjs --no-types` skips the declarations (a few seconds) for a quick rebuild.
+// `node build.mjs --no-types` skips the declarations (a few seconds) for a quick rebuild;
+// `node build.mjs --deno` builds only dist/deno/, the input of `deno compile`.
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -54,12 +55,15 @@ const lazyHeavy = {
     });
   },
 };
-await Promise.all([
-  build({ ...common, plugins: [lazyHeavy], entryPoints: { tsflow: "cli/main.ts" }, outdir: "dist" }),
-  build({ ...common, plugins: [lazyHeavy], entryPoints: { index: "mod.ts" }, outdir: "dist" }),
-]);
+const denoOnly = process.argv.includes("--deno");
+if (!denoOnly) {
+  await Promise.all([
+    build({ ...common, plugins: [lazyHeavy], entryPoints: { tsflow: "cli/main.ts" }, outdir: "dist" }),
+    build({ ...common, plugins: [lazyHeavy], entryPoints: { index: "mod.ts" }, outdir: "dist" }),
+  ]);
+}
 
-if (!process.argv.includes("--no-types")) {
+if (!denoOnly && !process.argv.includes("--no-types")) {
   // TypeScript 7 has no JS API (so no dts bundler); its compiler emits one .d.ts per module.
   // Files named on the command line make tsc ignore tsconfig.json, so the options are here.
   rmSync("dist/types", { recursive: true, force: true });
@@ -74,7 +78,7 @@ if (!process.argv.includes("--no-types")) {
     if (out !== src) writeFileSync(file, out);
   }
 }
-if (process.argv.includes("--deno")) {
+if (denoOnly) {
   // `deno compile` embeds every file of a node_modules directory it can see (500 MB here), so
   // the Deno binary is compiled from one self-contained bundle in dist/deno/ with its own
   // deno.json, whose import map points a flow's `import "tsflow"` at the binary's own copy.

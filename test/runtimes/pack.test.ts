@@ -46,8 +46,8 @@ export default class PackedFlow extends FlowSpec {
 
 describe("the published package, installed from its tarball", () => {
   beforeAll(() => {
-    // `npm pack` runs `prepare` (the build); the tarball lands in the temp project.
-    const packed = spawnSync("npm", ["pack", "--pack-destination", project, "--json"], { cwd: ROOT, encoding: "utf8", timeout: 120_000 });
+    // dist/ was built by the global setup; rebuilding here would race the other test files.
+    const packed = spawnSync("npm", ["pack", "--ignore-scripts", "--pack-destination", project, "--json"], { cwd: ROOT, encoding: "utf8", timeout: 120_000 });
     expect(packed.status, packed.stderr).toBe(0);
     const tgz = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("[")))[0].filename as string;
     writeFileSync(join(project, "package.json"), JSON.stringify({ name: "user-project", private: true, type: "module" }));
