@@ -54,7 +54,7 @@ const threadsExecutor: ExecutorFactory<ThreadsOptions> = (options = {}) => {
           ? setTimeout(() => stop({ type: "Timeout", message: `step '${spec.step}' timed out after ${spec.timeoutSeconds} s (@timeout)` }), spec.timeoutSeconds * 1000)
           : undefined;
         let failure: Error | undefined;
-        thread.on("error", (e) => (failure = e));
+        thread.on("error", (e) => (failure = e as Error));
         thread.on("exit", (code) => {
           live.delete(thread);
           clearTimeout(timer);

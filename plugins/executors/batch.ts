@@ -21,7 +21,7 @@ import { createHash } from "node:crypto";
 import type { BatchClient, JobDetail } from "@aws-sdk/client-batch";
 import { attemptKey, taskPrefix } from "../../core/_layout.ts";
 import { TsflowError } from "../../core/errors.ts";
-import type { Bytes, ExecutionContext, Executor, ExecutorFactory, RunContext, TaskExit, TaskResult, TaskSpec } from "../../core/types.ts";
+import type { Bytes, ExecutionContext, ExecutorFactory, RunContext, TaskExit, TaskResult, TaskSpec } from "../../core/types.ts";
 import { runtimeFiles, uploadPackage } from "./_package.ts";
 
 export const NAME = "batch";

@@ -15,7 +15,9 @@ import type { RunResult } from "../../core/runtime.ts";
 import type { Datastore, Executor } from "../../core/types.ts";
 import { runFlow } from "../../mod.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
-import * as flows from "./fixtures/suite.ts";
+import { CrashFlow, FailFlow, LargeFlow, LogsFlow, OkFlow, RetryFlow, SleepFlow, TimeoutFlow } from "./fixtures/suite.ts";
+
+const flows = { OkFlow, FailFlow, CrashFlow, TimeoutFlow, SleepFlow, LogsFlow, RetryFlow, LargeFlow };
 
 export const FIXTURES = new URL("./fixtures/suite.ts", import.meta.url).pathname;
 
