@@ -3,8 +3,8 @@
 //                     is pointed at it, so the flow and the runtime share one copy)
 //   dist/index.mjs    the library entry (package.json `exports`)
 //   dist/types/       declarations for the library (package.json `exports` "types")
-// Dependencies stay external: npm installs them, tsx must load its own hook files, and the
-// heavy ones (AWS SDK, docker client, viewer) are imported lazily by the code that needs them.
+// Dependencies stay external (but for a few small ones): npm installs them, tsx must load its
+// own hook files, and the heavy ones (AWS SDK, docker client, viewer) are imported lazily.
 // `node build.mjs --no-types` skips the declarations (a few seconds) for a quick rebuild;
 // `node build.mjs --deno` builds only dist/deno/, the input of `deno compile`.
 import { execFileSync } from "node:child_process";
@@ -14,12 +14,19 @@ import { join } from "node:path";
 import { build } from "esbuild";
 
 const t0 = Date.now();
+// Small pure-ESM packages on every start's path are inlined: resolving each bare import costs a
+// start some milliseconds. Every other package stays external.
+const INLINE = ["acorn", "citty", "consola"];
+const pkg = JSON.parse(readFileSync("package.json", "utf8"));
+const external = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies, ...pkg.optionalDependencies, ...pkg.peerDependencies })
+  .filter((name) => !INLINE.includes(name))
+  .flatMap((name) => [name, `${name}/*`]);
 const common = {
   bundle: true,
   platform: "node",
   format: "esm",
   target: "node20",
-  packages: "external",
+  external,
   sourcemap: "linked",
   logLevel: "warning",
   outExtension: { ".js": ".mjs" },
@@ -86,7 +93,6 @@ if (denoOnly) {
   rmSync("dist/deno", { recursive: true, force: true });
   await build({
     ...common,
-    packages: undefined,
     external: ["esbuild", "tsx"],
     entryPoints: { tsflow: "cli/compile.ts" },
     outdir: "dist/deno",
