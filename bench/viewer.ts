@@ -70,18 +70,22 @@ export async function writeBigDatastore(root: string, runs = 5000, tasks = 10_00
   return { flow, bigRun };
 }
 
-async function timed(app: ReturnType<typeof createViewerApp>, path: string, times = 3): Promise<{ ms: number; bytes: number }> {
+/** The first request (nothing warm in the process) and the best of `times`. */
+async function timed(app: ReturnType<typeof createViewerApp>, path: string, times = 3): Promise<{ first: number; ms: number; bytes: number }> {
   let best = Number.POSITIVE_INFINITY;
+  let first = 0;
   let bytes = 0;
   for (let i = 0; i < times; i++) {
     const t0 = performance.now();
     const res = await app.request(path);
     const body = await res.text();
     if (res.status !== 200) throw new Error(`GET ${path} answered ${res.status}: ${body.slice(0, 200)}`);
-    best = Math.min(best, performance.now() - t0);
+    const ms = performance.now() - t0;
+    if (i === 0) first = ms;
+    best = Math.min(best, ms);
     bytes = body.length;
   }
-  return { ms: best, bytes };
+  return { first, ms: best, bytes };
 }
 
 export async function benchViewer(): Promise<Row[]> {
@@ -91,14 +95,15 @@ export async function benchViewer(): Promise<Row[]> {
     const { flow, bigRun } = await writeBigDatastore(root);
     const writeS = (performance.now() - t0) / 1000;
     const app = createViewerApp({ store: fsDatastore({ root }), host: nodeHost() });
+    const run = await timed(app, `/runs/${flow}/${bigRun}`);
     const runs = await timed(app, "/runs");
     const filtered = await timed(app, "/runs?status=failed&tag=nightly");
-    const run = await timed(app, `/runs/${flow}/${bigRun}`);
     return [
       { name: "viewer: write synthetic datastore (5,000 runs + 10,000 tasks)", value: writeS, unit: "s" },
-      { name: "viewer: runs page, 5,000 runs", value: runs.ms, unit: "ms", target: "< 1000 ms" },
-      { name: "viewer: runs page, 5,000 runs filtered by status and tag", value: filtered.ms, unit: "ms", target: "< 1000 ms" },
-      { name: "viewer: run page, 10,000-task foreach", value: run.ms, unit: "ms", target: "< 1000 ms" },
+      { name: "viewer: runs page, 5,000 runs (first request)", value: runs.first, unit: "ms", target: "< 1000 ms" },
+      { name: "viewer: runs page, 5,000 runs filtered by status and tag (first)", value: filtered.first, unit: "ms", target: "< 1000 ms" },
+      { name: "viewer: run page, 10,000-task foreach (first request)", value: run.first, unit: "ms", target: "< 1000 ms" },
+      { name: "viewer: run page, 10,000-task foreach (best of 3)", value: run.ms, unit: "ms", target: "< 1000 ms" },
       { name: "viewer: run page size, 10,000-task foreach", value: run.bytes / 1024, unit: "KB" },
     ];
   } finally {

@@ -104,13 +104,41 @@ export async function readJson<T>(store: Datastore, key: string): Promise<T | nu
 }
 const decoder = new TextDecoder();
 
+/**
+ * `done.json` is written once, last, and never changes (a resumed run gets a new id), so it
+ * is cached per datastore: a live page over a 10,000-task run re-reads only what is new.
+ */
+const doneCache = new WeakMap<Datastore, Map<string, DoneRecord>>();
+const DONE_CACHE_MAX = 200_000;
+
+function cacheOf(store: Datastore): Map<string, DoneRecord> {
+  let c = doneCache.get(store);
+  if (!c) doneCache.set(store, (c = new Map()));
+  return c;
+}
+function remember(store: Datastore, key: string, done: DoneRecord | undefined): DoneRecord | undefined {
+  if (!done) return undefined;
+  const c = cacheOf(store);
+  if (c.size >= DONE_CACHE_MAX) c.clear();
+  c.set(key, done);
+  return done;
+}
+
 function readDoneSync(store: Datastore, key: string): DoneRecord | undefined {
+  const hit = cacheOf(store).get(key);
+  if (hit) return hit;
   try {
     const bytes = store.getSync!(key);
-    return bytes ? (JSON.parse(decoder.decode(bytes)) as DoneRecord) : undefined;
+    return bytes ? remember(store, key, JSON.parse(decoder.decode(bytes)) as DoneRecord) : undefined;
   } catch {
     return undefined;
   }
+}
+
+async function readDone(store: Datastore, key: string): Promise<DoneRecord | undefined> {
+  const hit = cacheOf(store).get(key);
+  if (hit) return hit;
+  return remember(store, key, (await readJson<DoneRecord>(store, key).catch(() => null)) ?? undefined);
 }
 
 export async function getRun(store: Datastore, flow: string, runId: string, now = Date.now()): Promise<RunInfo | null> {
@@ -141,7 +169,9 @@ export async function getTasks(store: Datastore, flow: string, runId: string, ru
   // than the reads themselves.
   const doneSync = store.getSync ? ids.map(({ step, task }) => readDoneSync(store, doneKey(flow, runId, step, task))) : undefined;
   const rows = await mapLimit(ids, 32, async ({ step, task }, i): Promise<TaskRow> => {
-    const done = doneSync ? doneSync[i] : ((await readJson<DoneRecord>(store, doneKey(flow, runId, step, task)).catch(() => null)) ?? undefined);
+    const done = doneSync ? doneSync[i] : await readDone(store, doneKey(flow, runId, step, task));
+    // The common case, a task that succeeded on its first attempt, needs nothing more.
+    if (done?.attempt === 0) return { step, task, state: "succeeded", attempts: done.clonedFrom ? [] : [{ attempt: 0, startedAt: done.startedAt, finishedAt: done.finishedAt, ok: true }], done };
     let nums: number[];
     if (done && done.attempt === 0) nums = done.clonedFrom ? [] : [0];
     else {
