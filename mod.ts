@@ -7,6 +7,7 @@
 import { existsSync } from "node:fs";
 import { openDatastore } from "./cli/datastores.ts";
 import { buildFlowModule } from "./cli/load.ts";
+import { createClient, type Flow as ClientFlow } from "./core/client.ts";
 import { TsflowError } from "./core/errors.ts";
 import { getStepMeta } from "./core/flow.ts";
 import { loadFlowInfo } from "./core/graph.ts";
@@ -88,3 +89,16 @@ function definingFile(flowClass: Function): string | undefined {
   }
   return undefined;
 }
+
+// The client API wired to the defaults: the datastore `runFlow` would use (`TSFLOW_DATASTORE`
+// or `.tsflow` found upwards), opened on first use.
+const defaultClient = createClient(() => openDatastore(), nodeHost());
+/** `Flow.get(name)` / `Flow.list()` over the default datastore (see core/client.ts). */
+export const Flow = defaultClient.Flow;
+export type Flow<F = unknown> = ClientFlow<F>;
+/** Sets the namespace of client reads (`null`: every run) and returns the previous one. */
+export const namespace = defaultClient.namespace;
+/** The namespace client reads use: `user:<current user>` unless {@link namespace} changed it. */
+export const getNamespace = defaultClient.getNamespace;
+/** Whatever a pathspec (`Flow[/run[/step[/task]]]`) names, from the default datastore. */
+export const getPathspec = defaultClient.get;

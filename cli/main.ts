@@ -21,6 +21,13 @@ const commands: Record<string, () => Promise<CommandDef<any>>> = {
   show: () => import("./commands/show.ts").then((m) => m.default),
   check: () => import("./commands/check.ts").then((m) => m.default),
   view: () => import("./commands/view.ts").then((m) => m.default),
+  resume: () => import("./commands/resume.ts").then((m) => m.default),
+  runs: () => import("./commands/runs.ts").then((m) => m.default),
+  logs: () => import("./commands/logs.ts").then((m) => m.default),
+  dump: () => import("./commands/dump.ts").then((m) => m.default),
+  tag: () => import("./commands/tag.ts").then((m) => m.default),
+  delete: () => import("./commands/delete.ts").then((m) => m.default),
+  gc: () => import("./commands/gc.ts").then((m) => m.default),
 };
 
 /** Adds a command (later features register theirs here). */

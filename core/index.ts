@@ -33,3 +33,5 @@ export { serialize, deserialize, describeType } from "./serialize.ts";
 export { TsflowError, isTsflowError, type ErrorCode } from "./errors.ts";
 export { VERSION } from "./version.ts";
 export type * from "./types.ts";
+export { createClient, parsePathspec, Listing, Run, Step, Task, Artifact, type Client, type ClientContext, type RunsOptions, type DataOf, type RunDoc, type TaskDoc } from "./client.ts";
+export { collectGarbage, deleteRun, type GcOptions, type GcReport } from "./gc.ts";

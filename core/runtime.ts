@@ -112,7 +112,9 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   const systemTags = [`user:${user}`, `runtime:${host.runtime}`, `tsflow_version:${VERSION}`];
   for (const t of tags) checkTag(t);
 
-  const parameters = await storeParameters(info, options.parameters ?? {}, store, host);
+  // Resume passes the origin's parameter refs in `runRecord`: reuse them, store nothing again.
+  const reusedParameters = options.runRecord?.parameters as Record<string, ArtifactRef> | undefined;
+  const parameters = reusedParameters ?? (await storeParameters(info, options.parameters ?? {}, store, host));
   const record: RunRecord & Record<string, unknown> = {
     flow,
     runId,

@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import { TsflowError } from "../../core/errors.ts";
-import { inspectFlow, loadFlowInfo } from "../../core/graph.ts";
+import { type FlowInfo, inspectFlow, loadFlowInfo } from "../../core/graph.ts";
 import { executeRun, type RunOptions, type RunResult, resolveParameters } from "../../core/runtime.ts";
 import nodeHost from "../../plugins/host/node.ts";
 import { openDatastore } from "../datastores.ts";
@@ -40,7 +40,7 @@ export interface PreparedRun {
 }
 
 /** Everything `run` and `resume` share: flags, flow, parameters, datastore, executors. */
-export async function prepareRun(rawArgs: string[], extraParams?: Record<string, unknown>): Promise<PreparedRun> {
+export async function prepareRun(rawArgs: string[], extraParams?: Record<string, unknown>, resolved?: (info: FlowInfo) => Promise<Record<string, unknown>>): Promise<PreparedRun> {
   const flags = await applyDefaults(parseRunArgs(rawArgs));
   if (!flags.file) throw new TsflowError("BadOption", "give the flow file to run, e.g. tsflow run flows/pets.ts");
   const host = nodeHost();
@@ -51,7 +51,8 @@ export async function prepareRun(rawArgs: string[], extraParams?: Record<string,
   early?.all()[0]?.warm?.(flags.maxWorkers ?? host.cpus());
   const [{ flowClass, file, exportName, module }, store] = await Promise.all([loadFlow(flags.file, flags.flow), openDatastore(flags.datastore)]);
   const info = loadFlowInfo(flowClass, flags.file);
-  const parameters = await resolveParameters(info, { ...(extraParams ?? {}), ...flags.params }, host);
+  // Resume brings the origin's values (`resolved`) instead of reading them from the flags.
+  const parameters = resolved ? await resolved(info) : await resolveParameters(info, { ...(extraParams ?? {}), ...flags.params }, host);
   const executors = await executorSet(defaultExecutor, Object.values(info.graph.nodes), withDecorators, { freshWorkers: flags.freshWorkers, reuse: early });
   return {
     flags,

@@ -1,0 +1,543 @@
+/**
+ * The client API: read runs back as `Flow → Run → Step → Task → Artifact` (Metaflow's shape).
+ *
+ * Portable: it takes a Datastore and a Host (mod.ts wires the default ones). Nothing is read
+ * before it is asked for: listing runs reads the run ids (a directory listing; ids sort by
+ * time), then `run.json` only for the runs actually returned, newest first; an artifact's bytes
+ * are loaded only by `value()`/`data()`.
+ *
+ * Listings (`flow.runs()`, `step.tasks()`) are {@link Listing}s: `for await` them to stop early
+ * (nothing more is read), or `await` them for an array.
+ */
+import { getJson, mapLimit } from "./_datastore.ts";
+import { attemptKey, doneKey, flowsPrefix, runKey, runsPrefix, stepPrefix, stepsPrefix, taskKey, taskPrefix } from "./_layout.ts";
+import { effectiveStatus, readHeartbeat } from "./_status.ts";
+import { loadArtifact } from "./artifacts.ts";
+import { TsflowError } from "./errors.ts";
+import type { Artifacts } from "./flow.ts";
+import type { DoneRecord } from "./task.ts";
+import type { ArtifactRef, Datastore, ForeachFrame, Host, TaskError, TaskResult } from "./types.ts";
+
+/** The run.json document, as the runtime writes it. */
+export interface RunDoc {
+  flow: string;
+  runId: string;
+  status: string;
+  createdAt: number;
+  finishedAt?: number;
+  user?: string;
+  tags?: string[];
+  systemTags?: string[];
+  parameters?: Record<string, ArtifactRef>;
+  parameterValues?: Record<string, unknown>;
+  originRunId?: string;
+  error?: TaskError & { pathspec?: string };
+  graph?: { order: string[]; steps: Record<string, { type: string; next: string[]; foreach?: string; isJoin?: boolean }> };
+  [key: string]: unknown;
+}
+
+/** The task.json document. */
+export interface TaskDoc {
+  step: string;
+  taskId: string;
+  parents: string[];
+  foreach: ForeachFrame[];
+  createdAt?: number;
+}
+
+/** What every client object shares: where to read and which namespace applies. */
+export interface ClientContext {
+  store(): Promise<Datastore>;
+  host: Host;
+  /** `undefined` = the default (`user:<current user>`), `null` = every run. */
+  namespace: string | null | undefined;
+}
+
+/** Artifact values when the flow class is known, else any name. */
+export type DataOf<F> = unknown extends F ? Record<string, unknown> : Artifacts<F>;
+
+const PART = /^[A-Za-z0-9_.:@=+-]+$/;
+
+/**
+ * Splits and checks a pathspec `Flow[/run[/step[/task]]]` before any key is built from it:
+ * no empty parts, no `.`/`..`, no absolute paths, no odd characters.
+ */
+export function parsePathspec(pathspec: string, min = 1, max = 4): string[] {
+  const parts = pathspec.split("/");
+  const bad = parts.find((p) => !PART.test(p) || p === "." || p === "..");
+  if (pathspec.startsWith("/") || bad !== undefined) {
+    throw new TsflowError("BadOption", `pathspec '${pathspec.slice(0, 200)}' is invalid: ${bad === undefined || bad === "" ? "it has an empty part" : `part '${bad.slice(0, 60)}' is not allowed`} (expected Flow/run/step/task)`);
+  }
+  if (parts.length < min || parts.length > max) {
+    const shapes = ["Flow", "Flow/run", "Flow/run/step", "Flow/run/step/task"];
+    throw new TsflowError("BadOption", `pathspec '${pathspec}' should look like ${shapes.slice(min - 1, max).join(" or ")}`);
+  }
+  return parts;
+}
+
+/** Run ids newest first: they start with their creation time in ms, so longer is newer, then lexical. */
+export const newestFirst = (a: string, b: string) => (a.length !== b.length ? b.length - a.length : a < b ? 1 : a > b ? -1 : 0);
+
+/** An async listing that can be iterated lazily or awaited as an array. */
+export class Listing<T> implements AsyncIterable<T>, PromiseLike<T[]> {
+  constructor(private readonly source: () => AsyncGenerator<T>) {}
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return this.source();
+  }
+  /** Everything, as an array. */
+  async toArray(): Promise<T[]> {
+    const out: T[] = [];
+    for await (const x of this.source()) out.push(x);
+    return out;
+  }
+  // biome-ignore lint/suspicious/noThenProperty: awaiting a listing gives its array, on purpose
+  then<R1 = T[], R2 = never>(onfulfilled?: ((value: T[]) => R1 | PromiseLike<R1>) | null, onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null): Promise<R1 | R2> {
+    return this.toArray().then(onfulfilled, onrejected);
+  }
+}
+
+/** Options of {@link Flow.runs}. */
+export interface RunsOptions {
+  /** Only runs carrying every one of these tags (user or system tags). */
+  tags?: string[];
+  /** At most this many runs. */
+  limit?: number;
+  /** Only successful runs. */
+  successful?: boolean;
+}
+
+/** Makes a client over a datastore (or a lazy opener of one). */
+export function createClient(store: Datastore | (() => Promise<Datastore>), host: Host) {
+  let opened: Promise<Datastore> | undefined;
+  const ctx: ClientContext = {
+    store: typeof store === "function" ? () => (opened ??= store()) : () => Promise.resolve(store),
+    host,
+    namespace: undefined,
+  };
+  return {
+    context: ctx,
+    Flow: {
+      /** A flow by name; typed when the flow class is given: `Flow.get<PetsFlow>("PetsFlow")`. */
+      get<F = unknown>(name: string): Flow<F> {
+        parsePathspec(name, 1, 1);
+        return new Flow<F>(name, ctx);
+      },
+      /** Every flow with runs in the datastore, by name. */
+      async list(): Promise<Flow[]> {
+        const s = await ctx.store();
+        const entries = await s.list(flowsPrefix());
+        return entries.filter((e) => e.endsWith("/") && PART.test(e.slice(0, -1))).map((e) => new Flow(e.slice(0, -1), ctx));
+      },
+    },
+    /**
+     * Sets the namespace of later reads and returns the previous one: `user:alice`, any tag, or
+     * `null` for every run. The default is `user:<current user>`.
+     */
+    namespace(ns: string | null): string | null {
+      const prev = currentNamespace(ctx);
+      ctx.namespace = ns;
+      return prev;
+    },
+    /** The namespace in force. */
+    getNamespace: () => currentNamespace(ctx),
+    /** Whatever a pathspec names: a Flow, Run, Step or Task (namespace not applied). */
+    async get(pathspec: string): Promise<Flow | Run | Step | Task> {
+      const [flow, run, step, task] = parsePathspec(pathspec);
+      const f = new Flow(flow!, ctx);
+      if (run === undefined) {
+        await f.ensureExists();
+        return f;
+      }
+      const r = await f.run(run);
+      if (step === undefined) return r;
+      const st = r.step(step);
+      return task === undefined ? st : st.task(task);
+    },
+  };
+}
+
+export type Client = ReturnType<typeof createClient>;
+
+function currentNamespace(ctx: ClientContext): string | null {
+  return ctx.namespace === undefined ? `user:${ctx.host.username()}` : ctx.namespace;
+}
+
+/** A flow: its runs, newest first. */
+export class Flow<F = unknown> {
+  readonly pathspec: string;
+  constructor(
+    readonly name: string,
+    private readonly ctx: ClientContext,
+  ) {
+    this.pathspec = name;
+  }
+
+  /** @internal throws when the flow has no runs at all. */
+  async ensureExists(): Promise<void> {
+    const s = await this.ctx.store();
+    const ids = await s.list(runsPrefix(this.name));
+    if (ids.length === 0) throw new TsflowError("NotFound", `flow '${this.name}' has no runs in ${s.url}`);
+  }
+
+  /** Run ids, newest first (no run.json read). */
+  async runIds(): Promise<string[]> {
+    const s = await this.ctx.store();
+    const entries = await s.list(runsPrefix(this.name));
+    return entries
+      .filter((e) => e.endsWith("/"))
+      .map((e) => e.slice(0, -1))
+      .filter((e) => PART.test(e))
+      .sort(newestFirst);
+  }
+
+  /**
+   * Runs newest first, in the current namespace, optionally filtered by tags. Lazy: run.json
+   * is read a few at a time ahead of the consumer, only for the runs it reaches.
+   */
+  runs(options: RunsOptions = {}): Listing<Run<F>> {
+    return new Listing(() => this.iterateRuns(options));
+  }
+
+  private async *iterateRuns(options: RunsOptions): AsyncGenerator<Run<F>> {
+    const ids = await this.runIds();
+    const ns = currentNamespace(this.ctx);
+    const wanted = options.tags ?? [];
+    let given = 0;
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    if (limit <= 0) return;
+    // Read ahead in small batches: the common asks (latest, newest 20) stop after the first.
+    const BATCH = 8;
+    for (let i = 0; i < ids.length; i += BATCH) {
+      const batch = await mapLimit(ids.slice(i, i + BATCH), BATCH, (id) => this.loadRun(id).catch(() => null));
+      for (const run of batch) {
+        if (!run) continue;
+        const all = [...run.tags, ...run.systemTags];
+        if (ns !== null && !all.includes(ns)) continue;
+        if (!wanted.every((t) => all.includes(t))) continue;
+        if (options.successful && !run.successful) continue;
+        yield run;
+        if (++given >= limit) return;
+      }
+    }
+  }
+
+  /** A run by id (the namespace does not hide a run asked for by id). */
+  async run(id: string): Promise<Run<F>> {
+    parsePathspec(id, 1, 1);
+    const run = await this.loadRun(id);
+    if (!run) {
+      const s = await this.ctx.store();
+      throw new TsflowError("NotFound", `flow '${this.name}' has no run '${id}' in ${s.url}`);
+    }
+    return run;
+  }
+
+  private async loadRun(id: string): Promise<Run<F> | null> {
+    const s = await this.ctx.store();
+    const doc = await getJson<RunDoc>(s, runKey(this.name, id));
+    if (!doc) return null;
+    const hb = doc.status === "running" ? await readHeartbeat(s, this.name, id) : undefined;
+    return new Run<F>(this.name, id, doc, hb, this.ctx);
+  }
+
+  /** The newest run in the namespace, or `null`. */
+  async latestRun(): Promise<Run<F> | null> {
+    for await (const r of this.runs({ limit: 1 })) return r;
+    return null;
+  }
+
+  /** The newest successful run in the namespace, or `null`. */
+  async latestSuccessfulRun(): Promise<Run<F> | null> {
+    for await (const r of this.runs({ limit: 1, successful: true })) return r;
+    return null;
+  }
+}
+
+/** One run of a flow. */
+export class Run<F = unknown> {
+  readonly id: string;
+  readonly pathspec: string;
+  /** `running`, `succeeded` or `failed`; a run whose orchestrator died reads as `failed` (see {@link abandoned}). */
+  readonly status: "running" | "succeeded" | "failed";
+  /** The orchestrator died without writing the final status (heartbeat older than 60 s). */
+  readonly abandoned: boolean;
+  readonly successful: boolean;
+  readonly finished: boolean;
+  readonly createdAt: Date;
+  readonly finishedAt: Date | undefined;
+  /** Parameter values by parameter name, as shown to users (an IncludeFile is `<N characters>`). */
+  readonly parameters: Record<string, unknown>;
+  readonly tags: string[];
+  readonly systemTags: string[];
+  readonly originRunId: string | undefined;
+  /** The first failure, with the task's pathspec (`run/step/task`). */
+  readonly error: (TaskError & { pathspec?: string }) | undefined;
+  /** Steps in graph order. */
+  readonly stepNames: string[];
+
+  constructor(
+    readonly flow: string,
+    id: string,
+    /** The run.json document. */
+    readonly doc: RunDoc,
+    heartbeatMs: number | undefined,
+    private readonly ctx: ClientContext,
+  ) {
+    this.id = id;
+    this.pathspec = `${flow}/${id}`;
+    const eff = effectiveStatus(doc, heartbeatMs);
+    this.abandoned = eff === "abandoned";
+    this.status = eff === "abandoned" ? "failed" : eff;
+    this.successful = this.status === "succeeded";
+    this.finished = this.status !== "running";
+    this.createdAt = new Date(doc.createdAt);
+    this.finishedAt = typeof doc.finishedAt === "number" ? new Date(doc.finishedAt) : undefined;
+    this.parameters = doc.parameterValues ?? {};
+    this.tags = doc.tags ?? [];
+    this.systemTags = doc.systemTags ?? [];
+    this.originRunId = doc.originRunId;
+    this.error = doc.error;
+    this.stepNames = doc.graph?.order ?? [];
+  }
+
+  /** A step by name (it may have no tasks yet). */
+  step(name: string): Step<F> {
+    parsePathspec(name, 1, 1);
+    if (this.stepNames.length > 0 && !this.stepNames.includes(name)) {
+      throw new TsflowError("NotFound", `run ${this.pathspec} has no step '${name}' (steps: ${this.stepNames.join(", ")})`);
+    }
+    return new Step<F>(this, name, this.ctx);
+  }
+
+  /** The steps that have tasks, in graph order. */
+  async steps(): Promise<Step<F>[]> {
+    const s = await this.ctx.store();
+    const present = new Set((await s.list(stepsPrefix(this.flow, this.id))).filter((e) => e.endsWith("/")).map((e) => e.slice(0, -1)));
+    const order = this.stepNames.length > 0 ? this.stepNames.filter((n) => present.has(n)) : [...present].sort();
+    return order.map((n) => new Step<F>(this, n, this.ctx));
+  }
+
+  /** The end step's task (`null` when the run did not get there). */
+  async endTask(): Promise<Task<F> | null> {
+    const tasks = await new Step<F>(this, "end", this.ctx).tasks();
+    return tasks.find((t) => t.successful) ?? null;
+  }
+
+  /** An artifact of the end step, loaded now. */
+  async data<K extends keyof DataOf<F> & string>(name: K): Promise<DataOf<F>[K]> {
+    const end = await this.endTask();
+    if (!end) throw new TsflowError("NotFound", `run ${this.pathspec} has no finished end step (status ${this.status}); read artifacts from a step's tasks instead`);
+    return end.data(name);
+  }
+}
+
+/** One step of a run. */
+export class Step<F = unknown> {
+  readonly pathspec: string;
+  constructor(
+    readonly run: Run<F>,
+    readonly name: string,
+    private readonly ctx: ClientContext,
+  ) {
+    this.pathspec = `${run.pathspec}/${name}`;
+  }
+
+  /** Task ids in numeric order. */
+  async taskIds(): Promise<string[]> {
+    const s = await this.ctx.store();
+    const entries = await s.list(stepPrefix(this.run.flow, this.run.id, this.name));
+    return entries
+      .filter((e) => e.endsWith("/"))
+      .map((e) => e.slice(0, -1))
+      .filter((e) => PART.test(e))
+      .sort((a, b) => Number(a) - Number(b) || (a < b ? -1 : 1));
+  }
+
+  /** The step's tasks in task-id order (foreach order within one split). */
+  tasks(): Listing<Task<F>> {
+    const self = this;
+    return new Listing(async function* () {
+      const ids = await self.taskIds();
+      for (let i = 0; i < ids.length; i += 16) {
+        const batch = await mapLimit(ids.slice(i, i + 16), 16, (id) => self.loadTask(id));
+        for (const t of batch) if (t) yield t;
+      }
+    });
+  }
+
+  /** A task by id. */
+  async task(id: string): Promise<Task<F>> {
+    parsePathspec(id, 1, 1);
+    const t = await this.loadTask(id);
+    if (!t) {
+      const s = await this.ctx.store();
+      throw new TsflowError("NotFound", `step ${this.pathspec} has no task '${id}' in ${s.url}`);
+    }
+    return t;
+  }
+
+  /** The only task of the step; an error naming the choices when there are several or none. */
+  async onlyTask(): Promise<Task<F>> {
+    const ids = await this.taskIds();
+    if (ids.length === 1) return this.task(ids[0]!);
+    const s = await this.ctx.store();
+    if (ids.length === 0) throw new TsflowError("NotFound", `step ${this.pathspec} has no tasks in ${s.url}`);
+    throw new TsflowError("BadOption", `step ${this.pathspec} has ${ids.length} tasks; name one: ${this.pathspec}/${ids[0]} … ${this.pathspec}/${ids.at(-1)}`);
+  }
+
+  private async loadTask(id: string): Promise<Task<F> | null> {
+    const s = await this.ctx.store();
+    const { flow, id: run } = this.run;
+    const [doc, done] = await Promise.all([getJson<TaskDoc>(s, taskKey(flow, run, this.name, id)), getJson<DoneRecord>(s, doneKey(flow, run, this.name, id))]);
+    if (!doc && !done) return null;
+    let last: { attempt: number; result: TaskResult | null } = { attempt: done?.attempt ?? 0, result: done };
+    if (!done) {
+      const attempt = (await attemptsOf(s, flow, run, this.name, id)).at(-1) ?? 0;
+      last = { attempt, result: await getJson<TaskResult>(s, attemptKey(flow, run, this.name, id, attempt, "result.json")) };
+    }
+    return new Task<F>(this, id, doc ?? { step: this.name, taskId: id, parents: [], foreach: [] }, done, last, this.ctx);
+  }
+}
+
+/** One task: its attempts, logs and artifacts. */
+export class Task<F = unknown> {
+  readonly pathspec: string;
+  /** Index in the innermost foreach, or `undefined` outside a foreach. */
+  readonly index: number | undefined;
+  readonly foreach: ForeachFrame[];
+  /** Pathspecs (`Flow/run/step/task`) of the tasks this one started from. */
+  readonly parents: string[];
+  readonly successful: boolean;
+  /** Set when the task was reused from another run (resume, `@cached`): `run/step/task`. */
+  readonly clonedFrom: string | undefined;
+
+  constructor(
+    readonly step: Step<F>,
+    readonly id: string,
+    readonly doc: TaskDoc,
+    /** The done.json record, when the task succeeded. */
+    readonly done: DoneRecord | null,
+    /** The attempt that counts and its result (done.json when successful). */
+    private readonly last: { attempt: number; result: TaskResult | null },
+    private readonly ctx: ClientContext,
+  ) {
+    this.pathspec = `${step.pathspec}/${id}`;
+    this.foreach = doc.foreach ?? [];
+    this.index = this.foreach.at(-1)?.index;
+    this.parents = (doc.parents ?? []).map((p) => `${step.run.flow}/${p}`);
+    this.successful = done !== null;
+    this.clonedFrom = done?.clonedFrom;
+  }
+
+  /** The attempt that counts: the successful one, else the last that started. */
+  get attempt(): number {
+    return this.last.attempt;
+  }
+
+  /** Ended: succeeded, failed, or its run is over. */
+  get finished(): boolean {
+    return this.successful || this.step.run.finished || this.last.result !== null;
+  }
+
+  /** Why the task failed, or `undefined`. */
+  get exception(): TaskError | undefined {
+    if (this.successful) return undefined;
+    if (this.last.result?.error) return this.last.result.error;
+    const err = this.step.run.error;
+    const mine = `${this.step.run.id}/${this.step.name}/${this.id}`;
+    return err && err.pathspec === mine ? err : undefined;
+  }
+
+  /** Attempt numbers that started, ascending. */
+  async attempts(): Promise<number[]> {
+    if (this.clonedFrom) return [this.attempt];
+    return attemptsOf(await this.ctx.store(), this.step.run.flow, this.step.run.id, this.step.name, this.id);
+  }
+
+  /** The task's stdout of one attempt (default: the attempt that counts); `""` when none was stored. */
+  stdout(attempt?: number): Promise<string> {
+    return this.log("stdout", attempt);
+  }
+
+  /** The task's stderr of one attempt (default: the attempt that counts). */
+  stderr(attempt?: number): Promise<string> {
+    return this.log("stderr", attempt);
+  }
+
+  private async log(stream: "stdout" | "stderr", attempt?: number): Promise<string> {
+    const s = await this.ctx.store();
+    const n = attempt ?? this.attempt;
+    // A cloned task ran in its origin run: its logs are there.
+    const [run, step, task] = this.clonedFrom ? this.clonedFrom.split("/") : [this.step.run.id, this.step.name, this.id];
+    const bytes = await s.get(attemptKey(this.step.run.flow, run!, step!, task!, n, stream));
+    return bytes ? new TextDecoder().decode(bytes) : "";
+  }
+
+  /** Every artifact of the task (of its successful attempt, else of its last result). */
+  async artifacts(): Promise<Artifact[]> {
+    const { result } = this.last;
+    return Object.entries(result?.artifacts ?? {}).map(([name, ref]) => new Artifact(name, ref, this.pathspec, this.ctx));
+  }
+
+  /** One artifact, or `null` when the task has none by that name. */
+  async artifact(name: string): Promise<Artifact | null> {
+    const { result } = this.last;
+    const ref = result?.artifacts?.[name];
+    return ref && Object.hasOwn(result!.artifacts, name) ? new Artifact(name, ref, this.pathspec, this.ctx) : null;
+  }
+
+  /** An artifact's value, loaded now. */
+  async data<K extends keyof DataOf<F> & string>(name: K): Promise<DataOf<F>[K]> {
+    const a = await this.artifact(name);
+    if (!a) {
+      const names = (await this.artifacts()).map((x) => x.name);
+      throw new TsflowError("NotFound", `task ${this.pathspec} has no artifact '${name}'${names.length ? ` (it has ${names.join(", ")})` : ""}`);
+    }
+    return (await a.value()) as DataOf<F>[K];
+  }
+
+  /** Pathspecs of the tasks that started from this one (scans the steps after it). */
+  async children(): Promise<string[]> {
+    const run = this.step.run;
+    const node = run.doc.graph?.steps[this.step.name];
+    const mine = `${run.id}/${this.step.name}/${this.id}`;
+    const out: string[] = [];
+    for (const next of node?.next ?? []) {
+      for await (const t of run.step(next).tasks()) {
+        if (t.doc.parents?.includes(mine)) out.push(t.pathspec);
+      }
+    }
+    return out;
+  }
+}
+
+/** A stored artifact: its reference; the value is loaded by {@link value}. */
+export class Artifact {
+  readonly hash: string;
+  readonly size: number;
+  readonly type: string;
+  constructor(
+    readonly name: string,
+    readonly ref: ArtifactRef,
+    /** The task it belongs to. */
+    readonly task: string,
+    private readonly ctx: ClientContext,
+  ) {
+    this.hash = ref.hash;
+    this.size = ref.size;
+    this.type = ref.type;
+  }
+
+  /** Loads and verifies the value. */
+  async value(): Promise<unknown> {
+    return loadArtifact(await this.ctx.store(), this.ctx.host, this.ref, this.name, this.task);
+  }
+}
+
+async function attemptsOf(s: Datastore, flow: string, run: string, step: string, task: string): Promise<number[]> {
+  const entries = await s.list(taskPrefix(flow, run, step, task));
+  return entries
+    .filter((e) => /^\d+\/$/.test(e))
+    .map((e) => Number(e.slice(0, -1)))
+    .sort((a, b) => a - b);
+}
