@@ -118,7 +118,10 @@ const dockerExecutor: ExecutorFactory<DockerOptions> = (options = {}) => {
       else if (!store.url.startsWith("s3://")) {
         throw new TsflowError("BadOption", `[docker] containers cannot reach datastore '${store.url}' (${store.name}): use a local directory or s3://bucket/prefix`);
       }
-      if (!context.flowFile.startsWith("package:")) await packageOf(context.flowFile);
+      const daemon = docker(["version", "--format", "{{.Server.Version}}"]).catch((e: Error) => {
+        throw new TsflowError("Executor", `[docker] no docker daemon answers (DOCKER_HOST=${process.env.DOCKER_HOST ?? "default"}): ${e.message.split("\n")[0]}`);
+      });
+      await Promise.all([daemon, context.flowFile.startsWith("package:") ? undefined : packageOf(context.flowFile)]);
     },
 
     async run(spec, ctx): Promise<TaskExit> {
