@@ -5,7 +5,7 @@
  * downloaded here: everything up to that download is tested, and the binary itself when
  * DENORT_BIN points at a real denort. Also: deno.json `exports` agree with package.json's.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -80,6 +80,33 @@ describe.skipIf(!bun)(`the Bun binary (dist/tsflow-${suffix})`, () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("UserFlow");
     expect(r.stdout).toMatch(/square/);
+  });
+
+  it("serves the viewer (hono, loaded lazily) from the binary, if `view` exists", async (ctx) => {
+    const help = await exec([binary, "--help"], { cwd: dir, env: bare(dir) });
+    if (!/\bview\b/.test(help.stdout)) return ctx.skip();
+    const child = spawn(binary, ["view", "--port", "0"], { cwd: dir, env: { ...process.env, ...bare(dir), NODE_OPTIONS: "" } });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = "";
+        const timer = setTimeout(() => reject(new Error(`tsflow view printed no URL: ${out}`)), 20_000);
+        const onData = (c: Buffer) => {
+          out += c.toString();
+          const m = /https?:\/\/[\w.:-]+\/?/.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[0]);
+          }
+        };
+        child.stdout.on("data", onData);
+        child.stderr.on("data", onData);
+      });
+      const res = await fetch(url);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toMatch(/<html|<!doctype/i);
+    } finally {
+      child.kill();
+    }
   });
 
   it("--help and every command's --help load inside the binary", async () => {
