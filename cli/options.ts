@@ -24,6 +24,8 @@ export interface RunFlags {
   /** Positional arguments after the file (resume's STEP). */
   rest: string[];
   originRunId?: string;
+  /** `--no-cache`: run `@cached` steps even when an earlier result matches. */
+  noCache: boolean;
   help: boolean;
 }
 
@@ -38,12 +40,13 @@ const FLAGS: Record<string, { key: keyof RunFlags; kind: FlagKind }> = {
   "max-num-splits": { key: "maxNumSplits", kind: "number" },
   "fresh-workers": { key: "freshWorkers", kind: "boolean" },
   "origin-run-id": { key: "originRunId", kind: "string" },
+  "no-cache": { key: "noCache", kind: "boolean" },
   help: { key: "help", kind: "boolean" },
 };
 
 /** Parses `run`/`resume` arguments; anything unknown is kept as a flow parameter. */
 export function parseRunArgs(argv: string[]): RunFlags {
-  const flags: RunFlags = { tags: [], with: [], freshWorkers: false, params: {}, rest: [], help: false };
+  const flags: RunFlags = { tags: [], with: [], freshWorkers: false, params: {}, rest: [], noCache: false, help: false };
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;

@@ -7,6 +7,7 @@
 import { defineCommand } from "citty";
 import { getJson, listAll, mapLimit } from "../../core/_datastore.ts";
 import { doneKey, stepsPrefix } from "../../core/_layout.ts";
+import { contentHash } from "../../core/artifacts.ts";
 import { createClient, type Run, type TaskDoc } from "../../core/client.ts";
 import { TsflowError } from "../../core/errors.ts";
 import type { FlowInfo } from "../../core/graph.ts";
@@ -113,14 +114,22 @@ export default defineCommand({
     }
     if (flags.rest.length > 1) throw new TsflowError("BadOption", `resume takes one step, got ${flags.rest.join(", ")}`);
     let plan: ResumePlan | undefined;
-    const prepared = await prepareRun(rawArgs, undefined, async (info) => {
-      const { openDatastore } = await import("../datastores.ts");
-      const { default: nodeHost } = await import("../../plugins/host/node.ts");
-      plan = await planResume(await openDatastore(flags.datastore), nodeHost(), info, flags.originRunId, flags.rest[0]);
-      return { ...plan.origin.parameters };
-    });
+    const prepared = await prepareRun(
+      rawArgs,
+      undefined,
+      async (info) => {
+        const { openDatastore } = await import("../datastores.ts");
+        const { default: nodeHost } = await import("../../plugins/host/node.ts");
+        plan = await planResume(await openDatastore(flags.datastore), nodeHost(), info, flags.originRunId, flags.rest[0]);
+        return { ...plan.origin.parameters };
+      },
+      // Cache keys from the origin's stored parameters: the values above are for display.
+      async () => Object.fromEntries(Object.entries((plan!.origin.doc.parameters ?? {}) as Record<string, ArtifactRef>).map(([k, r]) => [k, contentHash(r)])),
+    );
     const p = plan!;
     const cloned = new Map<string, number>();
+    const resumeClone = resumeReuse(p, cloned);
+    const cacheReuse = prepared.options.reuse;
     const originParams = p.origin.doc.parameters as Record<string, ArtifactRef> | undefined;
     const rerun = [p.step, ...[...p.rerun].filter((s) => s !== p.step)];
     const partly = p.rerun.has(p.step) ? "" : ` (its successful tasks are cloned)`;
@@ -130,7 +139,7 @@ export default defineCommand({
       options: {
         ...prepared.options,
         originRunId: p.origin.id,
-        reuse: resumeReuse(p, cloned),
+        reuse: async (task) => (await resumeClone(task)) ?? (await cacheReuse?.(task)),
         runRecord: { ...(originParams ? { parameters: originParams } : {}), parameterValues: p.origin.parameters, resumedFrom: p.step },
       },
     });

@@ -1,7 +1,10 @@
 import { defineCommand } from "citty";
+import { refOf } from "../../core/artifacts.ts";
+import { type StepCache, stepCache } from "../../core/cache.ts";
 import { TsflowError } from "../../core/errors.ts";
 import { type FlowInfo, inspectFlow, loadFlowInfo } from "../../core/graph.ts";
 import { executeRun, type RunOptions, type RunResult, resolveParameters } from "../../core/runtime.ts";
+import type { Host } from "../../core/types.ts";
 import nodeHost from "../../plugins/host/node.ts";
 import { openDatastore } from "../datastores.ts";
 import { executorSet } from "../executors.ts";
@@ -19,6 +22,7 @@ export const runArgs = {
   datastore: { type: "string", description: "Where runs are stored: a path or s3://bucket/prefix (default: .tsflow found upwards)" },
   executor: { type: "string", description: "process (default), docker, batch, or the path of an executor plugin" },
   "fresh-workers": { type: "boolean", description: "One process per task instead of warm workers (full isolation)" },
+  "no-cache": { type: "boolean", description: "Run @cached steps even when an earlier result matches" },
 } as const;
 
 /** Flow parameters as extra help lines (`tsflow run flow.ts --help`). */
@@ -37,10 +41,24 @@ export interface PreparedRun {
   options: RunOptions;
   close(): Promise<void>;
   flags: RunFlags;
+  /** The `@cached` step cache of this run, when a step is cached. */
+  cache?: StepCache;
+}
+
+/** Content hashes of the parameter values by field, for cache keys. */
+async function parameterHashes(info: FlowInfo, values: Record<string, unknown>, host: Host): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const [field, spec] of Object.entries(info.parameters)) out[field] = refOf(host, field, values[spec.name]).ref.hash;
+  return out;
 }
 
 /** Everything `run` and `resume` share: flags, flow, parameters, datastore, executors. */
-export async function prepareRun(rawArgs: string[], extraParams?: Record<string, unknown>, resolved?: (info: FlowInfo) => Promise<Record<string, unknown>>): Promise<PreparedRun> {
+export async function prepareRun(
+  rawArgs: string[],
+  extraParams?: Record<string, unknown>,
+  resolved?: (info: FlowInfo) => Promise<Record<string, unknown>>,
+  paramHashes?: (info: FlowInfo) => Promise<Record<string, string>>,
+): Promise<PreparedRun> {
   const flags = await applyDefaults(parseRunArgs(rawArgs));
   if (!flags.file) throw new TsflowError("BadOption", "give the flow file to run, e.g. tsflow run flows/pets.ts");
   const host = nodeHost();
@@ -53,6 +71,11 @@ export async function prepareRun(rawArgs: string[], extraParams?: Record<string,
   const info = loadFlowInfo(flowClass, flags.file);
   // Resume brings the origin's values (`resolved`) instead of reading them from the flags.
   const parameters = resolved ? await resolved(info) : await resolveParameters(info, { ...(extraParams ?? {}), ...flags.params }, host);
+  // @cached steps (or --with cached) reuse earlier results unless --no-cache.
+  const cache =
+    !flags.noCache && (withDecorators.cached || Object.values(info.graph.nodes).some((n) => n.decorators.cached))
+      ? stepCache({ store, host, info, withCached: Boolean(withDecorators.cached), paramHashes: await (paramHashes ?? parameterHashes)(info, parameters, host) })
+      : undefined;
   const executors = await executorSet(defaultExecutor, Object.values(info.graph.nodes), withDecorators, { freshWorkers: flags.freshWorkers, reuse: early });
   return {
     flags,
@@ -70,14 +93,23 @@ export async function prepareRun(rawArgs: string[], extraParams?: Record<string,
       maxNumSplits: flags.maxNumSplits,
       with: withDecorators,
       freshWorkers: flags.freshWorkers,
+      ...(cache ? { reuse: cache.reuse } : {}),
     },
-    close: () => executors.close(),
+    cache,
+    close: async () => {
+      await executors.close();
+      await cache?.finish();
+    },
   };
 }
 
 /** Runs with the terminal reporter and Ctrl-C handling; returns the exit code. */
 export async function runInTerminal(prepared: PreparedRun, execute: (options: RunOptions) => Promise<RunResult> = executeRun): Promise<number> {
   const reporter = terminalReporter();
+  const hits = prepared.cache?.hits;
+  const finished = reporter.taskFinished;
+  // A cache hit reaches the reporter as a clone; say where it came from in cache terms.
+  if (hits) reporter.taskFinished = (task) => (task.clonedFrom && hits.has(task.clonedFrom) ? reporter.message(`[${task.pathspec}] cached from ${task.clonedFrom}`) : finished?.(task));
   const controller = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
