@@ -55,6 +55,14 @@ export async function workerMain(): Promise<number> {
   };
 
   send({ type: "ready", pid: process.pid });
+  // The orchestrator closes stdin only when idle workers should leave. If it closes while a
+  // task runs, the orchestrator is gone (killed, crashed): nobody will collect the result, so
+  // stop now instead of running a possibly endless step as an orphan. Exiting here, not in
+  // cli/main.ts, because the step still holds the event loop and stdout may never drain.
+  let busy = false;
+  process.stdin.once("end", () => {
+    if (busy) process.exit(1);
+  });
   const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
   for await (const line of lines) {
     if (!line.trim()) continue;
@@ -63,7 +71,9 @@ export async function workerMain(): Promise<number> {
       // Load ahead of the first task; a failure is reported when a task needs the flow.
       loadFlow(cmd.flowFile, cmd.exportName, { flowName: cmd.flowName, module: cmd.module }).catch(() => {});
     } else if (cmd.type === "task") {
+      busy = true;
       await runTask(cmd.spec);
+      busy = false;
     }
   }
   return 0;
