@@ -73,13 +73,18 @@ export function blobFiles(datastore: string): { path: string; size: number }[] {
   return out;
 }
 
-/** True while a process with this pid exists. */
+/** True while a process with this pid runs (a zombie, exited but not reaped, is not alive). */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    // Linux: the state letter follows the parenthesized command name.
+    return !/\)\s+Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true;
   }
 }
 

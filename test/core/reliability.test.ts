@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { CLI, cliRun, fixture, latestRun, ROOT, stepArtifacts, tempStore, waitFor } from "../_helpers.ts";
+import { alive, CLI, cliRun, fixture, latestRun, ROOT, stepArtifacts, tempStore, waitFor } from "../_helpers.ts";
 
 /** Runs crash.ts through the CLI and SIGKILLs the worker once the victim step wrote its pid. */
 async function runAndKill(flow: "CrashFlow" | "CrashRetryFlow") {
@@ -42,6 +42,22 @@ describe("a worker killed mid-task", () => {
     expect(run.status).toBe("succeeded");
     const [victim] = await stepArtifacts(ds, "CrashRetryFlow", run.runId, "victim");
     expect(victim!.attempt).toBe(1);
+  });
+});
+
+describe("an orchestrator killed mid-run", () => {
+  it("leaves no worker running the task", async () => {
+    const ds = tempStore();
+    const pidfile = join(ds, "victim.pid");
+    const child = spawn(process.execPath, [CLI, "run", fixture("crash.ts"), "--datastore", ds, "--pidfile", pidfile], { cwd: ROOT, stdio: "ignore" });
+    try {
+      expect(await waitFor(() => existsSync(pidfile) && readFileSync(pidfile, "utf8") !== "", 20_000)).toBe(true);
+      const victim = Number(readFileSync(pidfile, "utf8"));
+      child.kill("SIGKILL");
+      expect(await waitFor(() => !alive(victim), 5_000)).toBe(true);
+    } finally {
+      child.kill("SIGKILL");
+    }
   });
 });
 
