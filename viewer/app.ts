@@ -20,6 +20,12 @@ import { bytesOf, imageType, PREVIEW_MAX, toJsonable } from "./preview.ts";
 export interface ViewerOptions {
   store: Datastore;
   host: Host;
+  /**
+   * `Host` headers to answer (`127.0.0.1:8324`, `localhost:8324`); others get 403. Set when
+   * bound to loopback, so a web page whose DNS name is re-pointed at 127.0.0.1 (DNS rebinding)
+   * cannot read runs through the visitor's browser. Unset: any Host.
+   */
+  allowedHosts?: string[];
 }
 
 export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -37,11 +43,12 @@ export const serverLinks: Links = {
 
 const NAMES = ["flow", "run", "step", "task"] as const;
 
-export function createViewerApp({ store, host }: ViewerOptions): Hono {
+export function createViewerApp({ store, host, allowedHosts }: ViewerOptions): Hono {
   const app = new Hono();
 
   app.use("*", async (c, next) => {
     if (c.req.method !== "GET" && c.req.method !== "HEAD") return c.text("the viewer is read-only", 405, { Allow: "GET, HEAD" });
+    if (allowedHosts && !allowedHosts.includes((c.req.header("host") ?? "").toLowerCase())) return c.text("unexpected Host header: open the viewer at the address tsflow view printed", 403);
     await next();
     c.header("Content-Security-Policy", CSP);
     c.header("X-Content-Type-Options", "nosniff");

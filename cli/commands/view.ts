@@ -45,15 +45,21 @@ export default defineCommand({
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TsflowError("BadOption", `--port must be a port number, got '${args.port}'`);
     const hostname = args.host || "127.0.0.1";
     const [{ createViewerApp }, { serve }] = await Promise.all([import("../../viewer/app.ts"), import("@hono/node-server")]);
-    const app = createViewerApp({ store, host });
+    const loopback = ["127.0.0.1", "localhost", "::1"].includes(hostname);
+    // The allowed Host headers depend on the port, known only once listening (--port 0).
+    const allowedHosts: string[] = [];
+    const app = createViewerApp({ store, host, allowedHosts: loopback ? allowedHosts : undefined });
     const server = await new Promise<ReturnType<typeof serve>>((ok, fail) => {
-      const s = serve({ fetch: app.fetch, hostname, port }, () => ok(s));
+      const s = serve({ fetch: app.fetch, hostname, port }, (info) => {
+        allowedHosts.push(`127.0.0.1:${info.port}`, `localhost:${info.port}`, `[::1]:${info.port}`);
+        ok(s);
+      });
       s.once("error", (e: NodeJS.ErrnoException) => fail(new TsflowError("BadOption", `cannot listen on ${hostname}:${port}: ${e.code === "EADDRINUSE" ? "the port is in use (try --port 0)" : e.message}`)));
     });
     const addr = server.address();
     const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${typeof addr === "object" && addr ? addr.port : port}/`;
     process.stdout.write(`tsflow viewer on ${url} (datastore ${store.url}; Ctrl-C to stop)\n`);
-    if (!["127.0.0.1", "localhost", "::1"].includes(hostname)) process.stderr.write(`⚠ bound to ${hostname}: anyone who can reach this address can read every run and artifact\n`);
+    if (!loopback) process.stderr.write(`⚠ bound to ${hostname}: anyone who can reach this address can read every run and artifact\n`);
     if (args.open) {
       const { spawn } = await import("node:child_process");
       const cmd = process.platform === "darwin" ? "open" : process.platform === "win32" ? "explorer" : "xdg-open";

@@ -78,6 +78,12 @@ describe("viewer routes", () => {
     expect(task).toContain("too large to preview");
   });
 
+  it("answers only the expected Host headers when told (DNS rebinding)", async () => {
+    const strict = createViewerApp({ store: fsDatastore({ root }), host: nodeHost(), allowedHosts: ["127.0.0.1:8324"] });
+    expect((await strict.request("/runs", { headers: { host: "127.0.0.1:8324" } })).status).toBe(200);
+    expect((await strict.request("/runs", { headers: { host: "evil.example:8324" } })).status).toBe(403);
+  });
+
   it("answers only GET and HEAD", async () => {
     for (const method of ["POST", "PUT", "DELETE", "PATCH"]) expect((await app.request(`/runs/${F}/${R}`, { method })).status).toBe(405);
     expect((await app.request(`/runs/${F}/${R}`, { method: "HEAD" })).status).toBe(200);
