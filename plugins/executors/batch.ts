@@ -43,6 +43,11 @@ export interface BatchOptions {
   hostAttempts?: number;
   /** Poll interval bounds (ms): starts at `min`, backs off ×1.5 up to `max` while nothing changes. */
   poll?: { min?: number; max?: number };
+  /**
+   * Mount this tsflow's bundle into job containers from the host (same paths), as the docker
+   * executor does. Only for a Batch stand-in running on this machine; on AWS, put tsflow in the image.
+   */
+  mountRuntime?: boolean;
   /** Also pass this process's AWS credentials into jobs (local stand-ins only; real jobs use `jobRoleArn`). */
   passCredentials?: boolean;
   /** Endpoint of the Batch API. Default `$TSFLOW_BATCH_ENDPOINT`, else AWS. */
@@ -111,9 +116,16 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
   const definitionFor = async (spec: TaskSpec, image: string, role: string | undefined): Promise<string> => {
     const { cpu = 1, memory = 4096, gpu } = spec.resources;
     const command = options.command ?? env.TSFLOW_BATCH_COMMAND?.split(" ") ?? ["node", runtimeFiles().script, "__worker"];
+    const mounts = options.mountRuntime ? runtimeFiles().mounts : [];
     const properties = {
       image,
       command,
+      ...(mounts.length
+        ? {
+            volumes: mounts.map((path, i) => ({ name: `tsflow${i}`, host: { sourcePath: path } })),
+            mountPoints: mounts.map((path, i) => ({ sourceVolume: `tsflow${i}`, containerPath: path, readOnly: true })),
+          }
+        : {}),
       jobRoleArn: role,
       executionRoleArn: options.executionRoleArn,
       resourceRequirements: [

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Datastore } from "../../core/types.ts";
 import { runFlow } from "../../mod.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
@@ -9,6 +9,7 @@ import s3Datastore from "../../plugins/datastores/s3.ts";
 import batchExecutor, { type BatchOptions, jobName } from "../../plugins/executors/batch.ts";
 import { type BatchServer, startBatchServer } from "../batch-server/server.ts";
 import { type RunningS3rver, S3RVER_CREDENTIALS, startS3rver } from "../_s3rver.ts";
+import { dockerUnavailable, NODE_IMAGE } from "./_docker.ts";
 import { executorSuite, runFixture } from "./_suite.ts";
 
 // Jobs run as local processes (the server's process mode) with this process's environment.
@@ -110,3 +111,26 @@ executorSuite(
     },
   },
 );
+
+// Jobs in containers: the task finds its code package and the datastore over S3 only.
+const noDocker = dockerUnavailable();
+describe.skipIf(noDocker)(`batch with jobs in docker containers${noDocker ? ` (skipped: ${noDocker})` : ""}`, () => {
+  it("runs the pets example green", async () => {
+    const [s3d, srv] = await Promise.all([startS3rver({ buckets: ["tsflow"] }), startBatchServer({ executor: "docker", transitionMs: 20 })]);
+    const executor = batchExecutor({ ...options, image: NODE_IMAGE, mountRuntime: true, passCredentials: true, endpoint: srv.url });
+    const saved = { ...process.env };
+    Object.assign(process.env, { TSFLOW_S3_ENDPOINT: s3d.endpoint, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_REGION: "us-east-1" });
+    try {
+      const { default: PetsFlow } = await import("../../examples/pets.ts");
+      const datastore = s3Datastore({ url: "s3://tsflow/docker-jobs", endpoint: s3d.endpoint, credentials: S3RVER_CREDENTIALS });
+      const run = await runFlow(PetsFlow, { file: new URL("../../examples/pets.ts", import.meta.url).pathname, executor, datastore });
+      expect(run.error).toBeUndefined();
+      expect(srv.jobs.list()).toHaveLength(5);
+      expect(srv.jobs.logs(srv.jobs.list().at(-1)!.jobId!)).toContain("total of 6 pets");
+    } finally {
+      process.env = saved;
+      await executor.close?.();
+      await Promise.all([srv.close(), s3d.close()]);
+    }
+  }, 120_000);
+});
