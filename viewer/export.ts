@@ -6,6 +6,7 @@
  */
 import { readStream } from "../core/_datastore.ts";
 import { blobKey, runKey } from "../core/_layout.ts";
+import { TsflowError } from "../core/errors.ts";
 import type { ArtifactRef, Bytes, Datastore, Host } from "../core/types.ts";
 import { artifactResponse } from "./app.ts";
 import { CSS, JS } from "./assets.ts";
@@ -23,9 +24,9 @@ export interface ExportResult {
 }
 
 export async function exportRun(store: Datastore, host: Host, flow: string, runId: string, write: (path: string, data: Bytes | AsyncIterable<Bytes>) => Promise<void>): Promise<ExportResult> {
-  if (!validName(flow) || !validName(runId)) throw new Error(`invalid run pathspec '${flow}/${runId}'`);
+  if (!validName(flow) || !validName(runId)) throw new TsflowError("BadOption", `invalid run pathspec '${flow}/${runId}': give Flow/runId`);
   const run = await getRun(store, flow, runId);
-  if (!run) throw new Error(`run ${flow}/${runId} is not in ${store.url}`);
+  if (!run) throw new TsflowError("NotFound", `run ${flow}/${runId} is not in ${store.url}: list runs with tsflow view`);
   const wanted = new Map<string, { ref: ArtifactRef; name: string; format: string }>();
   const ext: Record<string, string> = { raw: "tsf", json: "json", bytes: "bin", image: "img" };
   const links: Links = {

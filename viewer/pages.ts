@@ -127,7 +127,7 @@ export async function taskPage(store: Datastore, host: Host, links: Links, flow:
 async function artifactCard(store: Datastore, host: Host, links: Links, flow: string, runId: string, step: string, task: string, name: string, ref: ArtifactRef): Promise<string> {
   const dl = (format: "raw" | "json" | "bytes", label: string) => {
     const href = links.artifact(flow, runId, step, task, name, ref, format);
-    return href ? `<a href="${esc(href)}" download>${label}</a>` : "";
+    return href ? `<a href="${esc(href)}" download="${esc(name)}.${format === "raw" ? "tsf" : format === "json" ? "json" : "bin"}">${label}</a>` : "";
   };
   let preview: string;
   let extra = "";
