@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../_helpers.ts";
-import { exec } from "./_runtimes.ts";
+import { bunBin, denoBin, exec } from "./_runtimes.ts";
 
 const project = mkdtempSync(join(tmpdir(), "tsflow-pack-"));
 afterAll(() => rmSync(project, { recursive: true, force: true }));
@@ -77,6 +77,17 @@ describe("the published package, installed from its tarball", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout + r.stderr).toContain("total 20");
     expect(r.stdout + r.stderr).toMatch(/Run PackedFlow\/\S+ succeeded/);
+  });
+
+  it.each([
+    ["bun", () => (bunBin() ? [bunBin()!, "node_modules/.bin/tsflow"] : null)],
+    ["deno", () => (denoBin() ? [denoBin()!, "run", "-A", "node_modules/tsflow/bin/tsflow.mjs"] : null)],
+  ] as const)("the installed package runs the flow on %s too", async (name, command) => {
+    const cmd = command();
+    if (!cmd) return expect.soft(cmd, `${name} is not installed`).not.toBeNull();
+    const r = await exec([...cmd, "run", "flow.ts", "--count", "2"], { cwd: project, timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).toContain("total 6");
   });
 
   it("npx tsflow --help", async () => {
