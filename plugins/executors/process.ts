@@ -16,6 +16,9 @@ import { Demuxer, type WorkerCommand, type WorkerMessage } from "./_protocol.ts"
 
 export const NAME = "process";
 
+/** How long a worker may take to load the flow before a step under `@timeout` starts. */
+const LOAD_GRACE_SECONDS = 60;
+
 export interface ProcessOptions {
   /** Command that starts a tsflow CLI; `__worker` is appended. Defaults to this tsflow. */
   command?: string[];
@@ -200,12 +203,21 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
         if (spec.timeoutSeconds) {
           // Counted from the moment the step starts, not from process start and flow load,
           // which can take longer than a short timeout (fresh workers, a loaded machine).
+          let started = false;
           task.started = () => {
-            task.timer ??= setTimeout(
+            if (started) return;
+            started = true;
+            clearTimeout(task.timer);
+            task.timer = setTimeout(
               () => w.kill({ type: "Timeout", message: `step '${spec.step}' timed out after ${spec.timeoutSeconds} s (@timeout) and was killed` }, grace),
               spec.timeoutSeconds! * 1000,
             );
           };
+          // A worker that never starts the step (a flow stuck while loading) is still stopped.
+          task.timer = setTimeout(
+            () => w.kill({ type: "Timeout", message: `step '${spec.step}' did not start within ${spec.timeoutSeconds! + LOAD_GRACE_SECONDS} s (@timeout plus time to load the flow) and was killed` }, grace),
+            (spec.timeoutSeconds + LOAD_GRACE_SECONDS) * 1000,
+          );
         }
         w.preload({ flowFile: spec.flowFile, exportName: spec.exportName, flowName: spec.flowName, module: spec.module });
         w.send({ type: "task", spec });
