@@ -266,8 +266,15 @@ export async function fingerprint(store: Datastore, flow: string, runId: string,
     }
     sig += `|${detail?.done ? "done" : ""}`;
   } else {
-    const keys = await listAll(store, stepsPrefix(flow, runId));
-    sig += `|${keys.length}`;
+    // Up to a few hundred tasks, every file counts (a task starting or finishing changes the
+    // page at once). Beyond, a recursive listing would cost more than the page it saves, so
+    // task counts and the 5-second heartbeat pace the refresh.
+    const prefix = stepsPrefix(flow, runId);
+    const steps = (await store.list(prefix)).filter((e) => e.endsWith("/"));
+    const counts = await Promise.all(steps.map(async (s) => (await store.list(prefix + s)).length));
+    const tasks = counts.reduce((a, b) => a + b, 0);
+    sig += `|${steps.join(",")}|${counts.join(",")}`;
+    sig += tasks <= 500 ? `|${(await listAll(store, prefix)).length}` : `|${await readHeartbeat(store, flow, runId)}`;
   }
   return { sig, live: run.state === "running" };
 }

@@ -190,20 +190,39 @@ export function ganttSvg(links: Links, run: RunInfo, tasks: TaskRow[]): string {
     if (mine.length === 0) continue;
     const lanes: number[] = [];
     const rects: string[] = [];
+    // Lanes are packed in pixels: two bars share a lane when they do not overlap on screen.
+    // Past a few thousand bars, touching bars of one colour in a lane merge into one rect
+    // (titled with their count, opening the first): 10,000 tasks draw a few hundred shapes.
+    type Open = { x: number; end: number; color: string; n: number; href: string; title: string };
+    const open: (Open | undefined)[] = [];
+    const flush = (lane: number) => {
+      const o = open[lane];
+      if (!o) return;
+      const title = o.n > 1 ? `${o.n} tasks` : o.title;
+      rects.push(`<rect x="${o.x.toFixed(1)}" y="${y + lane * (RH + 2)}" width="${(o.end - o.x).toFixed(1)}" height="${RH}" fill="${o.color}" data-href="${attr(o.href)}"><title>${esc(title)}</title></rect>`);
+      open[lane] = undefined;
+    };
     for (const b of mine) {
-      let lane = lanes.findIndex((end) => end <= b.start);
-      if (lane < 0) lane = lanes.push(0) - 1;
-      lanes[lane] = b.end + (t1 - t0) / 500;
       const x = LW + (b.start - t0) * scale;
-      const w = Math.max(1.5, (b.end - b.start) * scale);
+      const end = x + Math.max(1.5, (b.end - b.start) * scale);
+      let lane = lanes.findIndex((e) => e <= x);
+      if (lane < 0) lane = lanes.push(0) - 1;
+      lanes[lane] = end + 0.5;
       const color = b.a.ok === true ? COLORS.succeeded : b.a.ok === false ? COLORS.failed : run.state === "running" && !b.a.finishedAt ? COLORS.running : COLORS.failed;
-      const title = dense ? "" : `<title>${esc(`${b.step}/${b.task} attempt ${b.a.attempt}: ${fmtDur(b.end - b.start)}`)}</title>`;
-      rects.push(`<rect x="${x.toFixed(1)}" y="${y + lane * (RH + 2)}" width="${w.toFixed(1)}" height="${RH}" fill="${color}" data-href="${attr(links.task(run.flow, run.runId, b.step, b.task, b.a.attempt))}">${title}</rect>`);
+      const o = open[lane];
+      if (dense && o && o.color === color && x <= o.end + 1) {
+        o.end = Math.max(o.end, end);
+        o.n++;
+        continue;
+      }
+      flush(lane);
+      open[lane] = { x, end, color, n: 1, href: links.task(run.flow, run.runId, b.step, b.task, b.a.attempt), title: `${b.step}/${b.task} attempt ${b.a.attempt}: ${fmtDur(b.end - b.start)}` };
     }
+    for (let i = 0; i < open.length; i++) flush(i);
     out.push(`<text x="4" y="${y + RH - 2}">${esc(step)}</text>`, ...rects, `<line x1="0" x2="${W}" y1="${y + lanes.length * (RH + 2) + 3}" y2="${y + lanes.length * (RH + 2) + 3}" stroke="#e3e6ea"/>`);
     y += lanes.length * (RH + 2) + 8;
   }
-  const axis = [0, 0.25, 0.5, 0.75, 1].map((f) => `<text x="${(LW + f * (W - LW - 40)).toFixed(0)}" y="12" fill="#66707c">+${esc(fmtDur(f * (t1 - t0)) || "0 ms")}</text>`);
+  const axis = [0, 0.25, 0.5, 0.75, 1].map((f) => `<text x="${(LW + f * (W - LW - 10)).toFixed(0)}" y="12" fill="#66707c" text-anchor="${f === 0 ? "start" : f === 1 ? "end" : "middle"}">+${esc(fmtDur(f * (t1 - t0)) || "0 ms")}</text>`);
   const note = startup > 0 ? `<p class="mute">first task started ${esc(fmtDur(startup))} after the run was created</p>` : "";
   return `${note}<svg class="gantt" width="100%" viewBox="0 0 ${W} ${y + 4}" role="img" aria-label="Timeline">${axis.join("")}${out.join("")}</svg>`;
 }
