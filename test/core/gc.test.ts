@@ -162,8 +162,8 @@ describe("gc with real runs", () => {
     client.namespace(null);
     const run = (await client.Flow.get("SlowForeachFlow").latestRun())!;
     expect(run.successful).toBe(true);
-    const [join] = await run.step("join").tasks();
-    expect(((await join!.data("all")) as string[]).length).toBe(6);
+    const [joinTask] = await run.step("join").tasks();
+    expect(((await joinTask!.data("all")) as string[]).length).toBe(6);
     for (const step of await run.steps()) for (const t of await step.tasks()) for (const a of await t.artifacts()) await a.value();
     // A final gc with no grace deletes the old run's garbage but nothing of the finished run.
     const gc = await cli(["gc", "--grace", "0", "--datastore", ds]);
