@@ -75,6 +75,18 @@ describe.skipIf(!bun)(`the Bun binary (dist/tsflow-${suffix})`, () => {
     expect(existsSync(join(dir, ".tsflow"))).toBe(true);
   });
 
+  it("resumes a run from a step, if `resume` exists", async (ctx) => {
+    const help = await exec([binary, "--help"], { cwd: dir, env: bare(dir) });
+    if (!/\bresume\b/.test(help.stdout)) return ctx.skip();
+    const first = await exec([binary, "run", "flow.ts", "--n", "2"], { cwd: dir, env: bare(dir) });
+    expect(first.code, first.stderr).toBe(0);
+    const id = /Run UserFlow\/(\S+) succeeded/.exec(first.stdout + first.stderr)![1]!;
+    const r = await exec([binary, "resume", "flow.ts", "join", "--origin-run-id", id], { cwd: dir, env: bare(dir) });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).toContain("sum of squares 5");
+    expect(r.stdout + r.stderr).toMatch(/Cloned \d+ tasks/);
+  });
+
   it("shows the flow", async () => {
     const r = await exec([binary, "show", "flow.ts"], { cwd: dir, env: bare(dir) });
     expect(r.code, r.stderr).toBe(0);
