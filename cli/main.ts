@@ -48,7 +48,7 @@ export const mainCommand = defineCommand({
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "__worker") {
     const { workerMain } = await import("./worker.ts");
-    return workerMain();
+    return workerMain((code) => process.exit(code));
   }
   const [name, ...rest] = argv;
   try {

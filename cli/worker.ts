@@ -18,7 +18,7 @@ export async function packageModule(spec: TaskSpec, store: Datastore): Promise<s
   return fetchPackage(store, spec.flowFile.slice("package:".length));
 }
 
-export async function workerMain(): Promise<number> {
+export async function workerMain(exit: (code: number) => never): Promise<number> {
   // One task given in the environment (a batch job): run it, storing its own logs, and exit.
   if (process.env.TSFLOW_TASK_SPEC || process.env.TSFLOW_TASK_SPEC_KEY) return (await import("./task.ts")).taskMain();
   const nonce = process.env.TSFLOW_WORKER_NONCE ?? "";
@@ -57,11 +57,11 @@ export async function workerMain(): Promise<number> {
   send({ type: "ready", pid: process.pid });
   // The orchestrator closes stdin only when idle workers should leave. If it closes while a
   // task runs, the orchestrator is gone (killed, crashed): nobody will collect the result, so
-  // stop now instead of running a possibly endless step as an orphan. Exiting here, not in
-  // cli/main.ts, because the step still holds the event loop and stdout may never drain.
+  // stop now instead of running a possibly endless step as an orphan. main.ts hands us its exit:
+  // returning would not do, since the step still holds the event loop.
   let busy = false;
   process.stdin.once("end", () => {
-    if (busy) process.exit(1);
+    if (busy) exit(1);
   });
   const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
   for await (const line of lines) {
