@@ -15,18 +15,22 @@ export interface InlineOptions {
 }
 
 export default function inlineExecutor(options: InlineOptions): Executor {
-  // Steps share the process-wide task context (`current`, `this.next`), so tasks take turns.
+  // Steps share the process-wide task context (`current`, `this.next`), so tasks take turns —
+  // and a step that timed out keeps its turn until it really ends (it cannot be killed), so it
+  // never runs beside the next task.
   let chain: Promise<unknown> = Promise.resolve();
   return {
     name: NAME,
     run(spec, context) {
+      let settled: Promise<unknown> = Promise.resolve();
       const attempt = async (): Promise<TaskExit> => {
         if (context.signal.aborted) return { completed: false, error: { type: "Cancelled", message: "the run was stopped" } };
         const work = executeTask(spec, options).then((result): TaskExit => ({ completed: true, result }));
+        settled = work.catch(() => {});
         if (!spec.timeoutSeconds) return work;
         let timer: ReturnType<typeof setTimeout> | undefined;
         const timeout = new Promise<TaskExit>((resolve) => {
-          timer = setTimeout(() => resolve({ completed: false, error: { type: "Timeout", message: `step '${spec.step}' timed out after ${spec.timeoutSeconds} s (@timeout)` } }), spec.timeoutSeconds! * 1000);
+          timer = setTimeout(() => resolve({ completed: false, error: { type: "Timeout", message: `step '${spec.step}' timed out after ${spec.timeoutSeconds} s (@timeout); the inline executor cannot stop it, so it runs on until it ends` } }), spec.timeoutSeconds! * 1000);
         });
         try {
           return await Promise.race([work, timeout]);
@@ -35,7 +39,7 @@ export default function inlineExecutor(options: InlineOptions): Executor {
         }
       };
       const next = chain.then(attempt, attempt);
-      chain = next.catch(() => {});
+      chain = next.then(() => settled, () => settled);
       return next;
     },
   };
