@@ -467,9 +467,16 @@ export class Task<F = unknown> {
   private async log(stream: "stdout" | "stderr", attempt?: number): Promise<string> {
     const s = await this.ctx.store();
     const n = attempt ?? this.attempt;
-    // A cloned task ran in its origin run: its logs are there.
-    const [run, step, task] = this.clonedFrom ? this.clonedFrom.split("/") : [this.step.run.id, this.step.name, this.id];
-    const bytes = await s.get(attemptKey(this.step.run.flow, run!, step!, task!, n, stream));
+    // A cloned task ran in its origin run (or that run's origin, after a resume of a resume):
+    // its logs are where it really ran.
+    const flow = this.step.run.flow;
+    let [run, step, task] = [this.step.run.id, this.step.name, this.id];
+    let from = this.clonedFrom;
+    for (let hops = 0; from && hops < 32; hops++) {
+      [run, step, task] = from.split("/") as [string, string, string];
+      from = (await getJson<DoneRecord>(s, doneKey(flow, run, step, task)).catch(() => null))?.clonedFrom;
+    }
+    const bytes = await s.get(attemptKey(flow, run, step, task, n, stream));
     return bytes ? new TextDecoder().decode(bytes) : "";
   }
 

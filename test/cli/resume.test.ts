@@ -117,6 +117,36 @@ describe("tsflow resume", () => {
   });
 });
 
+describe("tsflow resume of a partly failed foreach", () => {
+  it("clones the successful siblings and re-runs the failed item and what follows", async () => {
+    const ds2 = tempStore();
+    // One worker: items 0 and 1 succeed, item 2 fails, item 3 never starts.
+    const first = await cli(["run", file, "--datastore", ds2, "--count", "4", "--max-workers", "1"], { env: { TSFLOW_TEST_FAIL_ITEM: "2" } });
+    expect(first.code).toBe(1);
+    const r = await cli(["resume", file, "--datastore", ds2], { env: { TSFLOW_TEST_FAIL_ITEM: "" } });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain("from step 'body' (its successful tasks are cloned)");
+    expect(r.stdout).toMatch(/Cloned 3 tasks from .* \(start ×1, body ×2\)/);
+    const client = createClient(fsDatastore({ root: ds2 }), nodeHost());
+    const run = (await client.Flow.get(FLOW).latestRun())!;
+    const bodies = await run.step("body").tasks();
+    expect(bodies.map((b) => [b.index, b.clonedFrom !== undefined])).toEqual([
+      [0, true],
+      [1, true],
+      [2, false],
+      [3, false],
+    ]);
+    expect(await run.data("total")).toBe(14);
+    // Logs of a clone of a clone are found where the task really ran.
+    const again = await cli(["resume", file, "join", "--datastore", ds2]);
+    expect(again.code, again.stderr).toBe(0);
+    const third = (await client.Flow.get(FLOW).latestRun())!;
+    const b0 = (await third.step("body").tasks())[0]!;
+    expect(b0.clonedFrom?.startsWith(`${run.id}/`)).toBe(true);
+    expect(await b0.stdout()).toBe("body 0\n");
+  });
+});
+
 describe("inspection commands", () => {
   it("runs lists every run, newest first, with status and tags", async () => {
     const r = await cli(["runs", FLOW, "--datastore", ds]);
