@@ -11,7 +11,7 @@
  * unreferenced is deleted unless the grace period is 0.
  */
 import { deletePrefix, getJson, listAll, mapLimit } from "./_datastore.ts";
-import { flowsPrefix, runKey, runPrefix, runsPrefix } from "./_layout.ts";
+import { doneKey, flowsPrefix, runKey, runPrefix, runsPrefix } from "./_layout.ts";
 import { runStatus } from "./_status.ts";
 import { TsflowError } from "./errors.ts";
 import type { ArtifactRef, Datastore } from "./types.ts";
@@ -37,6 +37,8 @@ export interface GcReport {
   deletedBytes: number;
   /** Unreferenced blobs kept because they are younger than the grace period. */
   young: number;
+  /** `@cached` index entries pointing at deleted tasks (removed unless dryRun). */
+  staleCacheEntries: number;
 }
 
 const HASH_KEY = /^blobs\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
@@ -82,7 +84,7 @@ export async function collectGarbage(store: Datastore, options: GcOptions = {}):
     if ((await runStatus(store, flow, runId, now)) === "running") live++;
     await markRun(store, flow, runId, marked);
   });
-  const report: GcReport = { runs: runs.length, live, blobs: blobKeys.length, referenced: 0, deleted: [], deletedBytes: 0, young: 0 };
+  const report: GcReport = { runs: runs.length, live, blobs: blobKeys.length, referenced: 0, deleted: [], deletedBytes: 0, young: 0, staleCacheEntries: 0 };
   const candidates: string[] = [];
   for (const key of blobKeys) {
     const hash = HASH_KEY.exec(key)![2]!;
@@ -103,6 +105,16 @@ export async function collectGarbage(store: Datastore, options: GcOptions = {}):
     report.deletedBytes += size;
   });
   report.deleted.sort();
+  // `@cached` index entries whose task is gone (its run was deleted) would only ever miss.
+  for (const key of await listAll(store, "cache/")) {
+    const target = new TextDecoder().decode((await store.get(key)) ?? new Uint8Array()).trim();
+    const flow = key.split("/")[1];
+    const [run, step, task] = target.split("/");
+    const ok = flow && run && step && task && /^[A-Za-z0-9_.:@=+-]+$/.test(run + step + task) && (await store.has(doneKey(flow, run, step, task)));
+    if (ok) continue;
+    report.staleCacheEntries++;
+    if (!options.dryRun) await store.delete(key);
+  }
   return report;
 }
 

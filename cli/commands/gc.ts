@@ -30,7 +30,7 @@ export default defineCommand({
     const r = await collectGarbage(store, { dryRun, graceMs, modifiedAt });
     const verb = dryRun ? "would delete" : "deleted";
     process.stdout.write(
-      `${r.runs} runs (${r.live} running), ${r.blobs} blobs: ${r.referenced} referenced, ${r.young} unreferenced but younger than the grace period; ${verb} ${r.deleted.length} (${formatBytes(r.deletedBytes)})\n`,
+      `${r.runs} runs (${r.live} running), ${r.blobs} blobs: ${r.referenced} referenced, ${r.young} unreferenced but younger than the grace period; ${verb} ${r.deleted.length} (${formatBytes(r.deletedBytes)})${r.staleCacheEntries ? `; ${dryRun ? "would remove" : "removed"} ${r.staleCacheEntries} stale @cached entries` : ""}\n`,
     );
     if (dryRun) for (const k of r.deleted) process.stdout.write(`  ${k}\n`);
     return 0;

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { createClient } from "../../core/client.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
 import nodeHost from "../../plugins/host/node.ts";
-import { cliRun, fixture, tempStore } from "../_helpers.ts";
+import { cli, cliRun, fixture, tempStore } from "../_helpers.ts";
 
 const file = fixture("cached-step.ts");
 const computed = (out: string) => out.includes("computing square");
@@ -35,6 +35,14 @@ describe("@cached", () => {
     expect(sq!.clonedFrom).toMatch(new RegExp(`^${runs[3]!.id}/square/`));
     expect(await cachedRun.data("squared")).toBe(16);
     expect(await runs[1]!.data("squared")).toBe(36);
+
+    // Deleting the run a cache entry points at makes gc drop the entry; the next run computes again.
+    await cli(["delete", `CachedStepFlow/${runs[3]!.id}`, "--datastore", ds]);
+    const gc = await cli(["gc", "--datastore", ds]);
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(gc.stdout).toContain("removed 1 stale @cached entries");
+    const after = await cliRun(file, ds);
+    expect(computed(after.stdout)).toBe(true);
   });
 
   it("--with cached caches every step", async () => {
