@@ -21,10 +21,19 @@ export type EffectiveStatus = "running" | "succeeded" | "failed" | "abandoned";
  * `createdAt` counts as the last sign of life. An abandoned run counts as failed
  * (`successful` false, resumable).
  */
-export function effectiveStatus(run: { status?: string; createdAt?: number }, heartbeatMs: number | undefined, now: number = Date.now()): EffectiveStatus {
+export function effectiveStatus(
+  run: { status?: string; createdAt?: number; orchestrator?: { hostname: string; pid: number } },
+  heartbeatMs: number | undefined,
+  now: number = Date.now(),
+  /** Asks the host whether the orchestrator's process lives (see `Host.processAlive`). */
+  alive?: (hostname: string, pid: number) => boolean | undefined,
+): EffectiveStatus {
   const status = run.status;
   if (status === "succeeded" || status === "failed") return status;
   if (status !== "running") return "failed";
+  // On the orchestrator's own machine a dead process is certain at once; elsewhere the
+  // heartbeat decides. A reused pid only makes this fall back to the heartbeat.
+  if (run.orchestrator && alive?.(run.orchestrator.hostname, run.orchestrator.pid) === false) return "abandoned";
   const last = heartbeatMs ?? run.createdAt;
   if (typeof last !== "number" || !Number.isFinite(last)) return "abandoned";
   return now - last > ABANDONED_AFTER_MS ? "abandoned" : "running";

@@ -285,7 +285,7 @@ export class Run<F = unknown> {
   ) {
     this.id = id;
     this.pathspec = `${flow}/${id}`;
-    const eff = effectiveStatus(doc, heartbeatMs);
+    const eff = effectiveStatus(doc, heartbeatMs, Date.now(), ctx.host.processAlive?.bind(ctx.host));
     this.abandoned = eff === "abandoned";
     this.status = eff === "abandoned" ? "failed" : eff;
     this.successful = this.status === "succeeded";

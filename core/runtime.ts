@@ -130,6 +130,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     runtime: host.runtime,
     version: VERSION,
     graph: summarizeGraph(info),
+    ...(host.identity ? { orchestrator: host.identity() } : {}),
     ...(options.originRunId ? { originRunId: options.originRunId } : {}),
     ...options.runRecord,
   };

@@ -90,6 +90,10 @@ export interface Host {
   username(): string;
   /** Number of CPUs, the default of `--max-workers`. */
   cpus(): number;
+  /** This process, recorded in run.json so a dead orchestrator is noticed at once on its machine. */
+  identity?(): { hostname: string; pid: number };
+  /** Whether `pid` still runs, when `hostname` is this machine; `undefined` when it cannot tell. */
+  processAlive?(hostname: string, pid: number): boolean | undefined;
   /** gzip (fast level), for artifacts on stores where bytes cost more than CPU. Optional. */
   gzip?(chunks: readonly Bytes[]): Bytes;
   /** Undoes {@link Host.gzip}. Required to read compressed artifacts. */

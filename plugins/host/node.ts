@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { constants, gunzipSync, gzipSync } from "node:zlib";
-import { availableParallelism, userInfo } from "node:os";
+import { availableParallelism, hostname, userInfo } from "node:os";
 import type { Host } from "../../core/types.ts";
 
 /** Which JavaScript runtime is executing: `node`, `bun` or `deno`. */
@@ -40,6 +40,16 @@ export default function nodeHost(): Host {
       return passwdName() ?? "unknown";
     },
     cpus: () => availableParallelism(),
+    identity: () => ({ hostname: hostname(), pid: process.pid }),
+    processAlive(host, pid) {
+      if (host !== hostname()) return undefined;
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code === "EPERM";
+      }
+    },
     gzip: (chunks) => gzipSync(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), { level: constants.Z_BEST_SPEED }),
     gunzip: (data) => gunzipSync(data),
   };
