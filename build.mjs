@@ -8,7 +8,7 @@
 // `node build.mjs --no-types` skips the declarations (a few seconds) for a quick rebuild;
 // `node build.mjs --deno` builds only dist/deno/, the input of `deno compile`.
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { build } from "esbuild";
@@ -67,7 +67,11 @@ if (!denoOnly) {
   await Promise.all([
     build({ ...common, plugins: [lazyHeavy], entryPoints: { tsflow: "cli/main.ts" }, outdir: "dist" }),
     build({ ...common, plugins: [lazyHeavy], entryPoints: { index: "mod.ts" }, outdir: "dist" }),
+    build({ ...common, plugins: [lazyHeavy], entryPoints: { testing: "testing.ts" }, outdir: "dist" }),
   ]);
+  // The executor suite's workers import its fixture flows from a file beside the bundle.
+  mkdirSync("dist/fixtures", { recursive: true });
+  copyFileSync("test/executors/fixtures/suite.ts", "dist/fixtures/suite.ts");
 }
 
 if (!denoOnly && !process.argv.includes("--no-types")) {
@@ -75,8 +79,8 @@ if (!denoOnly && !process.argv.includes("--no-types")) {
   // Files named on the command line make tsc ignore tsconfig.json, so the options are here.
   rmSync("dist/types", { recursive: true, force: true });
   const tsc = join("node_modules", ".bin", process.platform === "win32" ? "tsc.cmd" : "tsc");
-  const options = "--declaration --emitDeclarationOnly --outDir dist/types --target ES2022 --module nodenext --moduleResolution nodenext --types node --strict --allowImportingTsExtensions --verbatimModuleSyntax --skipLibCheck --lib ES2023,DOM,DOM.Iterable";
-  execFileSync(tsc, ["mod.ts", "--ignoreConfig", ...options.split(" ")], { stdio: "inherit" });
+  const options = "--declaration --emitDeclarationOnly --rootDir . --outDir dist/types --target ES2022 --module nodenext --moduleResolution nodenext --types node --strict --allowImportingTsExtensions --verbatimModuleSyntax --skipLibCheck --lib ES2023,DOM,DOM.Iterable";
+  execFileSync(tsc, ["mod.ts", "testing.ts", "--ignoreConfig", ...options.split(" ")], { stdio: "inherit" });
   // Declarations keep the sources' `.ts` specifiers; a user's tsc resolves `./x.js` to
   // `./x.d.ts` under every moduleResolution, so point them there.
   for (const file of walk("dist/types")) {
