@@ -43,7 +43,8 @@ export async function measure(cmd: string, args: string[], options: { cwd?: stri
   return { seconds, peakTreeMb: peakTree / 1024 / 1024, peakOneMb: peakOne / 1024 / 1024, out };
 }
 
-function treeOf(pid: number): number[] {
+/** A process and all its descendants, from /proc. */
+export function treeOf(pid: number): number[] {
   const out = [pid];
   for (let i = 0; i < out.length; i++) {
     try {

@@ -16,13 +16,8 @@ import { storeArtifact } from "../core/artifacts.ts";
 import { createClient } from "../core/client.ts";
 import fsDatastore from "../plugins/datastores/fs.ts";
 import nodeHost from "../plugins/host/node.ts";
+import type { Row } from "./_measure.ts";
 
-export interface Row {
-  name: string;
-  value: number;
-  unit: string;
-  target?: string;
-}
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const cli = join(root, "bin", "tsflow.mjs");

@@ -17,13 +17,8 @@ import s3Datastore from "../plugins/datastores/s3.ts";
 import batchExecutor from "../plugins/executors/batch.ts";
 import dockerExecutor from "../plugins/executors/docker.ts";
 import processExecutor from "../plugins/executors/process.ts";
+import type { Row } from "./_measure.ts";
 
-export interface Row {
-  name: string;
-  value: number;
-  unit: string;
-  target?: string;
-}
 
 const FILE = new URL("../examples/foreach.ts", import.meta.url).pathname;
 const IMAGE = process.env.TSFLOW_NODE_IMAGE ?? "tsflow-node:20";

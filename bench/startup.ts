@@ -12,13 +12,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type Row, treeOf } from "./_measure.ts";
 
-export interface Row {
-  name: string;
-  value: number;
-  unit: string;
-  target?: string;
-}
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
@@ -70,17 +65,6 @@ async function measure(cmd: string[], env: NodeJS.ProcessEnv, cwd: string): Prom
   clearInterval(timer);
   if (code !== 0) throw new Error(`${cmd.join(" ")} failed (${code}): ${err}`);
   return { seconds, rssMb: peak / 1024 / 1024 };
-}
-
-function treeOf(pid: number): number[] {
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) {
-    try {
-      const children = readFileSync(`/proc/${out[i]}/task/${out[i]}/children`, "utf8").trim();
-      if (children) out.push(...children.split(/\s+/).map(Number));
-    } catch {}
-  }
-  return out;
 }
 
 /** VmHWM: the high-water mark, so a short process's peak is not missed between samples. */

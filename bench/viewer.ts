@@ -11,13 +11,8 @@ import { attemptKey, doneKey, runKey, taskKey } from "../core/_layout.ts";
 import fsDatastore from "../plugins/datastores/fs.ts";
 import nodeHost from "../plugins/host/node.ts";
 import { createViewerApp } from "../viewer/app.ts";
+import type { Row } from "./_measure.ts";
 
-export interface Row {
-  name: string;
-  value: number;
-  unit: string;
-  target?: string;
-}
 
 const graph = (foreach: boolean) => ({
   order: ["start", "work", "join", "end"],

@@ -17,14 +17,8 @@ export function hashChunks(host: Host, chunks: readonly Bytes[]): string {
 
 /** Serializes `value`, stores its blob (unless the store already has it) and returns its reference. */
 export async function storeArtifact(store: Datastore, host: Host, name: string, value: unknown): Promise<ArtifactRef> {
-  let encoded: ReturnType<typeof serialize>;
-  try {
-    encoded = serialize(value, name);
-  } catch (e) {
-    if (e instanceof SerializeError) throw new TsflowError("Serialize", e.message);
-    throw e;
-  }
-  return storeEncoded(store, host, encoded.chunks, { hash: hashChunks(host, encoded.chunks), size: encoded.size, type: encoded.type });
+  const { ref, chunks } = refOf(host, name, value);
+  return storeEncoded(store, host, chunks, ref);
 }
 
 /** Stores already serialized bytes whose reference (content hash) is known. */

@@ -32,8 +32,19 @@ export interface RunDoc {
   parameterValues?: Record<string, unknown>;
   originRunId?: string;
   error?: TaskError & { pathspec?: string };
-  graph?: { order: string[]; steps: Record<string, { type: string; next: string[]; foreach?: string; isJoin?: boolean }> };
+  graph?: { order: string[]; steps: Record<string, StepSummary> };
   [key: string]: unknown;
+}
+
+/** One step of the graph summary stored in run.json (see `summarizeGraph` in runtime.ts). */
+export interface StepSummary {
+  type: string;
+  next: string[];
+  foreach?: string;
+  condition?: string;
+  cases?: Record<string, string>;
+  isJoin?: boolean;
+  decorators?: string[];
 }
 
 /** The task.json document. */

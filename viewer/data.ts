@@ -6,6 +6,7 @@
 import { checkKey, getJson, listAll, mapLimit } from "../core/_datastore.ts";
 import { attemptKey, doneKey, runKey, runsPrefix, stepsPrefix, taskKey } from "../core/_layout.ts";
 import { type EffectiveStatus, effectiveStatus, readHeartbeat } from "../core/_status.ts";
+import type { RunDoc, StepSummary } from "../core/client.ts";
 import type { DoneRecord } from "../core/task.ts";
 import type { ArtifactRef, Datastore, ForeachFrame, TaskError, TaskResult } from "../core/types.ts";
 
@@ -25,32 +26,7 @@ export function validName(s: string | undefined): s is string {
 /** An artifact name: a JS identifier. */
 export const validArtifact = (s: string | undefined): s is string => typeof s === "string" && /^[A-Za-z_$][\w$]{0,199}$/.test(s);
 
-export interface StepSummary {
-  type: string;
-  next: string[];
-  foreach?: string;
-  condition?: string;
-  cases?: Record<string, string>;
-  isJoin?: boolean;
-  decorators?: string[];
-}
-
-/** `run.json`, as the runtime writes it (fields the viewer reads). */
-export interface RunDoc {
-  flow: string;
-  runId: string;
-  status: string;
-  createdAt: number;
-  finishedAt?: number;
-  user?: string;
-  tags?: string[];
-  systemTags?: string[];
-  parameters?: Record<string, ArtifactRef>;
-  parameterValues?: Record<string, unknown>;
-  graph?: { order: string[]; steps: Record<string, StepSummary> };
-  error?: TaskError & { pathspec?: string };
-  originRunId?: string;
-}
+export type { RunDoc, StepSummary };
 
 export interface RunInfo extends RunDoc {
   /** {@link effectiveStatus}: `abandoned` when the orchestrator died. */
