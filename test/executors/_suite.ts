@@ -131,7 +131,7 @@ export function executorSuite(name: string, make: () => Promise<SuiteExecutor>, 
     test(TESTS.logs, async () => {
       const seen = { stdout: "", stderr: "" };
       const run = await runFixture(s, "LogsFlow", { reporter: { taskOutput: (_t, stream, text) => void (seen[stream] += text) } });
-      expect(run.successful).toBe(true);
+      expect(run.successful, JSON.stringify(run.error)).toBe(true);
       expect(seen.stdout).toContain("hello-stdout");
       expect(seen.stdout).toContain("second-line");
       expect(seen.stderr).toContain("hello-stderr");
