@@ -25,9 +25,9 @@ export async function storeArtifact(store: Datastore, host: Host, name: string, 
 export async function storeEncoded(store: Datastore, host: Host, chunks: readonly Bytes[], ref: ArtifactRef): Promise<ArtifactRef> {
   const packed = maybeCompress(store, host, chunks, ref.size);
   if (packed) {
-    const hash = hashChunks(host, [packed]);
-    await store.put(blobKey(hash), [packed], { immutable: true });
-    return { hash, size: ref.size, type: ref.type, gzipped: packed.byteLength, content: ref.hash };
+    const hash = hashChunks(host, packed);
+    await store.put(blobKey(hash), packed, { immutable: true });
+    return { hash, size: ref.size, type: ref.type, gzipped: packed.reduce((n, c) => n + c.byteLength, 0), content: ref.hash };
   }
   await store.put(blobKey(ref.hash), chunks, { immutable: true });
   return ref;
@@ -44,7 +44,7 @@ const SAMPLE = 64 * 1024;
  * and only when a sample shrinks well — random or already-compressed binary (images, model
  * weights) is stored as it is.
  */
-function maybeCompress(store: Datastore, host: Host, chunks: readonly Bytes[], size: number): Bytes | undefined {
+function maybeCompress(store: Datastore, host: Host, chunks: readonly Bytes[], size: number): Bytes[] | undefined {
   if (!store.compress || !host.gzip || size < COMPRESS_FROM) return undefined;
   const sample: Bytes[] = [];
   let taken = 0;
@@ -54,9 +54,10 @@ function maybeCompress(store: Datastore, host: Host, chunks: readonly Bytes[], s
     sample.push(part);
     taken += part.byteLength;
   }
-  if (host.gzip(sample).byteLength > taken * 0.7) return undefined;
+  const stored = (parts: Bytes[]) => parts.reduce((n, c) => n + c.byteLength, 0);
+  if (stored(host.gzip(sample)) > taken * 0.7) return undefined;
   const packed = host.gzip(chunks);
-  return packed.byteLength < size * 0.8 ? packed : undefined;
+  return stored(packed) < size * 0.8 ? packed : undefined;
 }
 
 /** The reference `value` would get, without storing it (to tell whether a loaded artifact changed). */

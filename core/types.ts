@@ -94,8 +94,11 @@ export interface Host {
   identity?(): { hostname: string; pid: number };
   /** Whether `pid` still runs, when `hostname` is this machine; `undefined` when it cannot tell. */
   processAlive?(hostname: string, pid: number): boolean | undefined;
-  /** gzip (fast level), for artifacts on stores where bytes cost more than CPU. Optional. */
-  gzip?(chunks: readonly Bytes[]): Bytes;
+  /**
+   * gzip (fast level), for artifacts on stores where bytes cost more than CPU. Optional. Each
+   * chunk may become its own gzip member (a valid gzip stream), so no chunk is ever joined.
+   */
+  gzip?(chunks: readonly Bytes[]): Bytes[];
   /** Undoes {@link Host.gzip}. Required to read compressed artifacts. */
   gunzip?(data: Bytes): Bytes;
 }

@@ -50,7 +50,8 @@ export default function nodeHost(): Host {
         return (e as NodeJS.ErrnoException).code === "EPERM";
       }
     },
-    gzip: (chunks) => gzipSync(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), { level: constants.Z_BEST_SPEED }),
+    // One gzip member per chunk: joining a 1 GB segment to its header would copy it whole.
+    gzip: (chunks) => chunks.filter((c) => c.byteLength > 0).map((c) => gzipSync(c, { level: constants.Z_BEST_SPEED })),
     gunzip: (data) => gunzipSync(data),
   };
 }
