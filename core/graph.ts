@@ -200,7 +200,6 @@ interface Transition {
   foreach?: string;
   condition?: string;
   cases?: Record<string, string>;
-  text: string;
 }
 
 interface Analysis {
@@ -282,7 +281,7 @@ function analyse(src: string, method: string, issues: GraphIssue[], isStep: bool
     for (const call of calls) {
       const t = readTransition(call, method, issues);
       if (!t) continue;
-      if (next && JSON.stringify({ ...next, text: "" }) !== JSON.stringify({ ...t, text: "" })) {
+      if (next && JSON.stringify(next) !== JSON.stringify(t)) {
         issues.push({ step: method, rule: "conflicting-next", message: `step '${method}' calls this.next with different targets; use a switch (condition) to choose at run time` });
       }
       next ??= t;
@@ -318,7 +317,7 @@ function readTransition(call: AstNode, method: string, issues: GraphIssue[]): Tr
       if (!foreach.value) return bad("the foreach option must be a string literal naming an artifact, e.g. { foreach: \"items\" }");
       const target = stepRef(args[0]!);
       if (!target) return bad("a foreach goes to exactly one step, written as this.stepName");
-      return { targets: [target], foreach: foreach.value, text: "" };
+      return { targets: [target], foreach: foreach.value };
     }
     if (condition.present) {
       if (!condition.value) return bad("the condition option must be a string literal naming an artifact, e.g. { condition: \"route\" }");
@@ -331,7 +330,7 @@ function readTransition(call: AstNode, method: string, issues: GraphIssue[]): Tr
         cases[key] = target;
       }
       if (Object.keys(cases).length === 0) return bad("a switch needs at least one case");
-      return { targets: [...new Set(Object.values(cases))], condition: condition.value, cases, text: "" };
+      return { targets: [...new Set(Object.values(cases))], condition: condition.value, cases };
     }
     return bad("the options of this.next must be { foreach: \"name\" } or { condition: \"name\" }");
   }
@@ -342,7 +341,7 @@ function readTransition(call: AstNode, method: string, issues: GraphIssue[]): Tr
     targets.push(t);
   }
   if (new Set(targets).size !== targets.length) return bad("the same step appears twice in this.next(...)");
-  return { targets, text: "" };
+  return { targets };
 }
 
 interface Frame {
