@@ -14,6 +14,8 @@ const STEP_META = Symbol.for("tsflow.stepMeta");
 const FLOW_BRAND = Symbol.for("tsflow.FlowSpec");
 const PARAM_BRAND = Symbol.for("tsflow.Parameter");
 const RUNTIME = Symbol.for("tsflow.runtime");
+/** The hooks of the task a flow object belongs to, set on the object by the runtime. */
+export const INSTANCE_HOOKS = Symbol.for("tsflow.instanceHooks");
 
 /** Decorators attached to a method: name → options. `step` marks it a step. */
 export interface StepMeta {
@@ -169,14 +171,16 @@ export abstract class FlowSpec {
   next(step: StepRef, options: { foreach: string }): void;
   next(cases: Record<string, StepRef>, options: { condition: string }): void;
   next(...args: unknown[]): void {
-    const h = hooks();
+    // The object's own task first: the process-wide hooks are only a fallback, so nothing that
+    // happens in the process while an async step awaits can change where its next() goes.
+    const h = (this as unknown as Record<symbol, RuntimeHooks | undefined>)[INSTANCE_HOOKS] ?? hooks();
     if (!h || h.constructing) throw new TsflowError("BadTransition", "this.next() can only be called inside a running step");
     h.next(this, args);
   }
 
   /** In a join: copies every artifact that has the same value in all inputs (by reference). */
   mergeArtifacts(inputs: Iterable<unknown>, options: MergeOptions = {}): void {
-    const h = hooks();
+    const h = (this as unknown as Record<symbol, RuntimeHooks | undefined>)[INSTANCE_HOOKS] ?? hooks();
     if (!h || h.constructing) throw new TsflowError("BadTransition", "this.mergeArtifacts() can only be called inside a running join step");
     h.merge(this, inputs, options);
   }

@@ -12,7 +12,7 @@ import { getJson, mapLimit } from "./_datastore.ts";
 import { attemptKey, doneKey, runKey } from "./_layout.ts";
 import { contentHash, loadArtifact, loadArtifactSync, refOf, storeArtifact, storeEncoded } from "./artifacts.ts";
 import { TsflowError } from "./errors.ts";
-import { type CurrentInfo, installRuntime, isParameterSpec, type MergeOptions } from "./flow.ts";
+import { type CurrentInfo, INSTANCE_HOOKS, installRuntime, isParameterSpec, type MergeOptions, type RuntimeHooks } from "./flow.ts";
 import { type GraphNode, loadFlowInfo } from "./graph.ts";
 import type { ArtifactRef, Datastore, Host, TaskError, TaskResult, TaskSpec } from "./types.ts";
 
@@ -209,7 +209,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   };
   const stepNames = new Map<Function, string>();
   for (const name of Object.keys(info.graph.nodes)) stepNames.set((flowClass.prototype as Record<string, Function>)[name]!, name);
-  installRuntime({
+  const running: RuntimeHooks = {
     constructing: false,
     current,
     next(_flow, args) {
@@ -219,7 +219,9 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     merge(_flow, given, options) {
       mergeArtifacts(spec.step, given, options, slots, (name, slot) => defineSlot(name, slot, "merge"));
     },
-  });
+  };
+  installRuntime(running);
+  Object.defineProperty(flow, INSTANCE_HOOKS, { value: running, enumerable: false });
 
   if (spec.mode === "catch") {
     const caught = spec.caught!;

@@ -81,12 +81,14 @@ export function fetchPackage(store: Datastore, hash: string): Promise<string> {
 async function fetchOnce(store: Datastore, hash: string): Promise<string> {
   if (!/^[0-9a-f]{64}$/.test(hash)) throw new TsflowError("BadFlow", `'${PACKAGE_PREFIX}${hash}' is not a code package name`);
   const dir = join(process.env.TSFLOW_PACKAGE_CACHE ?? join(tmpdir(), "tsflow-packages"));
-  const file = join(dir, `${hash}.mjs`);
+  // The cached file imports the runtime that fetched it, so each runtime keeps its own copy: a
+  // second tsflow on the machine must not run packages against the first one's code.
+  const runtime = JSON.stringify(pathToFileURL(runtimeModule()).href);
+  const file = join(dir, `${hash}-${createHash("sha256").update(runtime).digest("hex").slice(0, 12)}.mjs`);
   if (existsSync(file)) return file;
   const code = await store.get(packageKey(hash));
   if (!code) throw new TsflowError("NotFound", `code package ${hash} is missing from datastore ${store.url} (was it deleted by gc?)`);
   if (createHash("sha256").update(code).digest("hex") !== hash) throw new TsflowError("Executor", `code package ${hash} in ${store.url} does not match its hash`);
-  const runtime = JSON.stringify(pathToFileURL(runtimeModule()).href);
   const text = new TextDecoder().decode(code).replaceAll(JSON.stringify(PLACEHOLDER), runtime);
   mkdirSync(dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
