@@ -12,7 +12,7 @@
  * the flow.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
@@ -45,8 +45,13 @@ function cacheDir(flowFile: string): string {
  * Packages stay imports (resolved from the project as usual), except `tsflow` itself.
  */
 export async function buildFlowModule(file: string): Promise<string> {
-  const esbuild = await import("esbuild");
   const lib = libraryPath();
+  // A flow built before, whose sources (and tsconfig.json, which picks the decorator mode) have
+  // not changed since, is not built again: no esbuild process on the path of a repeated run.
+  const manifest = join(cacheDir(file), `${createHash("sha256").update(`${file}\0${lib}`).digest("hex").slice(0, 24)}.json`);
+  const cached = readManifest(manifest);
+  if (cached) return cached;
+  const esbuild = await import("esbuild");
   let result: Awaited<ReturnType<typeof esbuild.build>>;
   try {
     result = await esbuild.build({
@@ -60,6 +65,7 @@ export async function buildFlowModule(file: string): Promise<string> {
       sourcemap: "inline",
       sourcesContent: false,
       logLevel: "silent",
+      metafile: true,
       plugins: [
         {
           name: "tsflow-self",
@@ -103,7 +109,54 @@ export async function buildFlowModule(file: string): Promise<string> {
     writeFileSync(tmp, code);
     renameSync(tmp, out);
   }
+  const inputs = [...Object.keys(result.metafile!.inputs).map((p) => resolve(p)), ...tsconfigsOf(file)];
+  writeManifest(manifest, { out, inputs: inputs.map(signature) });
   return out;
+}
+
+type Signature = [path: string, mtimeMs: number, size: number];
+
+function signature(path: string): Signature {
+  try {
+    const st = statSync(path);
+    return [path, st.mtimeMs, st.size];
+  } catch {
+    return [path, -1, -1];
+  }
+}
+
+/** tsconfig.json files esbuild may read for `file` (the nearest one decides; all count). */
+function tsconfigsOf(file: string): string[] {
+  const out: string[] = [];
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    out.push(join(dir, "tsconfig.json"));
+    if (dirname(dir) === dir || existsSync(join(dir, "package.json"))) return out;
+  }
+}
+
+/** The built module of a manifest whose every input is unchanged, else `undefined`. */
+function readManifest(path: string): string | undefined {
+  try {
+    const m = JSON.parse(readFileSync(path, "utf8")) as { out: string; inputs: Signature[] };
+    if (!existsSync(m.out)) return undefined;
+    for (const [p, mtime, size] of m.inputs) {
+      const [, now, nowSize] = signature(p);
+      if (now !== mtime || nowSize !== size) return undefined;
+    }
+    return m.out;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeManifest(path: string, manifest: { out: string; inputs: Signature[] }) {
+  try {
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(manifest));
+    renameSync(tmp, path);
+  } catch {
+    // A cache that cannot be written only costs the next run a build.
+  }
 }
 
 export interface LoadedFlow {
