@@ -29,23 +29,34 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `node bin/tsflow.mjs …args` to the end. */
-export function cli(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+export interface ExecResult extends CliResult {
+  ms: number;
+}
+
+/** Runs a command to its end, colour off. */
+export function exec(cmd: string[], options: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: "1", ...options.env } });
+    const t0 = performance.now();
+    const child = spawn(cmd[0]!, cmd.slice(1), { cwd: options.cwd ?? ROOT, env: { ...process.env, NO_COLOR: "1", ...options.env } });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
     child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`tsflow ${args.join(" ")} did not end in time\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, options.timeoutMs ?? 30_000);
+      reject(new Error(`${cmd.join(" ")} did not end in time\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, options.timeoutMs ?? 60_000);
+    child.on("error", reject);
     child.on("close", (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      resolve({ code, stdout, stderr, ms: performance.now() - t0 });
     });
   });
+}
+
+/** Runs `node bin/tsflow.mjs …args` to the end. */
+export function cli(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+  return exec([process.execPath, CLI, ...args], { env: options.env, timeoutMs: options.timeoutMs ?? 30_000 });
 }
 
 /** Runs a flow file through the CLI into `datastore`. */

@@ -2,8 +2,6 @@
  * Whole flows on the s3 datastore against a real s3rver on 127.0.0.1, through the real CLI,
  * and the faults a user meets with S3: unreachable, missing bucket, connection cut mid-upload.
  */
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getJson } from "../../core/_datastore.ts";
 import { doneKey, runsPrefix } from "../../core/_layout.ts";
@@ -12,23 +10,16 @@ import type { DoneRecord } from "../../core/task.ts";
 import type { Datastore } from "../../core/types.ts";
 import s3Datastore from "../../plugins/datastores/s3.ts";
 import nodeHost from "../../plugins/host/node.ts";
+import { cli } from "../_helpers.ts";
 import { closedPort, type RunningS3rver, S3RVER_CREDENTIALS, startDroppingProxy, startS3rver } from "../_s3rver.ts";
 
-const root = fileURLToPath(new URL("../..", import.meta.url));
 const host = nodeHost();
 
-function tsflow(args: string[], env: Record<string, string>): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["bin/tsflow.mjs", ...args], {
-      cwd: root,
-      env: { ...process.env, AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey, AWS_REGION: "us-east-1", ...env },
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("exit", (code) => resolve({ code: code ?? 1, out, err }));
-  });
+const awsEnv = { AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey, AWS_REGION: "us-east-1" };
+
+async function tsflow(args: string[], env: Record<string, string>) {
+  const r = await cli(args, { env: { ...awsEnv, ...env }, timeoutMs: 120_000 });
+  return { code: r.code ?? 1, out: r.stdout, err: r.stderr };
 }
 
 const runIdOf = (out: string) => /Run \w+\/(\S+) (succeeded|failed)/.exec(out)?.[1];

@@ -4,7 +4,7 @@
  * devDependency its `node` bin would shadow Node 20 in every npm script), Bun and Deno (the
  * `bun` and `deno` devDependencies).
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "../_helpers.ts";
@@ -59,33 +59,7 @@ export function runtimes(): Runtime[] {
   ];
 }
 
-export interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/** Runs a command to its end, colour off. */
-export function exec(cmd: string[], options: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(cmd[0]!, cmd.slice(1), { cwd: options.cwd ?? ROOT, env: { ...process.env, NO_COLOR: "1", ...options.env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`${cmd.join(" ")} did not end in time\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, options.timeoutMs ?? 60_000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: performance.now() - t0 });
-    });
-  });
-}
+export { exec, type ExecResult as Result } from "../_helpers.ts";
 
 /**
  * A run's printed lines, comparable across runtimes and runs: run ids and durations replaced,
