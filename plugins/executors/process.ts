@@ -162,21 +162,22 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
     return w;
   };
 
+  const warm = (concurrency: number) => {
+    if (fresh) return;
+    while (all.size < concurrency) idle.push(spawnWorker());
+  };
+
   return {
     name: NAME,
-
-    warm(concurrency) {
-      if (fresh) return;
-      while (all.size < concurrency) idle.push(spawnWorker());
-    },
+    warm,
 
     async prepare(run) {
       context = run;
       fresh = options.fresh ?? run.freshWorkers ?? false;
       if (fresh) return;
+      // Workers warmed before the flow was built learn it now; new ones preload it on spawn.
       for (const w of all) w.preload({ flowFile: run.flowFile, exportName: run.exportName, flowName: run.flowName, module: run.flowModule });
-      const want = Math.max(1, run.maxWorkers);
-      while (all.size < want) idle.push(spawnWorker());
+      warm(Math.max(1, run.maxWorkers));
     },
 
     run(spec, ctx) {
