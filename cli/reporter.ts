@@ -4,7 +4,7 @@
  * otherwise (CI logs, pipes).
  */
 import { colors } from "consola/utils";
-import type { ErrorCode } from "../core/errors.ts";
+import { ERROR_CODES } from "../core/errors.ts";
 import type { RunReporter } from "../core/runtime.ts";
 
 interface StepCount {
@@ -127,10 +127,7 @@ export function terminalReporter(out: NodeJS.WriteStream = process.stdout, optio
   };
 }
 
-const TSFLOW_CODES = new Set<string>([
-  "BadKey", "BadFlow", "BadGraph", "BadParameter", "BadOption", "BadTransition", "CorruptArtifact", "CorruptMetadata",
-  "Datastore", "Executor", "NotFound", "RunFailed", "Serialize", "Timeout", "WorkerCrashed", "Cancelled",
-] satisfies ErrorCode[]);
+const TSFLOW_CODES = new Set<string>(ERROR_CODES);
 
 /** The frames of a stack that are the user's code, not tsflow's machinery. */
 function userFrames(stack: string): string[] {

@@ -3,23 +3,26 @@
  * message alone (no stack): the message names the thing at fault — file, step, option,
  * artifact, key — in one sentence, no trailing period (denoland/std's style).
  */
-export type ErrorCode =
-  | "BadKey"
-  | "BadFlow"
-  | "BadGraph"
-  | "BadParameter"
-  | "BadOption"
-  | "BadTransition"
-  | "CorruptArtifact"
-  | "CorruptMetadata"
-  | "Datastore"
-  | "Executor"
-  | "NotFound"
-  | "RunFailed"
-  | "Serialize"
-  | "Timeout"
-  | "WorkerCrashed"
-  | "Cancelled";
+export const ERROR_CODES = [
+  "BadKey",
+  "BadFlow",
+  "BadGraph",
+  "BadParameter",
+  "BadOption",
+  "BadTransition",
+  "CorruptArtifact",
+  "CorruptMetadata",
+  "Datastore",
+  "Executor",
+  "NotFound",
+  "RunFailed",
+  "Serialize",
+  "Timeout",
+  "WorkerCrashed",
+  "Cancelled",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export class TsflowError extends Error {
   override name = "TsflowError";
