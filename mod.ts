@@ -5,8 +5,8 @@
  * explicitly.
  */
 import { existsSync } from "node:fs";
-import { openDatastore } from "./cli/datastores.ts";
-import { buildFlowModule } from "./cli/load.ts";
+import { openDatastore } from "./runner/stores.ts";
+import { buildFlowModule } from "./runner/load.ts";
 import { createClient, type Flow as ClientFlow } from "./core/client.ts";
 import { TsflowError } from "./core/errors.ts";
 import { getStepMeta } from "./core/flow.ts";

@@ -4,7 +4,7 @@
  *   _artifact.ts get STORE REF → loads and verifies it, prints {getSecs}
  */
 import { loadArtifact, storeArtifact } from "../core/artifacts.ts";
-import { openDatastore } from "../cli/datastores.ts";
+import { openDatastore } from "../runner/stores.ts";
 import nodeHost from "../plugins/host/node.ts";
 
 // STORE is a directory or s3://bucket/prefix (with TSFLOW_S3_ENDPOINT for s3rver).

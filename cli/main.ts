@@ -9,7 +9,7 @@ import { isTsflowError } from "../core/errors.ts";
 import { VERSION } from "../core/version.ts";
 
 // The CLI bundle is also the library: a flow's `import "tsflow"` resolves to this file, so
-// the flow and the runtime running it share one copy (see cli/load.ts).
+// the flow and the runtime running it share one copy (see runner/load.ts).
 export * from "../mod.ts";
 
 // The AWS SDK warns on every Node 20 process that it will want Node 22 from 2027; in a run's
@@ -47,7 +47,7 @@ export const mainCommand = defineCommand({
 /** Runs the CLI with `argv` (without the node and script paths); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "__worker") {
-    const { workerMain } = await import("./worker.ts");
+    const { workerMain } = await import("../runner/worker.ts");
     return workerMain((code) => process.exit(code));
   }
   const [name, ...rest] = argv;

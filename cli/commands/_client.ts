@@ -1,7 +1,7 @@
 /** What the inspection commands share: the client over the chosen datastore, and formatting. */
 import { createClient } from "../../core/client.ts";
 import nodeHost from "../../plugins/host/node.ts";
-import { openDatastore } from "../datastores.ts";
+import { openDatastore } from "../../runner/stores.ts";
 
 export const datastoreArg = {
   datastore: { type: "string", description: "Where runs are stored: a path or s3://bucket/prefix (default: .tsflow found upwards)" },

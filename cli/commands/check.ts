@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import { inspectFlow } from "../../core/graph.ts";
-import { loadFlow } from "../load.ts";
+import { loadFlow } from "../../runner/load.ts";
 
 export default defineCommand({
   meta: { name: "check", description: "Validate a flow's graph; one line per broken rule, non-zero exit when any" },

@@ -118,7 +118,7 @@ export default defineCommand({
       rawArgs,
       undefined,
       async (info) => {
-        const { openDatastore } = await import("../datastores.ts");
+        const { openDatastore } = await import("../../runner/stores.ts");
         const { default: nodeHost } = await import("../../plugins/host/node.ts");
         plan = await planResume(await openDatastore(flags.datastore), nodeHost(), info, flags.originRunId, flags.rest[0]);
         return { ...plan.origin.parameters };

@@ -6,9 +6,9 @@ import { type FlowInfo, inspectFlow, loadFlowInfo } from "../../core/graph.ts";
 import { executeRun, type RunOptions, type RunResult, resolveParameters } from "../../core/runtime.ts";
 import type { Host } from "../../core/types.ts";
 import nodeHost from "../../plugins/host/node.ts";
-import { openDatastore } from "../datastores.ts";
-import { executorSet } from "../executors.ts";
-import { loadFlow } from "../load.ts";
+import { openDatastore } from "../../runner/stores.ts";
+import { executorSet } from "../../runner/executors.ts";
+import { loadFlow } from "../../runner/load.ts";
 import { applyDefaults, parseRunArgs, parseWith, type RunFlags } from "../options.ts";
 import { terminalReporter } from "../reporter.ts";
 

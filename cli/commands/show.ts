@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import { formatGraph, loadFlowInfo } from "../../core/graph.ts";
-import { loadFlow } from "../load.ts";
+import { loadFlow } from "../../runner/load.ts";
 
 export default defineCommand({
   meta: { name: "show", description: "Print a flow's steps, transitions and parameters without running it" },

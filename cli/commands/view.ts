@@ -11,7 +11,7 @@ import { Readable } from "node:stream";
 import { defineCommand } from "citty";
 import { TsflowError } from "../../core/errors.ts";
 import nodeHost from "../../plugins/host/node.ts";
-import { openDatastore } from "../datastores.ts";
+import { openDatastore } from "../../runner/stores.ts";
 
 export default defineCommand({
   meta: { name: "view", description: "Browse runs, DAGs, timelines, logs and artifacts in a local web app (read-only)" },

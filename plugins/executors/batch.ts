@@ -1,7 +1,7 @@
 /**
  * The batch executor: `@batch({ queue, image, cpu, memory, gpu })` on a step, or
  * `tsflow run --executor batch`. Each attempt is one AWS Batch job running `tsflow __worker`
- * with the task in its environment (cli/task.ts); the job reads and writes an S3 datastore,
+ * with the task in its environment (runner/task.ts); the job reads and writes an S3 datastore,
  * including its own stdout/stderr while it runs, which is how its logs reach the terminal.
  *
  * - Job definitions are registered once per content (image, resources, role, command) under

@@ -5,18 +5,11 @@
  */
 import { createInterface } from "node:readline";
 import { executeTask, errorInfo } from "../core/task.ts";
-import type { Datastore, TaskSpec } from "../core/types.ts";
+import type { TaskSpec } from "../core/types.ts";
 import { encodeControl, type WorkerCommand, type WorkerMessage } from "../plugins/executors/_protocol.ts";
 import nodeHost from "../plugins/host/node.ts";
-import { openDatastore } from "./datastores.ts";
-import { loadFlow } from "./load.ts";
-
-/** The module to import for `spec`: its code package (`package:<hash>`, fetched once) or `spec.module`. */
-export async function packageModule(spec: TaskSpec, store: Datastore): Promise<string | undefined> {
-  if (!spec.flowFile.startsWith("package:")) return spec.module;
-  const { fetchPackage } = await import("../plugins/executors/_package.ts");
-  return fetchPackage(store, spec.flowFile.slice("package:".length));
-}
+import { openDatastore } from "./stores.ts";
+import { loadFlow, packageModule } from "./load.ts";
 
 export async function workerMain(exit: (code: number) => never): Promise<number> {
   // One task given in the environment (a batch job): run it, storing its own logs, and exit.

@@ -19,6 +19,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { TsflowError } from "../core/errors.ts";
 import { isFlowClass } from "../core/flow.ts";
+import type { Datastore, TaskSpec } from "../core/types.ts";
 import { detectRuntime } from "../plugins/host/node.ts";
 
 /** The module a flow's `import "tsflow"` gets: this library, bundled or from source. */
@@ -223,4 +224,11 @@ async function importFlow(abs: string, given: string, exportName?: string, flowN
     throw new TsflowError("BadFlow", `flow file '${given}' exports several flows (${flows.map(([k]) => k).join(", ")}); pick one with --flow Name`);
   }
   throw new TsflowError("BadFlow", `flow file '${given}' has no default export; export the flow class as default (export default class MyFlow extends FlowSpec)`);
+}
+
+/** The module to import for `spec`: its code package (`package:<hash>`, fetched once) or `spec.module`. */
+export async function packageModule(spec: TaskSpec, store: Datastore): Promise<string | undefined> {
+  if (!spec.flowFile.startsWith("package:")) return spec.module;
+  const { fetchPackage } = await import("../plugins/executors/_package.ts");
+  return fetchPackage(store, spec.flowFile.slice("package:".length));
 }

@@ -12,9 +12,8 @@ import { attemptKey } from "../core/_layout.ts";
 import { errorInfo, executeTask } from "../core/task.ts";
 import type { Datastore, TaskSpec } from "../core/types.ts";
 import nodeHost from "../plugins/host/node.ts";
-import { openDatastore } from "./datastores.ts";
-import { loadFlow } from "./load.ts";
-import { packageModule } from "./worker.ts";
+import { openDatastore } from "./stores.ts";
+import { loadFlow, packageModule } from "./load.ts";
 
 const FLUSH_MS = Number(process.env.TSFLOW_LOG_FLUSH_MS ?? 1000);
 
