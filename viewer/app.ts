@@ -11,6 +11,7 @@ import { readStream } from "../core/_datastore.ts";
 import { loadArtifact } from "../core/artifacts.ts";
 import { blobKey } from "../core/_layout.ts";
 import type { ArtifactRef, Datastore, Host } from "../core/types.ts";
+import { accessControl } from "./_access.ts";
 import { CSS, JS } from "./assets.ts";
 import { fingerprint, validArtifact, validName } from "./data.ts";
 import { type Links, qs } from "./html.ts";
@@ -26,6 +27,12 @@ export interface ViewerOptions {
    * cannot read runs through the visitor's browser. Unset: any Host.
    */
   allowedHosts?: string[];
+  /**
+   * Access token every request must carry (`?token=` once, then an HttpOnly cookie; or
+   * `Authorization: Bearer`). Without it every route answers 401 before reading anything.
+   * Set whenever the viewer is reachable beyond loopback.
+   */
+  token?: string;
 }
 
 export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -43,18 +50,19 @@ export const serverLinks: Links = {
 
 const NAMES = ["flow", "run", "step", "task"] as const;
 
-export function createViewerApp({ store, host, allowedHosts }: ViewerOptions): Hono {
+export function createViewerApp({ store, host, allowedHosts, token }: ViewerOptions): Hono {
   const app = new Hono();
 
   app.use("*", async (c, next) => {
     if (c.req.method !== "GET" && c.req.method !== "HEAD") return c.text("the viewer is read-only", 405, { Allow: "GET, HEAD" });
-    if (allowedHosts && !allowedHosts.includes((c.req.header("host") ?? "").toLowerCase())) return c.text("unexpected Host header: open the viewer at the address tsflow view printed", 403);
     await next();
     c.header("Content-Security-Policy", CSP);
     c.header("X-Content-Type-Options", "nosniff");
     c.header("Referrer-Policy", "no-referrer");
     c.header("X-Frame-Options", "DENY");
   });
+  // Before every route, including ones added after this line: nothing is read for a refused request.
+  app.use("*", accessControl({ allowedHosts, token }));
 
   // Every named segment is validated once, before any handler touches the datastore.
   const checked = (handler: (c: any, p: Record<(typeof NAMES)[number] | "name", string>) => Promise<Response> | Response) => (c: any) => {
