@@ -21,6 +21,8 @@ export interface RunFlags {
   freshWorkers: boolean;
   /** Flow parameters, raw strings by name. */
   params: Record<string, string>;
+  /** Flow parameters given without a value (`--verbose`): only a boolean parameter may be. */
+  bare: string[];
   /** Positional arguments after the file (resume's STEP). */
   rest: string[];
   originRunId?: string;
@@ -46,8 +48,14 @@ const FLAGS: Record<string, { key: keyof RunFlags; kind: FlagKind }> = {
 
 /** Parses `run`/`resume` arguments; anything unknown is kept as a flow parameter. */
 export function parseRunArgs(argv: string[]): RunFlags {
-  const flags: RunFlags = { tags: [], with: [], freshWorkers: false, params: {}, rest: [], noCache: false, help: false };
+  const flags: RunFlags = { tags: [], with: [], freshWorkers: false, params: {}, bare: [], rest: [], noCache: false, help: false };
   const positional: string[] = [];
+  const seen = new Set<string>();
+  // An option that takes one value given twice is a mistake to point out, not a last-one-wins.
+  const once = (name: string) => {
+    if (seen.has(name)) throw new TsflowError("BadOption", `option --${name} was given more than once; give it once`);
+    seen.add(name);
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "-h") {
@@ -70,19 +78,26 @@ export function parseRunArgs(argv: string[]): RunFlags {
       return v;
     };
     if (!def) {
-      // A flow parameter. A bare `--flag` (or `--no-flag`) is a boolean.
+      // A flow parameter. A bare `--flag` (or `--no-flag`) is a boolean; checkBareParameters
+      // refuses it for any other type once the flow's parameters are known.
       const next = argv[i + 1];
-      if (inline !== undefined) flags.params[name] = inline;
-      else if (next === undefined || next.startsWith("--")) {
-        if (name.startsWith("no-")) flags.params[name.slice(3)] = "false";
-        else flags.params[name] = "true";
+      if (inline !== undefined) {
+        once(name);
+        flags.params[name] = inline;
+      } else if (next === undefined || (next.startsWith("--") && next.length > 2)) {
+        const param = name.startsWith("no-") ? name.slice(3) : name;
+        once(param);
+        flags.params[param] = name.startsWith("no-") ? "false" : "true";
+        flags.bare.push(name);
       } else {
+        once(name);
         flags.params[name] = next;
         i++;
       }
       continue;
     }
     const target = flags as unknown as Record<string, unknown>;
+    if (def.kind !== "list") once(name);
     switch (def.kind) {
       case "boolean":
         target[def.key] = inline === undefined ? true : inline !== "false";
@@ -100,6 +115,20 @@ export function parseRunArgs(argv: string[]): RunFlags {
   flags.file = positional[0];
   flags.rest = positional.slice(1);
   return flags;
+}
+
+/**
+ * A flow parameter given without a value is only a boolean switch: `--genre` at the end of the
+ * line (or followed by another option) would otherwise become the string "true".
+ */
+export function checkBareParameters(flags: RunFlags, parameters: Record<string, { name: string; type: string; kind: string }>): void {
+  const byName = new Map(Object.values(parameters).map((p) => [p.name, p]));
+  for (const given of flags.bare) {
+    const p = byName.get(given) ?? (given.startsWith("no-") ? byName.get(given.slice(3)) : undefined);
+    if (!p || (p.type === "boolean" && p.kind !== "file")) continue;
+    const what = p.kind === "file" ? "a file path" : `a ${p.type} value`;
+    throw new TsflowError("BadOption", `option --${p.name} needs ${what}: --${p.name} <${p.kind === "file" ? "path" : p.type}>`);
+  }
 }
 
 function positiveInt(option: string, value: string): number {
@@ -179,21 +208,24 @@ export function parseWith(specs: string[]): Record<string, Record<string, unknow
     if (!normalize) {
       throw new TsflowError("BadOption", `unknown decorator '${name}' in --with ${spec} (known: ${Object.keys(DECORATORS).join(", ")})`);
     }
+    if (Object.hasOwn(out, alias)) throw new TsflowError("BadOption", `--with ${name} was given twice; give each decorator once, with all its attributes (--with ${name}:a=1,b=2)`);
     const opts: Record<string, unknown> = {};
     if (colon !== -1) {
       for (const pair of spec.slice(colon + 1).split(",")) {
         if (!pair) continue;
         const eq = pair.indexOf("=");
-        if (eq === -1) throw new TsflowError("BadOption", `--with ${spec}: '${pair}' must be key=value`);
+        if (eq === -1) throw new TsflowError("BadOption", `--with ${spec}: '${pair}' must be attribute=value`);
         const k = pair.slice(0, eq);
         const v = pair.slice(eq + 1);
         opts[k] = v !== "" && !Number.isNaN(Number(v)) ? Number(v) : v === "true" ? true : v === "false" ? false : v;
       }
     }
-    if (alias === "environment") {
-      out[alias] = normalize({ vars: opts });
-    } else {
-      out[alias] = normalize(opts);
+    try {
+      // environment's attributes are the variables themselves: --with environment:A=1,B=2.
+      out[alias] = alias === "environment" ? normalize({ vars: Object.fromEntries(Object.entries(opts).map(([k, v]) => [k, String(v)])) }) : normalize(opts);
+    } catch (e) {
+      if (e instanceof TsflowError) throw new TsflowError("BadOption", `--with ${spec}: ${e.message}`);
+      throw e;
     }
   }
   return out;

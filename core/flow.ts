@@ -88,13 +88,15 @@ type Decorator = {
   (target: object, key: string | symbol, descriptor: PropertyDescriptor): PropertyDescriptor;
 };
 
-/** Marks a method as a step of the flow. */
-export const step: Decorator = methodDecorator("step", (meta) => {
+/** Marks a method as a step of the flow. `@step()` (called) means the same. */
+const markStep = methodDecorator("step", (meta) => {
   meta.step = true;
   // The first frame outside tsflow is the module defining the flow: `runFlow(Class)` uses it
   // to start workers on the same file when no file is given.
   meta.definedAt ??= new Error().stack ?? "";
-}) as Decorator;
+});
+export const step: Decorator & (() => Decorator) = ((...args: unknown[]) => (args.length === 0 ? markStep : markStep(args[0], args[1], args[2] as PropertyDescriptor))) as Decorator &
+  (() => Decorator);
 
 /** Attaches a named decorator with options to a step; the runtime and executors read it. */
 export function stepDecorator(name: string, options: Record<string, unknown> = {}): Decorator {
@@ -103,45 +105,140 @@ export function stepDecorator(name: string, options: Record<string, unknown> = {
   }) as Decorator;
 }
 
+type AttrKind = "number" | "whole" | "string" | "boolean" | "identifier" | "vars";
+
 /**
- * The built-in step decorators: name → how its options are completed with defaults. Both
- * `@retry()` and `tsflow run --with retry` go through here, so they mean the same thing.
+ * Checks a decorator's attributes: unknown names and malformed values are errors that list the
+ * valid ones, so `--with retry:tims=2` or `@timeout({ second: 5 })` never pass silently.
+ * Metaflow's snake_case spellings are accepted as aliases (`minutes_between_retries`).
+ */
+function attributes(name: string, given: unknown, schema: Record<string, AttrKind>): Record<string, unknown> {
+  if (given === undefined || given === null) return {};
+  const label = `@${name === "catch" ? "catchError" : name}`;
+  if (typeof given !== "object" || Array.isArray(given)) {
+    throw new TsflowError("BadFlow", `${label} takes an options object ({ ${Object.keys(schema).join(", ")} }), got ${typeof given === "string" ? `'${given}'` : typeof given}`);
+  }
+  const out: Record<string, unknown> = {};
+  const valid = Object.keys(schema);
+  for (const [raw, value] of Object.entries(given as Record<string, unknown>)) {
+    const key = raw.includes("_") ? raw.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()) : raw;
+    const kind = Object.hasOwn(schema, key) ? schema[key] : undefined;
+    if (!kind) {
+      throw new TsflowError("BadFlow", `${label} has no attribute '${raw}'${valid.length ? ` (valid: ${valid.join(", ")})` : " (it takes none)"}`);
+    }
+    if (value === undefined) continue;
+    const bad = (what: string) => new TsflowError("BadFlow", `${label}: attribute '${raw}' must be ${what}, got ${typeof value === "string" ? `'${value}'` : JSON.stringify(value) ?? typeof value}`);
+    switch (kind) {
+      case "number":
+      case "whole": {
+        const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+        if (typeof n !== "number" || !Number.isFinite(n) || n < 0) throw bad("a number of at least 0");
+        if (kind === "whole" && !Number.isInteger(n)) throw bad("a whole number");
+        out[key] = n;
+        break;
+      }
+      case "boolean":
+        if (typeof value !== "boolean") throw bad("true or false");
+        out[key] = value;
+        break;
+      case "identifier":
+        if (typeof value !== "string" || !/^[A-Za-z_$][\w$]*$/.test(value)) throw bad("a field name");
+        out[key] = value;
+        break;
+      case "vars":
+        if (typeof value !== "object" || value === null || Array.isArray(value)) throw bad("an object of variable names to strings");
+        out[key] = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, String(v)]));
+        break;
+      default:
+        if (typeof value !== "string" || value === "") throw bad("a non-empty string");
+        out[key] = value;
+    }
+  }
+  return out;
+}
+
+const RESOURCE_ATTRS = { cpu: "number", memory: "number", gpu: "number" } as const;
+
+/**
+ * The built-in step decorators: name → how its options are checked and completed with
+ * defaults. Both `@retry()` in code and `tsflow run --with retry` go through here, so they mean
+ * the same thing and are rejected the same way.
  */
 export const DECORATORS: Record<string, (options: Record<string, any>) => Record<string, unknown>> = {
-  retry: (o) => ({ times: Number(o.times ?? 3), minutesBetweenRetries: Number(o.minutesBetweenRetries ?? 0) }),
-  catch: (o) => ({ var: String(o.var ?? "error"), printException: o.printException ?? true }),
-  timeout: (o) => ({ seconds: Number(o.seconds ?? 0) + Number(o.minutes ?? 0) * 60 + Number(o.hours ?? 0) * 3600 }),
-  resources: (o) => ({ ...o }),
-  environment: (o) => ({ vars: { ...(o.vars ?? {}) } }),
-  docker: (o) => ({ ...o }),
-  batch: (o) => ({ ...o }),
-  cached: () => ({}),
+  retry: (o) => {
+    const a = attributes("retry", o, { times: "whole", minutesBetweenRetries: "number" });
+    return { times: a.times ?? 3, minutesBetweenRetries: a.minutesBetweenRetries ?? 0 };
+  },
+  catch: (o) => {
+    const a = attributes("catch", o, { var: "identifier", printException: "boolean" });
+    return { var: a.var ?? "error", printException: a.printException ?? true };
+  },
+  timeout: (o) => {
+    const a = attributes("timeout", o, { seconds: "number", minutes: "number", hours: "number" });
+    const seconds = Number(a.seconds ?? 0) + Number(a.minutes ?? 0) * 60 + Number(a.hours ?? 0) * 3600;
+    if (!(seconds > 0)) throw new TsflowError("BadFlow", "@timeout needs a duration above 0: seconds, minutes or hours (e.g. @timeout({ minutes: 5 }), --with timeout:minutes=5)");
+    return { seconds };
+  },
+  resources: (o) => attributes("resources", o, RESOURCE_ATTRS),
+  environment: (o) => ({ vars: { ...((attributes("environment", o, { vars: "vars" }).vars as object) ?? {}) } }),
+  docker: (o) => attributes("docker", o, { image: "string", ...RESOURCE_ATTRS }),
+  batch: (o) => attributes("batch", o, { queue: "string", image: "string", iamRole: "string", ...RESOURCE_ATTRS }),
+  cached: (o) => attributes("cached", o, {}),
 };
 
+/** A step decorator called as a factory, `@retry()`, or used bare like Metaflow's `@retry`. */
+type DecoratorFactory<O> = ((options?: O) => Decorator) & Decorator;
+type RequiredDecoratorFactory<O> = (options: O) => Decorator;
+
+/**
+ * Builds `@name(options)`. Used without its call (`@retry`), the decorator receives the method
+ * instead of options: it then applies its defaults — or, for one whose options are required,
+ * says that it needs them — instead of silently replacing the step.
+ */
+function factory<O>(name: string, bare: "defaults" | string): DecoratorFactory<O> {
+  return ((...args: unknown[]) => {
+    const [first, second] = args;
+    const asDecorator =
+      (typeof first === "function" && typeof second === "object" && second !== null && "kind" in second) ||
+      (args.length === 3 && typeof first === "object" && (typeof second === "string" || typeof second === "symbol"));
+    if (asDecorator) {
+      const where = typeof second === "object" ? String((second as unknown as { name: unknown }).name) : String(second);
+      const label = name === "catch" ? "catchError" : name;
+      if (bare !== "defaults") throw new TsflowError("BadFlow", `@${label} on '${where}' is used without its call: write ${bare}`);
+      return (stepDecorator(name, DECORATORS[name]!({})) as (...a: unknown[]) => unknown)(...args);
+    }
+    return stepDecorator(name, DECORATORS[name]!((first ?? {}) as Record<string, unknown>));
+  }) as DecoratorFactory<O>;
+}
+
 /** Re-runs a failed task: `times` more attempts, `minutesBetweenRetries` apart. */
-export const retry = (options: { times?: number; minutesBetweenRetries?: number } = {}) => stepDecorator("retry", DECORATORS.retry!(options));
+export const retry = factory<{ times?: number; minutesBetweenRetries?: number }>("retry", "defaults");
 
 /** After retries are exhausted, stores the error in `this[var]` and continues the flow. */
-export const catchError = (options: { var?: string; printException?: boolean } = {}) => stepDecorator("catch", DECORATORS.catch!(options));
+export const catchError = factory<{ var?: string; printException?: boolean }>("catch", "defaults");
 
 /** Kills an attempt that runs longer than the sum of the given durations. */
-export const timeout = (options: { seconds?: number; minutes?: number; hours?: number }) => stepDecorator("timeout", DECORATORS.timeout!(options));
+export const timeout = factory<{ seconds?: number; minutes?: number; hours?: number }>(
+  "timeout",
+  "@timeout({ seconds | minutes | hours })",
+) as unknown as RequiredDecoratorFactory<{ seconds?: number; minutes?: number; hours?: number }>;
 
 /** Resource hints (memory in MB); executors map them to their limits. */
-export const resources = (options: { cpu?: number; memory?: number; gpu?: number }) => stepDecorator("resources", DECORATORS.resources!(options));
+export const resources = factory<{ cpu?: number; memory?: number; gpu?: number }>("resources", "defaults");
 
 /** Environment variables set while the step runs. */
-export const environment = (options: { vars: Record<string, string> }) => stepDecorator("environment", DECORATORS.environment!(options));
+export const environment = factory<{ vars: Record<string, string> }>("environment", "@environment({ vars: { NAME: \"value\" } })") as unknown as RequiredDecoratorFactory<{
+  vars: Record<string, string>;
+}>;
 
 /** Runs the step in a container of `image`. */
-export const docker = (options: { image?: string; cpu?: number; memory?: number; gpu?: number } = {}) => stepDecorator("docker", DECORATORS.docker!(options));
+export const docker = factory<{ image?: string; cpu?: number; memory?: number; gpu?: number }>("docker", "defaults");
 
 /** Runs the step as an AWS Batch job. */
-export const batch = (options: { queue?: string; image?: string; cpu?: number; memory?: number; gpu?: number; iamRole?: string } = {}) =>
-  stepDecorator("batch", DECORATORS.batch!(options));
+export const batch = factory<{ queue?: string; image?: string; cpu?: number; memory?: number; gpu?: number; iamRole?: string }>("batch", "defaults");
 
 /** Reuses an earlier successful task when the step's code, inputs and parameters are the same. */
-export const cached = () => stepDecorator("cached", {});
+export const cached = factory<Record<string, never>>("cached", "defaults");
 
 /** Options of `mergeArtifacts`. */
 export interface MergeOptions {

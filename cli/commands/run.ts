@@ -6,10 +6,10 @@ import { type FlowInfo, inspectFlow, loadFlowInfo } from "../../core/graph.ts";
 import { executeRun, type RunOptions, type RunResult, resolveParameters } from "../../core/runtime.ts";
 import type { Host } from "../../core/types.ts";
 import nodeHost from "../../plugins/host/node.ts";
-import { openDatastore } from "../../runner/stores.ts";
 import { executorSet } from "../../runner/executors.ts";
 import { loadFlow } from "../../runner/load.ts";
-import { applyDefaults, parseRunArgs, parseWith, type RunFlags } from "../options.ts";
+import { openDatastore } from "../../runner/stores.ts";
+import { applyDefaults, checkBareParameters, parseRunArgs, parseWith, type RunFlags } from "../options.ts";
 import { terminalReporter } from "../reporter.ts";
 
 export const runArgs = {
@@ -69,6 +69,7 @@ export async function prepareRun(
   early?.all()[0]?.warm?.(flags.maxWorkers ?? host.cpus());
   const [{ flowClass, file, exportName, module }, store] = await Promise.all([loadFlow(flags.file, flags.flow), openDatastore(flags.datastore)]);
   const info = loadFlowInfo(flowClass, flags.file);
+  checkBareParameters(flags, info.parameters);
   // Resume brings the origin's values (`resolved`) instead of reading them from the flags.
   const parameters = resolved ? await resolved(info) : await resolveParameters(info, { ...(extraParams ?? {}), ...flags.params }, host);
   // @cached steps (or --with cached) reuse earlier results unless --no-cache.
