@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   "Timeout",
   "WorkerCrashed",
   "Cancelled",
+  "UnmergedArtifact",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -40,7 +40,19 @@ export interface DoneRecord extends TaskResult {
 
 const PREFETCH_SMALL = 64 * 1024;
 
-type Slot = { ref?: ArtifactRef; state: "untouched" | "loaded" | "set"; value?: unknown; readonly?: boolean };
+/**
+ * One field of the flow object. `untouched`/`loaded`: an artifact of the parent (lazy);
+ * `set`: assigned by the step; `default`: still the class field's initializer, which is not an
+ * artifact (`initial` is the content hash it started with, to tell an in-place change);
+ * `guarded`: in a join, an artifact of the inputs that the join has neither merged nor assigned.
+ */
+type Slot = {
+  ref?: ArtifactRef;
+  state: "untouched" | "loaded" | "set" | "default" | "guarded";
+  value?: unknown;
+  readonly?: boolean;
+  initial?: string;
+};
 
 const runCache = new Map<string, RunRecord>();
 let foreachCache: { hash: string; items: unknown[] } | undefined;
@@ -124,9 +136,11 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   const defineSlot = (name: string, slot: Slot, source: string) => {
     slots.set(name, slot);
     Object.defineProperty(flow, name, {
-      enumerable: true,
+      // An unresolved join artifact stays out of `{ ...this }` and Object.keys until assigned.
+      enumerable: slot.state !== "guarded",
       configurable: true,
       get() {
+        if (slot.state === "guarded") throw unmergedError(spec.step, name, inputSteps.get(name) ?? [], new Set(spec.parents.map((p) => p.split("/")[1])).size === 1);
         if (slot.state === "untouched") {
           slot.value = load(source, name, slot.ref!);
           slot.state = "loaded";
@@ -161,11 +175,25 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   for (const [field, slot] of slots) schedulePrefetch(`${spec.runId} (parameter)`, field, slot.ref!);
 
   let inputs: unknown;
+  // In a join: artifact name → the steps of the inputs that have it (for the error message).
+  const inputSteps = new Map<string, string[]>();
   if (spec.mode === "run" && node.isJoin) {
     inputs = buildInputs(spec, parents, paramFields, (source, name, ref) => {
       schedulePrefetch(source, name, ref);
       return () => load(source, name, ref);
     });
+    // A join inherits nothing: its inputs may disagree. Reading one of their artifacts before
+    // merging or assigning it is an error, not the field's initializer read silently.
+    parents.forEach((p, i) => {
+      const step = spec.parents[i]!.split("/")[1]!;
+      for (const name of Object.keys(p.artifacts)) {
+        if (paramFields.has(name) || name.startsWith("_")) continue;
+        const steps = inputSteps.get(name) ?? [];
+        if (!steps.includes(step)) steps.push(step);
+        inputSteps.set(name, steps);
+      }
+    });
+    for (const name of inputSteps.keys()) defineSlot(name, { state: "guarded" }, "join");
   } else if (parents.length === 1) {
     const source = spec.parents[0]!;
     for (const [name, ref] of Object.entries(parents[0]!.artifacts)) {
@@ -173,6 +201,13 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
       defineSlot(name, { ref, state: "untouched" }, source);
       schedulePrefetch(source, name, ref);
     }
+  }
+  // What is left is the class's own initializers: defaults, not artifacts, until a step
+  // assigns them or changes them in place (told by their content hash, taken now).
+  for (const key of Object.keys(flow)) {
+    if (slots.has(key) || key.startsWith("_")) continue;
+    const value = flow[key];
+    defineSlot(key, { state: "default", value, initial: isObjectLike(value) ? hashOrUndefined(host, key, value) : undefined }, "default");
   }
 
   const frame = spec.foreach.at(-1);
@@ -217,7 +252,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
       taken = readRuntimeTransition(args, stepNames, spec.step);
     },
     merge(_flow, given, options) {
-      mergeArtifacts(spec.step, given, options, slots, (name, slot) => defineSlot(name, slot, "merge"));
+      mergeArtifacts(node, given, options, slots, defineSlot);
     },
   };
   installRuntime(running);
@@ -250,11 +285,14 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     }
   }
 
-  // Persist: untouched artifacts by reference, touched ones only if their bytes changed.
+  // Persist: untouched artifacts by reference, touched ones only if their bytes changed,
+  // defaults (initializers) only when changed in place, except the list a foreach splits on,
+  // which its children read.
   const artifacts: Record<string, ArtifactRef> = {};
-  const names = Object.keys(flow).filter((n) => !n.startsWith("_"));
+  const names = [...new Set([...Object.keys(flow), ...slots.keys()])].filter((n) => !n.startsWith("_"));
   await mapLimit(names, 4, async (name) => {
     const slot = slots.get(name);
+    if (slot?.state === "guarded") return;
     // Parameters belong to the run: a step that read one (even one it mutated in place) passes
     // on the run's value, which is what every other step sees, without re-hashing it.
     if (slot && (slot.state === "untouched" || slot.readonly)) {
@@ -262,6 +300,12 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
       return;
     }
     const value = slot ? slot.value : flow[name];
+    if (slot?.state === "default" && name !== node.foreach) {
+      if (!isObjectLike(value) || slot.initial === undefined) return;
+      const { ref, chunks } = refOf(host, name, value);
+      if (ref.hash !== slot.initial) artifacts[name] = await storeEncoded(store, host, chunks, ref);
+      return;
+    }
     if (slot?.state === "loaded" && slot.ref) {
       const { ref, chunks } = refOf(host, name, value);
       if (ref.hash === contentHash(slot.ref)) {
@@ -274,6 +318,26 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     artifacts[name] = await storeArtifact(store, host, name, value);
   });
   return { ok: true, artifacts, next: condition !== undefined ? [node.cases![condition]!] : next, foreachCount, condition, startedAt, finishedAt: Date.now() };
+}
+
+const isObjectLike = (v: unknown) => (typeof v === "object" && v !== null) || typeof v === "function";
+
+/** The content hash of an initializer, or `undefined` when it cannot be serialized (a client, a function). */
+function hashOrUndefined(host: Host, name: string, value: unknown): string | undefined {
+  try {
+    return refOf(host, name, value).ref.hash;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What reading an unresolved artifact in a join says: which artifact, and both ways out. */
+function unmergedError(join: string, name: string, steps: string[], foreach: boolean): TsflowError {
+  const where = foreach ? `inputs[i].${name}` : steps.map((s) => `inputs.${s}.${name}`).join(" or ");
+  return new TsflowError(
+    "UnmergedArtifact",
+    `step '${join}' reads this.${name}, but a join does not inherit artifacts and '${name}' was neither merged nor assigned in it: read one input's value (${where}), call this.mergeArtifacts(inputs) first, or assign this.${name}`,
+  );
 }
 
 function toItems(value: unknown, variable: string, step: string): unknown[] {
@@ -305,6 +369,7 @@ function buildInputs(
     }
     Object.defineProperty(entry, ARTIFACT_REFS, { value: p.artifacts });
     Object.defineProperty(entry, PARAMS, { value: paramFields });
+    Object.defineProperty(entry, SOURCE, { value: source });
     return { entry, step: source.split("/")[1]! };
   });
   const list = entries.map((e) => e.entry);
@@ -316,36 +381,53 @@ function buildInputs(
 
 const ARTIFACT_REFS = Symbol("tsflow.inputRefs");
 const PARAMS = Symbol("tsflow.inputParams");
+const SOURCE = Symbol("tsflow.inputSource");
 
-function mergeArtifacts(step: string, given: unknown, options: MergeOptions, slots: Map<string, Slot>, define: (name: string, slot: Slot) => void) {
-  if (!Array.isArray(given) || given.some((e) => !(e && (e as Record<symbol, unknown>)[ARTIFACT_REFS]))) {
-    throw new TsflowError("BadTransition", `step '${step}': mergeArtifacts expects the join's inputs`);
+/**
+ * `this.mergeArtifacts(inputs)`, as Metaflow's merge_artifacts: every artifact of the inputs
+ * that the join has not assigned is copied (by reference) when all inputs that have it agree.
+ * A conflict copies nothing.
+ */
+function mergeArtifacts(node: GraphNode, given: unknown, options: MergeOptions, slots: Map<string, Slot>, define: (name: string, slot: Slot, source: string) => void) {
+  const step = node.name;
+  if (!node.isJoin) {
+    throw new TsflowError("BadTransition", `step '${step}' is not a join: this.mergeArtifacts(inputs) only works in a join step (a step that takes inputs)`);
   }
-  const refs = given.map((e) => (e as Record<symbol, Record<string, ArtifactRef>>)[ARTIFACT_REFS]!);
-  const params = (given[0] as Record<symbol, Set<string>>)[PARAMS]!;
-  const all = new Set(refs.flatMap((r) => Object.keys(r)));
-  const names = options.include ?? [...all].filter((n) => !params.has(n) && !n.startsWith("_"));
+  if (!Array.isArray(given) || given.length === 0 || given.some((e) => !(e && (e as Record<symbol, unknown>)[ARTIFACT_REFS]))) {
+    throw new TsflowError("BadTransition", `step '${step}': this.mergeArtifacts() takes the join's inputs, as in this.mergeArtifacts(inputs)`);
+  }
+  if (options.include && options.exclude) {
+    throw new TsflowError("BadTransition", `step '${step}': mergeArtifacts takes include or exclude, not both`);
+  }
+  const include = options.include ? new Set(options.include) : undefined;
   const exclude = new Set(options.exclude ?? []);
-  const conflicts: string[] = [];
-  for (const name of names) {
-    if (exclude.has(name) || slots.get(name)?.state === "set") continue;
-    const hashes = new Set<string | undefined>(refs.map((r) => r[name]?.hash));
-    if (hashes.has(undefined)) {
-      if (options.include) throw new TsflowError("BadTransition", `step '${step}': mergeArtifacts cannot include '${name}': not every input has it`);
-      continue;
+  const params = (given[0] as Record<symbol, Set<string>>)[PARAMS]!;
+  const chosen = new Map<string, { ref: ArtifactRef; source: string }>();
+  const conflicts = new Set<string>();
+  for (const entry of given) {
+    const refs = (entry as Record<symbol, Record<string, ArtifactRef>>)[ARTIFACT_REFS]!;
+    const source = (entry as Record<symbol, string>)[SOURCE]!;
+    for (const [name, ref] of Object.entries(refs)) {
+      if (params.has(name) || name.startsWith("_") || exclude.has(name) || (include && !include.has(name))) continue;
+      // Assigned in the join before the call: the join resolved it.
+      if (slots.get(name)?.state === "set") continue;
+      const seen = chosen.get(name);
+      if (!seen) chosen.set(name, { ref, source });
+      else if (contentHash(seen.ref) !== contentHash(ref)) conflicts.add(name);
     }
-    if (hashes.size > 1) {
-      conflicts.push(name);
-      continue;
-    }
-    define(name, { ref: refs[0]![name]!, state: "untouched" });
   }
-  if (conflicts.length > 0) {
+  if (conflicts.size > 0) {
+    const list = [...conflicts];
     throw new TsflowError(
       "BadTransition",
-      `step '${step}': mergeArtifacts found different values of ${conflicts.map((c) => `'${c}'`).join(", ")} in the inputs; set them in the join or pass { exclude: [${conflicts.map((c) => `"${c}"`).join(", ")}] }`,
+      `step '${step}': mergeArtifacts found different values of ${list.map((c) => `'${c}'`).join(", ")} in the inputs and merged nothing; assign ${list.map((c) => `this.${c}`).join(", ")} before the call or pass { exclude: [${list.map((c) => `"${c}"`).join(", ")}] }`,
     );
   }
+  const missing = [...(include ?? [])].filter((n) => !chosen.has(n) && slots.get(n)?.state !== "set");
+  if (missing.length > 0) {
+    throw new TsflowError("BadTransition", `step '${step}': mergeArtifacts cannot include ${missing.map((m) => `'${m}'`).join(", ")}: no input has ${missing.length > 1 ? "them" : "it"}`);
+  }
+  for (const [name, { ref, source }] of chosen) define(name, { ref, state: "untouched" }, source);
 }
 
 function readRuntimeTransition(args: unknown[], stepNames: Map<Function, string>, step: string) {
