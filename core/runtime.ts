@@ -291,7 +291,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         env: stringRecord(decorators.environment?.vars),
         resources: mergeResources(decorators),
         timeoutSeconds: Number(decorators.timeout?.seconds ?? 0) || undefined,
-        decorators,
+        decorators: withoutEnvironmentValues(decorators),
         tags: [...tags, ...systemTags],
         originRunId: options.originRunId,
         username: user,
@@ -460,6 +460,18 @@ function mergeResources(decorators: Record<string, Record<string, unknown>>) {
     }
   }
   return r;
+}
+
+/**
+ * The decorators a task spec carries, with `@environment`'s values left out: they travel only
+ * in `spec.env`, which executors hand to the task's process environment and never store, while
+ * the rest of a spec may be written down (a Batch job's spec too big for its environment goes
+ * through the datastore). The variable names stay, for executors that want to know them.
+ */
+function withoutEnvironmentValues(decorators: Record<string, Record<string, unknown>>): Record<string, Record<string, unknown>> {
+  const vars = decorators.environment?.vars;
+  if (!vars || typeof vars !== "object") return decorators;
+  return { ...decorators, environment: { names: Object.keys(vars) } };
 }
 
 function stringRecord(value: unknown): Record<string, string> {

@@ -156,12 +156,19 @@ export interface TaskSpec {
   mode: "run" | "catch";
   /** With `mode: "catch"`: the variable and the error to store. */
   caught?: { variable: string; error: TaskError };
-  /** Extra environment for the task (`@environment`). */
+  /**
+   * Extra environment for the task (`@environment`, `--with environment:K=V`). These values may
+   * be secrets: an executor passes them to the task's process environment and never writes them
+   * to the datastore, a job definition or a log.
+   */
   env: Record<string, string>;
   resources: Resources;
   /** Seconds before the executor must kill the attempt (`@timeout`). */
   timeoutSeconds?: number;
-  /** Decorators attached to this step (name → options), for executors that read them. */
+  /**
+   * Decorators attached to this step (name → options), for executors that read them. Holds no
+   * `@environment` values (only `environment.names`): those are in {@link TaskSpec.env}.
+   */
   decorators: Record<string, Record<string, unknown>>;
   /** Run tags and origin, surfaced through `current`. */
   tags: string[];

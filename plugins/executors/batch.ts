@@ -264,10 +264,12 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
       const task: TaskSpec = { ...spec, flowFile, module: undefined };
       const definition = await definitionFor(task, image, opts.iamRole ?? options.jobRoleArn ?? env.TSFLOW_BATCH_JOB_ROLE);
       const environment = [...PASS_ENV, ...(options.passCredentials ? CREDENTIAL_ENV : [])].filter((n) => env[n] !== undefined).map((name) => ({ name, value: env[name]! }));
-      // @environment values travel as the job's own environment, never inside the spec: a big
-      // spec is written to the datastore, and secrets must not land there.
+      // @environment values travel as the job's own environment, never inside the spec (nor in
+      // the job definition): a big spec is written to the datastore, and secrets must not land
+      // there. The runtime already leaves them out of `decorators`; a spec built elsewhere may not.
       for (const [k, v] of Object.entries(task.env)) environment.push({ name: k, value: v });
-      const json = JSON.stringify({ ...task, env: {} });
+      const { environment: _values, ...decorators } = task.decorators;
+      const json = JSON.stringify({ ...task, env: {}, decorators });
       if (json.length < SPEC_ENV_LIMIT) environment.push({ name: "TSFLOW_TASK_SPEC", value: json });
       else {
         // A join of many foreach tasks outgrows the job's environment: the spec goes through S3.
