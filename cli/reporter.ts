@@ -130,7 +130,7 @@ export function terminalReporter(out: NodeJS.WriteStream = process.stdout, optio
 const TSFLOW_CODES = new Set<string>(ERROR_CODES);
 
 /** The frames of a stack that are the user's code, not tsflow's machinery. */
-function userFrames(stack: string): string[] {
+export function userFrames(stack: string): string[] {
   return stack
     .split("\n")
     .slice(1)

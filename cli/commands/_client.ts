@@ -1,17 +1,25 @@
 /** What the inspection commands share: the client over the chosen datastore, and formatting. */
-import { createClient } from "../../core/client.ts";
+import { getJson } from "../../core/_datastore.ts";
+import { attemptKey } from "../../core/_layout.ts";
+import { createClient, type Task } from "../../core/client.ts";
+import { ERROR_CODES } from "../../core/errors.ts";
+import type { Datastore, TaskError, TaskResult } from "../../core/types.ts";
 import nodeHost from "../../plugins/host/node.ts";
 import { openDatastore } from "../../runner/stores.ts";
+import { userFrames } from "../reporter.ts";
 
 export const datastoreArg = {
   datastore: { type: "string", description: "Where runs are stored: a path or s3://bucket/prefix (default: .tsflow found upwards)" },
 } as const;
 
-/** A client over `--datastore` (or the default), seeing every namespace: the terminal shows all runs. */
-export async function cliClient(datastore: string | undefined) {
+/**
+ * A client over `--datastore` (or the default). Commands that name a run see every namespace;
+ * listings (`runs`) pass `allNamespaces: false` to follow the client's rule (your own runs).
+ */
+export async function cliClient(datastore: string | undefined, options: { allNamespaces?: boolean } = {}) {
   const store = await openDatastore(datastore);
   const client = createClient(store, nodeHost());
-  client.namespace(null);
+  if (options.allNamespaces !== false) client.namespace(null);
   return { store, client };
 }
 
@@ -47,4 +55,30 @@ export function table(header: string[], rows: string[][]): string {
 /** Text safe for a terminal: control characters (escape sequences from artifacts) shown escaped. */
 export function printable(s: string): string {
   return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+/** English count: `1 task`, `2 tasks`. */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/**
+ * A task's error as a Metaflow user reads it at the end of a failed task's stderr: the type and
+ * message, then the frames of the user's code (tsflow's own errors say everything in their
+ * message, so they get none).
+ */
+export function formatTaskError(err: TaskError, indent = ""): string {
+  const frames = err.stack && !TSFLOW_CODES.has(err.type) ? userFrames(err.stack) : [];
+  return [`${indent}${err.type}: ${printable(err.message)}`, ...frames.map((f) => `${indent}    ${printable(f)}`)].join("\n");
+}
+
+const TSFLOW_CODES = new Set<string>(ERROR_CODES);
+
+/** The error of one attempt of a failed task: its result record, else the run's first failure. */
+export async function attemptError(store: Datastore, task: Task, attempt: number): Promise<TaskError | undefined> {
+  if (task.successful && attempt === task.attempt) return undefined;
+  const run = task.step.run;
+  const result = await getJson<TaskResult>(store, attemptKey(run.flow, run.id, task.step.name, task.id, attempt, "result.json")).catch(() => null);
+  if (result) return result.ok ? undefined : result.error;
+  return attempt === task.attempt ? task.exception : undefined;
 }

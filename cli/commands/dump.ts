@@ -1,7 +1,8 @@
 import { defineCommand } from "citty";
 import { type Artifact, parsePathspec, type Run, type Step, type Task } from "../../core/client.ts";
 import { TsflowError } from "../../core/errors.ts";
-import { cliClient, datastoreArg, formatBytes, printable, table } from "./_client.ts";
+import type { Datastore, TaskError } from "../../core/types.ts";
+import { attemptError, cliClient, datastoreArg, formatBytes, formatTaskError, plural, printable, table } from "./_client.ts";
 
 const PREVIEW_LOAD_LIMIT = 256 * 1024;
 
@@ -16,11 +17,15 @@ export default defineCommand({
   async run({ args }) {
     const spec = String(args.pathspec);
     parsePathspec(spec, 2, 4);
-    const { client } = await cliClient(args.datastore);
+    const { client, store } = await cliClient(args.datastore);
     const target = await client.get(spec);
     let tasks: Task[];
-    if ("stepNames" in target) tasks = await (target as Run).step("end").tasks();
-    else if ("onlyTask" in target) tasks = await (target as Step).tasks();
+    if ("stepNames" in target) {
+      const run = target as Run;
+      tasks = await run.step("end").tasks();
+      // A run that did not finish well has no end step to show: list what it did and why it failed.
+      if (!run.successful || !tasks.some((t) => t.successful)) return dumpUnfinishedRun(run, Boolean(args.json), store);
+    } else if ("onlyTask" in target) tasks = await (target as Step).tasks();
     else tasks = [target as Task];
     if (tasks.length === 0) throw new TsflowError("NotFound", `${spec} has no tasks`);
     const include = args.include ? String(args.include).split(",").map((s) => s.trim()).filter(Boolean) : undefined;
@@ -45,8 +50,10 @@ export default defineCommand({
     }
     for (const task of tasks) {
       const arts = await pick(task);
-      const state = task.successful ? (task.clonedFrom ? `cloned from ${task.clonedFrom}` : "succeeded") : "failed";
-      process.stdout.write(`${task.pathspec}${task.index !== undefined ? ` [index ${task.index}]` : ""} (${state}, ${arts.length} artifacts)\n`);
+      const error = task.successful ? undefined : await attemptError(store, task, task.attempt);
+      const state = task.successful ? (task.clonedFrom ? `cloned from ${task.clonedFrom}` : "succeeded") : error ? `failed at attempt ${task.attempt}` : "not finished";
+      process.stdout.write(`${taskTitle(task)} (${state}, ${plural(arts.length, "artifact")})\n`);
+      if (error) process.stdout.write(`${formatTaskError(error, "  ")}\n`);
       const rows: string[][] = [];
       for (const a of arts) rows.push([a.name, a.type, formatBytes(a.size), a.size <= PREVIEW_LOAD_LIMIT ? preview(await a.value()) : "(large: --json to load)"]);
       if (rows.length) process.stdout.write(table(["NAME", "TYPE", "SIZE", "PREVIEW"], rows));
@@ -54,6 +61,34 @@ export default defineCommand({
     return 0;
   },
 });
+
+const taskTitle = (task: Task) => `${task.pathspec}${task.index !== undefined ? ` [index ${task.index}]` : ""}`;
+
+/**
+ * `dump Flow/RUN` of a run without a finished end step: the run's status and first failure,
+ * then every task of every step with its state, and each failed task's error.
+ */
+async function dumpUnfinishedRun(run: Run, json: boolean, store: Datastore): Promise<number> {
+  const rows: { task: Task; error?: TaskError }[] = [];
+  for (const step of await run.steps()) {
+    for (const task of await step.tasks()) rows.push({ task, error: task.successful ? undefined : await attemptError(store, task, task.attempt) });
+  }
+  const status = run.abandoned ? "failed (abandoned: its orchestrator died)" : run.status;
+  if (json) {
+    const tasks = Object.fromEntries(rows.map(({ task, error }) => [task.pathspec, { successful: task.successful, attempt: task.attempt, ...(error ? { error } : {}) }]));
+    process.stdout.write(`${JSON.stringify({ run: run.pathspec, status, error: run.error, tasks }, jsonReplacer, 2)}\n`);
+    return 0;
+  }
+  const where = run.error?.pathspec ? ` in ${run.flow}/${run.error.pathspec}` : "";
+  process.stdout.write(`Run ${run.pathspec} ${status}${where}${run.error ? `: ${run.error.type}: ${printable(run.error.message.split("\n")[0]!)}` : ""}\n`);
+  process.stdout.write(`${plural(rows.length, "task")}${run.finished ? "" : " so far"} (the end step has none; dump a step or task for its artifacts):\n`);
+  for (const { task, error } of rows) {
+    const state = task.successful ? (task.clonedFrom ? `cloned from ${task.clonedFrom}` : "succeeded") : error ? `failed at attempt ${task.attempt}` : run.finished ? "did not finish" : "running";
+    process.stdout.write(`  ${taskTitle(task)} (${state})\n`);
+    if (error) process.stdout.write(`${formatTaskError(error, "    ")}\n`);
+  }
+  return 0;
+}
 
 /** One line, at most 80 characters, control characters escaped. */
 function preview(v: unknown): string {

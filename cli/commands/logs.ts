@@ -1,32 +1,51 @@
 import { defineCommand } from "citty";
 import { type Step, type Task, parsePathspec } from "../../core/client.ts";
 import { TsflowError } from "../../core/errors.ts";
-import { cliClient, datastoreArg } from "./_client.ts";
+import { attemptError, cliClient, datastoreArg, formatTaskError } from "./_client.ts";
 
 export default defineCommand({
   meta: { name: "logs", description: "Print a task's output: tsflow logs Flow/run/step[/task]" },
   args: {
-    pathspec: { type: "positional", description: "Flow/run/step[/task]; a step with one task needs no task", required: true },
-    stderr: { type: "boolean", description: "Print stderr instead of stdout" },
+    pathspec: { type: "positional", description: "Flow/run/step[/task]; a step with several tasks prints each under a header", required: true },
+    stderr: { type: "boolean", description: "Print stderr instead of stdout (a failed attempt's error ends it)" },
     attempt: { type: "string", description: "Attempt number (default: the one that counts)" },
     ...datastoreArg,
   },
   async run({ args }) {
-    parsePathspec(String(args.pathspec), 3, 4);
+    const spec = String(args.pathspec);
+    parsePathspec(spec, 3, 4);
     let attempt: number | undefined;
     if (args.attempt !== undefined) {
       attempt = Number(args.attempt);
       if (!Number.isInteger(attempt) || attempt < 0) throw new TsflowError("BadOption", `option --attempt must be a whole number of at least 0, got '${args.attempt}'`);
     }
-    const { client } = await cliClient(args.datastore);
-    const target = await client.get(String(args.pathspec));
-    const task: Task = "onlyTask" in target ? await (target as Step).onlyTask() : (target as Task);
-    if (attempt !== undefined) {
+    const { client, store } = await cliClient(args.datastore);
+    const target = await client.get(spec);
+    const tasks: Task[] = "onlyTask" in target ? await (target as Step).tasks() : [target as Task];
+    if (tasks.length === 0) throw new TsflowError("NotFound", `step ${spec} has no tasks in ${store.url}`);
+    const several = tasks.length > 1;
+    for (const task of tasks) {
+      const n = attempt ?? task.attempt;
       const attempts = await task.attempts();
-      if (!attempts.includes(attempt)) throw new TsflowError("NotFound", `task ${task.pathspec} has no attempt ${attempt} (attempts: ${attempts.join(", ") || "none"})`);
+      if (attempt !== undefined && !attempts.includes(attempt)) {
+        if (several) continue;
+        throw new TsflowError("NotFound", `task ${task.pathspec} has no attempt ${attempt} (attempts: ${attempts.join(", ") || "none"})`);
+      }
+      const error = await attemptError(store, task, n);
+      // Several tasks: each under a header, as `dump` shows them.
+      if (several) {
+        const state = task.successful && n === task.attempt ? "succeeded" : error ? "failed" : "running";
+        process.stdout.write(`${task.pathspec}${task.index !== undefined ? ` [index ${task.index}]` : ""} (attempt ${n}, ${state})\n`);
+      }
+      const text = args.stderr ? await task.stderr(n) : await task.stdout(n);
+      process.stdout.write(several ? text.replace(/^(?=.)/gm, "  ") : text);
+      if (text && !text.endsWith("\n")) process.stdout.write("\n");
+      if (!error) continue;
+      // As in Metaflow's stderr log, a failed attempt's stderr ends with its error; stdout only
+      // points at it, on the command's own stderr.
+      if (args.stderr) process.stdout.write(`${formatTaskError(error, several ? "  " : "")}\n`);
+      else process.stderr.write(`✖ ${task.pathspec} attempt ${n} failed: ${error.type}: ${error.message.split("\n")[0]} (the stack: tsflow logs ${task.pathspec} --stderr${attempt !== undefined ? ` --attempt ${n}` : ""})\n`);
     }
-    const text = args.stderr ? await task.stderr(attempt) : await task.stdout(attempt);
-    process.stdout.write(text);
     return 0;
   },
 });

@@ -3,15 +3,18 @@ import type { Run } from "../../core/client.ts";
 import { cliClient, datastoreArg, formatDuration, formatTime, table } from "./_client.ts";
 
 export default defineCommand({
-  meta: { name: "runs", description: "List runs, newest first: tsflow runs [FLOW]" },
+  meta: { name: "runs", description: "List runs, newest first: yours, or everyone's with --all (tsflow runs [FLOW])" },
   args: {
     flow: { type: "positional", description: "Only this flow (default: every flow)", required: false },
     ...datastoreArg,
-    limit: { type: "string", description: "Runs per flow (default 20)" },
+    all: { type: "boolean", description: "Runs of every user (default: yours, as the client's namespace)" },
+    limit: { type: "string", description: "Runs per flow (default: 20)" },
     tag: { type: "string", description: "Only runs with this tag" },
   },
   async run({ args }) {
-    const { client, store } = await cliClient(args.datastore);
+    // The client's namespace rule: your own runs (tagged user:<you>) unless --all.
+    const { client, store } = await cliClient(args.datastore, { allNamespaces: Boolean(args.all) });
+    const ns = client.getNamespace();
     const limit = Math.max(1, Number(args.limit ?? 20) || 20);
     const flows = args.flow ? [client.Flow.get(String(args.flow))] : await client.Flow.list();
     if (args.flow) await flows[0]!.ensureExists();
@@ -23,12 +26,19 @@ export default defineCommand({
     for (const flow of flows) {
       const runs: Run[] = await flow.runs({ limit, tags: args.tag ? [String(args.tag)] : undefined });
       for (const r of runs) {
-        const status = r.abandoned ? "failed (abandoned)" : r.status;
+        const failedAt = r.status === "failed" && r.error?.pathspec ? ` at ${r.error.pathspec.split("/").slice(1).join("/")}` : "";
+        const status = r.abandoned ? "failed (abandoned)" : `${r.status}${failedAt}`;
         const end = r.finishedAt?.getTime() ?? (r.finished ? undefined : Date.now());
-        rows.push([r.pathspec, status, formatTime(r.createdAt), formatDuration(end === undefined ? undefined : end - r.createdAt.getTime()), [...r.tags, ...(r.originRunId ? [`resumed:${r.originRunId}`] : [])].join(" ")]);
+        const user = typeof r.doc.user === "string" ? r.doc.user : (r.systemTags.find((t) => t.startsWith("user:"))?.slice(5) ?? "-");
+        const tags = [...r.tags, ...(r.originRunId ? [`resumed:${r.originRunId}`] : [])];
+        rows.push([r.pathspec, status, user, formatTime(r.createdAt), formatDuration(end === undefined ? undefined : end - r.createdAt.getTime()), tags.join(" ")]);
       }
     }
-    process.stdout.write(table(["RUN", "STATUS", "STARTED", "DURATION", "TAGS"], rows));
+    if (rows.length === 0) {
+      process.stdout.write(`No runs${ns ? ` in namespace ${ns}` : ""}${args.tag ? ` tagged ${args.tag}` : ""} in ${store.url}${ns ? " (tsflow runs --all shows every user's)" : ""}\n`);
+      return 0;
+    }
+    process.stdout.write(table(["RUN", "STATUS", "USER", "STARTED", "DURATION", "TAGS"], rows));
     return 0;
   },
 });
