@@ -22,6 +22,8 @@ export * from "./core/index.ts";
 export interface RunFlowOptions {
   /** Parameter values by parameter name (typed, or strings as on the command line). */
   params?: Record<string, unknown>;
+  /** Configs by name: a file path, inline JSON text, or the value itself (validated all the same). */
+  config?: Record<string, unknown>;
   /** A datastore, or its location (path or s3://…). Default: `.tsflow` found upwards. */
   datastore?: Datastore | string;
   /** The module defining the flow; found from the class when omitted. */
@@ -47,8 +49,9 @@ export async function runFlow(flowClass: Function, options: RunFlowOptions = {})
   if (mode === "process" && !file) {
     throw new TsflowError("BadOption", `cannot tell which file defines ${info.name}; pass { file } or { executor: "inline" }`);
   }
+  // Parameters and configs are checked before any worker starts or anything is stored.
+  const parameters = await resolveParameters(info, options.params ?? {}, host, options.config);
   const executor = mode === "process" ? processExecutor() : mode === "inline" ? inlineExecutor({ flowClass, store, host }) : mode;
-  const parameters = await resolveParameters(info, options.params ?? {}, host);
   const flowModule = file && mode === "process" && host.runtime === "node" && !/\.m?js$/.test(file) ? await buildFlowModule(file) : file;
   try {
     return await executeRun({

@@ -28,6 +28,8 @@ export interface RunFlags {
   originRunId?: string;
   /** `--no-cache`: run `@cached` steps even when an earlier result matches. */
   noCache: boolean;
+  /** `--config name=FILE` (or `name=<inline JSON>`), as given. */
+  configs: string[];
   help: boolean;
 }
 
@@ -43,12 +45,13 @@ const FLAGS: Record<string, { key: keyof RunFlags; kind: FlagKind }> = {
   "fresh-workers": { key: "freshWorkers", kind: "boolean" },
   "origin-run-id": { key: "originRunId", kind: "string" },
   "no-cache": { key: "noCache", kind: "boolean" },
+  config: { key: "configs", kind: "list" },
   help: { key: "help", kind: "boolean" },
 };
 
 /** Parses `run`/`resume` arguments; anything unknown is kept as a flow parameter. */
 export function parseRunArgs(argv: string[]): RunFlags {
-  const flags: RunFlags = { tags: [], with: [], freshWorkers: false, params: {}, bare: [], rest: [], noCache: false, help: false };
+  const flags: RunFlags = { tags: [], with: [], freshWorkers: false, params: {}, bare: [], rest: [], noCache: false, help: false, configs: [] };
   const positional: string[] = [];
   const seen = new Set<string>();
   // An option that takes one value given twice is a mistake to point out, not a last-one-wins.
@@ -129,6 +132,19 @@ export function checkBareParameters(flags: RunFlags, parameters: Record<string, 
     const what = p.kind === "file" ? "a file path" : `a ${p.type} value`;
     throw new TsflowError("BadOption", `option --${p.name} needs ${what}: --${p.name} <${p.kind === "file" ? "path" : p.type}>`);
   }
+}
+
+/** `--config train=prod.json` / `--config 'train={"lr":0.1}'` → `{ train: "prod.json" }`. */
+export function parseConfigFlags(specs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf("=");
+    if (eq < 1) throw new TsflowError("BadOption", `--config ${spec}: write NAME=FILE or NAME=<inline JSON>, e.g. --config train=prod.json`);
+    const name = spec.slice(0, eq);
+    if (Object.hasOwn(out, name)) throw new TsflowError("BadOption", `--config ${name} is given twice`);
+    out[name] = spec.slice(eq + 1);
+  }
+  return out;
 }
 
 function positiveInt(option: string, value: string): number {

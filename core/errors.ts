@@ -8,6 +8,7 @@ export const ERROR_CODES = [
   "BadFlow",
   "BadGraph",
   "BadParameter",
+  "BadConfig",
   "BadOption",
   "BadTransition",
   "CorruptArtifact",

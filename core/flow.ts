@@ -8,6 +8,7 @@
  * a flow on disk); shared symbols make every copy agree on what a step, a parameter and the
  * running task are.
  */
+import type { ConfigSource } from "./config.ts";
 import { TsflowError } from "./errors.ts";
 
 const STEP_META = Symbol.for("tsflow.stepMeta");
@@ -98,14 +99,34 @@ const markStep = methodDecorator("step", (meta) => {
 export const step: Decorator & (() => Decorator) = ((...args: unknown[]) => (args.length === 0 ? markStep : markStep(args[0], args[1], args[2] as PropertyDescriptor))) as Decorator &
   (() => Decorator);
 
-/** Attaches a named decorator with options to a step; the runtime and executors read it. */
+/**
+ * Attaches a named decorator with options to a step; the runtime and executors read it.
+ * Options holding `config.…` references stay as given until the run resolves its configs
+ * (see core/config.ts); a built-in's defaults are filled in then.
+ */
 export function stepDecorator(name: string, options: Record<string, unknown> = {}): Decorator {
   return methodDecorator(name, (meta) => {
-    meta.decorators[name] = { ...options };
+    meta.decorators[name] = isConfigRef(options) ? options : { ...options };
   }) as Decorator;
 }
 
 type AttrKind = "number" | "whole" | "string" | "boolean" | "identifier" | "vars";
+/** A built-in decorator: defaults filled in now, or once its config references are resolved. */
+const builtin = (name: string, options: Record<string, unknown>) => stepDecorator(name, containsConfigRef(options) ? options : DECORATORS[name]!(options));
+
+const CONFIG_REF = Symbol.for("tsflow.configRef");
+
+/** True for a `config.x.y` reference or a `config((c) => …)` expression (core/config.ts). */
+export function isConfigRef(value: unknown): boolean {
+  return typeof value === "function" && (value as unknown as Record<symbol, unknown>)[CONFIG_REF] !== undefined;
+}
+
+/** True when a config reference sits anywhere in plain objects and arrays below `value`. */
+export function containsConfigRef(value: unknown, depth = 0): boolean {
+  if (isConfigRef(value)) return true;
+  if (depth > 32 || value === null || typeof value !== "object") return false;
+  return Object.values(value).some((v) => containsConfigRef(v, depth + 1));
+}
 
 /**
  * Checks a decorator's attributes: unknown names and malformed values are errors that list the
@@ -207,7 +228,7 @@ function factory<O>(name: string, bare: "defaults" | string): DecoratorFactory<O
       if (bare !== "defaults") throw new TsflowError("BadFlow", `@${label} on '${where}' is used without its call: write ${bare}`);
       return (stepDecorator(name, DECORATORS[name]!({})) as (...a: unknown[]) => unknown)(...args);
     }
-    return stepDecorator(name, DECORATORS[name]!((first ?? {}) as Record<string, unknown>));
+    return builtin(name, (first ?? {}) as Record<string, unknown>);
   }) as DecoratorFactory<O>;
 }
 
@@ -305,7 +326,8 @@ export interface ParameterOptions<T> {
 /** What `Parameter()` returns while the runtime builds a flow; the runtime swaps in the value. */
 export interface ParameterSpec {
   name: string;
-  kind: "parameter" | "file";
+  /** `config`: a `Config()`, read before the run from a file or inline JSON (core/config.ts). */
+  kind: "parameter" | "file" | "config";
   type: ParameterType;
   default?: unknown;
   help?: string;
@@ -313,12 +335,17 @@ export interface ParameterSpec {
   choices?: readonly unknown[];
   /** IncludeFile: store as text (default) or bytes. */
   text?: boolean;
+  /** The type comes from `default`, a config reference known only when the run starts. */
+  typeFromDefault?: boolean;
+  /** Config: how it is read and checked. */
+  config?: ConfigSource;
 }
 
 type Widen<T> = T extends string ? string : T extends number ? number : T extends boolean ? boolean : T;
 type TypeOf<K> = K extends "string" ? string : K extends "number" ? number : K extends "boolean" ? boolean : unknown;
 
-function describeParam(name: string, spec: Omit<ParameterSpec, "name">): any {
+/** A parameter-like descriptor that the runtime swaps for its value (Parameter, IncludeFile, Config). */
+export function describeParam(name: string, spec: Omit<ParameterSpec, "name">): any {
   if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(name)) {
     throw new TsflowError("BadFlow", `parameter name '${name}' is invalid: use letters, digits, '-' and '_', starting with a letter`);
   }
@@ -333,10 +360,13 @@ export function Parameter<T>(name: string, options: ParameterOptions<T> & { defa
 export function Parameter<K extends ParameterType>(name: string, options: ParameterOptions<TypeOf<K>> & { type: K; required: true }): TypeOf<K>;
 export function Parameter<K extends ParameterType>(name: string, options: ParameterOptions<TypeOf<K>> & { type: K }): TypeOf<K> | undefined;
 export function Parameter(name: string, options: ParameterOptions<unknown>): unknown {
-  const type = options.type ?? inferType(options.default);
+  // A default taken from a config (`default: config.train.lr`) gives its type once resolved.
+  const deferred = options.type === undefined && isConfigRef(options.default);
+  const type = options.type ?? (deferred ? "json" : inferType(options.default));
   return describeParam(name, {
     kind: "parameter",
     type,
+    ...(deferred ? { typeFromDefault: true } : {}),
     default: options.default,
     help: options.help,
     required: options.required ?? false,
@@ -344,7 +374,7 @@ export function Parameter(name: string, options: ParameterOptions<unknown>): unk
   });
 }
 
-function inferType(value: unknown): ParameterType {
+export function inferType(value: unknown): ParameterType {
   if (typeof value === "number") return "number";
   if (typeof value === "boolean") return "boolean";
   if (typeof value === "string" || value === undefined) return "string";

@@ -496,6 +496,10 @@ export function formatGraph(info: FlowInfo): string {
   if (params.length) {
     lines.push("", "Parameters:");
     for (const [field, p] of params) {
+      if (p.kind === "config") {
+        lines.push(`  --config ${p.name}=<file or JSON>  ${p.help ?? ""}${p.help ? " " : ""}(${p.default === undefined ? (p.required ? "required" : "no default file") : `default ${p.default}`})${field !== p.name ? ` → this.${field}` : ""}`);
+        continue;
+      }
       const def = p.default === undefined ? (p.required ? "required" : "no default") : `default ${JSON.stringify(p.default)}`;
       lines.push(`  --${p.name} <${p.kind === "file" ? "file" : p.type}>  ${p.help ?? ""}${p.help ? " " : ""}(${def})${field !== p.name ? ` → this.${field}` : ""}`);
     }

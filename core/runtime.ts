@@ -8,7 +8,9 @@
 import { getJson, putJson } from "./_datastore.ts";
 import { attemptKey, doneKey, heartbeatKey, runKey, taskKey } from "./_layout.ts";
 import { storeArtifact } from "./artifacts.ts";
+import { applyConfig, configValues, readConfig, usesConfig } from "./config.ts";
 import { TsflowError } from "./errors.ts";
+import { type ExitHookOutcome, runExitHooks } from "./exit-hooks.ts";
 import type { ParameterSpec } from "./flow.ts";
 import { type FlowInfo, type GraphNode, loadFlowInfo, opensSplit } from "./graph.ts";
 import { type DoneRecord, errorInfo, type RunRecord } from "./task.ts";
@@ -70,6 +72,8 @@ export interface RunResult {
   error?: TaskError & { pathspec?: string };
   tasks: number;
   durationMs: number;
+  /** How each `@exitHook` function went (absent when the flow has none). */
+  exitHooks?: ExitHookOutcome[];
 }
 
 /** Split/branch position of a task, outermost first. Foreach frames also reach the task. */
@@ -100,7 +104,9 @@ export function newRunId(): string {
 export async function executeRun(options: RunOptions): Promise<RunResult> {
   const t0 = Date.now();
   const { store, host } = options;
-  const info = loadFlowInfo(options.flowClass, options.flowFile);
+  // Decorator arguments that refer to configs (`@resources({ memory: config.train.memory })`)
+  // take this run's values; the parameter values include the configs.
+  const info = applyConfig(loadFlowInfo(options.flowClass, options.flowFile), configValues(loadFlowInfo(options.flowClass), options.parameters ?? {}));
   const graph = info.graph;
   const flow = info.name;
   const runId = newRunId();
@@ -365,7 +371,10 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   const status = failure ? "failed" : "succeeded";
   const finishedAt = Date.now();
   await putJson(store, runKey(flow, runId), { ...record, status, finishedAt, ...(failure ? { error: failure } : {}) });
-  return { flow, runId, status, successful: !failure, error: failure, tasks: taskCount, durationMs: finishedAt - t0 };
+  // The status is final before any exit hook runs: a hook can report, never change it.
+  const report = (m: string) => (reporter.message ? reporter.message(m) : options.logger ? options.logger.warn(m) : console.warn(m));
+  const exitHooks = await runExitHooks(options.flowClass, { store, host, flowName: flow, runId, report });
+  return { flow, runId, status, successful: !failure, error: failure, tasks: taskCount, durationMs: finishedAt - t0, ...(exitHooks.length ? { exitHooks } : {}) };
 }
 
 /** Buffers one attempt's output and writes it to the datastore while the task runs. */
@@ -504,17 +513,28 @@ const silentLogger: Logger = { info() {}, warn() {}, error() {} };
  * parameter values of the flow, checking types, choices and required ones. IncludeFile
  * parameters are read here, so the run keeps the file's content.
  */
-export async function resolveParameters(info: FlowInfo, raw: Record<string, unknown>, host: Host): Promise<Record<string, unknown>> {
+export async function resolveParameters(info: FlowInfo, raw: Record<string, unknown>, host: Host, configs: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  const known = new Set(Object.values(info.parameters).map((p) => p.name));
+  const specs = Object.values(info.parameters);
+  const known = new Set(specs.filter((p) => p.kind !== "config").map((p) => p.name));
+  const configNames = new Set(specs.filter((p) => p.kind === "config").map((p) => p.name));
   for (const key of Object.keys(raw)) {
+    if (configNames.has(key)) throw new TsflowError("BadParameter", `'--${key}' is a config of flow ${info.name}: give it as --config ${key}=FILE (or inline JSON)`);
     if (!known.has(key)) {
       throw new TsflowError("BadParameter", `flow ${info.name} has no parameter '--${key}'${known.size ? ` (it has ${[...known].map((k) => `--${k}`).join(", ")})` : ""}`);
     }
   }
-  for (const spec of Object.values(info.parameters)) {
-    const given = raw[spec.name];
-    out[spec.name] = await resolveOne(spec, given, host);
+  for (const key of Object.keys(configs)) {
+    if (!configNames.has(key)) {
+      throw new TsflowError("BadConfig", `flow ${info.name} has no config '${key}'${configNames.size ? ` (it has ${[...configNames].join(", ")})` : " (it declares none)"}`);
+    }
+  }
+  // Configs first: parameter defaults may come from them (`default: config.train.lr`).
+  for (const spec of specs) if (spec.kind === "config") out[spec.name] = await readConfig(spec, configs[spec.name], host);
+  const resolved = usesConfig(info) ? applyConfig(info, configValues(info, out)) : info;
+  for (const spec of Object.values(resolved.parameters)) {
+    if (spec.kind === "config") continue;
+    out[spec.name] = await resolveOne(spec, raw[spec.name], host);
   }
   return out;
 }

@@ -112,6 +112,7 @@ export default defineCommand({
     if (Object.keys(flags.params).length > 0) {
       throw new TsflowError("BadParameter", `resume keeps the origin run's parameters; drop ${Object.keys(flags.params).map((p) => `--${p}`).join(", ")} (or start a new run)`);
     }
+    if (flags.configs.length > 0) throw new TsflowError("BadConfig", `resume keeps the origin run's configs; drop --config ${flags.configs.join(" ")} (or start a new run)`);
     if (flags.rest.length > 1) throw new TsflowError("BadOption", `resume takes one step, got ${flags.rest.join(", ")}`);
     let plan: ResumePlan | undefined;
     const prepared = await prepareRun(

@@ -1,7 +1,9 @@
 import { defineCommand } from "citty";
 import { refOf } from "../../core/artifacts.ts";
 import { type StepCache, stepCache } from "../../core/cache.ts";
+import { applyConfig, configValues } from "../../core/config.ts";
 import { TsflowError } from "../../core/errors.ts";
+import { containsConfigRef } from "../../core/flow.ts";
 import { type FlowInfo, inspectFlow, loadFlowInfo } from "../../core/graph.ts";
 import { executeRun, type RunOptions, type RunResult, resolveParameters } from "../../core/runtime.ts";
 import type { Host } from "../../core/types.ts";
@@ -9,7 +11,7 @@ import nodeHost from "../../plugins/host/node.ts";
 import { executorSet } from "../../runner/executors.ts";
 import { loadFlow } from "../../runner/load.ts";
 import { openDatastore } from "../../runner/stores.ts";
-import { applyDefaults, checkBareParameters, parseRunArgs, parseWith, type RunFlags } from "../options.ts";
+import { applyDefaults, checkBareParameters, parseConfigFlags, parseRunArgs, parseWith, type RunFlags } from "../options.ts";
 import { terminalReporter } from "../reporter.ts";
 
 export const runArgs = {
@@ -23,18 +25,23 @@ export const runArgs = {
   executor: { type: "string", description: "process (default), docker, batch, or the path of an executor plugin" },
   "fresh-workers": { type: "boolean", description: "One process per task instead of warm workers (full isolation)" },
   "no-cache": { type: "boolean", description: "Run @cached steps even when an earlier result matches" },
+  config: { type: "string", description: "A config of the flow: NAME=FILE or NAME=<inline JSON> (repeatable)" },
 } as const;
 
 /** Flow parameters as extra help lines (`tsflow run flow.ts --help`). */
 async function parameterHelp(file: string, flow?: string): Promise<string> {
   const { flowClass } = await loadFlow(file, flow);
   const info = inspectFlow(flowClass);
-  const lines = Object.values(info.parameters).map((p) => {
-    const def = p.default === undefined ? (p.required ? " (required)" : "") : ` (default: ${JSON.stringify(p.default)})`;
+  const configs = Object.values(info.parameters)
+    .filter((p) => p.kind === "config")
+    .map((p) => `  --config ${p.name}=<file or JSON>  ${p.help ?? ""}${p.default === undefined ? (p.required ? " (required)" : "") : ` (default: ${p.default})`}`);
+  const lines = Object.values(info.parameters).filter((p) => p.kind !== "config").map((p) => {
+    const def = containsConfigRef(p.default) ? " (default: from a config)" : p.default === undefined ? (p.required ? " (required)" : "") : ` (default: ${JSON.stringify(p.default)})`;
     const choices = p.choices ? ` one of ${p.choices.map((c) => JSON.stringify(c)).join(", ")}` : "";
-    return `  --${p.name} <${p.kind === "file" ? "path" : p.type}>  ${p.help ?? ""}${choices}${def}`;
+    return `  --${p.name} <${p.kind === "file" ? "path" : p.typeFromDefault ? "value" : p.type}>  ${p.help ?? ""}${choices}${def}`;
   });
-  return lines.length ? `\nParameters of ${info.name}:\n${lines.join("\n")}\n` : `\n${info.name} has no parameters.\n`;
+  const configText = configs.length ? `\nConfigs of ${info.name}:\n${configs.join("\n")}\n` : "";
+  return (lines.length ? `\nParameters of ${info.name}:\n${lines.join("\n")}\n` : `\n${info.name} has no parameters.\n`) + configText;
 }
 
 export interface PreparedRun {
@@ -68,10 +75,12 @@ export async function prepareRun(
   const early = defaultExecutor === "process" ? await executorSet("process", [], {}, { freshWorkers: flags.freshWorkers }) : undefined;
   early?.all()[0]?.warm?.(flags.maxWorkers ?? host.cpus());
   const [{ flowClass, file, exportName, module }, store] = await Promise.all([loadFlow(flags.file, flags.flow), openDatastore(flags.datastore)]);
-  const info = loadFlowInfo(flowClass, flags.file);
-  checkBareParameters(flags, info.parameters);
+  const declared = loadFlowInfo(flowClass, flags.file);
+  checkBareParameters(flags, declared.parameters);
   // Resume brings the origin's values (`resolved`) instead of reading them from the flags.
-  const parameters = resolved ? await resolved(info) : await resolveParameters(info, { ...(extraParams ?? {}), ...flags.params }, host);
+  const parameters = resolved ? await resolved(declared) : await resolveParameters(declared, { ...(extraParams ?? {}), ...flags.params }, host, parseConfigFlags(flags.configs));
+  // Executors are picked from decorators whose arguments may come from the configs.
+  const info = applyConfig(declared, configValues(declared, parameters));
   // @cached steps (or --with cached) reuse earlier results unless --no-cache.
   const cache =
     !flags.noCache && (withDecorators.cached || Object.values(info.graph.nodes).some((n) => n.decorators.cached))
