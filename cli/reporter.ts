@@ -81,7 +81,8 @@ export function terminalReporter(out: NodeJS.WriteStream = process.stdout, optio
     },
     taskStarted(task) {
       count(task.step).running++;
-      if (!tty) write(`${c(colors.dim, `[${task.pathspec}]`)} start${task.attempt > 0 ? ` (attempt ${task.attempt + 1})` : ""}\n`);
+      const what = task.mode === "catch" ? "storing the error (@catchError)" : `start${task.attempt > 0 ? ` (attempt ${task.attempt + 1})` : ""}`;
+      if (!tty) write(`${c(colors.dim, `[${task.pathspec}]`)} ${what}\n`);
     },
     taskOutput(task, stream, text) {
       // Prefix whole lines; keep a trailing partial line until it is completed.
@@ -108,10 +109,14 @@ export function terminalReporter(out: NodeJS.WriteStream = process.stdout, optio
         else if (!tty) write(`${c(colors.dim, `[${task.pathspec}]`)} done\n`);
         return;
       }
-      if (!task.willRetry) s.failed++;
+      if (!task.willRetry && !task.willCatch) s.failed++;
       const err = task.error;
       const head = `${c(colors.red, "✖")} ${err?.type ?? "Error"}: ${err?.message ?? "failed"}`;
-      const tail = task.willRetry ? c(colors.yellow, ` (attempt ${task.attempt + 1} failed; retrying)`) : "";
+      const tail = task.willRetry
+        ? c(colors.yellow, ` (attempt ${task.attempt + 1} failed; retrying)`)
+        : task.willCatch
+          ? c(colors.yellow, ` (attempt ${task.attempt + 1} failed; @catchError stores the error in '${task.catchVar}' and the flow goes on)`)
+          : "";
       // tsflow's own errors say everything in their message; a user's exception gets the
       // frames of the user's code.
       const stack = err?.stack && !TSFLOW_CODES.has(err.type) ? userFrames(err.stack) : [];

@@ -445,6 +445,21 @@ export class Task<F = unknown> {
     return this.last.attempt;
   }
 
+  /** When the attempt that counts started; `undefined` before it started. */
+  get startedAt(): Date | undefined {
+    const t = this.last.result?.startedAt;
+    return typeof t === "number" ? new Date(t) : undefined;
+  }
+
+  /**
+   * When the attempt that counts ended — succeeded, failed, or was killed (@timeout), crashed or
+   * cancelled: the orchestrator writes the end record of an attempt that could not.
+   */
+  get finishedAt(): Date | undefined {
+    const t = this.last.result?.finishedAt;
+    return typeof t === "number" ? new Date(t) : undefined;
+  }
+
   /** Ended: succeeded, failed, or its run is over. */
   get finished(): boolean {
     return this.successful || this.step.run.finished || this.last.result !== null;

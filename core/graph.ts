@@ -455,6 +455,15 @@ function buildGraph(flowName: string, nodes: Record<string, GraphNode>, issues: 
     }
   }
 
+  // As Metaflow: a foreach or switch that failed has no list or value to go on with.
+  for (const n of order) {
+    const node = nodes[n]!;
+    if (node.decorators.catch && (node.foreach || node.condition)) {
+      const kind = node.foreach ? "foreach" : "switch";
+      add(n, "catch-on-split", `step '${n}' has @catchError, but a ${kind} step that failed has no ${node.foreach ? "list" : "value"} to go on with; catch the error inside the step, or put @catchError on the steps around it`);
+    }
+  }
+
   // foreach/condition artifacts must be assigned before use.
   for (const n of order) {
     const node = nodes[n]!;

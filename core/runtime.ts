@@ -23,9 +23,24 @@ export type ExecutorSelector = (node: GraphNode, decorators: Record<string, Reco
 /** Live events of a run, for terminals and tests. Every callback is optional. */
 export interface RunReporter {
   runStarted?(run: { flow: string; runId: string; steps: string[] }): void;
-  taskStarted?(task: { pathspec: string; step: string; attempt: number }): void;
+  /** An attempt started; `mode` is `catch` for @catchError's attempt, which runs no user code. */
+  taskStarted?(task: { pathspec: string; step: string; attempt: number; mode?: "run" | "catch" }): void;
   taskOutput?(task: { pathspec: string; step: string }, stream: "stdout" | "stderr", text: string): void;
-  taskFinished?(task: { pathspec: string; step: string; attempt: number; ok: boolean; error?: TaskError; willRetry: boolean; clonedFrom?: string }): void;
+  /**
+   * An attempt ended. `willRetry`: another attempt of the step follows (@retry); `willCatch`:
+   * retries are exhausted and @catchError stores the error in `catchVar` and goes on.
+   */
+  taskFinished?(task: {
+    pathspec: string;
+    step: string;
+    attempt: number;
+    ok: boolean;
+    error?: TaskError;
+    willRetry: boolean;
+    willCatch?: boolean;
+    catchVar?: string;
+    clonedFrom?: string;
+  }): void;
   foreachSplit?(step: string, count: number): void;
   message?(text: string): void;
 }
@@ -182,6 +197,10 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     if (withVars && stepVars) merged.environment = { vars: { ...(withVars as object), ...(stepVars as object) } };
     return merged;
   };
+  if (options.with?.catch) {
+    const skipped = graph.order.filter((s) => graph.nodes[s]!.foreach || graph.nodes[s]!.condition);
+    if (skipped.length > 0) reporter.message?.(`--with catch: not applied to ${skipped.map((s) => `'${s}'`).join(", ")}: a foreach or switch step cannot go on without its list or value`);
+  }
   // Warm up the executor of `start` while the rest is set up.
   prepare(selectExecutor(graph.nodes.start!, decoratorsOf(graph.nodes.start!))).catch(() => {});
 
@@ -268,7 +287,9 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
 
     const retries = Math.max(0, Number(decorators.retry?.times ?? 0));
     const delayMs = Number(decorators.retry?.minutesBetweenRetries ?? 0) * 60_000;
-    const catchVar = decorators.catch ? String(decorators.catch.var ?? "error") : undefined;
+    // A foreach or switch cannot go on without the list or the value it splits on: @catchError
+    // in code is a graph error there, and `--with catch` leaves those steps alone (said at start).
+    const catchVar = decorators.catch && !node.foreach && !node.condition ? String(decorators.catch.var ?? "error") : undefined;
     const executor = selectExecutor(node, decorators);
     await prepare(executor);
 
@@ -312,9 +333,10 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         return;
       }
       lastError = outcome.error;
-      const willRetry = !controller.signal.aborted && (attempt < retries || (attempt === retries && catchVar !== undefined));
-      reporter.taskFinished?.({ pathspec, step: task.step, attempt, ok: false, error: lastError, willRetry });
-      if (mode === "catch" || !willRetry) break;
+      const willRetry = !controller.signal.aborted && attempt < retries;
+      const willCatch = !controller.signal.aborted && mode === "run" && attempt === retries && catchVar !== undefined;
+      reporter.taskFinished?.({ pathspec, step: task.step, attempt, ok: false, error: lastError, willRetry, ...(willCatch ? { willCatch, catchVar } : {}) });
+      if (!willRetry && !willCatch) break;
       if (attempt < retries && delayMs > 0) await sleep(delayMs, controller.signal);
     }
     fail({ ...(lastError ?? { type: "Error", message: "task failed" }), pathspec });
@@ -323,8 +345,9 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   const runAttempt = async (spec: TaskSpec, executor: Executor): Promise<{ ok: boolean; result?: TaskResult; error?: TaskError }> => {
     const pathspec = `${spec.runId}/${spec.step}/${spec.taskId}`;
     const logs = new AttemptLogs(store, (file) => attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, file));
-    await putJson(store, attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, "start.json"), { attempt: spec.attempt, mode: spec.mode, startedAt: Date.now(), executor: executor.name });
-    reporter.taskStarted?.({ pathspec, step: spec.step, attempt: spec.attempt });
+    const startedAt = Date.now();
+    await putJson(store, attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, "start.json"), { attempt: spec.attempt, mode: spec.mode, startedAt, executor: executor.name });
+    reporter.taskStarted?.({ pathspec, step: spec.step, attempt: spec.attempt, mode: spec.mode === "catch" ? "catch" : "run" });
     let exit: TaskExit;
     try {
       exit = await executor.run(spec, {
@@ -338,10 +361,17 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       exit = { completed: false, error: errorInfo(e) };
     }
     await logs.close();
-    if (!exit.completed) return { ok: false, error: exit.error ?? { type: "Error", message: "the task did not complete" } };
-    const result = exit.result ?? (await getJson<TaskResult>(store, attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, "result.json")));
-    if (!result) return { ok: false, error: { type: "Executor", message: `task ${pathspec} ended without writing its result` } };
-    return result.ok ? { ok: true, result } : { ok: false, error: result.error };
+    const resultKey = attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, "result.json");
+    const result = (exit.completed ? exit.result : undefined) ?? (await getJson<TaskResult>(store, resultKey).catch(() => null));
+    if (exit.completed && result) return result.ok ? { ok: true, result } : { ok: false, error: result.error };
+    // The attempt ended without its own result: killed by @timeout, crashed, or cancelled because
+    // the run stopped. Its end record is written here, so every attempt says when and why it ended.
+    const error = (exit.completed ? undefined : exit.error) ?? { type: "Executor", message: `task ${pathspec} ended without writing its result` };
+    if (!result) {
+      const end: TaskResult = { ok: false, error, artifacts: {}, next: [], startedAt, finishedAt: Date.now() };
+      await putJson(store, resultKey, end).catch((e) => options.logger?.warn(`cannot write the end record of ${pathspec}: ${(e as Error).message}`));
+    }
+    return { ok: false, error };
   };
 
   schedule("start", [], []);

@@ -264,7 +264,8 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     if (node.foreach || node.condition) {
       throw new TsflowError("BadTransition", `step '${spec.step}' failed and has @catchError, but a foreach or switch step cannot continue without running`);
     }
-    taken = { targets: node.next };
+    // As if the step had called this.next() as written; `end` goes nowhere.
+    taken = node.next.length > 0 ? { targets: node.next } : undefined;
   } else {
     const method = (flowClass.prototype as Record<string, Function>)[spec.step]!;
     await method.call(flow, ...(node.isJoin ? [inputs] : []));
@@ -340,10 +341,23 @@ function unmergedError(join: string, name: string, steps: string[], foreach: boo
   );
 }
 
+/**
+ * The items of a foreach: an array, or any iterable value an artifact can hold — a string (one
+ * task per character, as Metaflow), a Map (its [key, value] entries), a Set, a typed array.
+ */
 function toItems(value: unknown, variable: string, step: string): unknown[] {
   if (Array.isArray(value)) return value;
+  if (typeof value === "string") return Array.from(value);
   if (value !== null && typeof value === "object" && Symbol.iterator in value) return Array.from(value as Iterable<unknown>);
-  throw new TsflowError("BadTransition", `step '${step}': foreach artifact '${variable}' is ${value === undefined ? "not set" : `a ${typeof value}`}, not an array or iterable`);
+  const what =
+    value === undefined
+      ? "not set"
+      : value === null
+        ? "null"
+        : typeof value === "object"
+          ? `an object that is not iterable (for its entries use Object.entries(this.${variable}))`
+          : `a ${typeof value} (${String(value).slice(0, 40)})`;
+  throw new TsflowError("BadTransition", `step '${step}': foreach artifact '${variable}' is ${what}; a foreach goes over an array, a string or another iterable (Map, Set, typed array)`);
 }
 
 function buildInputs(

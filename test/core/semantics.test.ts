@@ -3,12 +3,18 @@
  * @catchError everywhere, switch convergence, foreach over any iterable, attempt end records.
  * Flows run for real through the public API (`runFlow`) and the client.
  */
+import { join } from "node:path";
 import { runFlow } from "tsflow";
 import { describe, expect, it } from "vitest";
 import { createClient } from "../../core/client.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
 import nodeHost from "../../plugins/host/node.ts";
-import { stepArtifacts, tempStore } from "../_helpers.ts";
+import { getTask } from "../../viewer/data.ts";
+import { fixture, stepArtifacts, tempStore } from "../_helpers.ts";
+import TimeoutEndFlow, { CrashEndFlow } from "../fixtures/semantics/attempt-ends.ts";
+import CatchEndFlow from "../fixtures/semantics/catch-end.ts";
+import CatchForeachFlow from "../fixtures/semantics/catch-foreach.ts";
+import ForeachIterablesFlow from "../fixtures/semantics/foreach-iterables.ts";
 import InitializersFlow from "../fixtures/semantics/initializers.ts";
 import JoinsFlow from "../fixtures/semantics/joins.ts";
 
@@ -74,5 +80,89 @@ describe("joins and mergeArtifacts", () => {
     const r = await run(JoinsFlow, { mode: "outside" });
     expect(r.successful).toBe(false);
     expect(r.error?.message).toBe("step 'start' is not a join: this.mergeArtifacts(inputs) only works in a join step (a step that takes inputs)");
+  });
+});
+
+describe("@catchError on every step", () => {
+  it("on `end`: the error is stored in the named artifact and the run succeeds", async () => {
+    const r = await run(CatchEndFlow);
+    expect(r.error).toBeUndefined();
+    expect(r.successful).toBe(true);
+    const [end] = await stepArtifacts(ds, "CatchEndFlow", r.runId, "end");
+    expect(end!.err).toBeInstanceOf(Error);
+    expect((end!.err as Error).message).toBe("end blew up");
+  });
+
+  it("on a foreach step it is refused before anything runs, naming the step and the rule", async () => {
+    await expect(run(CatchForeachFlow)).rejects.toMatchObject({
+      message: "flow CatchForeachFlow has 1 graph error",
+      details: ["step 'start' [catch-on-split]: step 'start' has @catchError, but a foreach step that failed has no list to go on with; catch the error inside the step, or put @catchError on the steps around it"],
+    });
+  });
+});
+
+describe("foreach over any iterable", () => {
+  it("a string: one task per character", async () => {
+    const r = await run(ForeachIterablesFlow, { kind: "string" });
+    expect(r.error).toBeUndefined();
+    expect(r.tasks).toBe(1 + 5 + 2);
+    const [join] = await stepArtifacts(ds, "ForeachIterablesFlow", r.runId, "join");
+    expect(join!.seen).toEqual(["h", "é", "l", "l", "o"]);
+  });
+
+  it("a Map (its entries) and a Set", async () => {
+    const m = await run(ForeachIterablesFlow, { kind: "map" });
+    expect((await stepArtifacts(ds, "ForeachIterablesFlow", m.runId, "join"))[0]!.seen).toEqual([
+      ["a", 1],
+      ["b", 2],
+    ]);
+    const s = await run(ForeachIterablesFlow, { kind: "set" });
+    expect((await stepArtifacts(ds, "ForeachIterablesFlow", s.runId, "join"))[0]!.seen).toEqual([3, 4]);
+  });
+
+  it("anything else: a message that says what the value is and what a foreach takes", async () => {
+    const r = await run(ForeachIterablesFlow, { kind: "number" });
+    expect(r.successful).toBe(false);
+    expect(r.error?.message).toBe("step 'start': foreach artifact 'items' is a number (42); a foreach goes over an array, a string or another iterable (Map, Set, typed array)");
+  });
+});
+
+describe("every attempt has an end record", () => {
+  const attemptOf = async (runId: string, flow: string, step: string) => {
+    const task = await (await client().Flow.get(flow).run(runId)).step(step).onlyTask();
+    const detail = await getTask(fsDatastore({ root: ds }), flow, runId, step, task.id);
+    return { task, attempt: detail!.attempts.at(-1)! };
+  };
+
+  it("killed by @timeout: error type and message, and the real duration, for the client and the viewer", async () => {
+    const r = await runFlow(TimeoutEndFlow, { datastore: ds, file: fixture("semantics/attempt-ends.ts") });
+    expect(r.successful).toBe(false);
+    const { task, attempt } = await attemptOf(r.runId, "TimeoutEndFlow", "spin");
+    expect(task.exception?.type).toBe("Timeout");
+    expect(task.exception?.message).toMatch(/timed out after 1 s/);
+    expect(task.finishedAt!.getTime() - task.startedAt!.getTime()).toBeGreaterThanOrEqual(900);
+    expect(attempt.ok).toBe(false);
+    expect(attempt.error?.type).toBe("Timeout");
+    expect(attempt.finishedAt! - attempt.startedAt!).toBeGreaterThanOrEqual(900);
+  });
+
+  it("crashed, and cancelled because a sibling failed", async () => {
+    const marker = join(tempStore(), "started");
+    process.env.TSFLOW_TEST_MARKER = marker;
+    try {
+      const r = await runFlow(CrashEndFlow, { datastore: ds, file: fixture("semantics/attempt-ends.ts"), exportName: "CrashEndFlow", maxWorkers: 2 });
+      expect(r.successful).toBe(false);
+      const crashed = await attemptOf(r.runId, "CrashEndFlow", "crash");
+      expect(crashed.task.exception?.type).toBe("WorkerCrashed");
+      expect(crashed.attempt.error?.type).toBe("WorkerCrashed");
+      expect(crashed.task.finishedAt).toBeInstanceOf(Date);
+      const cancelled = await attemptOf(r.runId, "CrashEndFlow", "waits");
+      expect(cancelled.task.exception?.type).toBe("Cancelled");
+      expect(cancelled.attempt.error?.message).toMatch(/was stopped/);
+      expect(cancelled.attempt.finishedAt! - cancelled.attempt.startedAt!).toBeGreaterThanOrEqual(0);
+      expect(cancelled.task.finishedAt).toBeInstanceOf(Date);
+    } finally {
+      delete process.env.TSFLOW_TEST_MARKER;
+    }
   });
 });
