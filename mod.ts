@@ -5,6 +5,8 @@
  * explicitly.
  */
 import { existsSync } from "node:fs";
+import { defaultCardRenderer } from "./cards/index.ts";
+import { installCardRenderer } from "./core/cards.ts";
 import { openDatastore } from "./runner/stores.ts";
 import { buildFlowModule } from "./runner/load.ts";
 import { createClient, type Flow as ClientFlow } from "./core/client.ts";
@@ -18,6 +20,10 @@ import processExecutor from "./plugins/executors/process.ts";
 import nodeHost from "./plugins/host/node.ts";
 
 export * from "./core/index.ts";
+export { cardHtml, vegaLiteHtml } from "./cards/index.ts";
+
+// Tasks render their cards, and readers build card documents, with tsflow's renderer.
+installCardRenderer(defaultCardRenderer);
 
 export interface RunFlowOptions {
   /** Parameter values by parameter name (typed, or strings as on the command line). */

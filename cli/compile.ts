@@ -10,6 +10,8 @@
 import { COMPILED } from "../plugins/host/self.ts";
 
 (globalThis as Record<symbol, unknown>)[COMPILED] = true;
+// The binary has no node_modules: card charts take the vega bundles embedded in it (read lazily).
+(globalThis as Record<symbol, unknown>)[Symbol.for("tsflow.vegaBundles")] = async () => (await import("../cards/_vega-embedded.ts")).default;
 
 interface BunPlugins {
   plugin(p: { name: string; setup(b: { module(id: string, load: () => { exports: object; loader: "object" }): void }): void }): void;

@@ -28,6 +28,7 @@ const commands: Record<string, () => Promise<CommandDef<any>>> = {
   tag: () => import("./commands/tag.ts").then((m) => m.default),
   delete: () => import("./commands/delete.ts").then((m) => m.default),
   gc: () => import("./commands/gc.ts").then((m) => m.default),
+  card: () => import("./commands/card.ts").then((m) => m.default),
 };
 
 /** Adds a command (later features register theirs here). */

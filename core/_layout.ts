@@ -9,6 +9,7 @@
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/start.json   attempt started
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/stdout|stderr   logs, while running
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/result.json  what the attempt produced
+ *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/cards/<id>.json  a card (blobs: data, HTML)
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/done.json        success marker, written last
  *   packages/<hash>                               code packages for remote executors
  */
@@ -25,6 +26,8 @@ export const taskKey = (flow: string, run: string, step: string, task: string) =
 export const doneKey = (flow: string, run: string, step: string, task: string) => `${taskPrefix(flow, run, step, task)}done.json`;
 export const attemptKey = (flow: string, run: string, step: string, task: string, attempt: number, file: "start.json" | "result.json" | "stdout" | "stderr") =>
   `${taskPrefix(flow, run, step, task)}${attempt}/${file}`;
+export const cardsPrefix = (flow: string, run: string, step: string, task: string, attempt: number) => `${taskPrefix(flow, run, step, task)}${attempt}/cards/`;
+export const cardKey = (flow: string, run: string, step: string, task: string, attempt: number, id: string) => `${cardsPrefix(flow, run, step, task, attempt)}${id}.json`;
 export const packageKey = (hash: string) => `packages/${hash}`;
 
 /** `run/step/task` → parts. */

@@ -13,6 +13,7 @@ import { getJson, mapLimit } from "./_datastore.ts";
 import { attemptKey, doneKey, flowsPrefix, runKey, runsPrefix, stepPrefix, stepsPrefix, taskKey, taskPrefix } from "./_layout.ts";
 import { effectiveStatus, readHeartbeat } from "./_status.ts";
 import { loadArtifact } from "./artifacts.ts";
+import { type CardData, type CardRef, loadCardData, loadCardDocument, readCardRefs } from "./cards.ts";
 import { TsflowError } from "./errors.ts";
 import type { Artifacts } from "./flow.ts";
 import type { DoneRecord } from "./task.ts";
@@ -529,6 +530,17 @@ export class Task<F = unknown> {
     return (await a.value()) as DataOf<F>[K];
   }
 
+  /**
+   * The task's cards (`@card`), of the attempt that counts: final ones once it ended, live
+   * snapshots while it runs. `await card.html()` is a self-contained document.
+   */
+  async cards(): Promise<Card[]> {
+    const s = await this.ctx.store();
+    const run = this.step.run;
+    const refs = await readCardRefs(s, run.flow, run.id, this.step.name, this.id, this.attempt, this.last.result?.cards);
+    return refs.map((r) => new Card(r, this.pathspec, this.ctx));
+  }
+
   /** Pathspecs of the tasks that started from this one (scans the steps after it). */
   async children(): Promise<string[]> {
     const run = this.step.run;
@@ -541,6 +553,39 @@ export class Task<F = unknown> {
       }
     }
     return out;
+  }
+}
+
+/** A stored card of a task: id and type at once; its data and HTML are read on demand. */
+export class Card {
+  readonly id: string;
+  /** `default`, `blank` or a plugin's name. */
+  readonly type: string;
+  /** `false` for a live snapshot of a task still running. */
+  readonly final: boolean;
+  /** Set when the card type failed to render (the card then shows the error). */
+  readonly error: string | undefined;
+
+  constructor(
+    readonly ref: CardRef,
+    /** The task's pathspec. */
+    readonly task: string,
+    private readonly ctx: ClientContext,
+  ) {
+    this.id = ref.id;
+    this.type = ref.type;
+    this.final = ref.final;
+    this.error = ref.error;
+  }
+
+  /** The card's data: its components and what it shows of the task. */
+  async data(): Promise<CardData> {
+    return loadCardData(await this.ctx.store(), this.ctx.host, this.ref);
+  }
+
+  /** The card as a self-contained HTML document: it renders offline (charts' scripts inlined). */
+  async html(): Promise<string> {
+    return loadCardDocument(await this.ctx.store(), this.ctx.host, this.ref, `${this.task} · ${this.id}`);
   }
 }
 

@@ -9,6 +9,7 @@
  * running task are.
  */
 import type { ConfigSource } from "./config.ts";
+import { type CardAccess, cardSpec } from "./cards.ts";
 import { TsflowError } from "./errors.ts";
 
 const STEP_META = Symbol.for("tsflow.stepMeta");
@@ -129,6 +130,16 @@ export function containsConfigRef(value: unknown, depth = 0): boolean {
 }
 
 /**
+ * Like {@link stepDecorator}, for a decorator that may be used several times on one step
+ * (`@card`): `merge` gets the options so far and returns the new ones.
+ */
+export function stepDecoratorMerge(name: string, merge: (previous: Record<string, unknown> | undefined) => Record<string, unknown>): Decorator {
+  return methodDecorator(name, (meta) => {
+    meta.decorators[name] = merge(meta.decorators[name]);
+  }) as Decorator;
+}
+
+/**
  * Checks a decorator's attributes: unknown names and malformed values are errors that list the
  * valid ones, so `--with retry:tims=2` or `@timeout({ second: 5 })` never pass silently.
  * Metaflow's snake_case spellings are accepted as aliases (`minutes_between_retries`).
@@ -205,6 +216,8 @@ export const DECORATORS: Record<string, (options: Record<string, any>) => Record
   docker: (o) => attributes("docker", o, { image: "string", ...RESOURCE_ATTRS }),
   batch: (o) => attributes("batch", o, { queue: "string", image: "string", iamRole: "string", ...RESOURCE_ATTRS }),
   cached: (o) => attributes("cached", o, {}),
+  // `--with card` (and `card:type=blank,id=x`): one card; `@card` in code may add several.
+  card: (o) => (Array.isArray(o.cards) ? { cards: o.cards } : { cards: [cardSpec(o)] }),
 };
 
 /** A step decorator called as a factory, `@retry()`, or used bare like Metaflow's `@retry`. */
@@ -419,6 +432,8 @@ export interface CurrentInfo {
   username: string;
   /** The datastore URL of the run. */
   datastore: string;
+  /** The task's cards (`@card`): `current.card.append(new Markdown("…"))`, `current.card.refresh()`. */
+  card: CardAccess;
 }
 
 /** Information about the running task; every field is `undefined` outside a task. */

@@ -11,6 +11,7 @@
  * unreferenced is deleted unless the grace period is 0.
  */
 import { deletePrefix, getJson, listAll, mapLimit } from "./_datastore.ts";
+import type { CardRef } from "./cards.ts";
 import { doneKey, flowsPrefix, runKey, runPrefix, runsPrefix } from "./_layout.ts";
 import { runStatus } from "./_status.ts";
 import { TsflowError } from "./errors.ts";
@@ -41,6 +42,7 @@ export interface GcReport {
   staleCacheEntries: number;
 }
 
+const CARD_DOC = /\/\d+\/cards\/[^/]+\.json$/;
 const HASH_KEY = /^blobs\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
 
 /** Every blob hash a run references: parameters, and each task's done.json and attempt result.json. */
@@ -50,12 +52,16 @@ async function markRun(store: Datastore, flow: string, runId: string, into: Set<
   };
   const prefix = runPrefix(flow, runId);
   const keys = await listAll(store, prefix);
-  const docs = keys.filter((k) => k.endsWith("/run.json") || k.endsWith("/done.json") || k.endsWith("/result.json"));
+  const docs = keys.filter((k) => k.endsWith("/run.json") || k.endsWith("/done.json") || k.endsWith("/result.json") || CARD_DOC.test(k));
   await mapLimit(docs, 16, async (key) => {
-    const doc = await getJson<{ parameters?: Record<string, ArtifactRef>; artifacts?: Record<string, ArtifactRef> }>(store, key).catch(() => null);
+    const doc = await getJson<{ parameters?: Record<string, ArtifactRef>; artifacts?: Record<string, ArtifactRef>; cards?: CardRef[] }>(store, key).catch(() => null);
     if (!doc) return;
     add(doc.parameters);
     add(doc.artifacts);
+    // A task's cards are blobs too: their data and rendered HTML.
+    // Live card documents (`<attempt>/cards/<id>.json`) are references themselves.
+    const cards = Array.isArray(doc.cards) ? doc.cards : CARD_DOC.test(key) ? [doc as unknown as CardRef] : [];
+    for (const c of cards) for (const h of [c?.data, c?.html]) if (typeof h === "string") into.add(h);
   });
 }
 

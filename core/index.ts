@@ -35,5 +35,30 @@ export { serialize, deserialize, describeType } from "./serialize.ts";
 export { TsflowError, isTsflowError, type ErrorCode } from "./errors.ts";
 export { VERSION } from "./version.ts";
 export type * from "./types.ts";
-export { createClient, parsePathspec, Listing, Run, Step, Task, Artifact, type Client, type ClientContext, type RunsOptions, type DataOf, type RunDoc, type TaskDoc } from "./client.ts";
+export { createClient, parsePathspec, Listing, Run, Step, Task, Artifact, Card, type Client, type ClientContext, type RunsOptions, type DataOf, type RunDoc, type TaskDoc } from "./client.ts";
+export {
+  card,
+  CardComponent,
+  Markdown,
+  Table,
+  Image,
+  Chart,
+  ProgressBar,
+  ArtifactValue,
+  CardError,
+  defineCardType,
+  registerCardType,
+  installCardRenderer,
+  type CardAccess,
+  type CardHandle,
+  type CardOptions,
+  type CardType,
+  type CardHelpers,
+  type CardData,
+  type CardRef,
+  type CardRenderer,
+  type CardTaskInfo,
+  type ComponentData,
+  type TableOptions,
+} from "./cards.ts";
 export { collectGarbage, deleteRun, type GcOptions, type GcReport } from "./gc.ts";

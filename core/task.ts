@@ -10,6 +10,7 @@
  */
 import { getJson, mapLimit } from "./_datastore.ts";
 import { attemptKey, doneKey, runKey } from "./_layout.ts";
+import { type CardArtifact, CardSession, cardSpecsOf, previewComponent } from "./cards.ts";
 import { contentHash, loadArtifact, loadArtifactSync, refOf, storeArtifact, storeEncoded } from "./artifacts.ts";
 import { TsflowError } from "./errors.ts";
 import { type CurrentInfo, INSTANCE_HOOKS, installRuntime, isParameterSpec, type MergeOptions, type RuntimeHooks } from "./flow.ts";
@@ -39,6 +40,10 @@ export interface DoneRecord extends TaskResult {
 }
 
 const PREFETCH_SMALL = 64 * 1024;
+/** Artifacts up to this serialized size get a preview in the default card. */
+const CARD_PREVIEW_MAX = 256 * 1024;
+type CardParameters = Parameters<CardSession["setRun"]>[0]["parameters"];
+type CardGraph = Parameters<CardSession["setRun"]>[0]["graph"];
 
 /**
  * One field of the flow object. `untouched`/`loaded`: an artifact of the parent (lazy);
@@ -69,12 +74,19 @@ export function errorInfo(e: unknown): TaskError {
 export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise<TaskResult> {
   const startedAt = Date.now();
   let result: TaskResult;
+  // Every task gets a card session, so `current.card` works (as a no-op) in steps without @card.
+  const cardSpecs = cardSpecsOf(spec.decorators ?? {});
+  const cards = new CardSession(spec, env.store, env.host, cardSpecs);
   try {
-    result = await runAttempt(spec, env, startedAt);
+    result = await runAttempt(spec, env, startedAt, cards);
   } catch (e) {
     result = { ok: false, error: errorInfo(e), artifacts: {}, next: [], startedAt, finishedAt: Date.now() };
   } finally {
     installRuntime(undefined);
+  }
+  if (cardSpecs.length > 0) {
+    const refs = await cards.finish({ ok: result.ok, error: result.error, startedAt: result.startedAt, finishedAt: result.finishedAt, artifacts: cards.artifacts ?? [] });
+    if (refs.length > 0) result.cards = refs;
   }
   await env.store.put(attemptKey(spec.flowName, spec.runId, spec.step, spec.taskId, spec.attempt, "result.json"), new TextEncoder().encode(JSON.stringify(result)));
   return result;
@@ -100,13 +112,14 @@ async function readDone(store: Datastore, flow: string, pathspec: string): Promi
   return done;
 }
 
-async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: number): Promise<TaskResult> {
+async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: number, cards: CardSession): Promise<TaskResult> {
   const { store, host, flowClass } = env;
   const info = loadFlowInfo(flowClass);
   const node = info.graph.nodes[spec.step];
   if (!node) throw new TsflowError("NotFound", `flow ${info.name} has no step '${spec.step}'`);
   const where = `${spec.flowName}/${spec.runId}/${spec.step}/${spec.taskId}`;
   const run = await readRun(store, spec);
+  cards.setRun({ parameters: (run.parameterValues ?? {}) as CardParameters, graph: run.graph as CardGraph });
   const parents = await Promise.all(spec.parents.map((p) => readDone(store, spec.flowName, p)));
 
   const canReadSync = typeof store.getSync === "function";
@@ -241,6 +254,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     namespace: spec.namespace,
     username: spec.username,
     datastore: store.url,
+    card: cards,
   };
   const stepNames = new Map<Function, string>();
   for (const name of Object.keys(info.graph.nodes)) stepNames.set((flowClass.prototype as Record<string, Function>)[name]!, name);
@@ -318,6 +332,19 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     }
     artifacts[name] = await storeArtifact(store, host, name, value);
   });
+  if (cards.active) {
+    // The default card previews what this step produced or read; inherited artifacts it never
+    // touched are listed without loading them (that would cost the step their bytes).
+    cards.artifacts = Object.keys(artifacts)
+      .sort()
+      .map((name): CardArtifact => {
+        const ref = artifacts[name]!;
+        const slot = slots.get(name);
+        const value = !slot ? flow[name] : slot.state === "untouched" ? undefined : slot.value;
+        const shown = (!slot || slot.state !== "untouched") && ref.size <= CARD_PREVIEW_MAX;
+        return { name, type: ref.type, size: ref.size, ...(shown ? { preview: previewComponent(value) } : {}) };
+      });
+  }
   return { ok: true, artifacts, next: condition !== undefined ? [node.cases![condition]!] : next, foreachCount, condition, startedAt, finishedAt: Date.now() };
 }
 

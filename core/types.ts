@@ -5,6 +5,7 @@
  * ones; the core fills in what a plugin lacks (see `_datastore.ts`). Methods may return a
  * value or a promise. Bytes are `Uint8Array`, never `Buffer`, so the core stays portable.
  */
+import type { CardRef } from "./cards.ts";
 
 /** Raw bytes. Plugins may receive a `Buffer` (it is a `Uint8Array`) but must not require one. */
 export type Bytes = Uint8Array;
@@ -199,6 +200,8 @@ export interface TaskResult {
   condition?: string;
   startedAt: number;
   finishedAt: number;
+  /** The task's cards (`@card`), stored as blobs like artifacts. */
+  cards?: CardRef[];
 }
 
 /** A persisted artifact: its blob's content hash and what it holds. */

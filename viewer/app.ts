@@ -12,8 +12,10 @@ import { loadArtifact } from "../core/artifacts.ts";
 import { blobKey } from "../core/_layout.ts";
 import type { ArtifactRef, Datastore, Host } from "../core/types.ts";
 import { accessControl } from "./_access.ts";
+import { CARD_HEADERS } from "../cards/document.ts";
+import { type CardRef, loadCardDocument, loadCardFragment, readCardRefs } from "../core/cards.ts";
 import { CSS, JS } from "./assets.ts";
-import { fingerprint, validArtifact, validName } from "./data.ts";
+import { fingerprint, getTask, validArtifact, validName } from "./data.ts";
 import { type Links, qs } from "./html.ts";
 import { flowsPage, runPage, runsPage, taskArtifacts, taskPage } from "./pages.ts";
 import { bytesOf, imageType, PREVIEW_MAX, toJsonable } from "./preview.ts";
@@ -35,7 +37,7 @@ export interface ViewerOptions {
   token?: string;
 }
 
-export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 const e = encodeURIComponent;
 export const serverLinks: Links = {
@@ -46,6 +48,8 @@ export const serverLinks: Links = {
   artifact: (f, r, s, t, name, _ref, format) => `/artifacts/${e(f)}/${e(r)}/${e(s)}/${e(t)}/${e(name)}?format=${format}`,
   asset: (name) => `/assets/${name}`,
   live: (f, r, s, t) => (s && t ? `/api/live/${e(f)}/${e(r)}/${e(s)}/${e(t)}` : `/api/live/${e(f)}/${e(r)}`),
+  card: (f, r, s, t, a, id) => `/cards/${e(f)}/${e(r)}/${e(s)}/${e(t)}/${e(id)}?attempt=${a}`,
+  cardLive: (f, r, s, t, a, id) => `/api/cards/${e(f)}/${e(r)}/${e(s)}/${e(t)}/${e(id)}?attempt=${a}`,
 };
 
 const NAMES = ["flow", "run", "step", "task"] as const;
@@ -56,6 +60,8 @@ export function createViewerApp({ store, host, allowedHosts, token }: ViewerOpti
   app.use("*", async (c, next) => {
     if (c.req.method !== "GET" && c.req.method !== "HEAD") return c.text("the viewer is read-only", 405, { Allow: "GET, HEAD" });
     await next();
+    // A card document brings its own, stricter policy (sandboxed, framable by the viewer only).
+    if (c.res.headers.has("Content-Security-Policy")) return;
     c.header("Content-Security-Policy", CSP);
     c.header("X-Content-Type-Options", "nosniff");
     c.header("Referrer-Policy", "no-referrer");
@@ -129,6 +135,33 @@ export function createViewerApp({ store, host, allowedHosts, token }: ViewerOpti
     checked(async (c, p) => c.json(await fingerprint(store, p.flow, p.run, p.step, p.task), 200, { "Cache-Control": "no-store" })),
   );
 
+  // A card: its self-contained document (for the sandboxed frame), or its fragment as JSON (live
+  // updates, handed to the frame by the page's script).
+  const card = async (c: any, p: Record<string, string>) => {
+    const attempt = attemptOf(c.req.query("attempt"));
+    if (attempt === null || !validCardId(p.id)) return { error: c.text("invalid attempt or card id", 400) };
+    const ref = await findCard(store, p.flow!, p.run!, p.step!, p.task!, attempt, p.id!);
+    return ref ? { ref } : { error: c.text("no such card", 404) };
+  };
+  app.get(
+    "/cards/:flow/:run/:step/:task/:id",
+    checked(async (c, p) => {
+      const found = await card(c, p);
+      if (!found.ref) return found.error;
+      const html = await loadCardDocument(store, host, found.ref, `${p.flow}/${p.run}/${p.step}/${p.task} · ${found.ref.id}`);
+      return c.body(html, 200, { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", ...CARD_HEADERS });
+    }),
+  );
+  app.get(
+    "/api/cards/:flow/:run/:step/:task/:id",
+    checked(async (c, p) => {
+      const found = await card(c, p);
+      if (!found.ref) return found.error;
+      const { html, vega } = await loadCardFragment(store, host, found.ref);
+      return c.json({ id: found.ref.id, version: found.ref.html ?? found.ref.data, final: found.ref.final, vega, html }, 200, { "Cache-Control": "no-store" });
+    }),
+  );
+
   app.notFound((c) => c.text("not found", 404));
   app.onError((err, c) => c.text(`the viewer could not read this page: ${err.message}`, 500));
   return app;
@@ -166,4 +199,16 @@ export async function artifactResponse(store: Datastore, host: Host, ref: Artifa
     return new Response(bytes.slice(), { headers: { "Content-Type": img } });
   }
   return new Response(bytes.slice(), { headers: { "Content-Type": "application/octet-stream", ...disposition("bin") } });
+}
+
+const validCardId = (s: string | undefined): s is string => typeof s === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(s);
+
+/** A task's card by id, of the given attempt (default: the one that counts, else the last). */
+async function findCard(store: Datastore, flow: string, run: string, step: string, task: string, attempt: number | undefined, id: string): Promise<CardRef | undefined> {
+  const detail = await getTask(store, flow, run, step, task);
+  if (!detail) return undefined;
+  const n = attempt ?? detail.done?.attempt ?? detail.attempts.at(-1)?.attempt;
+  if (n === undefined) return undefined;
+  const final = detail.attempts.find((a) => a.attempt === n)?.cards ?? (detail.done?.attempt === n ? detail.done.cards : undefined);
+  return (await readCardRefs(store, flow, run, step, task, n, final)).find((r) => r.id === id);
 }

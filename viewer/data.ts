@@ -7,6 +7,7 @@ import { checkKey, getJson, listAll, mapLimit } from "../core/_datastore.ts";
 import { attemptKey, doneKey, runKey, runsPrefix, stepsPrefix, taskKey } from "../core/_layout.ts";
 import { type EffectiveStatus, effectiveStatus, readHeartbeat } from "../core/_status.ts";
 import type { RunDoc, StepSummary } from "../core/client.ts";
+import { type CardRef, readCardRefs } from "../core/cards.ts";
 import type { DoneRecord } from "../core/task.ts";
 import type { ArtifactRef, Datastore, ForeachFrame, TaskError, TaskResult } from "../core/types.ts";
 
@@ -184,7 +185,7 @@ export interface TaskDoc {
 export interface TaskDetail {
   doc: TaskDoc | null;
   done: DoneRecord | null;
-  attempts: (AttemptInfo & { mode?: string; executor?: string; error?: TaskError; artifacts?: Record<string, ArtifactRef> })[];
+  attempts: (AttemptInfo & { mode?: string; executor?: string; error?: TaskError; artifacts?: Record<string, ArtifactRef>; cards?: CardRef[] })[];
 }
 
 export async function getTask(store: Datastore, flow: string, runId: string, step: string, task: string): Promise<TaskDetail | null> {
@@ -211,6 +212,7 @@ export async function getTask(store: Datastore, flow: string, runId: string, ste
         executor: start?.executor,
         error: result?.error,
         artifacts: result?.artifacts,
+        cards: result?.cards,
       };
     }),
   );
@@ -241,6 +243,9 @@ export async function fingerprint(store: Datastore, flow: string, runId: string,
       sig += `|${a.attempt}:${a.ok}:${sizes.join(",")}`;
     }
     sig += `|${detail?.done ? "done" : ""}`;
+    // Live cards change without any log line: their versions are part of the fingerprint.
+    const last = detail?.attempts.at(-1);
+    if (last && !detail?.done) sig += `|cards:${(await readCardRefs(store, flow, runId, step, task, last.attempt, last.cards)).map((c) => `${c.id}@${c.html ?? c.data}`).join(",")}`;
   } else {
     // Up to a few hundred tasks, every file counts (a task starting or finishing changes the
     // page at once). Beyond, a recursive listing would cost more than the page it saves, so

@@ -20,6 +20,10 @@ export interface Links {
   /** `format`: raw (serialized blob), json, bytes; `undefined` when the export left it out. */
   artifact(flow: string, run: string, step: string, task: string, name: string, ref: ArtifactRef, format: "raw" | "json" | "bytes" | "image"): string | undefined;
   asset(name: "app.css" | "app.js"): string;
+  /** A card's self-contained document (shown in a sandboxed frame); `undefined` leaves it out. */
+  card?(flow: string, run: string, step: string, task: string, attempt: number, id: string): string | undefined;
+  /** A card's live fragment as JSON (the served viewer only). */
+  cardLive?(flow: string, run: string, step: string, task: string, attempt: number, id: string): string;
   live?(flow: string, run: string, step?: string, task?: string): string;
 }
 

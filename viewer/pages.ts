@@ -6,6 +6,7 @@ import { loadArtifact } from "../core/artifacts.ts";
 import type { ArtifactRef, Datastore, Host } from "../core/types.ts";
 import { fingerprint, getLog, getRun, getRuns, getTask, getTasks, listFlows, listRunIds, newestFirst, type RunInfo } from "./data.ts";
 import { dagSvg, esc, fmtSize, ganttSvg, type Links, page, paramsTable, runHeader, runsTable, status, stepStats, taskMeta, tasksTable } from "./html.ts";
+import { runCardsHtml, taskCardsHtml } from "./cards.ts";
 import { bytesOf, imageType, PREVIEW_MAX, previewHtml } from "./preview.ts";
 
 export const PAGE_SIZE = 50;
@@ -86,7 +87,7 @@ export async function runPage(store: Datastore, links: Links, flow: string, runI
   const body = `<h1>${esc(flow)} / ${esc(runId)} ${status(run.state)}</h1>
 <div class="top"><div>${runHeader(run)}<h2>Parameters</h2>${paramsTable(run)}</div><div><h2 class="first">Graph</h2><div class="card">${dagSvg(links, run, stats, firstTask)}</div></div></div>
 <h2>Timeline</h2><div class="card">${ganttSvg(links, run, tasks)}</div>
-<h2>Tasks</h2>${stepTabs}${tasksTable(links, run, listed.slice((tp - 1) * perPage, tp * perPage))}${tpager}`;
+${runCardsHtml(links, flow, runId, tasks)}<h2>Tasks</h2>${stepTabs}${tasksTable(links, run, listed.slice((tp - 1) * perPage, tp * perPage))}${tpager}`;
   const live = view.live && links.live && run.state === "running" ? { url: links.live(flow, runId), sig: (await fingerprint(store, flow, runId)).sig } : undefined;
   return page(links, `${flow}/${runId}`, body, live);
 }
@@ -117,9 +118,11 @@ export async function taskPage(store: Datastore, host: Host, links: Links, flow:
   const refs = shown?.artifacts ?? detail.done?.artifacts ?? {};
   const arts = await Promise.all(Object.entries(refs).map(([name, ref]) => artifactCard(store, host, links, flow, runId, step, task, name, ref)));
   const state = detail.done ? "succeeded" : run.state === "running" ? "running" : "failed";
+  const cardsNo = shown?.attempt ?? detail.done?.attempt;
+  const cards = cardsNo === undefined ? "" : await taskCardsHtml(store, links, flow, runId, step, task, cardsNo, shown?.cards ?? (detail.done?.attempt === cardsNo ? detail.done.cards : undefined));
   const body = `<p><a href="${esc(links.run(flow, runId))}">← ${esc(flow)}/${esc(runId)}</a></p><h1>${esc(step)}/${esc(task)} ${status(state)}</h1>${attemptTabs}
 <div class="top"><div><h2>Metadata</h2>${taskMeta(links, flow, detail, shown)}</div><div class="logs"><h2>Logs</h2>${logs.join("") || `<p class="mute">No attempt has started yet.</p>`}</div></div>
-<h2>Artifacts</h2>${arts.join("") || `<p class="mute">No artifacts.</p>`}`;
+${cards}<h2>Artifacts</h2>${arts.join("") || `<p class="mute">No artifacts.</p>`}`;
   const liveOn = live && links.live && run.state === "running" ? { url: links.live(flow, runId, step, task), sig: (await fingerprint(store, flow, runId, step, task)).sig } : undefined;
   return page(links, `${flow}/${runId}/${step}/${task}`, body, liveOn);
 }
