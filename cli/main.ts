@@ -54,7 +54,7 @@ export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   try {
     if (!name || name === "--help" || name === "-h") {
-      process.stdout.write(`${await renderUsage(mainCommand)}\n`);
+      process.stdout.write(`${usageText(await renderUsage(mainCommand))}\n`);
       return name ? 0 : 1;
     }
     if (name === "--version" || name === "-v") {
@@ -68,17 +68,26 @@ export async function main(argv: string[]): Promise<number> {
     }
     const cmd = await load();
     if ((rest.includes("--help") || rest.includes("-h")) && name !== "run" && name !== "resume") {
-      process.stdout.write(`${await renderUsage(cmd, mainCommand)}\n`);
+      process.stdout.write(`${usageText(await renderUsage(cmd, mainCommand))}\n`);
       return 0;
     }
     if ((rest.includes("--help") || rest.includes("-h")) && (name === "run" || name === "resume")) {
-      process.stdout.write(`${await renderUsage(cmd, mainCommand)}\n`);
+      process.stdout.write(`${usageText(await renderUsage(cmd, mainCommand))}\n`);
     }
     const { result } = await runCommand(cmd, { rawArgs: rest });
     return typeof result === "number" ? result : 0;
   } catch (e) {
     return reportError(e);
   }
+}
+
+/**
+ * citty colours its usage whatever the output is; escape codes belong only on a terminal, and
+ * never when NO_COLOR is set (no-color.org).
+ */
+function usageText(text: string): string {
+  const plain = !process.stdout.isTTY || Boolean(process.env.NO_COLOR);
+  return plain ? text.replace(/\x1b\[[0-9;]*m/g, "") : text;
 }
 
 function reportError(e: unknown): number {

@@ -8,7 +8,7 @@
  */
 import { parse } from "acorn";
 import { TsflowError } from "./errors.ts";
-import { FlowSpec, getStepMeta, installRuntime, isFlowClass, isParameterSpec, type ParameterSpec } from "./flow.ts";
+import { containsConfigRef, FlowSpec, getStepMeta, installRuntime, isFlowClass, isParameterSpec, type ParameterSpec } from "./flow.ts";
 
 export type NodeType = "start" | "linear" | "split" | "foreach" | "switch" | "join" | "end";
 
@@ -496,6 +496,21 @@ function ancestorsOf(nodes: Record<string, GraphNode>, step: string): string[] {
   return [...seen];
 }
 
+/**
+ * One parameter as `show` and `run --help` both print it:
+ * `--mode <string>  how to train; one of "careful", "fast" (default: "careful")`.
+ */
+export function formatParameter(p: ParameterSpec): string {
+  if (p.kind === "config") {
+    const def = p.default === undefined ? (p.required ? "required" : "no default file") : `default: ${p.default}`;
+    return `--config ${p.name}=<file or JSON>  ${p.help ?? ""}${p.help ? " " : ""}(${def})`;
+  }
+  const def = containsConfigRef(p.default) ? "default: from a config" : p.default === undefined ? (p.required ? "required" : "no default") : `default: ${JSON.stringify(p.default)}`;
+  const choices = p.choices ? `one of ${p.choices.map((c) => JSON.stringify(c)).join(", ")}` : "";
+  const help = [p.help, choices].filter(Boolean).join("; ");
+  return `--${p.name} <${p.kind === "file" ? "path" : p.typeFromDefault ? "value" : p.type}>  ${help}${help ? " " : ""}(${def})`;
+}
+
 /** The graph as readable text, for `tsflow show`. */
 export function formatGraph(info: FlowInfo): string {
   const lines: string[] = [];
@@ -504,14 +519,7 @@ export function formatGraph(info: FlowInfo): string {
   lines.push(`${info.name}`);
   if (params.length) {
     lines.push("", "Parameters:");
-    for (const [field, p] of params) {
-      if (p.kind === "config") {
-        lines.push(`  --config ${p.name}=<file or JSON>  ${p.help ?? ""}${p.help ? " " : ""}(${p.default === undefined ? (p.required ? "required" : "no default file") : `default ${p.default}`})${field !== p.name ? ` → this.${field}` : ""}`);
-        continue;
-      }
-      const def = p.default === undefined ? (p.required ? "required" : "no default") : `default ${JSON.stringify(p.default)}`;
-      lines.push(`  --${p.name} <${p.kind === "file" ? "file" : p.type}>  ${p.help ?? ""}${p.help ? " " : ""}(${def})${field !== p.name ? ` → this.${field}` : ""}`);
-    }
+    for (const [field, p] of params) lines.push(`  ${formatParameter(p)}${field !== p.name ? ` → this.${field}` : ""}`);
   }
   lines.push("", "Steps:");
   for (const name of graph.order) {

@@ -155,6 +155,24 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     ...(options.originRunId ? { originRunId: options.originRunId } : {}),
     ...options.runRecord,
   };
+  // A step's own decorator options win over `--with`, but environment variables add up.
+  const decoratorsOf = (node: GraphNode) => {
+    const merged = { ...(options.with ?? {}), ...node.decorators };
+    const withVars = options.with?.environment?.vars;
+    const stepVars = node.decorators.environment?.vars;
+    if (withVars && stepVars) merged.environment = { vars: { ...(withVars as object), ...(stepVars as object) } };
+    return merged;
+  };
+  const selectExecutor = typeof options.executor === "function" ? options.executor : () => options.executor as Executor;
+  // An executor that cannot carry out some step here (Batch jobs cannot reach a local disk)
+  // refuses before a run record exists: no failed run is left behind for a setup mistake.
+  const checked = new Set<Executor>();
+  for (const node of Object.values(graph.nodes)) {
+    const ex = selectExecutor(node, decoratorsOf(node));
+    if (checked.has(ex)) continue;
+    checked.add(ex);
+    await ex.check?.(store);
+  }
   await putJson(store, runKey(flow, runId), record);
   await store.put(heartbeatKey(flow, runId), new TextEncoder().encode(String(Date.now())));
   reporter.runStarted?.({ flow, runId, steps: graph.order });
@@ -167,7 +185,6 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     store.put(heartbeatKey(flow, runId), new TextEncoder().encode(String(Date.now()))).catch(() => {});
   }, HEARTBEAT_MS);
 
-  const selectExecutor = typeof options.executor === "function" ? options.executor : () => options.executor as Executor;
   const prepared = new Map<Executor, Promise<void>>();
   const prepare = (ex: Executor) => {
     let p = prepared.get(ex);
@@ -188,14 +205,6 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       prepared.set(ex, p);
     }
     return p;
-  };
-  // A step's own decorator options win over `--with`, but environment variables add up.
-  const decoratorsOf = (node: GraphNode) => {
-    const merged = { ...(options.with ?? {}), ...node.decorators };
-    const withVars = options.with?.environment?.vars;
-    const stepVars = node.decorators.environment?.vars;
-    if (withVars && stepVars) merged.environment = { vars: { ...(withVars as object), ...(stepVars as object) } };
-    return merged;
   };
   if (options.with?.catch) {
     const skipped = graph.order.filter((s) => graph.nodes[s]!.foreach || graph.nodes[s]!.condition);
@@ -587,6 +596,15 @@ async function resolveOne(spec: ParameterSpec, given: unknown, host: Host): Prom
   }
   if (given === undefined) {
     if (spec.required && spec.default === undefined) throw new TsflowError("BadParameter", `option ${opt} is required${spec.help ? ` (${spec.help})` : ""}`);
+    // A json parameter's default written as JSON text means the value it spells, exactly as the
+    // same text given on the command line would (Metaflow's JSONType default does the same).
+    if (spec.type === "json" && typeof spec.default === "string") {
+      try {
+        return JSON.parse(spec.default, (k, v) => (k === "__proto__" ? undefined : v));
+      } catch (e) {
+        throw new TsflowError("BadFlow", `the default of json parameter '${spec.name}' is a string that is not JSON: ${(e as Error).message}`);
+      }
+    }
     return spec.default;
   }
   let value: unknown = given;

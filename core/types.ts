@@ -248,6 +248,12 @@ export interface Executor {
    * executor can warm up (start workers, upload the code package).
    */
   prepare?(run: RunContext): Promise<void>;
+  /**
+   * Called before the run record is written, for each executor a step of the run will use:
+   * throws when this executor cannot run tasks against `datastore` (a remote executor and a
+   * local disk), so the mistake costs no run.
+   */
+  check?(datastore: Datastore): void | Promise<void>;
   run(task: TaskSpec, context: ExecutionContext): Promise<TaskExit>;
   /**
    * Called as early as possible (before the flow is even loaded) with the expected

@@ -1,4 +1,5 @@
 import { defineCommand } from "citty";
+import { plural } from "./_client.ts";
 import { inspectFlow } from "../../core/graph.ts";
 import { loadFlow } from "../../runner/load.ts";
 
@@ -13,7 +14,7 @@ export default defineCommand({
     const info = inspectFlow(flowClass);
     if (info.issues.length === 0) {
       const steps = info.graph.order.length;
-      process.stdout.write(`✔ ${info.name}: the graph is valid (${steps} steps, ${Object.keys(info.parameters).length} parameters)\n`);
+      process.stdout.write(`✔ ${info.name}: the graph is valid (${plural(steps, "step")}, ${plural(Object.keys(info.parameters).length, "parameter")})\n`);
       return 0;
     }
     process.stderr.write(`✖ ${info.name} in ${args.file}: ${info.issues.length} graph error${info.issues.length > 1 ? "s" : ""}\n`);

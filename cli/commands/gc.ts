@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { defineCommand } from "citty";
 import { TsflowError } from "../../core/errors.ts";
 import { collectGarbage } from "../../core/gc.ts";
-import { cliClient, datastoreArg, formatBytes } from "./_client.ts";
+import { cliClient, datastoreArg, formatBytes, plural } from "./_client.ts";
 
 export default defineCommand({
   meta: { name: "gc", description: "Delete blobs no run references: tsflow gc [--dry-run] [--grace 1h]" },
@@ -30,7 +30,7 @@ export default defineCommand({
     const r = await collectGarbage(store, { dryRun, graceMs, modifiedAt });
     const verb = dryRun ? "would delete" : "deleted";
     process.stdout.write(
-      `${r.runs} runs (${r.live} running), ${r.blobs} blobs: ${r.referenced} referenced, ${r.young} unreferenced but younger than the grace period; ${verb} ${r.deleted.length} (${formatBytes(r.deletedBytes)})${r.staleCacheEntries ? `; ${dryRun ? "would remove" : "removed"} ${r.staleCacheEntries} stale @cached entries` : ""}\n`,
+      `${plural(r.runs, "run")} (${r.live} running), ${plural(r.blobs, "blob")}: ${r.referenced} referenced, ${r.young} unreferenced but younger than the grace period; ${verb} ${r.deleted.length} (${formatBytes(r.deletedBytes)})${r.staleCacheEntries ? `; ${dryRun ? "would remove" : "removed"} ${r.staleCacheEntries} stale @cached entries` : ""}\n`,
     );
     if (dryRun) for (const k of r.deleted) process.stdout.write(`  ${k}\n`);
     return 0;

@@ -3,8 +3,7 @@ import { refOf } from "../../core/artifacts.ts";
 import { type StepCache, stepCache } from "../../core/cache.ts";
 import { applyConfig, configValues } from "../../core/config.ts";
 import { TsflowError } from "../../core/errors.ts";
-import { containsConfigRef } from "../../core/flow.ts";
-import { type FlowInfo, inspectFlow, loadFlowInfo } from "../../core/graph.ts";
+import { type FlowInfo, formatParameter, inspectFlow, loadFlowInfo } from "../../core/graph.ts";
 import { executeRun, type RunOptions, type RunResult, resolveParameters } from "../../core/runtime.ts";
 import type { Host } from "../../core/types.ts";
 import nodeHost from "../../plugins/host/node.ts";
@@ -19,7 +18,7 @@ export const runArgs = {
   flow: { type: "string", description: "Named export of the flow class, when it is not the default export" },
   tag: { type: "string", description: "Tag the run (repeatable)" },
   "max-workers": { type: "string", description: "Tasks running at once (default: number of CPUs)" },
-  "max-num-splits": { type: "string", description: "Largest foreach allowed (default 1000)" },
+  "max-num-splits": { type: "string", description: "Largest foreach allowed (default: 1000)" },
   with: { type: "string", description: "Attach a decorator to every step: retry, timeout:seconds=60, batch:memory=8192 (repeatable)" },
   datastore: { type: "string", description: "Where runs are stored: a path or s3://bucket/prefix (default: .tsflow found upwards)" },
   executor: { type: "string", description: "process (default), docker, batch, or the path of an executor plugin" },
@@ -34,12 +33,10 @@ async function parameterHelp(file: string, flow?: string): Promise<string> {
   const info = inspectFlow(flowClass);
   const configs = Object.values(info.parameters)
     .filter((p) => p.kind === "config")
-    .map((p) => `  --config ${p.name}=<file or JSON>  ${p.help ?? ""}${p.default === undefined ? (p.required ? " (required)" : "") : ` (default: ${p.default})`}`);
-  const lines = Object.values(info.parameters).filter((p) => p.kind !== "config").map((p) => {
-    const def = containsConfigRef(p.default) ? " (default: from a config)" : p.default === undefined ? (p.required ? " (required)" : "") : ` (default: ${JSON.stringify(p.default)})`;
-    const choices = p.choices ? ` one of ${p.choices.map((c) => JSON.stringify(c)).join(", ")}` : "";
-    return `  --${p.name} <${p.kind === "file" ? "path" : p.typeFromDefault ? "value" : p.type}>  ${p.help ?? ""}${choices}${def}`;
-  });
+    .map((p) => `  ${formatParameter(p)}`);
+  const lines = Object.values(info.parameters)
+    .filter((p) => p.kind !== "config")
+    .map((p) => `  ${formatParameter(p)}`);
   const configText = configs.length ? `\nConfigs of ${info.name}:\n${configs.join("\n")}\n` : "";
   return (lines.length ? `\nParameters of ${info.name}:\n${lines.join("\n")}\n` : `\n${info.name} has no parameters.\n`) + configText;
 }
@@ -147,7 +144,7 @@ export async function runInTerminal(prepared: PreparedRun, execute: (options: Ru
   const secs = (result.durationMs / 1000).toFixed(2);
   const id = `${result.flow}/${result.runId}`;
   if (result.successful) {
-    process.stdout.write(`✔ Run ${id} succeeded in ${secs} s (${result.tasks} tasks)\n  inspect: tsflow dump ${id}/end · tsflow logs ${id}/start · tsflow view\n`);
+    process.stdout.write(`✔ Run ${id} succeeded in ${secs} s (${result.tasks} ${result.tasks === 1 ? "task" : "tasks"})\n  inspect: tsflow dump ${id}/end · tsflow logs ${id}/start · tsflow view\n`);
     return 0;
   }
   const where = result.error?.pathspec ? ` in ${result.flow}/${result.error.pathspec}` : "";

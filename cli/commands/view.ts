@@ -42,7 +42,7 @@ export default defineCommand({
         if (data instanceof Uint8Array) await writeFile(file, data);
         else await pipeline(Readable.from(data), createWriteStream(file));
       });
-      process.stdout.write(`✔ Exported ${flow}/${runId} to ${dir} (${res.files} files, ${(res.bytes / 1e6).toFixed(1)} MB, ${Date.now() - t0} ms): open ${join(dir, "index.html")}\n`);
+      process.stdout.write(`✔ Exported ${flow}/${runId} to ${dir} (${res.files} ${res.files === 1 ? "file" : "files"}, ${(res.bytes / 1e6).toFixed(1)} MB, ${Date.now() - t0} ms): open ${join(dir, "index.html")}\n`);
       return 0;
     }
     const port = args.port === undefined ? 8324 : Number(args.port);

@@ -245,6 +245,12 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     name: NAME,
     remote: true,
 
+    check(datastore) {
+      if (!datastore.url.startsWith("s3://")) {
+        throw new TsflowError("BadOption", `[batch] AWS Batch jobs cannot reach datastore '${datastore.url}': run with --datastore s3://bucket/prefix`);
+      }
+    },
+
     async prepare(context) {
       run = context;
       if (!context.datastore.url.startsWith("s3://")) {

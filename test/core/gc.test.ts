@@ -129,7 +129,7 @@ describe("gc with real runs", () => {
     expect(del.code, del.stderr).toBe(0);
     const gc = await cli(["gc", "--grace", "0", "--datastore", ds]);
     expect(gc.code, gc.stderr).toBe(0);
-    expect(gc.stdout).toMatch(/1 runs \(0 running\)/);
+    expect(gc.stdout).toMatch(/1 run \(0 running\)/);
     const client = createClient(fsDatastore({ root: ds }), host);
     const run = (await client.Flow.get<ResumeForeachFlow>("ResumeForeachFlow").latestRun())!;
     expect(run.originRunId).toBe(failed.runId);

@@ -88,16 +88,16 @@ executorSuite(
         await expect.poll(() => server.jobs.get(held.jobId!)?.status, { timeout: 5000 }).toBe("FAILED");
       }, 60_000);
 
-      it("refuses a local datastore before submitting anything", async () => {
+      it("refuses a local datastore before submitting anything or writing a run record", async () => {
         const dir = await mkdtemp(join(tmpdir(), "tsflow-batch-local-"));
         const local: Datastore = fsDatastore({ root: dir });
         const jobs = server.jobs.list().length;
         const executor = batchExecutor(options);
         try {
-          const run = await runFixture({ ...get(), executor, datastore: local }, "OkFlow");
-          expect(run.successful).toBe(false);
-          expect(run.error?.message).toMatch(/cannot reach datastore .*s3:\/\//);
+          // Refused before the run record is written: no failed run is left behind.
+          await expect(runFixture({ ...get(), executor, datastore: local }, "OkFlow")).rejects.toThrow(/cannot reach datastore .*s3:\/\//);
           expect(server.jobs.list().length).toBe(jobs);
+          expect(await local.list("flows/")).toEqual([]);
         } finally {
           await executor.close?.();
           await rm(dir, { recursive: true, force: true });
