@@ -18,6 +18,8 @@ export interface TerminalReporter extends RunReporter {
   /** Clears the live summary line (before the final summary is printed). */
   stop(): void;
   message(text: string): void;
+  /** Clears the live summary line so another writer (the logger) can print; it is redrawn on the next tick. */
+  pause(): void;
 }
 
 export function terminalReporter(out: NodeJS.WriteStream = process.stdout, options: { tty?: boolean; color?: boolean } = {}): TerminalReporter {
@@ -124,6 +126,9 @@ export function terminalReporter(out: NodeJS.WriteStream = process.stdout, optio
     },
     message(text) {
       write(`${text}\n`);
+    },
+    pause() {
+      clearStatus();
     },
     stop() {
       if (timer) clearInterval(timer);

@@ -2,8 +2,8 @@
  * What the core adds on top of any datastore plugin: key validation and the optional
  * methods a plugin may leave out (unstorage fills driver gaps the same way).
  */
-import type { Bytes, Datastore } from "./types.ts";
-import { TsflowError } from "./errors.ts";
+import type { Bytes, Datastore, PutOptions } from "./types.ts";
+import { isTsflowError, TsflowError } from "./errors.ts";
 
 const SEGMENT = /^[A-Za-z0-9_.:@=+-]+$/;
 
@@ -80,4 +80,76 @@ export async function getJson<T>(store: Datastore, key: string): Promise<T | nul
   } catch (e) {
     throw new TsflowError("CorruptMetadata", `metadata '${key}' in datastore ${store.url} is damaged (${(e as Error).message}); delete the run or restore the file`);
   }
+}
+
+const WRAPPED = Symbol.for("tsflow.datastore.wrapped");
+
+/**
+ * What the core puts around every datastore, once (as unstorage's `createStorage` wraps a
+ * driver): keys are checked before the plugin sees them, `get` of a missing key is `null`
+ * whatever the plugin returned, optional methods a plugin lacks get a fallback, and every
+ * error names the store, the operation and the key. Plugin authors implement the raw
+ * operations only. `location` is how another process re-opens the store (see
+ * {@link Datastore.location}); a store without one lives in this process only.
+ */
+export function wrapDatastore(raw: Datastore, location: string | undefined = raw.location): Datastore {
+  if ((raw as unknown as Record<symbol, unknown>)[WRAPPED] && location === raw.location) return raw;
+  const name = raw.name || "datastore";
+  const fail = (action: string, key: string, e: unknown): never => {
+    if (isTsflowError(e)) throw e;
+    throw new TsflowError("Datastore", `[${name}] cannot ${action} '${key}' in ${raw.url}: ${(e as Error)?.message ?? String(e)}`);
+  };
+  const guard = async <T>(action: string, key: string, allowEmpty: boolean, fn: () => T | Promise<T>): Promise<T> => {
+    checkKey(key, allowEmpty);
+    try {
+      return await fn();
+    } catch (e) {
+      return fail(action, key, e);
+    }
+  };
+  const store: Datastore = {
+    name,
+    url: raw.url,
+    ...(location !== undefined ? { location } : {}),
+    ...(raw.root !== undefined ? { root: raw.root } : {}),
+    ...(raw.compress ? { compress: true } : {}),
+    get: (key) => guard("read", key, false, async () => (await raw.get(key)) ?? null),
+    put: (key, data, options?: PutOptions) => guard("write", key, false, () => raw.put(key, data, options)),
+    has: (key) => guard("check", key, false, async () => Boolean(await raw.has(key))),
+    list: (prefix) => guard("list", prefix, true, () => raw.list(prefix)),
+    delete: (key) => guard("delete", key, false, () => raw.delete(key)),
+    listAll: (prefix) => guard("list", prefix, true, () => listAll(raw, prefix)),
+    deletePrefix: (prefix) => guard("delete", prefix, true, () => deletePrefix(raw, prefix)),
+    getStream: (key) => guard("read", key, false, () => readStream(raw, key)),
+    close: async () => {
+      try {
+        await raw.close?.();
+      } catch (e) {
+        fail("close", "", e);
+      }
+    },
+  };
+  // Optional capabilities stay absent when the plugin lacks them: the core chooses its strategy
+  // by their presence (a synchronous read, a cheap size, a streamed upload).
+  if (raw.getSync) {
+    const getSync = raw.getSync.bind(raw);
+    store.getSync = (key) => {
+      checkKey(key);
+      try {
+        return getSync(key) ?? null;
+      } catch (e) {
+        return fail("read", key, e);
+      }
+    };
+  }
+  if (raw.size) {
+    const size = raw.size.bind(raw);
+    store.size = (key) => guard("read the size of", key, false, async () => (await size(key)) ?? null);
+  }
+  if (raw.putStream) {
+    const putStream = raw.putStream.bind(raw);
+    store.putStream = (key, data, options) => guard("write", key, false, () => putStream(key, data, options));
+  }
+  Object.defineProperty(store, WRAPPED, { value: true });
+  return store;
 }

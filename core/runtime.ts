@@ -40,6 +40,8 @@ export interface RunReporter {
     willCatch?: boolean;
     catchVar?: string;
     clonedFrom?: string;
+    /** A `@cached` step's earlier result was reused (set by the runner). */
+    cached?: boolean;
   }): void;
   foreachSplit?(step: string, count: number): void;
   message?(text: string): void;
@@ -315,7 +317,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         flowFile: options.flowFile,
         exportName: options.exportName,
         module: options.flowModule,
-        datastore: store.url,
+        datastore: store.location ?? store.url,
         runId,
         step: task.step,
         taskId: task.id,

@@ -31,8 +31,14 @@ export interface PutOptions {
 export interface Datastore {
   /** Plugin name, e.g. `fs` or `s3`. */
   readonly name: string;
-  /** Where the data lives, for messages and for remote tasks: a path or `s3://bucket/prefix`. */
+  /** Where the data lives, for messages: a path, `s3://bucket/prefix`, … */
   readonly url: string;
+  /**
+   * How another process (a worker, a container, a Batch job) re-opens this store: what
+   * `--datastore` takes (a path, `s3://…`, `./my-store.ts:{"dir":"…"}`). Missing for a store
+   * that lives only in this process (memory): it works with the inline executor only.
+   */
+  readonly location?: string;
   get(key: string): Promise<Bytes | null>;
   /** Writes `data` (one buffer, or several written back to back with no concatenation). */
   put(key: string, data: Bytes | readonly Bytes[], options?: PutOptions): Promise<void>;
@@ -264,6 +270,17 @@ export interface Executor {
   close?(): Promise<void>;
   /** Executors that need the flow's code shipped as a package (containers, batch). */
   readonly remote?: boolean;
+  /**
+   * Runs tasks in the orchestrator's own process (inline), so it can use a datastore that
+   * cannot be re-opened elsewhere (memory). Every other executor needs {@link Datastore.location}.
+   */
+  readonly inProcess?: boolean;
+  /**
+   * The task stores its own output in the datastore (a Batch job writes its logs itself); the
+   * orchestrator then only passes the output it streams to the reporter, so each attempt's log
+   * has one writer.
+   */
+  readonly storesOwnLogs?: boolean;
 }
 
 /** What an executor knows about the run before its first task. */

@@ -60,10 +60,18 @@ export async function executorSet(
   defaultName: string,
   nodes: GraphNode[],
   withDecorators: Record<string, Record<string, unknown>>,
-  options: { freshWorkers?: boolean; cwd?: string; reuse?: ExecutorSet } = {},
+  options: {
+    freshWorkers?: boolean;
+    cwd?: string;
+    reuse?: ExecutorSet;
+    /** Executors made by the caller, by name (an `Executor` given to `runFlow`, the inline one); the caller closes them. */
+    given?: Executor[];
+  } = {},
 ): Promise<ExecutorSet> {
   const cwd = options.cwd ?? process.cwd();
   const made = new Map<string, Executor>((options.reuse?.all() ?? []).map((e) => [e.name, e]));
+  const given = new Set(options.given ?? []);
+  for (const e of given) made.set(e.name, e);
   const get = async (name: string) => {
     let ex = made.get(name);
     if (!ex) {
@@ -85,7 +93,7 @@ export async function executorSet(
     },
     all: () => [...made.values()],
     async close() {
-      await Promise.all([...made.values()].map((e) => e.close?.()));
+      await Promise.all([...made.values()].filter((e) => !given.has(e)).map((e) => e.close?.()));
     },
   };
 }

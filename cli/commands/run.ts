@@ -1,17 +1,13 @@
+/** `tsflow run FILE [--param value …]`: arguments in, terminal output and exit code out; the run itself is `runFlow`. */
 import { defineCommand } from "citty";
-import { refOf } from "../../core/artifacts.ts";
-import { type StepCache, stepCache } from "../../core/cache.ts";
-import { applyConfig, configValues } from "../../core/config.ts";
+import { consola } from "consola";
 import { TsflowError } from "../../core/errors.ts";
-import { type FlowInfo, formatParameter, inspectFlow, loadFlowInfo } from "../../core/graph.ts";
-import { executeRun, type RunOptions, type RunResult, resolveParameters } from "../../core/runtime.ts";
-import type { Host } from "../../core/types.ts";
-import nodeHost from "../../plugins/host/node.ts";
-import { executorSet } from "../../runner/executors.ts";
+import { formatParameter, inspectFlow } from "../../core/graph.ts";
+import type { Logger } from "../../core/types.ts";
 import { loadFlow } from "../../runner/load.ts";
-import { openDatastore } from "../../runner/stores.ts";
-import { applyDefaults, checkBareParameters, parseConfigFlags, parseRunArgs, parseWith, type RunFlags } from "../options.ts";
-import { terminalReporter } from "../reporter.ts";
+import { type FinishedRun, type RunFlowOptions, runFlow } from "../../runner/run.ts";
+import { checkBareParameters, parseConfigFlags, parseRunArgs, type RunFlags } from "../args.ts";
+import { type TerminalReporter, terminalReporter } from "../reporter.ts";
 
 export const runArgs = {
   file: { type: "positional", description: "The flow file (.ts, .mts or .js)", required: false },
@@ -41,82 +37,44 @@ async function parameterHelp(file: string, flow?: string): Promise<string> {
   return (lines.length ? `\nParameters of ${info.name}:\n${lines.join("\n")}\n` : `\n${info.name} has no parameters.\n`) + configText;
 }
 
-export interface PreparedRun {
-  options: RunOptions;
-  close(): Promise<void>;
-  flags: RunFlags;
-  /** The `@cached` step cache of this run, when a step is cached. */
-  cache?: StepCache;
-}
-
-/** Content hashes of the parameter values by field, for cache keys. */
-async function parameterHashes(info: FlowInfo, values: Record<string, unknown>, host: Host): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const [field, spec] of Object.entries(info.parameters)) out[field] = refOf(host, field, values[spec.name]).ref.hash;
-  return out;
-}
-
-/** Everything `run` and `resume` share: flags, flow, parameters, datastore, executors. */
-export async function prepareRun(
-  rawArgs: string[],
-  extraParams?: Record<string, unknown>,
-  resolved?: (info: FlowInfo) => Promise<Record<string, unknown>>,
-  paramHashes?: (info: FlowInfo) => Promise<Record<string, string>>,
-): Promise<PreparedRun> {
-  const flags = await applyDefaults(parseRunArgs(rawArgs));
-  if (!flags.file) throw new TsflowError("BadOption", "give the flow file to run, e.g. tsflow run flows/pets.ts");
-  const host = nodeHost();
-  const withDecorators = parseWith(flags.with);
-  const defaultExecutor = flags.executor ?? "process";
-  // Start local workers while the flow is being built: they are ready when `start` is.
-  const early = defaultExecutor === "process" ? await executorSet("process", [], {}, { freshWorkers: flags.freshWorkers }) : undefined;
-  early?.all()[0]?.warm?.(flags.maxWorkers ?? host.cpus());
-  const [{ flowClass, file, exportName, module }, store] = await Promise.all([loadFlow(flags.file, flags.flow), openDatastore(flags.datastore)]);
-  const declared = loadFlowInfo(flowClass, flags.file);
-  checkBareParameters(flags, declared.parameters);
-  // Resume brings the origin's values (`resolved`) instead of reading them from the flags.
-  const parameters = resolved ? await resolved(declared) : await resolveParameters(declared, { ...(extraParams ?? {}), ...flags.params }, host, parseConfigFlags(flags.configs));
-  // Executors are picked from decorators whose arguments may come from the configs.
-  const info = applyConfig(declared, configValues(declared, parameters));
-  // @cached steps (or --with cached) reuse earlier results unless --no-cache.
-  const cache =
-    !flags.noCache && (withDecorators.cached || Object.values(info.graph.nodes).some((n) => n.decorators.cached))
-      ? stepCache({ store, host, info, withCached: Boolean(withDecorators.cached), paramHashes: await (paramHashes ?? parameterHashes)(info, parameters, host) })
-      : undefined;
-  const executors = await executorSet(defaultExecutor, Object.values(info.graph.nodes), withDecorators, { freshWorkers: flags.freshWorkers, reuse: early });
+/** What `run` and `resume` pass to the runner from their arguments (defaults are the runner's). */
+export function runOptionsOf(flags: RunFlags): RunFlowOptions {
   return {
-    flags,
-    options: {
-      flowClass,
-      flowFile: file,
-      exportName,
-      flowModule: module,
-      store,
-      host,
-      executor: executors.select,
-      parameters,
-      tags: flags.tags,
-      maxWorkers: flags.maxWorkers,
-      maxNumSplits: flags.maxNumSplits,
-      with: withDecorators,
-      freshWorkers: flags.freshWorkers,
-      ...(cache ? { reuse: cache.reuse } : {}),
-    },
-    cache,
-    close: async () => {
-      await executors.close();
-      await cache?.finish();
-    },
+    exportName: flags.flow,
+    datastore: flags.datastore,
+    executor: flags.executor,
+    tags: flags.tags.length ? flags.tags : undefined,
+    with: flags.with.length ? flags.with : undefined,
+    maxWorkers: flags.maxWorkers,
+    maxNumSplits: flags.maxNumSplits,
+    freshWorkers: flags.freshWorkers || undefined,
+    noCache: flags.noCache,
+    ...(flags.configs.length ? { config: parseConfigFlags(flags.configs) } : {}),
+    validate: (info) => checkBareParameters(flags, info.parameters),
   };
 }
 
-/** Runs with the terminal reporter and Ctrl-C handling; returns the exit code. */
-export async function runInTerminal(prepared: PreparedRun, execute: (options: RunOptions) => Promise<RunResult> = executeRun): Promise<number> {
+/** A logger for executors' and datastores' warnings: consola, on stderr, below the live status line. */
+function terminalLogger(reporter: TerminalReporter): Logger {
+  const log = consola.withTag("tsflow");
+  const around = (fn: (m: string) => void) => (m: string) => {
+    reporter.pause();
+    fn(m);
+  };
+  return {
+    info: around((m) => log.info(m)),
+    warn: around((m) => log.warn(m)),
+    error: around((m) => log.error(m)),
+    debug: around((m) => log.debug(m)),
+  };
+}
+
+/** Runs with the terminal reporter and Ctrl-C handling; prints the outcome and returns the exit code. */
+export async function runInTerminal(file: string, start: (extra: Pick<RunFlowOptions, "reporter" | "signal" | "logger">) => Promise<FinishedRun>): Promise<number> {
   const reporter = terminalReporter();
-  const hits = prepared.cache?.hits;
   const finished = reporter.taskFinished;
   // A cache hit reaches the reporter as a clone; say where it came from in cache terms.
-  if (hits) reporter.taskFinished = (task) => (task.clonedFrom && hits.has(task.clonedFrom) ? reporter.message(`[${task.pathspec}] cached from ${task.clonedFrom}`) : finished?.(task));
+  reporter.taskFinished = (task) => (task.cached && task.clonedFrom ? reporter.message(`[${task.pathspec}] cached from ${task.clonedFrom}`) : finished?.(task));
   const controller = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
@@ -132,14 +90,13 @@ export async function runInTerminal(prepared: PreparedRun, execute: (options: Ru
   };
   process.on("SIGINT", onSigint);
   process.on("SIGTERM", onSigint);
-  let result: RunResult;
+  let result: FinishedRun;
   try {
-    result = await execute({ ...prepared.options, reporter, signal: controller.signal });
+    result = await start({ reporter, signal: controller.signal, logger: terminalLogger(reporter) });
   } finally {
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigint);
     reporter.stop();
-    await prepared.close();
   }
   const secs = (result.durationMs / 1000).toFixed(2);
   const id = `${result.flow}/${result.runId}`;
@@ -148,7 +105,7 @@ export async function runInTerminal(prepared: PreparedRun, execute: (options: Ru
     return 0;
   }
   const where = result.error?.pathspec ? ` in ${result.flow}/${result.error.pathspec}` : "";
-  process.stderr.write(`✖ Run ${id} failed${where} after ${secs} s: ${result.error?.type}: ${result.error?.message}\n  resume it: tsflow resume ${prepared.flags.file} --origin-run-id ${result.runId}\n`);
+  process.stderr.write(`✖ Run ${id} failed${where} after ${secs} s: ${result.error?.type}: ${result.error?.message}\n  resume it: tsflow resume ${file} --origin-run-id ${result.runId}\n`);
   return interrupts > 0 ? 130 : 1;
 }
 
@@ -161,6 +118,8 @@ export default defineCommand({
       if (flags.file) process.stdout.write(await parameterHelp(flags.file, flags.flow));
       return 0;
     }
-    return runInTerminal(await prepareRun(rawArgs));
+    if (!flags.file) throw new TsflowError("BadOption", "give the flow file to run, e.g. tsflow run flows/pets.ts");
+    const file = flags.file;
+    return runInTerminal(file, (extra) => runFlow(file, { ...runOptionsOf(flags), params: flags.params, ...extra }));
   },
 });

@@ -56,6 +56,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
   return {
     name: NAME,
     url: root,
+    location: root,
     root,
 
     async get(key) {

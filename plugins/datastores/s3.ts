@@ -203,6 +203,7 @@ export default function s3Datastore(options: S3Options): Datastore {
   return {
     name: NAME,
     url,
+    location: url,
     compress: options.compress ?? true,
 
     get: (key) =>

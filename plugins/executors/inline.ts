@@ -21,6 +21,7 @@ export default function inlineExecutor(options: InlineOptions): Executor {
   let chain: Promise<unknown> = Promise.resolve();
   return {
     name: NAME,
+    inProcess: true,
     run(spec, context) {
       let settled: Promise<unknown> = Promise.resolve();
       const attempt = async (): Promise<TaskExit> => {

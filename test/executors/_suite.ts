@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attemptKey } from "../../core/_layout.ts";
-import type { RunResult } from "../../core/runtime.ts";
+import type { FinishedRun } from "../../runner/run.ts";
 import type { Datastore, Executor } from "../../core/types.ts";
 import { runFlow } from "../../mod.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
@@ -51,8 +51,8 @@ export const TESTS = {
 } as const;
 
 /** Runs one fixture flow through the executor under test. */
-export function runFixture(s: SuiteExecutor & { datastore: Datastore }, flow: keyof typeof flows, extra: Parameters<typeof runFlow>[1] = {}): Promise<RunResult> {
-  return runFlow(flows[flow], { file: FIXTURES, exportName: flow, executor: s.executor, datastore: s.datastore, ...extra });
+export function runFixture(s: SuiteExecutor & { datastore: Datastore }, flow: keyof typeof flows, extra: Parameters<typeof runFlow>[1] = {}): Promise<FinishedRun> {
+  return runFlow<unknown>(flows[flow], { file: FIXTURES, exportName: flow, executor: s.executor, datastore: s.datastore, ...extra });
 }
 
 export function executorSuite(name: string, make: () => Promise<SuiteExecutor>, options: SuiteOptions = {}) {

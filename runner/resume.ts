@@ -1,0 +1,96 @@
+/**
+ * Resume planning (`resumeFlow`, `tsflow resume`): a new run that clones, by reference, every
+ * successful task before the failed step (or before STEP) and re-runs the rest with the
+ * origin's parameters. Cloning writes the origin task's done.json (with `clonedFrom`) as the
+ * new task's done.json: no blob is copied.
+ */
+import { getJson, listAll, mapLimit } from "../core/_datastore.ts";
+import { doneKey, stepsPrefix } from "../core/_layout.ts";
+import { createClient, type Run, type TaskDoc } from "../core/client.ts";
+import { TsflowError } from "../core/errors.ts";
+import type { FlowInfo } from "../core/graph.ts";
+import type { RunOptions } from "../core/runtime.ts";
+import type { DoneRecord } from "../core/task.ts";
+import type { Datastore, Host } from "../core/types.ts";
+
+/** What a resume will do, decided before the new run starts. */
+export interface ResumePlan {
+  origin: Run;
+  /** The first step that re-runs. */
+  step: string;
+  /** Steps whose tasks all re-run: the resume step (when named) and everything downstream or later. */
+  rerun: Set<string>;
+  /** The origin's successful tasks by `step|foreach indices`. */
+  done: Map<string, { pathspec: string; record: DoneRecord }>;
+}
+
+const matchKey = (step: string, foreach: { index: number }[]) => `${step}|${foreach.map((f) => f.index).join(".")}`;
+
+/** Reads the origin run and decides where to resume. */
+export async function planResume(store: Datastore, host: Host, info: FlowInfo, originRunId: string | undefined, stepArg: string | undefined): Promise<ResumePlan> {
+  const client = createClient(store, host);
+  client.namespace(null);
+  const flow = client.Flow.get(info.name);
+  let origin: Run;
+  if (originRunId) origin = await flow.run(originRunId);
+  else {
+    const latest = await flow.latestRun();
+    if (!latest) throw new TsflowError("NotFound", `flow '${info.name}' has no runs to resume in ${store.url}`);
+    origin = latest;
+  }
+  const order = info.graph.order;
+  if (stepArg !== undefined && !info.graph.nodes[stepArg]) {
+    throw new TsflowError("NotFound", `flow ${info.name} has no step '${stepArg}' to resume from (steps: ${order.join(", ")})`);
+  }
+  if (origin.status === "running") throw new TsflowError("BadOption", `run ${origin.pathspec} is still running; resume it once it has ended`);
+  if (origin.successful && stepArg === undefined) {
+    throw new TsflowError("BadOption", `run ${origin.pathspec} succeeded, so there is nothing to resume; name a step to re-run from (tsflow resume FILE STEP)`);
+  }
+
+  // The origin's tasks: which succeeded, at which foreach position.
+  const done = new Map<string, { pathspec: string; record: DoneRecord }>();
+  const notDone = new Set<string>();
+  const keys = (await listAll(store, stepsPrefix(info.name, origin.id))).filter((k) => k.endsWith("/task.json"));
+  await mapLimit(keys, 16, async (key) => {
+    const doc = await getJson<TaskDoc>(store, key);
+    if (!doc) return;
+    const record = await getJson<DoneRecord>(store, doneKey(info.name, origin.id, doc.step, doc.taskId));
+    if (record) done.set(matchKey(doc.step, doc.foreach ?? []), { pathspec: `${origin.id}/${doc.step}/${doc.taskId}`, record });
+    else notDone.add(doc.step);
+  });
+
+  let step = stepArg;
+  if (step === undefined) {
+    const failedAt = origin.error?.pathspec?.split("/")[1];
+    step = failedAt && info.graph.nodes[failedAt] ? failedAt : order.find((s) => notDone.has(s));
+    step ??= order.find((s) => ![...done.keys()].some((k) => k.startsWith(`${s}|`)));
+    if (!step) throw new TsflowError("BadOption", `run ${origin.pathspec} has no failed step to resume from; name one (tsflow resume FILE STEP)`);
+  }
+
+  // Everything at or after the resume point in graph order, and everything downstream of it.
+  const rerun = new Set(order.slice(order.indexOf(step)));
+  const stack = [step];
+  while (stack.length) {
+    const s = stack.pop()!;
+    for (const n of info.graph.nodes[s]?.next ?? []) {
+      if (!rerun.has(n)) stack.push(n);
+      rerun.add(n);
+    }
+    rerun.add(s);
+  }
+  // A failed step found from the failure keeps its successful tasks (siblings of a failed
+  // foreach item); a step the user named re-runs whole.
+  if (stepArg === undefined) rerun.delete(step);
+  return { origin, step, rerun, done };
+}
+
+/** The `reuse` hook of a resume: the origin's done record for tasks before the resume point. */
+export function resumeReuse(plan: ResumePlan, cloned: Map<string, number>): NonNullable<RunOptions["reuse"]> {
+  return async (task) => {
+    if (plan.rerun.has(task.step)) return undefined;
+    const hit = plan.done.get(matchKey(task.step, task.foreach));
+    if (!hit) return undefined;
+    cloned.set(task.step, (cloned.get(task.step) ?? 0) + 1);
+    return { ...hit.record, clonedFrom: hit.pathspec };
+  };
+}

@@ -1,0 +1,425 @@
+/**
+ * The Runner API: `runFlow`, `startFlow` and `resumeFlow` (Metaflow's `Runner`), the one path
+ * every run takes — `tsflow run`/`resume`, the library, notebooks and tests. What a run needs
+ * beyond the core is assembled here: options from the caller, `TSFLOW_*` and the config file;
+ * the flow (a class or a file); the datastore (an object or a location); the executor of each
+ * step (`@docker`, `@batch`, `--executor`); `@cached`; the resume plan.
+ */
+import { existsSync } from "node:fs";
+import { contentHash, refOf } from "../core/artifacts.ts";
+import { type StepCache, stepCache } from "../core/cache.ts";
+import { createClient, type Run } from "../core/client.ts";
+import { applyConfig, configValues } from "../core/config.ts";
+import { TsflowError } from "../core/errors.ts";
+import { getStepMeta } from "../core/flow.ts";
+import { type FlowInfo, loadFlowInfo } from "../core/graph.ts";
+import { executeRun, type RunOptions, type RunReporter, type RunResult, resolveParameters } from "../core/runtime.ts";
+import type { ArtifactRef, Datastore, Executor, Host, Logger, TaskError } from "../core/types.ts";
+import inlineExecutor from "../plugins/executors/inline.ts";
+import nodeHost from "../plugins/host/node.ts";
+import { type ExecutorSet, executorSet } from "./executors.ts";
+import { buildFlowModule, loadFlow } from "./load.ts";
+import { applyDefaults, parseWith } from "./options.ts";
+import { planResume, type ResumePlan, resumeReuse } from "./resume.ts";
+import { resolveDatastore } from "./stores.ts";
+
+/** A flow: its class, or the file defining it (`"flows/pets.ts"`, with `exportName` when not the default export). */
+export type FlowRef<F = unknown> = (abstract new (...args: any[]) => F) | Function | string;
+
+export interface RunFlowOptions {
+  /** Parameter values by parameter name (typed, or strings as on the command line). */
+  params?: Record<string, unknown>;
+  /** Configs by name: a file path, inline JSON text, or the value itself (validated all the same). */
+  config?: Record<string, unknown>;
+  /**
+   * A datastore, or its location: a path, `s3://bucket/prefix`, or a plugin file
+   * (`./my-store.ts`, `./my-store.ts:{"dir":"/data"}`). Default: `TSFLOW_DATASTORE`, the config
+   * file, else `.tsflow` found upwards.
+   */
+  datastore?: Datastore | string;
+  /** The module defining the flow when a class is given; found from the class when omitted. */
+  file?: string;
+  /** Named export of the flow class in its file, when it is not the default export. */
+  exportName?: string;
+  /**
+   * The executor of steps without `@docker`/`@batch`: `process` (warm workers; the default when
+   * the flow's file is known), `inline` (in this process), `docker`, `batch`, the path of an
+   * executor plugin, or an executor object (left open for the caller).
+   */
+  executor?: string | Executor;
+  tags?: string[];
+  /** Tasks running at once (default: number of CPUs). */
+  maxWorkers?: number;
+  /** Largest foreach allowed (default 1000). */
+  maxNumSplits?: number;
+  /** Decorators attached to every step: `["retry", "timeout:seconds=60"]` as on the command line, or parsed. */
+  with?: string[] | Record<string, Record<string, unknown>>;
+  /** One process per task instead of warm workers. */
+  freshWorkers?: boolean;
+  /** Run `@cached` steps even when an earlier result matches. */
+  noCache?: boolean;
+  /** Where relative paths and the config file are looked up. Default: the working directory. */
+  cwd?: string;
+  /** Live events (the CLI's terminal); {@link startFlow}'s handle gives them as an async iterator. */
+  reporter?: RunReporter;
+  /** Warnings of executors and datastores (retries, throttling). Default: none shown. */
+  logger?: Logger;
+  /** Aborting stops every task and marks the run failed. */
+  signal?: AbortSignal;
+  /** Called with the flow's static information once it is loaded, before anything runs (the CLI checks its arguments here). */
+  validate?(info: FlowInfo): void;
+}
+
+export interface ResumeFlowOptions extends Omit<RunFlowOptions, "params" | "config"> {
+  /** The run to resume. Default: the latest run of the flow. */
+  originRunId?: string;
+  /** Re-run from this step (and everything after it). Default: the step that failed. */
+  step?: string;
+  /** Called with the plan once it is known, before the new run starts. */
+  onPlan?(plan: ResumePlan): void;
+}
+
+/** A finished run: the client's `Run` plus what only the orchestrator knows. */
+export type FinishedRun<F = unknown> = Run<F> & {
+  /** Same as `id`. */
+  runId: string;
+  /** Tasks scheduled (cloned and cached ones included). */
+  tasks: number;
+  durationMs: number;
+  /** Resume only: tasks cloned from the origin run, by step. */
+  cloned?: Map<string, number>;
+  /** How each `@exitHook` of the flow ended. */
+  exitHooks?: RunResult["exitHooks"];
+};
+
+type Arg<K extends "runStarted" | "taskStarted" | "taskFinished"> = Parameters<NonNullable<RunReporter[K]>>[0];
+
+/** What {@link startFlow}'s handle yields while the run goes on. */
+export type RunEvent =
+  | ({ type: "run-started" } & Arg<"runStarted">)
+  | ({ type: "task-started" } & Arg<"taskStarted">)
+  | { type: "log"; pathspec: string; step: string; stream: "stdout" | "stderr"; line: string }
+  | ({ type: "task-finished" } & Arg<"taskFinished">)
+  | { type: "foreach"; step: string; count: number }
+  | { type: "message"; text: string }
+  | { type: "run-finished"; runId: string; successful: boolean; error?: TaskError & { pathspec?: string } };
+
+/** A run started by {@link startFlow}. */
+export interface RunHandle<F = unknown> extends AsyncIterable<RunEvent> {
+  /** `starting` until `run.json` is written, then `running`, then `succeeded` or `failed`. */
+  readonly status: "starting" | "running" | "succeeded" | "failed";
+  /** Known once the run has started (see {@link started}). */
+  readonly runId: string | undefined;
+  /** Resolves with the run id once the run has started; rejects when it cannot start. */
+  readonly started: Promise<string>;
+  /** Resolves with the finished run (failed runs too); rejects when the run could not start. */
+  wait(): Promise<FinishedRun<F>>;
+  /** Stops every task; the run ends as failed (`Cancelled`). */
+  abort(): void;
+}
+
+/** Runs a flow to its end, exactly as `tsflow run` does with the same options, and returns the run. */
+export async function runFlow<F>(flow: FlowRef<F>, options: RunFlowOptions = {}): Promise<FinishedRun<F>> {
+  return execute<F>(flow, options, undefined);
+}
+
+/** Resumes a failed run as `tsflow resume` does: clones the tasks before the failure, re-runs the rest. */
+export async function resumeFlow<F>(flow: FlowRef<F>, options: ResumeFlowOptions = {}): Promise<FinishedRun<F>> {
+  return execute<F>(flow, options, options);
+}
+
+/** Starts a flow and returns at once: events as they come, `wait()`, `abort()`. */
+export function startFlow<F>(flow: FlowRef<F>, options: RunFlowOptions = {}): RunHandle<F> {
+  const controller = new AbortController();
+  if (options.signal) {
+    if (options.signal.aborted) controller.abort();
+    else options.signal.addEventListener("abort", () => controller.abort(), { once: true });
+  }
+  let status: RunHandle["status"] = "starting";
+  let runId: string | undefined;
+  let resolveStarted!: (id: string) => void;
+  let rejectStarted!: (e: unknown) => void;
+  const started = new Promise<string>((res, rej) => {
+    resolveStarted = res;
+    rejectStarted = rej;
+  });
+  started.catch(() => {});
+  const queues = new Set<{ items: RunEvent[]; wake?: () => void }>();
+  let ended = false;
+  const emit = (e: RunEvent) => {
+    for (const q of queues) {
+      q.items.push(e);
+      q.wake?.();
+    }
+  };
+  const partial = new Map<string, string>();
+  const flushLines = (pathspec: string, step: string, stream: "stdout" | "stderr", text: string, final: boolean) => {
+    const key = `${pathspec}\0${stream}`;
+    const lines = ((partial.get(key) ?? "") + text).split("\n");
+    const rest = lines.pop()!;
+    for (const line of lines) emit({ type: "log", pathspec, step, stream, line });
+    if (final && rest) emit({ type: "log", pathspec, step, stream, line: rest });
+    if (final || !rest) partial.delete(key);
+    else partial.set(key, rest);
+  };
+  const user = options.reporter ?? {};
+  const reporter: RunReporter = {
+    runStarted(run) {
+      status = "running";
+      runId = run.runId;
+      resolveStarted(run.runId);
+      emit({ type: "run-started", ...run });
+      user.runStarted?.(run);
+    },
+    taskStarted(task) {
+      emit({ type: "task-started", ...task });
+      user.taskStarted?.(task);
+    },
+    taskOutput(task, stream, text) {
+      flushLines(task.pathspec, task.step, stream, text, false);
+      user.taskOutput?.(task, stream, text);
+    },
+    taskFinished(task) {
+      for (const stream of ["stdout", "stderr"] as const) flushLines(task.pathspec, task.step, stream, "", true);
+      emit({ type: "task-finished", ...task });
+      user.taskFinished?.(task);
+    },
+    foreachSplit(step, count) {
+      emit({ type: "foreach", step, count });
+      user.foreachSplit?.(step, count);
+    },
+    message(text) {
+      emit({ type: "message", text });
+      user.message?.(text);
+    },
+  };
+  const finish = () => {
+    ended = true;
+    for (const q of queues) q.wake?.();
+  };
+  const done = execute<F>(flow, { ...options, reporter, signal: controller.signal }, undefined).then(
+    (run) => {
+      status = run.successful ? "succeeded" : "failed";
+      emit({ type: "run-finished", runId: run.id, successful: run.successful, ...(run.error ? { error: run.error } : {}) });
+      finish();
+      return run;
+    },
+    (e) => {
+      status = "failed";
+      rejectStarted(e);
+      finish();
+      throw e;
+    },
+  );
+  done.catch(() => {});
+  return {
+    get status() {
+      return status;
+    },
+    get runId() {
+      return runId;
+    },
+    started,
+    wait: () => done,
+    abort: () => controller.abort(),
+    [Symbol.asyncIterator](): AsyncIterator<RunEvent> {
+      // Each iterator sees the events from its creation on: iterate right after startFlow to see them all.
+      const q: { items: RunEvent[]; wake?: () => void } = { items: [] };
+      queues.add(q);
+      return {
+        async next(): Promise<IteratorResult<RunEvent>> {
+          for (;;) {
+            const item = q.items.shift();
+            if (item) return { value: item, done: false };
+            if (ended) {
+              queues.delete(q);
+              return { value: undefined, done: true };
+            }
+            await new Promise<void>((r) => (q.wake = r));
+            q.wake = undefined;
+          }
+        },
+        async return(): Promise<IteratorResult<RunEvent>> {
+          queues.delete(q);
+          return { value: undefined, done: true };
+        },
+      };
+    },
+  };
+}
+
+/** The options of one run, assembled: what `executeRun` gets, and what to close afterwards. */
+interface Prepared {
+  options: RunOptions;
+  cache?: StepCache;
+  executors: ExecutorSet;
+  plan?: ResumePlan;
+}
+
+async function execute<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: ResumeFlowOptions | undefined): Promise<FinishedRun<F>> {
+  const prepared = await prepare(flow, options, resume);
+  const cloned = new Map<string, number>();
+  const { options: runOptions, cache, executors, plan } = prepared;
+  let result: RunResult;
+  try {
+    if (plan) {
+      const resumeClone = resumeReuse(plan, cloned);
+      const cacheReuse = runOptions.reuse;
+      const originParams = plan.origin.doc.parameters as Record<string, ArtifactRef> | undefined;
+      runOptions.originRunId = plan.origin.id;
+      runOptions.reuse = async (task) => (await resumeClone(task)) ?? (await cacheReuse?.(task));
+      runOptions.runRecord = { ...(originParams ? { parameters: originParams } : {}), parameterValues: plan.origin.parameters, resumedFrom: plan.step };
+      resume?.onPlan?.(plan);
+    }
+    result = await executeRun(runOptions);
+  } finally {
+    await executors.close();
+    await cache?.finish();
+  }
+  const client = createClient(runOptions.store, runOptions.host);
+  const run = (await client.Flow.get<F>(result.flow).run(result.runId)) as FinishedRun<F>;
+  return Object.assign(run, { runId: result.runId, tasks: result.tasks, durationMs: result.durationMs, ...(plan ? { cloned } : {}), ...(result.exitHooks ? { exitHooks: result.exitHooks } : {}) });
+}
+
+async function prepare<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: ResumeFlowOptions | undefined): Promise<Prepared> {
+  const cwd = options.cwd ?? process.cwd();
+  const host = nodeHost();
+  const given = {
+    datastore: typeof options.datastore === "string" ? options.datastore : undefined,
+    executor: typeof options.executor === "string" ? options.executor : undefined,
+    maxWorkers: options.maxWorkers,
+    maxNumSplits: options.maxNumSplits,
+    freshWorkers: options.freshWorkers,
+    tags: options.tags ? [...options.tags] : undefined,
+    with: Array.isArray(options.with) ? options.with : undefined,
+  };
+  const flags = await applyDefaults(given, cwd);
+  const withDecorators = options.with && !Array.isArray(options.with) ? options.with : parseWith(flags.with ?? []);
+  const file = typeof flow === "string" ? flow : (options.file ?? definingFile(flow));
+  const defaultName = typeof options.executor === "object" ? options.executor.name : (flags.executor ?? (file ? "process" : "inline"));
+  if (defaultName === "process" && !file) {
+    throw new TsflowError("BadOption", `cannot tell which file defines ${(flow as Function).name}; pass { file } or { executor: "inline" }`);
+  }
+  // Start local workers while the flow is being built: they are ready when `start` is.
+  const early = defaultName === "process" ? await executorSet("process", [], {}, { freshWorkers: flags.freshWorkers, cwd }) : undefined;
+  early?.all()[0]?.warm?.(flags.maxWorkers ?? host.cpus());
+  let executors: ExecutorSet | undefined = early;
+  let cache: StepCache | undefined;
+  try {
+    const storeArg = typeof options.datastore === "object" ? options.datastore : flags.datastore;
+    const [loaded, store] = await Promise.all([
+      typeof flow === "string"
+        ? loadFlow(flow, options.exportName, { cwd })
+        : (async () => {
+            const needsModule = file && defaultName !== "inline" && host.runtime === "node" && !/\.m?js$/.test(file);
+            return { flowClass: flow as Function, file, exportName: options.exportName, module: needsModule ? await buildFlowModule(file) : file };
+          })(),
+      resolveDatastore(storeArg, cwd),
+    ]);
+    const { flowClass } = loaded;
+    const declared = loadFlowInfo(flowClass, loaded.file);
+    options.validate?.(declared);
+    let plan: ResumePlan | undefined;
+    if (resume) {
+      const o = options as RunFlowOptions;
+      if ((o.params && Object.keys(o.params).length) || (o.config && Object.keys(o.config).length)) {
+        throw new TsflowError("BadParameter", "resume keeps the origin run's parameters and configs; start a new run to change them");
+      }
+      plan = await planResume(store, host, declared, resume.originRunId, resume.step);
+    }
+    // Resume brings the origin's values instead of resolving them again. Parameters and configs
+    // are checked before anything is stored.
+    const parameters = plan ? { ...plan.origin.parameters } : await resolveParameters(declared, options.params ?? {}, host, options.config);
+    // Executors are picked from decorators whose arguments may come from the configs.
+    const info = applyConfig(declared, configValues(declared, parameters));
+    // @cached steps (or --with cached) reuse earlier results unless noCache.
+    const cached = Boolean(withDecorators.cached) || Object.values(info.graph.nodes).some((n) => n.decorators.cached);
+    if (!options.noCache && cached) {
+      // Cache keys from the origin's stored parameters on resume: the values above are for display.
+      const paramHashes = plan
+        ? Object.fromEntries(Object.entries((plan.origin.doc.parameters ?? {}) as Record<string, ArtifactRef>).map(([k, r]) => [k, contentHash(r)]))
+        : await parameterHashes(info, parameters, host);
+      cache = stepCache({ store, host, info, withCached: Boolean(withDecorators.cached), paramHashes });
+    }
+    const givenExecutors: Executor[] = [];
+    if (typeof options.executor === "object") givenExecutors.push(options.executor);
+    else if (defaultName === "inline") givenExecutors.push(inlineExecutor({ flowClass, store, host }));
+    executors = await executorSet(defaultName, Object.values(info.graph.nodes), withDecorators, { freshWorkers: flags.freshWorkers, cwd, reuse: early, given: givenExecutors });
+    checkReachable(store, info, executors);
+    return {
+      executors,
+      cache,
+      plan,
+      options: {
+        flowClass,
+        flowFile: loaded.file ?? `<inline ${info.name}>`,
+        exportName: loaded.exportName,
+        flowModule: loaded.module,
+        store,
+        host,
+        executor: executors.select,
+        parameters,
+        tags: flags.tags,
+        maxWorkers: flags.maxWorkers,
+        maxNumSplits: flags.maxNumSplits,
+        with: withDecorators,
+        freshWorkers: flags.freshWorkers,
+        logger: options.logger,
+        reporter: cache ? markCacheHits(options.reporter, cache) : options.reporter,
+        signal: options.signal,
+        ...(cache ? { reuse: cache.reuse } : {}),
+      },
+    };
+  } catch (e) {
+    await executors?.close();
+    await cache?.finish();
+    throw e;
+  }
+}
+
+/** A store that lives in this process only (memory) cannot be reached by workers, containers or jobs. */
+function checkReachable(store: Datastore, info: FlowInfo, executors: ExecutorSet) {
+  if (store.location !== undefined) return;
+  for (const node of Object.values(info.graph.nodes)) {
+    const ex = executors.select(node, node.decorators);
+    if (ex.inProcess) continue;
+    throw new TsflowError(
+      "BadOption",
+      `datastore ${store.url} (${store.name}) lives in this process only, so step '${node.name}' on the ${ex.name} executor cannot reach it: use executor "inline", or a datastore other processes can open (a path, s3://…, a plugin file)`,
+    );
+  }
+}
+
+/** Task events of cache hits say so (`cached: true`), for terminals and event streams. */
+function markCacheHits(reporter: RunReporter | undefined, cache: StepCache): RunReporter | undefined {
+  if (!reporter?.taskFinished) return reporter;
+  const finished = reporter.taskFinished.bind(reporter);
+  return Object.assign(Object.create(reporter) as RunReporter, {
+    taskFinished: (task: Parameters<NonNullable<RunReporter["taskFinished"]>>[0]) => finished(task.clonedFrom && cache.hits.has(task.clonedFrom) ? { ...task, cached: true } : task),
+  });
+}
+
+/** Content hashes of the parameter values by field, for cache keys. */
+async function parameterHashes(info: FlowInfo, values: Record<string, unknown>, host: Host): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const [field, spec] of Object.entries(info.parameters)) out[field] = refOf(host, field, values[spec.name]).ref.hash;
+  return out;
+}
+
+/** The file that defined the class, read from the stack captured by `@step`. */
+export function definingFile(flowClass: Function): string | undefined {
+  const first = Object.getOwnPropertyNames(flowClass.prototype)
+    .map((k) => getStepMeta(Object.getOwnPropertyDescriptor(flowClass.prototype, k)?.value))
+    .find((m) => m?.definedAt);
+  for (const line of first?.definedAt?.split("\n").slice(1) ?? []) {
+    const m = /(?:\(|at |@)((?:file:\/\/)?\/[^():]+\.(?:[cm]?[jt]s|tsx)):\d+/.exec(line);
+    if (!m) continue;
+    const path = decodeURIComponent(m[1]!.replace(/^file:\/\//, ""));
+    if (/\/(core|dist)\/[^/]+\.(ts|mjs)$/.test(path) && /tsflow|\/core\//.test(path)) continue;
+    // Legacy decorators run through a helper (tslib's __decorate, oxc's or a bundler's runtime
+    // helper, sometimes a virtual module): that frame is not the flow's file.
+    if (path.includes("/node_modules/") || /[\0\s]@|decorate\.[cm]?js$/.test(path) || !existsSync(path)) continue;
+    return path;
+  }
+  return undefined;
+}
