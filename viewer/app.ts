@@ -13,9 +13,10 @@ import { blobKey } from "../core/_layout.ts";
 import type { ArtifactRef, Datastore, Host } from "../core/types.ts";
 import { accessControl } from "./_access.ts";
 import { CARD_HEADERS } from "../cards/document.ts";
-import { type CardRef, loadCardDocument, loadCardFragment, readCardRefs } from "../core/cards.ts";
+import { loadCardDocument, loadCardFragment } from "../core/cards.ts";
+import { findCard } from "./cards.ts";
 import { CSS, JS } from "./assets.ts";
-import { fingerprint, getTask, validArtifact, validName } from "./data.ts";
+import { fingerprint, validArtifact, validName } from "./data.ts";
 import { type Links, qs } from "./html.ts";
 import { flowsPage, runPage, runsPage, taskArtifacts, taskPage } from "./pages.ts";
 import { bytesOf, imageType, PREVIEW_MAX, toJsonable } from "./preview.ts";
@@ -203,12 +204,3 @@ export async function artifactResponse(store: Datastore, host: Host, ref: Artifa
 
 const validCardId = (s: string | undefined): s is string => typeof s === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(s);
 
-/** A task's card by id, of the given attempt (default: the one that counts, else the last). */
-async function findCard(store: Datastore, flow: string, run: string, step: string, task: string, attempt: number | undefined, id: string): Promise<CardRef | undefined> {
-  const detail = await getTask(store, flow, run, step, task);
-  if (!detail) return undefined;
-  const n = attempt ?? detail.done?.attempt ?? detail.attempts.at(-1)?.attempt;
-  if (n === undefined) return undefined;
-  const final = detail.attempts.find((a) => a.attempt === n)?.cards ?? (detail.done?.attempt === n ? detail.done.cards : undefined);
-  return (await readCardRefs(store, flow, run, step, task, n, final)).find((r) => r.id === id);
-}

@@ -6,7 +6,7 @@
  */
 import { type CardRef, readCardRefs } from "../core/cards.ts";
 import type { Datastore } from "../core/types.ts";
-import type { TaskRow } from "./data.ts";
+import { getTask, type TaskRow } from "./data.ts";
 import { esc, type Links } from "./html.ts";
 
 /** The cards section of a task page (empty when the attempt has no cards). */
@@ -42,4 +42,14 @@ export function runCardsHtml(links: Links, flow: string, run: string, tasks: Tas
   if (total === 0) return "";
   const more = rows.length < tasks.filter((t) => t.done?.cards?.length).length ? `<p class="mute">showing the first ${rows.length} tasks with cards</p>` : "";
   return `<h2>Cards</h2><table class="cards"><thead><tr><th>Task</th><th>Cards</th></tr></thead><tbody>${rows.join("")}</tbody></table>${more}`;
+}
+
+/** A task's card by id, of the given attempt (default: the one that counts, else the last). */
+export async function findCard(store: Datastore, flow: string, run: string, step: string, task: string, attempt: number | undefined, id: string): Promise<CardRef | undefined> {
+  const detail = await getTask(store, flow, run, step, task);
+  if (!detail) return undefined;
+  const n = attempt ?? detail.done?.attempt ?? detail.attempts.at(-1)?.attempt;
+  if (n === undefined) return undefined;
+  const final = detail.attempts.find((a) => a.attempt === n)?.cards ?? (detail.done?.attempt === n ? detail.done.cards : undefined);
+  return (await readCardRefs(store, flow, run, step, task, n, final)).find((r) => r.id === id);
 }

@@ -6,10 +6,12 @@
  */
 import { readStream } from "../core/_datastore.ts";
 import { blobKey, runKey } from "../core/_layout.ts";
+import { loadCardDocument } from "../core/cards.ts";
 import { TsflowError } from "../core/errors.ts";
 import type { ArtifactRef, Bytes, Datastore, Host } from "../core/types.ts";
 import { artifactResponse } from "./app.ts";
 import { CSS, JS } from "./assets.ts";
+import { findCard } from "./cards.ts";
 import { getRun, getTasks, validName } from "./data.ts";
 import type { Links } from "./html.ts";
 import { runPage, taskPage } from "./pages.ts";
@@ -28,6 +30,7 @@ export async function exportRun(store: Datastore, host: Host, flow: string, runI
   const run = await getRun(store, flow, runId);
   if (!run) throw new TsflowError("NotFound", `run ${flow}/${runId} is not in ${store.url}: list runs with tsflow view`);
   const wanted = new Map<string, { ref: ArtifactRef; name: string; format: string }>();
+  const cards = new Map<string, { step: string; task: string; attempt: number; id: string }>();
   const ext: Record<string, string> = { raw: "tsf", json: "json", bytes: "bin", image: "img" };
   const links: Links = {
     run: () => "index.html",
@@ -39,6 +42,11 @@ export async function exportRun(store: Datastore, host: Host, flow: string, runI
       return path;
     },
     asset: (name) => `assets/${name}`,
+    card(_f, _r, s, t, a, id) {
+      const path = `cards/${s}-${t}-${a}-${id}.html`;
+      cards.set(path, { step: s, task: t, attempt: a, id });
+      return path;
+    },
   };
   const enc = new TextEncoder();
   let files = 0;
@@ -57,6 +65,11 @@ export async function exportRun(store: Datastore, host: Host, flow: string, runI
   for (const t of tasks) {
     await put(links.task(flow, runId, t.step, t.task), (await taskPage(store, host, links, flow, runId, t.step, t.task)) ?? "");
     if (t.attempts.length > 1) for (const a of t.attempts) await put(links.task(flow, runId, t.step, t.task, a.attempt), (await taskPage(store, host, links, flow, runId, t.step, t.task, a.attempt)) ?? "");
+  }
+  // Each card as its own self-contained document, shown by the task pages in sandboxed frames.
+  for (const [path, c] of cards) {
+    const ref = await findCard(store, flow, runId, c.step, c.task, c.attempt, c.id);
+    if (ref) await put(path, await loadCardDocument(store, host, ref, `${flow}/${runId}/${c.step}/${c.task} · ${c.id}`));
   }
   for (const [path, { ref, name, format }] of wanted) {
     if (format === "raw") {
