@@ -133,7 +133,12 @@ export function inspectFlow(flowClass: Function): FlowInfo {
   }
 
   const { parameters, fields } = discoverFields(flowClass, issues);
-  const graph = buildGraph(name, nodes, issues, new Set([...fields, ...Object.keys(parameters)]));
+  // Transitions that conflict leave the graph unknown: rules about its shape (cycles,
+  // reachability, joins) would only report consequences of the first transition picked.
+  const conflicting = issues.some((i) => i.rule === "conflicting-next");
+  const graphIssues: GraphIssue[] = [];
+  const graph = buildGraph(name, nodes, graphIssues, new Set([...fields, ...Object.keys(parameters)]));
+  if (!conflicting) issues.push(...graphIssues);
   const info: FlowInfo = { name, graph, parameters, fields, issues };
   cache.set(flowClass, info);
   return info;
@@ -278,16 +283,29 @@ function analyse(src: string, method: string, issues: GraphIssue[], isStep: bool
 
   let next: Transition | undefined;
   if (isStep) {
+    const distinct = new Map<string, Transition>();
     for (const call of calls) {
       const t = readTransition(call, method, issues);
-      if (!t) continue;
-      if (next && JSON.stringify(next) !== JSON.stringify(t)) {
-        issues.push({ step: method, rule: "conflicting-next", message: `step '${method}' calls this.next with different targets; use a switch (condition) to choose at run time` });
-      }
-      next ??= t;
+      if (t) distinct.set(JSON.stringify(t), t);
+    }
+    next = [...distinct.values()][0];
+    if (distinct.size > 1) {
+      const written = [...distinct.values()].map(describeTransition);
+      issues.push({
+        step: method,
+        rule: "conflicting-next",
+        message: `step '${method}' calls ${written.join(" and ")}: a step has one transition, known before the run; to choose at run time, assign an artifact and switch on it (this.next({ a: this.x, b: this.y }, { condition: "route" }))`,
+      });
     }
   }
   return { next, params: fn.params.length, reads: [...reads], readsAll, assigns: [...assigns] };
+}
+
+/** A transition as the user wrote it, for messages. */
+function describeTransition(t: Transition): string {
+  if (t.cases) return `this.next({ ${Object.entries(t.cases).map(([k, v]) => `${k}: this.${v}`).join(", ")} }, { condition: "${t.condition}" })`;
+  if (t.foreach) return `this.next(this.${t.targets[0]}, { foreach: "${t.foreach}" })`;
+  return `this.next(${t.targets.map((x) => `this.${x}`).join(", ")})`;
 }
 
 function stepRef(node: AstNode): string | undefined {
@@ -344,9 +362,169 @@ function readTransition(call: AstNode, method: string, issues: GraphIssue[]): Tr
   return { targets };
 }
 
-interface Frame {
-  split: string;
-  branch: string;
+/**
+ * Where a path is: the splits it is inside (`split`: a foreach or static branch, closed by a
+ * join) and the switch cases it took (`case`: exclusive with the other cases of that switch).
+ */
+type Frame = { kind: "split"; step: string; branch: string } | { kind: "case"; step: string; branch: string };
+type Context = Frame[];
+
+const MAX_CONTEXTS = 256;
+const frameKey = (f: Frame) => `${f.kind === "split" ? ">" : ":"}${f.step}>${f.branch}`;
+const contextKey = (c: Context) => c.map(frameKey).join("|");
+
+/**
+ * Two paths can run at the same time unless they parted at a switch (different cases of one
+ * switch never both run). Paths that parted at a split run together.
+ */
+function together(a: Context, b: Context): boolean {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const fa = a[i]!;
+    const fb = b[i]!;
+    if (frameKey(fa) === frameKey(fb)) continue;
+    return !(fa.kind === "case" && fb.kind === "case" && fa.step === fb.step);
+  }
+  return true;
+}
+
+/**
+ * Drops switch frames once every case of the switch has arrived with the same rest: past the
+ * point where its cases converge, which case ran no longer matters.
+ */
+function normalize(contexts: Context[], nodes: Record<string, GraphNode>): Context[] {
+  let list = [...new Map(contexts.map((c) => [contextKey(c), c])).values()];
+  for (let changed = true; changed; ) {
+    changed = false;
+    const groups = new Map<string, { rest: Context; step: string; branches: Set<string> }>();
+    for (const c of list) {
+      c.forEach((f, i) => {
+        if (f.kind !== "case") return;
+        const rest = [...c.slice(0, i), ...c.slice(i + 1)];
+        const key = `${i}\0${f.step}\0${contextKey(rest)}`;
+        const g = groups.get(key) ?? { rest, step: f.step, branches: new Set<string>() };
+        g.branches.add(f.branch);
+        groups.set(key, g);
+      });
+    }
+    for (const [key, g] of groups) {
+      const cases = nodes[g.step]!.next.filter((t) => t !== g.step);
+      if (!cases.every((t) => g.branches.has(t))) continue;
+      const i = Number(key.slice(0, key.indexOf("\0")));
+      const restKey = contextKey(g.rest);
+      list = list.filter((c) => !(c.length > i && c[i]!.kind === "case" && c[i]!.step === g.step && contextKey([...c.slice(0, i), ...c.slice(i + 1)]) === restKey));
+      if (!list.some((c) => contextKey(c) === restKey)) list.push(g.rest);
+      changed = true;
+      break;
+    }
+  }
+  return list;
+}
+
+/**
+ * Checks that splits and joins match, reasoning about which paths can run together: each step
+ * gets the set of contexts it can be reached in. A step reached in two contexts that can run
+ * together must be a join; a join closes, for each set of paths that run together, the innermost
+ * split they share, and needs every branch of it. Switch cases that converge (directly, or each
+ * through its own foreach or branches into the same steps) are fine: only one of them runs.
+ */
+function splitContexts(nodes: Record<string, GraphNode>, order: string[], add: (step: string, rule: string, message: string) => void) {
+  const contexts = new Map<string, Context[]>();
+  const arriving = (from: string, ctx: Context, to: string): Context[] => {
+    const p = nodes[from]!;
+    if (opensSplit(p)) return [[...ctx, { kind: "split", step: from, branch: to }]];
+    if (p.condition !== undefined) return to === from ? [] : [[...ctx, { kind: "case", step: from, branch: to }]];
+    return [ctx];
+  };
+  const splitsOf = (c: Context) => c.filter((f) => f.kind === "split");
+  for (const n of order) {
+    const node = nodes[n]!;
+    const incoming = node.inputs.flatMap((i) => (contexts.get(i) ?? []).flatMap((c) => arriving(i, c, n)));
+    let here: Context[] = n === "start" ? [[]] : normalize(incoming, nodes);
+    if (node.isJoin && n !== "start") {
+      here = closeSplits(n, here, nodes, add);
+    } else {
+      for (let i = 0; i < here.length; i++) {
+        const j = here.findIndex((other, k) => k > i && together(here[i]!, other));
+        if (j < 0) continue;
+        const a = here[i]!;
+        const b = here[j]!;
+        const parted = a.find((f, k) => frameKey(f) !== frameKey(b[k] ?? f)) ?? b.at(-1) ?? a.at(-1);
+        const where = parted ? ` of '${parted.step}'` : "";
+        add(n, "not-a-join", `step '${n}' receives the parallel branches${where}, which run at the same time, and must be a join: give it one parameter (inputs)`);
+        break;
+      }
+    }
+    if (here.length > MAX_CONTEXTS) {
+      add(n, "too-complex", `step '${n}' can be reached in more than ${MAX_CONTEXTS} different ways through switches and splits; simplify the graph`);
+      here = here.slice(0, MAX_CONTEXTS);
+    }
+    contexts.set(n, here);
+    node.splitParents = splitsOf(here[0] ?? []).map((f) => f.step);
+    if (node.type === "end") {
+      const open = here.find((c) => splitsOf(c).length > 0);
+      if (open) add(n, "unjoined-branch", `the branches opened at '${splitsOf(open).at(-1)!.step}' reach 'end' without a join`);
+    }
+  }
+}
+
+/** A join: each set of paths that run together must bring every branch of one split. */
+function closeSplits(n: string, incoming: Context[], nodes: Record<string, GraphNode>, add: (step: string, rule: string, message: string) => void): Context[] {
+  const node = nodes[n]!;
+  const topIndex = (c: Context) => c.findLastIndex((f) => f.kind === "split");
+  if (incoming.length === 0 || incoming.some((c) => topIndex(c) < 0)) {
+    const bare = incoming.find((c) => topIndex(c) < 0)?.at(-1);
+    const how = incoming.every((c) => topIndex(c) < 0) ? "no split comes before it" : `a path reaches it without passing a split${bare ? ` (switch '${bare.step}' going to '${bare.branch}')` : ""}`;
+    add(n, "join-without-split", `step '${n}' takes inputs but ${how}; remove the parameter or add a split`);
+    // Go on as if each path's innermost split (if any) were closed here, to report nothing twice.
+    return normalize(
+      incoming.map((c) => (topIndex(c) < 0 ? c : c.slice(0, topIndex(c)))),
+      nodes,
+    );
+  }
+  // Sets of paths that can run together (connected by `together`).
+  const groups: Context[][] = [];
+  const seen = new Set<number>();
+  for (let i = 0; i < incoming.length; i++) {
+    if (seen.has(i)) continue;
+    const group: Context[] = [];
+    const stack = [i];
+    seen.add(i);
+    while (stack.length) {
+      const k = stack.pop()!;
+      group.push(incoming[k]!);
+      incoming.forEach((c, m) => {
+        if (!seen.has(m) && together(incoming[k]!, c)) {
+          seen.add(m);
+          stack.push(m);
+        }
+      });
+    }
+    groups.push(group);
+  }
+  const out: Context[] = [];
+  for (const group of groups) {
+    const tops = group.map((c) => c[topIndex(c)]!);
+    const split = tops[0]!.step;
+    const rests = new Set(group.map((c) => contextKey(c.slice(0, topIndex(c)))));
+    if (tops.some((t) => t.step !== split) || rests.size > 1) {
+      add(n, "join-mismatch", `join '${n}' receives branches of different splits (${[...new Set(tops.map((t) => `'${t.step}'`))].join(", ")}) that run at the same time; each join closes one split`);
+      continue;
+    }
+    const splitNode = nodes[split]!;
+    const branches = new Set(tops.map((t) => t.branch));
+    const missing = splitNode.next.filter((b) => !branches.has(b));
+    if (missing.length > 0) {
+      add(n, "join-incomplete", `join '${n}' closes the split at '${split}' but branch${missing.length > 1 ? "es" : ""} ${missing.map((m) => `'${m}'`).join(", ")} never reach${missing.length > 1 ? "" : "es"} it`);
+    }
+    if (splitNode.matchingJoin && splitNode.matchingJoin !== n) {
+      add(n, "join-mismatch", `the split at '${split}' is joined twice, by '${splitNode.matchingJoin}' and '${n}'`);
+    }
+    splitNode.matchingJoin = n;
+    node.joins ??= split;
+    out.push(group[0]!.slice(0, topIndex(group[0]!)));
+  }
+  return normalize(out, nodes);
 }
 
 function buildGraph(flowName: string, nodes: Record<string, GraphNode>, issues: GraphIssue[], fieldNames: Set<string>): FlowGraph {
@@ -402,58 +580,8 @@ function buildGraph(flowName: string, nodes: Record<string, GraphNode>, issues: 
     add(inCycle[0]!, "cycle", `steps ${inCycle.map((s) => `'${s}'`).join(", ")} form a cycle; the only loop allowed is a switch case that goes back to its own step`);
   }
 
-  // Split/join structure: every split is closed by exactly one join.
-  const stacks = new Map<string, Frame[]>();
-  const arriving = (from: string, to: string): Frame[] => {
-    const base = stacks.get(from) ?? [];
-    const p = nodes[from]!;
-    if (opensSplit(p)) {
-      return [...base, { split: from, branch: to }];
-    }
-    return base;
-  };
-  const key = (fr: Frame[]) => fr.map((f) => `${f.split}>${f.branch}`).join("|");
-  for (const n of order) {
-    const node = nodes[n]!;
-    const incoming = node.inputs.filter((i) => stacks.has(i)).map((i) => arriving(i, n));
-    let stackHere: Frame[] = incoming[0] ?? [];
-    if (node.isJoin && n !== "start") {
-      const tops = incoming.map((s) => s[s.length - 1]);
-      if (incoming.length === 0 || tops.some((t) => t === undefined)) {
-        add(n, "join-without-split", `step '${n}' takes inputs but no split comes before it; remove the parameter or add a split`);
-      } else {
-        const split = tops[0]!.split;
-        const rests = new Set(incoming.map((s) => key(s.slice(0, -1))));
-        if (tops.some((t) => t!.split !== split) || rests.size > 1) {
-          add(n, "join-mismatch", `join '${n}' receives branches of different splits (${[...new Set(tops.map((t) => `'${t!.split}'`))].join(", ")})`);
-        } else {
-          const splitNode = nodes[split]!;
-          const branches = new Set(tops.map((t) => t!.branch));
-          const missing = splitNode.next.filter((b) => !branches.has(b));
-          if (missing.length > 0 && splitNode.type !== "switch") {
-            add(n, "join-incomplete", `join '${n}' closes the split at '${split}' but branch${missing.length > 1 ? "es" : ""} ${missing.map((m) => `'${m}'`).join(", ")} never reach${missing.length > 1 ? "" : "es"} it`);
-          }
-          if (splitNode.matchingJoin && splitNode.matchingJoin !== n) {
-            add(n, "join-mismatch", `the split at '${split}' is joined twice, by '${splitNode.matchingJoin}' and '${n}'`);
-          }
-          splitNode.matchingJoin = n;
-          node.joins = split;
-        }
-        stackHere = incoming[0]!.slice(0, -1);
-      }
-    } else if (incoming.length > 1) {
-      const distinct = new Set(incoming.map(key));
-      if (distinct.size > 1) {
-        const top = incoming.find((s) => s.length > 0)?.at(-1);
-        add(n, "not-a-join", `step '${n}' receives the parallel branches of '${top?.split ?? "?"}' and must be a join: give it one parameter (inputs)`);
-      }
-    }
-    stacks.set(n, stackHere);
-    node.splitParents = stackHere.map((f) => f.split);
-    if (node.type === "end" && stackHere.length > 0) {
-      add(n, "unjoined-branch", `the branches opened at '${stackHere.at(-1)!.split}' reach 'end' without a join`);
-    }
-  }
+  // Split/join structure: every split is closed by exactly one join (see `splitContexts`).
+  splitContexts(nodes, order, add);
 
   // As Metaflow: a foreach or switch that failed has no list or value to go on with.
   for (const n of order) {

@@ -15,6 +15,7 @@ import TimeoutEndFlow, { CrashEndFlow } from "../fixtures/semantics/attempt-ends
 import CatchEndFlow from "../fixtures/semantics/catch-end.ts";
 import CatchForeachFlow from "../fixtures/semantics/catch-foreach.ts";
 import ForeachIterablesFlow from "../fixtures/semantics/foreach-iterables.ts";
+import ConvergeForeachFlow, { ConvergeBranchFlow, ConvergeInBranchFlow } from "../fixtures/semantics/switch-converge.ts";
 import InitializersFlow from "../fixtures/semantics/initializers.ts";
 import JoinsFlow from "../fixtures/semantics/joins.ts";
 
@@ -164,5 +165,34 @@ describe("every attempt has an end record", () => {
     } finally {
       delete process.env.TSFLOW_TEST_MARKER;
     }
+  });
+});
+
+describe("switch cases that converge", () => {
+  it("each case starts a foreach into the same step: accepted, and whichever case runs is joined", async () => {
+    const small = await run(ConvergeForeachFlow, { route: "small" });
+    expect(small.error).toBeUndefined();
+    expect((await stepArtifacts(ds, "ConvergeForeachFlow", small.runId, "join"))[0]!.squares).toEqual([1, 4]);
+    const big = await run(ConvergeForeachFlow, { route: "big" });
+    expect(big.error).toBeUndefined();
+    // start, big, 3 × body, join, end
+    expect(big.tasks).toBe(7);
+    expect((await stepArtifacts(ds, "ConvergeForeachFlow", big.runId, "join"))[0]!.squares).toEqual([100, 400, 900]);
+  });
+
+  it("each case branches into the same steps and the same join", async () => {
+    for (const route of ["left", "right"]) {
+      const r = await run(ConvergeBranchFlow, { route });
+      expect(r.error).toBeUndefined();
+      expect((await stepArtifacts(ds, "ConvergeBranchFlow", r.runId, "join"))[0]!.got).toEqual([`p via ${route}`, `q via ${route}`]);
+    }
+  });
+
+  it("cases (one looping) converge inside a branch of a static split", async () => {
+    const r = await run(ConvergeInBranchFlow, { route: "y" });
+    expect(r.error).toBeUndefined();
+    const [join] = await stepArtifacts(ds, "ConvergeInBranchFlow", r.runId, "join");
+    expect(join!.trail).toEqual(["y", "merge", "other"]);
+    expect(join!.rounds).toBe(2);
   });
 });
