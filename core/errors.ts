@@ -18,6 +18,7 @@ export const ERROR_CODES = [
   "NotFound",
   "RunFailed",
   "Serialize",
+  "Secrets",
   "Timeout",
   "WorkerCrashed",
   "Cancelled",

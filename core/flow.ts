@@ -218,7 +218,24 @@ export const DECORATORS: Record<string, (options: Record<string, any>) => Record
   cached: (o) => attributes("cached", o, {}),
   // `--with card` (and `card:type=blank,id=x`): one card; `@card` in code may add several.
   card: (o) => (Array.isArray(o.cards) ? { cards: o.cards } : { cards: [cardSpec(o)] }),
+  secrets: (o) => ({ sources: secretSources(o) }),
 };
+
+/** A secret source: `"TYPE:ID"` (`aws-secrets-manager:prod/db`, `env:TOKEN`, `file:.env`, `./vault.ts:key`) or an object. */
+export type SecretSource = string | { type: string; id: string; envVarName?: string; options?: Record<string, unknown> };
+
+function secretSources(o: Record<string, unknown>): SecretSource[] {
+  const given = o?.sources;
+  const list = typeof given === "string" ? [given] : given;
+  const unknown = Object.keys(o ?? {}).filter((k) => k !== "sources");
+  if (unknown.length) throw new TsflowError("BadFlow", `@secrets has no attribute '${unknown[0]}' (valid: sources)`);
+  if (!Array.isArray(list) || list.length === 0) throw new TsflowError("BadFlow", `@secrets needs sources: @secrets({ sources: ["aws-secrets-manager:NAME", "env:NAME", "file:PATH"] })`);
+  for (const s of list) {
+    const ok = typeof s === "string" ? /^[^:]+:.+$/.test(s) : s && typeof s === "object" && typeof s.type === "string" && typeof s.id === "string";
+    if (!ok) throw new TsflowError("BadFlow", `@secrets: source ${JSON.stringify(s)} must be "TYPE:ID" (aws-secrets-manager:NAME, env:NAME, file:PATH, ./plugin.ts:ID) or { type, id }`);
+  }
+  return list as SecretSource[];
+}
 
 /** A step decorator called as a factory, `@retry()`, or used bare like Metaflow's `@retry`. */
 type DecoratorFactory<O> = ((options?: O) => Decorator) & Decorator;
@@ -273,6 +290,13 @@ export const batch = factory<{ queue?: string; image?: string; cpu?: number; mem
 
 /** Reuses an earlier successful task when the step's code, inputs and parameters are the same. */
 export const cached = factory<Record<string, never>>("cached", "defaults");
+
+/**
+ * Secrets fetched when the task starts and set as environment variables of that task only:
+ * `@secrets({ sources: ["aws-secrets-manager:prod/db", "env:API_TOKEN", "file:.env.local"] })`.
+ * Their values never reach the datastore, the logs or a job definition.
+ */
+export const secrets = factory<{ sources: SecretSource[] }>("secrets", '@secrets({ sources: ["aws-secrets-manager:NAME"] })') as unknown as (options: { sources: SecretSource[] }) => Decorator;
 
 /** Options of `mergeArtifacts`. */
 export interface MergeOptions {

@@ -10,6 +10,8 @@ export {
   docker,
   batch,
   cached,
+  secrets,
+  type SecretSource,
   stepDecorator,
   DECORATORS,
   Parameter,

@@ -22,6 +22,10 @@ export interface TaskEnvironment {
   store: Datastore;
   host: Host;
   flowClass: Function;
+  /** Masks secret values in the task's error before it is stored (`@secrets`). */
+  redact?: (text: string) => string;
+  /** `spin --artifacts`: values that replace the task's inputs of the same name. */
+  overrides?: Record<string, unknown>;
 }
 
 /** The part of `run.json` a task reads. */
@@ -80,7 +84,13 @@ export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise
   try {
     result = await runAttempt(spec, env, startedAt, cards);
   } catch (e) {
-    result = { ok: false, error: errorInfo(e), artifacts: {}, next: [], startedAt, finishedAt: Date.now() };
+    const error = errorInfo(e);
+    // A step that put a secret in its error message must not store it (see runner/secrets.ts).
+    if (env.redact) {
+      error.message = env.redact(error.message);
+      if (error.stack) error.stack = env.redact(error.stack);
+    }
+    result = { ok: false, error, artifacts: {}, next: [], startedAt, finishedAt: Date.now() };
   } finally {
     installRuntime(undefined);
   }
@@ -215,6 +225,12 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
       schedulePrefetch(source, name, ref);
     }
   }
+  // spin --artifacts: replacements of the task's inputs, stored first so that a step leaving
+  // one unchanged passes it on by reference like any input.
+  for (const [name, value] of Object.entries(env.overrides ?? {})) {
+    const ref = await storeArtifact(store, host, name, value);
+    defineSlot(name, { ref, state: "loaded", value, readonly: paramFields.has(name) }, "override");
+  }
   // What is left is the class's own initializers: defaults, not artifacts, until a step
   // assigns them or changes them in place (told by their content hash, taken now).
   for (const key of Object.keys(flow)) {
@@ -225,14 +241,14 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
 
   const frame = spec.foreach.at(-1);
   if (frame) {
-    const splitDone = await readDone(store, spec.flowName, `${spec.runId}/${frame.step}/${frame.task}`);
+    const splitDone = await readDone(store, spec.flowName, `${frame.run ?? spec.runId}/${frame.step}/${frame.task}`);
     const variable = info.graph.nodes[frame.step]?.foreach;
     const ref = variable ? splitDone.artifacts[variable] : undefined;
     if (!variable || !ref) throw new TsflowError("NotFound", `foreach artifact of step '${frame.step}' is missing for task ${where}`);
     let items: unknown[];
     if (foreachCache?.hash === ref.hash) items = foreachCache.items;
     else {
-      items = toItems(await loadArtifact(store, host, ref, variable, `${spec.runId}/${frame.step}/${frame.task}`), variable, frame.step);
+      items = toItems(await loadArtifact(store, host, ref, variable, `${frame.run ?? spec.runId}/${frame.step}/${frame.task}`), variable, frame.step);
       foreachCache = { hash: ref.hash, items };
     }
     Object.defineProperty(flow, "input", { value: items[frame.index], enumerable: false, configurable: true });

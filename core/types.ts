@@ -133,6 +133,8 @@ export interface ForeachFrame {
   task: string;
   index: number;
   count: number;
+  /** The run of the splitting task when it is not the task's own (`spin` re-runs a past task in a new run). */
+  run?: string;
 }
 
 /**
@@ -297,6 +299,20 @@ export interface RunContext {
   freshWorkers?: boolean;
   logger: Logger;
 }
+
+/**
+ * Where `@secrets` sources of one type come from (`aws-secrets-manager`, `env`, `file`, a plugin
+ * file). Runs in the task's process when the task starts; what it returns becomes that task's
+ * environment. Errors name the source but never a value.
+ */
+export interface SecretsProvider {
+  readonly name: string;
+  /** The variables of one secret: name → value. */
+  get(id: string, options: { envVarName?: string; options?: Record<string, unknown> }): Promise<Record<string, string>>;
+}
+
+/** Builds a secrets provider. */
+export type SecretsProviderFactory<O = unknown> = (options?: O) => SecretsProvider;
 
 /** Builds an executor. */
 export type ExecutorFactory<O = unknown> = (options: O) => Executor;

@@ -8,12 +8,14 @@
  * Exit code 0 means the attempt wrote its result (a step error included); anything else is an
  * infrastructure failure that the executor reports from the job's status.
  */
+import { putJson } from "../core/_datastore.ts";
 import { attemptKey } from "../core/_layout.ts";
 import { errorInfo, executeTask } from "../core/task.ts";
 import type { Datastore, TaskSpec } from "../core/types.ts";
 import nodeHost from "../plugins/host/node.ts";
 import { openDatastore } from "./stores.ts";
 import { loadFlow, packageModule } from "./load.ts";
+import { enterTaskEnvironment, type TaskEnvironmentScope } from "./secrets.ts";
 
 const FLUSH_MS = Number(process.env.TSFLOW_LOG_FLUSH_MS ?? 1000);
 
@@ -60,18 +62,31 @@ export async function taskMain(): Promise<number> {
     if (!bytes) throw new Error(`task spec ${process.env.TSFLOW_TASK_SPEC_KEY} is missing from ${store.url}`);
     spec = JSON.parse(new TextDecoder().decode(bytes)) as TaskSpec;
   }
-  Object.assign(process.env, spec.env);
   const stopCapture = captureOutput(store, spec);
+  let scope: TaskEnvironmentScope;
+  try {
+    // @secrets are fetched here, inside the job: their values are in no job definition.
+    scope = await enterTaskEnvironment(spec);
+  } catch (e) {
+    // The attempt ran and failed: a result the orchestrator reports with the source's name.
+    const now = Date.now();
+    await putJson(store, attemptKey(spec.flowName, spec.runId, spec.step, spec.taskId, spec.attempt, "result.json"), { ok: false, error: errorInfo(e), artifacts: {}, next: [], startedAt: now, finishedAt: now });
+    await stopCapture();
+    await store.close?.();
+    return 0;
+  }
+  scope.maskOutput();
   try {
     const module = await packageModule(spec, store);
     const { flowClass } = await loadFlow(spec.flowFile, spec.exportName, { flowName: spec.flowName, module });
-    await executeTask(spec, { store, host: nodeHost(), flowClass });
+    await executeTask(spec, { store, host: nodeHost(), flowClass, redact: scope.redact });
     return 0;
   } catch (e) {
     const info = errorInfo(e);
     process.stderr.write(`[tsflow] task ${spec.runId}/${spec.step}/${spec.taskId} could not run: ${info.type}: ${info.message}\n`);
     return 1;
   } finally {
+    scope.restore();
     await stopCapture();
     await store.close?.();
   }

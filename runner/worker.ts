@@ -10,6 +10,7 @@ import { encodeControl, type WorkerCommand, type WorkerMessage } from "../plugin
 import nodeHost from "../plugins/host/node.ts";
 import { openDatastore } from "./stores.ts";
 import { loadFlow, packageModule } from "./load.ts";
+import { enterTaskEnvironment, type TaskEnvironmentScope } from "./secrets.ts";
 
 export async function workerMain(exit: (code: number) => never): Promise<number> {
   // One task given in the environment (a batch job): run it, storing its own logs, and exit.
@@ -18,30 +19,29 @@ export async function workerMain(exit: (code: number) => never): Promise<number>
   const host = nodeHost();
   // Ctrl-C reaches the whole process group; the orchestrator decides what stops and when.
   process.on("SIGINT", () => {});
-  const send = (msg: WorkerMessage) => process.stdout.write(encodeControl(nonce, JSON.stringify(msg)));
-  const endStderr = () => new Promise<void>((r) => process.stderr.write(encodeControl(nonce, "end"), () => r()));
+  // Control messages bypass the masking of a task's secrets in its output (runner/secrets.ts).
+  const out = process.stdout.write.bind(process.stdout);
+  const err = process.stderr.write.bind(process.stderr);
+  const send = (msg: WorkerMessage) => out(encodeControl(nonce, JSON.stringify(msg)));
+  const endStderr = () => new Promise<void>((r) => err(encodeControl(nonce, "end"), () => r()));
 
   const runTask = async (spec: TaskSpec) => {
-    const saved: Record<string, string | undefined> = {};
-    for (const [k, v] of Object.entries(spec.env)) {
-      saved[k] = process.env[k];
-      process.env[k] = v;
-    }
     let msg: WorkerMessage;
+    let scope: TaskEnvironmentScope | undefined;
     try {
+      // @environment and @secrets: this task's environment only, restored after it.
+      scope = await enterTaskEnvironment(spec);
+      scope.maskOutput();
       const store = await openDatastore(spec.datastore);
       const module = await packageModule(spec, store);
       const { flowClass } = await loadFlow(spec.flowFile, spec.exportName, { flowName: spec.flowName, module });
       send({ type: "started" });
-      const result = await executeTask(spec, { store, host, flowClass });
+      const result = await executeTask(spec, { store, host, flowClass, redact: scope.redact });
       msg = { type: "done", result, rss: process.memoryUsage.rss() };
     } catch (e) {
       msg = { type: "done", error: errorInfo(e), rss: process.memoryUsage.rss() };
     } finally {
-      for (const [k, v] of Object.entries(saved)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
+      scope?.restore();
     }
     await endStderr();
     send(msg);

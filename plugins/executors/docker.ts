@@ -39,7 +39,7 @@ export interface DockerOptions {
   killGraceSeconds?: number;
 }
 
-const PASS_ENV = ["TSFLOW_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"];
+const PASS_ENV = ["TSFLOW_S3_ENDPOINT", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"];
 
 const dockerExecutor: ExecutorFactory<DockerOptions> = (options = {}) => {
   const bin = options.dockerBin ?? "docker";
