@@ -203,7 +203,8 @@ export function applyConfig(info: FlowInfo, configs: Record<string, unknown>): F
     }
     changed = true;
     const value = substituteConfig(spec.default, configs, `default of parameter '${spec.name}'`);
-    parameters[field] = describeParam(spec.name, { ...spec, default: value, ...(spec.typeFromDefault ? { type: inferType(value) } : {}) });
+    const { typeFromDefault, name, ...rest } = spec;
+    parameters[field] = describeParam(name, { ...rest, default: value, ...(typeFromDefault ? { type: inferType(value) } : {}) });
   }
   if (!changed) return info;
   return { ...info, graph: { ...info.graph, nodes }, parameters };

@@ -22,7 +22,6 @@ export default defineCommand({
       throw new TsflowError("BadParameter", `resume keeps the origin run's parameters; drop ${Object.keys(flags.params).map((p) => `--${p}`).join(", ")} (or start a new run)`);
     }
     if (flags.configs.length > 0) throw new TsflowError("BadConfig", `resume keeps the origin run's configs; drop --config ${flags.configs.join(" ")} (or start a new run)`);
-    if (flags.configs.length > 0) throw new TsflowError("BadConfig", `resume keeps the origin run's configs; drop --config ${flags.configs.join(" ")} (or start a new run)`);
     if (flags.rest.length > 1) throw new TsflowError("BadOption", `resume takes one step, got ${flags.rest.join(", ")}`);
     if (!flags.file) throw new TsflowError("BadOption", "give the flow file to resume, e.g. tsflow resume flows/pets.ts");
     const file = flags.file;

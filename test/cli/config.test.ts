@@ -62,7 +62,7 @@ describe("Config through the CLI", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`train (${cfg("prod.json")}) = {"lr":0.5,"epochs":1,"memory":8192,"name":"prod"}`);
     expect(r.stdout).toContain('start: @environment({"vars":{"MEMORY":"8192","DOUBLE_EPOCHS":"2"}})');
-    expect(r.stdout).toContain("--lr <number>  (default 0.5)");
+    expect(r.stdout).toContain("--lr <number>  (default: 0.5)");
   });
 
   it("resume uses the origin run's config and refuses a new one", async () => {
