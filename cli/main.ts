@@ -7,6 +7,7 @@
 import { type CommandDef, defineCommand, renderUsage, runCommand } from "citty";
 import { isTsflowError } from "../core/errors.ts";
 import { VERSION } from "../core/version.ts";
+import { printable } from "./_terminal.ts";
 
 // The CLI bundle is also the library: a flow's `import "tsflow"` resolves to this file, so
 // the flow and the runtime running it share one copy (see runner/load.ts).
@@ -67,6 +68,10 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const cmd = await load();
+    if (INSPECTING.has(name)) {
+      neutraliseControls();
+      quietOnEpipe();
+    }
     if ((rest.includes("--help") || rest.includes("-h")) && name !== "run" && name !== "resume") {
       process.stdout.write(`${usageText(await renderUsage(cmd, mainCommand))}\n`);
       return 0;
@@ -88,6 +93,34 @@ export async function main(argv: string[]): Promise<number> {
 function usageText(text: string): string {
   const plain = !process.stdout.isTTY || Boolean(process.env.NO_COLOR);
   return plain ? text.replace(/\x1b\[[0-9;]*m/g, "") : text;
+}
+
+/** Commands that print what runs stored: logs, tags, artifact names and values. */
+const INSPECTING = new Set(["logs", "runs", "tag", "dump", "delete", "gc"]);
+
+/**
+ * Stored text is untrusted on a terminal: a log line or tag holding `ESC ]…` can retitle the
+ * window, rewrite the screen or (on some terminals) answer back as typed input. When a stream
+ * is a terminal, control characters other than newline and tab are shown escaped (`\x1b`);
+ * piped output stays byte-exact.
+ */
+function neutraliseControls() {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (!stream.isTTY) continue;
+    const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
+    const decoder = new TextDecoder();
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => write(typeof chunk === "string" ? printable(chunk) : chunk instanceof Uint8Array ? printable(decoder.decode(chunk, { stream: true })) : chunk, ...rest)) as typeof stream.write;
+  }
+}
+
+/** `tsflow logs … | head`: the reader left; that is the end of the output, not an error. */
+function quietOnEpipe() {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "EPIPE") process.exit(0);
+      throw e;
+    });
+  }
 }
 
 function reportError(e: unknown): number {

@@ -50,6 +50,44 @@ export async function readStream(store: Datastore, key: string): Promise<AsyncIt
   })();
 }
 
+/**
+ * A key's bytes, refusing to load more than `max`: the real size is asked first (a record or
+ * blob may be far bigger than whatever document points at it), and a stream is cut off past
+ * `max` when the store cannot tell sizes. `null` when missing.
+ */
+export async function getCapped(store: Datastore, key: string, max: number, what: string): Promise<Bytes | null> {
+  const tooLarge = (n: number | string) => new TsflowError("TooLarge", `${what} is too large to load here (${n} bytes, limit ${max})`);
+  if (store.size) {
+    const n = await store.size(key);
+    if (n === null) return null;
+    if (n > max) throw tooLarge(n);
+  } else if (store.getStream) {
+    const stream = await store.getStream(key);
+    if (!stream) return null;
+    const parts: Bytes[] = [];
+    let n = 0;
+    for await (const c of stream) {
+      n += c.byteLength;
+      if (n > max) {
+        await (stream as AsyncGenerator<Bytes>).return?.(undefined);
+        throw tooLarge(`more than ${max}`);
+      }
+      parts.push(c);
+    }
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.byteLength;
+    }
+    return out;
+  }
+  const bytes = await store.get(key);
+  // It may have grown since it was measured; what was read is what counts.
+  if (bytes && bytes.byteLength > max) throw tooLarge(bytes.byteLength);
+  return bytes;
+}
+
 /** Runs `fn` over `items` with at most `limit` in flight; resolves in input order. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
@@ -71,9 +109,13 @@ export async function putJson(store: Datastore, key: string, value: unknown): Pr
   await store.put(key, encoder.encode(JSON.stringify(value)));
 }
 
-/** Reads a JSON document; `null` when missing; a clear error naming the key when damaged. */
-export async function getJson<T>(store: Datastore, key: string): Promise<T | null> {
-  const bytes = await store.get(key);
+/**
+ * Reads a JSON document; `null` when missing; a clear error naming the key when damaged. With
+ * `max`, a document bigger than `max` bytes is refused before it is read (`TooLarge`): what
+ * displays records (the viewer) must not be made to load a planted 2 GB `run.json`.
+ */
+export async function getJson<T>(store: Datastore, key: string, max?: number): Promise<T | null> {
+  const bytes = max === undefined ? await store.get(key) : await getCapped(store, key, max, `metadata '${key}' in datastore ${store.url}`);
   if (bytes === null) return null;
   try {
     return JSON.parse(decoder.decode(bytes)) as T;

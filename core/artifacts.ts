@@ -3,6 +3,7 @@
  * identical value is stored once per datastore, an unchanged artifact passes downstream as a
  * reference (its hash), and every read can prove it got the bytes that were written.
  */
+import { getCapped } from "./_datastore.ts";
 import { blobKey } from "./_layout.ts";
 import { TsflowError } from "./errors.ts";
 import { deserialize, SerializeError, serialize } from "./serialize.ts";
@@ -72,7 +73,13 @@ export function refOf(host: Host, name: string, value: unknown): { ref: Artifact
   return { ref: { hash: hashChunks(host, encoded.chunks), size: encoded.size, type: encoded.type }, chunks: encoded.chunks };
 }
 
-function decode(store: Datastore, host: Host, ref: ArtifactRef, name: string, where: string, stored: Bytes | null): unknown {
+/** How much one load may cost the process that displays a value (viewer, dump). */
+export interface LoadLimits {
+  /** Most bytes read from the store, and most bytes after decompression. */
+  maxBytes?: number;
+}
+
+function decode(store: Datastore, host: Host, ref: ArtifactRef, name: string, where: string, stored: Bytes | null, limits: LoadLimits = {}): unknown {
   let bytes = stored;
   const label = `artifact '${name}'${where ? ` of ${where}` : ""}`;
   if (bytes === null) {
@@ -84,7 +91,16 @@ function decode(store: Datastore, host: Host, ref: ArtifactRef, name: string, wh
   }
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
     if (!host.gunzip) throw new TsflowError("CorruptArtifact", `${label} is stored gzipped and this runtime cannot gunzip`);
-    bytes = host.gunzip(bytes);
+    // A compressed blob holds exactly the ref's serialized size: never inflate past it (or past
+    // the caller's limit), whatever the gzip stream says.
+    const max = Math.min(ref.size, limits.maxBytes ?? Number.POSITIVE_INFINITY);
+    try {
+      bytes = host.gunzip(bytes, max);
+    } catch (e) {
+      if (max < ref.size) throw new TsflowError("TooLarge", `${label} is too large to load here (more than ${max} bytes once decompressed)`);
+      throw new TsflowError("CorruptArtifact", `${label} is corrupt: its gzipped blob ${blobKey(ref.hash)} does not decompress to its ${ref.size} bytes (${(e as Error).message})`);
+    }
+    if (bytes.byteLength !== ref.size) throw new TsflowError("CorruptArtifact", `${label} is corrupt: its gzipped blob ${blobKey(ref.hash)} decompresses to ${bytes.byteLength} bytes, not ${ref.size}`);
   }
   try {
     return deserialize(bytes, name);
@@ -93,9 +109,15 @@ function decode(store: Datastore, host: Host, ref: ArtifactRef, name: string, wh
   }
 }
 
-/** Loads and verifies an artifact. A missing or corrupt blob is an error naming the artifact. */
-export async function loadArtifact(store: Datastore, host: Host, ref: ArtifactRef, name: string, where = ""): Promise<unknown> {
-  return decode(store, host, ref, name, where, await store.get(blobKey(ref.hash)));
+/**
+ * Loads and verifies an artifact. A missing or corrupt blob is an error naming the artifact.
+ * With `limits.maxBytes`, the blob's real size (not the size its reference claims) and its
+ * decompressed size are checked first: a `TooLarge` error instead of an out-of-memory crash.
+ */
+export async function loadArtifact(store: Datastore, host: Host, ref: ArtifactRef, name: string, where = "", limits: LoadLimits = {}): Promise<unknown> {
+  const key = blobKey(ref.hash);
+  const stored = limits.maxBytes === undefined ? await store.get(key) : await getCapped(store, key, limits.maxBytes, `artifact '${name}'${where ? ` of ${where}` : ""}`);
+  return decode(store, host, ref, name, where, stored, limits);
 }
 
 /** Synchronous {@link loadArtifact}, for stores with `getSync`. */

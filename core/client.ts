@@ -12,7 +12,7 @@
 import { getJson, mapLimit } from "./_datastore.ts";
 import { attemptKey, doneKey, flowsPrefix, runKey, runsPrefix, stepPrefix, stepsPrefix, taskKey, taskPrefix } from "./_layout.ts";
 import { effectiveStatus, readHeartbeat } from "./_status.ts";
-import { loadArtifact } from "./artifacts.ts";
+import { type LoadLimits, loadArtifact } from "./artifacts.ts";
 import { type CardData, type CardRef, loadCardData, loadCardDocument, readCardRefs } from "./cards.ts";
 import { TsflowError } from "./errors.ts";
 import type { Artifacts } from "./flow.ts";
@@ -606,9 +606,12 @@ export class Artifact {
     this.type = ref.type;
   }
 
-  /** Loads and verifies the value. */
-  async value(): Promise<unknown> {
-    return loadArtifact(await this.ctx.store(), this.ctx.host, this.ref, this.name, this.task);
+  /**
+   * Loads and verifies the value. `limits.maxBytes` refuses (`TooLarge`) a blob whose real or
+   * decompressed size passes it, whatever {@link size} (from the task's record) says.
+   */
+  async value(limits?: LoadLimits): Promise<unknown> {
+    return loadArtifact(await this.ctx.store(), this.ctx.host, this.ref, this.name, this.task, limits);
   }
 }
 

@@ -23,6 +23,7 @@ export const ERROR_CODES = [
   "WorkerCrashed",
   "Cancelled",
   "UnmergedArtifact",
+  "TooLarge",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -106,8 +106,11 @@ export interface Host {
    * chunk may become its own gzip member (a valid gzip stream), so no chunk is ever joined.
    */
   gzip?(chunks: readonly Bytes[]): Bytes[];
-  /** Undoes {@link Host.gzip}. Required to read compressed artifacts. */
-  gunzip?(data: Bytes): Bytes;
+  /**
+   * Undoes {@link Host.gzip}. Required to read compressed artifacts. Throws when the output
+   * would pass `maxOutput` bytes (a 2 MB gzip bomb expands past 4 GB).
+   */
+  gunzip?(data: Bytes, maxOutput?: number): Bytes;
 }
 
 /** A logger; only `cli/` creates the real (consola) one. */

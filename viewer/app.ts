@@ -6,8 +6,10 @@
  * a strict pattern (and `checkKey`) before it reaches a key; all user content is escaped; a
  * Content-Security-Policy forbids inline script and every origin but our own.
  */
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { readStream } from "../core/_datastore.ts";
+import { JsonLimitError, jsonText } from "../core/_json.ts";
+import { isTsflowError } from "../core/errors.ts";
 import { loadArtifact } from "../core/artifacts.ts";
 import { blobKey } from "../core/_layout.ts";
 import type { ArtifactRef, Datastore, Host } from "../core/types.ts";
@@ -19,7 +21,7 @@ import { CSS, JS } from "./assets.ts";
 import { fingerprint, validArtifact, validName } from "./data.ts";
 import { type Links, qs } from "./html.ts";
 import { flowsPage, runPage, runsPage, taskArtifacts, taskPage } from "./pages.ts";
-import { bytesOf, imageType, PREVIEW_MAX, toJsonable } from "./preview.ts";
+import { bytesOf, imageType, PREVIEW_MAX } from "./preview.ts";
 
 export interface ViewerOptions {
   store: Datastore;
@@ -36,6 +38,18 @@ export interface ViewerOptions {
    * Set whenever the viewer is reachable beyond loopback.
    */
   token?: string;
+  /** What one request, and all requests together, may make the viewer load. */
+  limits?: ViewerLimits;
+}
+
+export interface ViewerLimits {
+  /** Most tasks whose records a run page reads (default 50,000); bigger runs show their listing. */
+  runTasks?: number;
+  /**
+   * Requests that read the datastore at once (default 4); more wait their turn. Each page is
+   * bounded, so this bounds the whole process: 20 visitors of the biggest page cost 4 pages.
+   */
+  concurrent?: number;
 }
 
 export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -55,7 +69,7 @@ export const serverLinks: Links = {
 
 const NAMES = ["flow", "run", "step", "task"] as const;
 
-export function createViewerApp({ store, host, allowedHosts, token }: ViewerOptions): Hono {
+export function createViewerApp({ store, host, allowedHosts, token, limits = {} }: ViewerOptions): Hono {
   const app = new Hono();
 
   app.use("*", async (c, next) => {
@@ -70,6 +84,7 @@ export function createViewerApp({ store, host, allowedHosts, token }: ViewerOpti
   });
   // Before every route, including ones added after this line: nothing is read for a refused request.
   app.use("*", accessControl({ allowedHosts, token }));
+  app.use("*", oneAtATime(limits.concurrent ?? 4));
 
   // Every named segment is validated once, before any handler touches the datastore.
   const checked = (handler: (c: any, p: Record<(typeof NAMES)[number] | "name", string>) => Promise<Response> | Response) => (c: any) => {
@@ -101,7 +116,7 @@ export function createViewerApp({ store, host, allowedHosts, token }: ViewerOpti
       const step = optName(c.req.query("step"));
       const tp = Number(c.req.query("tp") ?? 1);
       if (step === null) return c.text("invalid step name", 400);
-      const html = await runPage(store, serverLinks, p.flow, p.run, { step, taskPage: Number.isInteger(tp) && tp > 0 ? tp : 1, live: true });
+      const html = await runPage(store, serverLinks, p.flow, p.run, { step, taskPage: Number.isInteger(tp) && tp > 0 ? tp : 1, live: true, maxTasks: limits.runTasks });
       return html ? c.html(html) : c.text("no such run", 404);
     }),
   );
@@ -121,8 +136,10 @@ export function createViewerApp({ store, host, allowedHosts, token }: ViewerOpti
     checked(async (c, p) => {
       const attempt = attemptOf(c.req.query("attempt"));
       if (attempt === null) return c.text("invalid attempt", 400);
-      const ref = (await taskArtifacts(store, p.flow, p.run, p.step, p.task, attempt))[p.name];
-      if (!ref) return c.text("no such artifact", 404);
+      const refs = await taskArtifacts(store, p.flow, p.run, p.step, p.task, attempt);
+      // Own names only: `constructor` or `__proto__` are not artifacts.
+      const ref = Object.hasOwn(refs, p.name) ? refs[p.name] : undefined;
+      if (!ref || typeof ref.hash !== "string") return c.text("no such artifact", 404);
       return artifactResponse(store, host, ref, p.name, c.req.query("format") ?? "raw");
     }),
   );
@@ -164,35 +181,62 @@ export function createViewerApp({ store, host, allowedHosts, token }: ViewerOpti
   );
 
   app.notFound((c) => c.text("not found", 404));
-  app.onError((err, c) => c.text(`the viewer could not read this page: ${err.message}`, 500));
+  app.onError((err, c) => (isTsflowError(err) && err.code === "TooLarge" ? c.text(`the viewer will not load this: ${err.message}`, 413) : c.text(`the viewer could not read this page: ${err.message}`, 500)));
   return app;
 }
 
+/** At most `n` requests past this point at once; the rest wait in order of arrival. */
+function oneAtATime(n: number): MiddlewareHandler {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (c, next) => {
+    if (c.req.path.startsWith("/assets/")) return next();
+    if (running >= n) await new Promise<void>((go) => waiting.push(go));
+    else running++;
+    try {
+      await next();
+    } finally {
+      const go = waiting.shift();
+      if (go) go();
+      else running--;
+    }
+  };
+}
+
+/** What a JSON download may cost: values walked and characters written. */
+export const JSON_MAX = { values: 2_000_000, chars: 64 << 20 };
+
 /**
- * An artifact as a download: `raw` streams the serialized blob (any size, never loaded whole);
- * `json`, `bytes` and `image` decode it, so they are limited to previewable sizes.
+ * An artifact as a download: `raw` streams the serialized value (any size, never loaded whole;
+ * a gzipped blob is inflated on the way, no further than its serialized size); `json`, `bytes`
+ * and `image` decode it, so they load at most `PREVIEW_MAX * 64` bytes, by the blob's real size.
  */
 export async function artifactResponse(store: Datastore, host: Host, ref: ArtifactRef, name: string, format: string): Promise<Response> {
-  const disposition = (ext: string) => ({ "Content-Disposition": `attachment; filename="${name}.${ext}"` });
+  // Any artifact name is allowed; the file name keeps only safe characters (no header injection).
+  const safe = name.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 100) || "artifact";
+  const disposition = (ext: string) => ({ "Content-Disposition": `attachment; filename="${safe}.${ext}"; filename*=UTF-8''${encodeURIComponent(name)}.${ext}` });
   if (format === "raw") {
-    const stream = await readStream(store, blobKey(ref.hash));
-    if (!stream) return new Response("the artifact's blob is missing", { status: 404 });
-    const iter = stream[Symbol.asyncIterator]();
-    const body = new ReadableStream<Uint8Array>({
-      async pull(ctrl) {
-        const { value, done } = await iter.next();
-        if (done) ctrl.close();
-        else ctrl.enqueue(value);
-      },
-      cancel: () => void iter.return?.(),
-    });
-    return new Response(body, { headers: { "Content-Type": "application/octet-stream", "Content-Length": String(ref.size), ...disposition("tsf") } });
+    const body = await rawStream(store, ref);
+    if (!body) return new Response("the artifact's blob is missing", { status: 404 });
+    // Only a length the store measured is announced: `ref.size` is what done.json claims.
+    const length = ref.gzipped === undefined && store.size ? await store.size(blobKey(ref.hash)) : null;
+    return new Response(body, { headers: { "Content-Type": "application/octet-stream", ...(length === null ? {} : { "Content-Length": String(length) }), ...disposition("tsf") } });
   }
   if (!["json", "bytes", "image"].includes(format)) return new Response("unknown format (raw, json, bytes, image)", { status: 400 });
-  if (ref.size > PREVIEW_MAX * 64) return new Response(`artifact '${name}' is too large to convert (${ref.size} bytes): download format=raw`, { status: 413 });
-  const value = await loadArtifact(store, host, ref, name);
+  const max = PREVIEW_MAX * 64;
+  if (ref.size > max) return new Response(`artifact '${name}' is too large to convert (${ref.size} bytes): download format=raw`, { status: 413 });
+  const value = await loadArtifact(store, host, ref, name, "", { maxBytes: max });
   const bytes = bytesOf(value);
-  if (format === "json") return new Response(JSON.stringify(toJsonable(value), null, 2), { headers: { "Content-Type": "application/json; charset=utf-8", ...disposition("json") } });
+  if (format === "json") {
+    let text: string;
+    try {
+      text = jsonText(value, { indent: 2, maxValues: JSON_MAX.values, maxChars: JSON_MAX.chars });
+    } catch (e) {
+      if (e instanceof JsonLimitError) return new Response(`artifact '${name}' is too large to show as JSON (${e.message}): download format=raw`, { status: 413 });
+      throw e;
+    }
+    return new Response(text, { headers: { "Content-Type": "application/json; charset=utf-8", ...disposition("json") } });
+  }
   if (!bytes) return new Response(`artifact '${name}' is not binary`, { status: 400 });
   const img = imageType(bytes);
   if (format === "image") {
@@ -204,3 +248,30 @@ export async function artifactResponse(store: Datastore, host: Host, ref: Artifa
 
 const validCardId = (s: string | undefined): s is string => typeof s === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(s);
 
+/**
+ * The serialized bytes of an artifact as a stream: the blob as stored, or inflated when stored
+ * gzipped (a download of gzip bytes would not `deserialize`), cut off past `ref.size`.
+ */
+export async function rawStream(store: Datastore, ref: ArtifactRef): Promise<ReadableStream<Uint8Array> | null> {
+  const stream = await readStream(store, blobKey(ref.hash));
+  if (!stream) return null;
+  const iter = stream[Symbol.asyncIterator]();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      const { value, done } = await iter.next();
+      if (done) ctrl.close();
+      else ctrl.enqueue(value);
+    },
+    cancel: () => void iter.return?.(),
+  });
+  if (ref.gzipped === undefined) return body;
+  let sent = 0;
+  const cap = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, ctrl) {
+      sent += chunk.byteLength;
+      if (sent > ref.size) ctrl.error(new Error(`the gzipped blob ${ref.hash} inflates past its ${ref.size} bytes`));
+      else ctrl.enqueue(chunk);
+    },
+  });
+  return body.pipeThrough(new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>).pipeThrough(cap);
+}

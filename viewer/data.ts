@@ -24,8 +24,12 @@ export function validName(s: string | undefined): s is string {
   }
 }
 
-/** An artifact name: a JS identifier. */
-export const validArtifact = (s: string | undefined): s is string => typeof s === "string" && /^[A-Za-z_$][\w$]{0,199}$/.test(s);
+/**
+ * An artifact name as it may appear in a URL. Artifact names are JSON keys of `done.json`,
+ * never datastore keys (`this["a b"]` is a legal artifact), so any printable name up to 1,000
+ * characters is fine; lookups use own properties only (`constructor` is not an artifact).
+ */
+export const validArtifact = (s: string | undefined): s is string => typeof s === "string" && s.length > 0 && s.length <= 1000 && !/[\u0000-\u001f\u007f]/.test(s);
 
 export type { RunDoc, StepSummary };
 
@@ -70,9 +74,10 @@ export const newestFirst = (a: string, b: string) => (a.length !== b.length ? b.
  * thread pool, and it is what keeps a 10,000-task run page under a second.
  */
 export async function readJson<T>(store: Datastore, key: string): Promise<T | null> {
-  if (!store.getSync) return getJson<T>(store, key);
+  if (!store.getSync) return getJson<T>(store, key, RECORD_MAX);
   const bytes = store.getSync(key);
   if (bytes === null) return null;
+  if (bytes.byteLength > RECORD_MAX) return getJson<T>(store, key, RECORD_MAX); // the same TooLarge error
   try {
     return JSON.parse(decoder.decode(bytes)) as T;
   } catch {
@@ -80,6 +85,12 @@ export async function readJson<T>(store: Datastore, key: string): Promise<T | nu
   }
 }
 const decoder = new TextDecoder();
+
+/**
+ * The largest record (run.json, done.json…) the viewer reads: the runtime writes a few KB; a
+ * bigger one is damage or a plant, and parsing it for every page view would exhaust memory.
+ */
+export const RECORD_MAX = 16 << 20;
 
 /**
  * `done.json` is written once, last, and never changes (a resumed run gets a new id), so it
@@ -106,6 +117,7 @@ function readDoneSync(store: Datastore, key: string): DoneRecord | undefined {
   if (hit) return hit;
   try {
     const bytes = store.getSync!(key);
+    if (bytes && bytes.byteLength > RECORD_MAX) return undefined;
     return bytes ? remember(store, key, JSON.parse(decoder.decode(bytes)) as DoneRecord) : undefined;
   } catch {
     return undefined;
@@ -138,10 +150,9 @@ export async function getRuns(store: Datastore, refs: { flow: string; runId: str
  * unfinished or retried tasks need their own directory listed. A 10,000-task foreach is a
  * few listings and 10,000 small reads, not 20,000 directory walks.
  */
-export async function getTasks(store: Datastore, flow: string, runId: string, runState: EffectiveStatus): Promise<TaskRow[]> {
+export async function getTasks(store: Datastore, flow: string, runId: string, runState: EffectiveStatus, only?: TaskId[]): Promise<TaskRow[]> {
   const prefix = stepsPrefix(flow, runId);
-  const steps = (await store.list(prefix)).filter((e) => e.endsWith("/")).map((e) => e.slice(0, -1));
-  const ids = (await Promise.all(steps.map(async (step) => (await store.list(`${prefix}${step}/`)).filter((e) => e.endsWith("/")).map((e) => ({ step, task: e.slice(0, -1) }))))).flat();
+  const ids = only ?? (await listTaskIds(store, flow, runId));
   // With a synchronous store, read every done.json in one loop: 10,000 promises cost more
   // than the reads themselves.
   const doneSync = store.getSync ? ids.map(({ step, task }) => readDoneSync(store, doneKey(flow, runId, step, task))) : undefined;
@@ -174,6 +185,19 @@ export async function getTasks(store: Datastore, flow: string, runId: string, ru
   return rows.sort((a, b) => Number(a.task) - Number(b.task) || (a.task < b.task ? -1 : a.task > b.task ? 1 : 0));
 }
 
+export interface TaskId {
+  step: string;
+  task: string;
+}
+
+/** Every task of a run, by listing only (two levels of directories), in task id order. */
+export async function listTaskIds(store: Datastore, flow: string, runId: string): Promise<TaskId[]> {
+  const prefix = stepsPrefix(flow, runId);
+  const steps = (await store.list(prefix)).filter((e) => e.endsWith("/")).map((e) => e.slice(0, -1));
+  const ids = (await Promise.all(steps.map(async (step) => (await store.list(`${prefix}${step}/`)).filter((e) => e.endsWith("/")).map((e) => ({ step, task: e.slice(0, -1) }))))).flat();
+  return ids.sort((a, b) => Number(a.task) - Number(b.task) || (a.task < b.task ? -1 : a.task > b.task ? 1 : 0));
+}
+
 export interface TaskDoc {
   step: string;
   taskId: string;
@@ -191,7 +215,7 @@ export interface TaskDetail {
 export async function getTask(store: Datastore, flow: string, runId: string, step: string, task: string): Promise<TaskDetail | null> {
   const keys = await store.list(`${stepsPrefix(flow, runId)}${step}/${task}/`);
   if (keys.length === 0) return null;
-  const [doc, done] = await Promise.all([getJson<TaskDoc>(store, taskKey(flow, runId, step, task)), keys.includes("done.json") ? getJson<DoneRecord>(store, doneKey(flow, runId, step, task)) : null]);
+  const [doc, done] = await Promise.all([readJson<TaskDoc>(store, taskKey(flow, runId, step, task)), keys.includes("done.json") ? readJson<DoneRecord>(store, doneKey(flow, runId, step, task)) : null]);
   const nums = keys
     .filter((k) => /^\d+\/$/.test(k))
     .map((k) => Number(k.slice(0, -1)))
@@ -200,8 +224,8 @@ export async function getTask(store: Datastore, flow: string, runId: string, ste
     nums.map(async (n) => {
       const files = await store.list(`${stepsPrefix(flow, runId)}${step}/${task}/${n}/`);
       const [start, result] = await Promise.all([
-        files.includes("start.json") ? getJson<{ startedAt: number; mode?: string; executor?: string }>(store, attemptKey(flow, runId, step, task, n, "start.json")) : null,
-        files.includes("result.json") ? getJson<TaskResult>(store, attemptKey(flow, runId, step, task, n, "result.json")) : null,
+        files.includes("start.json") ? readJson<{ startedAt: number; mode?: string; executor?: string }>(store, attemptKey(flow, runId, step, task, n, "start.json")) : null,
+        files.includes("result.json") ? readJson<TaskResult>(store, attemptKey(flow, runId, step, task, n, "result.json")) : null,
       ]);
       return {
         attempt: n,

@@ -4,12 +4,11 @@
  * Links are relative, so the folder opens from disk or any static host. Writing goes through
  * `write`, so this file stays portable (the CLI passes node:fs).
  */
-import { readStream } from "../core/_datastore.ts";
-import { blobKey, runKey } from "../core/_layout.ts";
+import { runKey } from "../core/_layout.ts";
 import { loadCardDocument } from "../core/cards.ts";
 import { TsflowError } from "../core/errors.ts";
 import type { ArtifactRef, Bytes, Datastore, Host } from "../core/types.ts";
-import { artifactResponse } from "./app.ts";
+import { artifactResponse, rawStream } from "./app.ts";
 import { CSS, JS } from "./assets.ts";
 import { findCard } from "./cards.ts";
 import { getRun, getTasks, validName } from "./data.ts";
@@ -29,12 +28,16 @@ export async function exportRun(store: Datastore, host: Host, flow: string, runI
   if (!validName(flow) || !validName(runId)) throw new TsflowError("BadOption", `invalid run pathspec '${flow}/${runId}': give Flow/runId`);
   const run = await getRun(store, flow, runId);
   if (!run) throw new TsflowError("NotFound", `run ${flow}/${runId} is not in ${store.url}: list runs with tsflow view`);
+  const tasks = await getTasks(store, flow, runId, run.state);
+  // Tasks with several attempts get a page per attempt; a link to the attempt of a task that
+  // has only one (a timeline bar) is the task's page, so every link of the copy has its file.
+  const retried = new Set(tasks.filter((t) => t.attempts.length > 1).map((t) => `${t.step}/${t.task}`));
   const wanted = new Map<string, { ref: ArtifactRef; name: string; format: string }>();
   const cards = new Map<string, { step: string; task: string; attempt: number; id: string }>();
   const ext: Record<string, string> = { raw: "tsf", json: "json", bytes: "bin", image: "img" };
   const links: Links = {
     run: () => "index.html",
-    task: (_f, _r, s, t, a) => `task-${s}-${t}${a === undefined ? "" : `-a${a}`}.html`,
+    task: (_f, _r, s, t, a) => `task-${s}-${t}${a === undefined || !retried.has(`${s}/${t}`) ? "" : `-a${a}`}.html`,
     artifact(_f, _r, _s, _t, name, ref, format) {
       if (format === "raw" ? ref.size > EXPORT_BLOB_MAX : ref.size > PREVIEW_MAX) return undefined;
       const path = `data/${ref.hash}.${ext[format]}`;
@@ -61,7 +64,6 @@ export async function exportRun(store: Datastore, host: Host, flow: string, runI
   await put("assets/app.js", JS);
   await put("data/run.json", (await store.get(runKey(flow, runId))) ?? new Uint8Array());
   await put("index.html", (await runPage(store, links, flow, runId, { allTasks: true }))!);
-  const tasks = await getTasks(store, flow, runId, run.state);
   for (const t of tasks) {
     await put(links.task(flow, runId, t.step, t.task), (await taskPage(store, host, links, flow, runId, t.step, t.task)) ?? "");
     if (t.attempts.length > 1) for (const a of t.attempts) await put(links.task(flow, runId, t.step, t.task, a.attempt), (await taskPage(store, host, links, flow, runId, t.step, t.task, a.attempt)) ?? "");
@@ -73,9 +75,9 @@ export async function exportRun(store: Datastore, host: Host, flow: string, runI
   }
   for (const [path, { ref, name, format }] of wanted) {
     if (format === "raw") {
-      const stream = await readStream(store, blobKey(ref.hash));
+      const stream = await rawStream(store, ref);
       if (stream) {
-        await write(path, stream);
+        await write(path, streamChunks(stream));
         files++;
         bytes += ref.size;
       }
@@ -85,4 +87,17 @@ export async function exportRun(store: Datastore, host: Host, flow: string, runI
     if (res.ok) await put(path, new Uint8Array(await res.arrayBuffer()));
   }
   return { files, bytes };
+}
+
+async function* streamChunks(stream: ReadableStream<Uint8Array>): AsyncGenerator<Bytes> {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
 }

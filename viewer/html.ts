@@ -77,11 +77,13 @@ export function runsTable(links: Links, runs: RunInfo[], showFlow = true): strin
 
 // ---------------------------------------------------------------- DAG
 
-interface StepStat {
+export interface StepStat {
   counts: Record<TaskState, number>;
   total: number;
   expected?: number;
   state: TaskState;
+  /** Counted from a listing, task states not read (a run too big for one page). */
+  unread?: boolean;
 }
 
 export function stepStats(run: RunInfo, tasks: TaskRow[]): Record<string, StepStat> {
@@ -155,7 +157,7 @@ export function dagSvg(links: Links, run: RunInfo, stats: Record<string, StepSta
     const spec = steps[s];
     const kind = spec?.foreach ? `foreach ${spec.foreach}` : spec?.condition ? `switch ${spec.condition}` : (spec?.type ?? "");
     const of = st.expected ?? st.total;
-    const count = of === 0 ? "no tasks yet" : `${st.counts.succeeded}/${of} tasks`;
+    const count = of === 0 ? "no tasks yet" : st.unread ? `${of} tasks` : `${st.counts.succeeded}/${of} tasks`;
     const extra = (st.counts.failed ? ` · ${st.counts.failed} failed` : "") + (st.counts.running ? ` · ${st.counts.running} running` : "");
     const href = firstTask[s] ? links.task(run.flow, run.runId, s, firstTask[s]!) : undefined;
     const box = `<rect x="${p.x}" y="${p.y}" width="${W}" height="${H}" rx="7" fill="${COLORS[st.state]}"/><text class="lbl" x="${p.x + 10}" y="${p.y + 20}" font-weight="700">${esc(s)}</text><text class="lbl" x="${p.x + 10}" y="${p.y + 37}">${esc(kind)}</text><text class="lbl" x="${p.x + 10}" y="${p.y + 52}">${esc(count + extra)}</text>`;
@@ -253,12 +255,14 @@ export function tasksTable(links: Links, run: RunInfo, tasks: TaskRow[]): string
     .join("")}</tbody></table>`;
 }
 
-export function taskMeta(links: Links, flow: string, detail: TaskDetail, shown: TaskDetail["attempts"][number] | undefined): string {
+export function taskMeta(links: Links, flow: string, detail: TaskDetail, shown: TaskDetail["attempts"][number] | undefined, runId?: string): string {
   const d = detail.doc;
   const rows: [string, string][] = [];
   const parent = (p: string) => {
     const [run, step, task] = p.split("/");
-    return run && step && task ? `<a href="${attr(links.task(flow, run, step, task))}">${esc(p)}</a>` : esc(p);
+    // A static export holds one run: a parent in another run (a resumed run's origin) is text.
+    const reachable = links.home !== undefined || runId === undefined || run === runId;
+    return run && step && task && reachable ? `<a href="${attr(links.task(flow, run, step, task))}">${esc(p)}</a>` : esc(p);
   };
   if (d?.parents?.length) rows.push(["Parents", d.parents.map(parent).join("<br>")]);
   if (d?.foreach?.length) rows.push(["Foreach", d.foreach.map((f) => esc(`${f.step}: item ${f.index + 1} of ${f.count}`)).join("<br>")]);

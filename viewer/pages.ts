@@ -3,8 +3,10 @@
  * Shared by the server (viewer/app.ts) and the static export (viewer/export.ts).
  */
 import { loadArtifact } from "../core/artifacts.ts";
+import { isTsflowError } from "../core/errors.ts";
 import type { ArtifactRef, Datastore, Host } from "../core/types.ts";
-import { fingerprint, getLog, getRun, getRuns, getTask, getTasks, listFlows, listRunIds, newestFirst, type RunInfo } from "./data.ts";
+import type { TaskId } from "./data.ts";
+import { fingerprint, getLog, getRun, getRuns, getTask, getTasks, listFlows, listRunIds, listTaskIds, newestFirst, type RunInfo } from "./data.ts";
 import { dagSvg, esc, fmtSize, ganttSvg, type Links, page, paramsTable, runHeader, runsTable, status, stepStats, taskMeta, tasksTable } from "./html.ts";
 import { runCardsHtml, taskCardsHtml } from "./cards.ts";
 import { bytesOf, imageType, PREVIEW_MAX, previewHtml } from "./preview.ts";
@@ -68,12 +70,23 @@ export interface RunView {
   live?: boolean;
   /** List every task on one page (the static export has no query strings). */
   allTasks?: boolean;
+  /**
+   * Most tasks whose records one page reads (default {@link RUN_TASKS_MAX}). A bigger run is
+   * shown from its listing: counts per step, the shown page of tasks, no timeline.
+   */
+  maxTasks?: number;
 }
+
+/** 5× the 10,000-task run the viewer is benchmarked on; a million-task run stays a listing. */
+export const RUN_TASKS_MAX = 50_000;
 
 export async function runPage(store: Datastore, links: Links, flow: string, runId: string, view: RunView = {}): Promise<string | null> {
   const run = await getRun(store, flow, runId);
   if (!run) return null;
-  const tasks = await getTasks(store, flow, runId, run.state);
+  const ids = await listTaskIds(store, flow, runId);
+  const max = view.maxTasks ?? RUN_TASKS_MAX;
+  if (ids.length > max) return hugeRunPage(store, links, run, ids, view, max);
+  const tasks = await getTasks(store, flow, runId, run.state, ids);
   const stats = stepStats(run, tasks);
   const firstTask: Record<string, string> = {};
   for (const t of tasks) firstTask[t.step] ??= t.task;
@@ -90,6 +103,35 @@ export async function runPage(store: Datastore, links: Links, flow: string, runI
 ${runCardsHtml(links, flow, runId, tasks)}<h2>Tasks</h2>${stepTabs}${tasksTable(links, run, listed.slice((tp - 1) * perPage, tp * perPage))}${tpager}`;
   const live = view.live && links.live && run.state === "running" ? { url: links.live(flow, runId), sig: (await fingerprint(store, flow, runId)).sig } : undefined;
   return page(links, `${flow}/${runId}`, body, live);
+}
+
+/**
+ * A run with more tasks than one page may read: everything comes from the listing (task ids
+ * per step) except the records of the page of tasks shown, so the cost is the listing.
+ */
+async function hugeRunPage(store: Datastore, links: Links, run: RunInfo, ids: TaskId[], view: RunView, max: number): Promise<string> {
+  const { flow, runId } = run;
+  const stats = stepStats(run, []);
+  const firstTask: Record<string, string> = {};
+  for (const t of ids) {
+    firstTask[t.step] ??= t.task;
+    const s = (stats[t.step] ??= { counts: { pending: 0, running: 0, succeeded: 0, failed: 0 }, total: 0, state: "pending" });
+    s.total++;
+  }
+  for (const s of Object.values(stats)) s.unread = true;
+  const listed = view.step ? ids.filter((t) => t.step === view.step) : ids;
+  const perPage = view.allTasks ? Math.max(1, listed.length) : TASKS_PER_PAGE;
+  const tpages = Math.max(1, Math.ceil(listed.length / perPage));
+  const tp = Math.min(tpages, Math.max(1, view.taskPage ?? 1));
+  const shown = await getTasks(store, flow, runId, run.state, listed.slice((tp - 1) * perPage, tp * perPage));
+  const stepTabs = view.allTasks ? "" : `<div class="tabs"><a class="${view.step ? "" : "on"}" href="${esc(links.run(flow, runId))}">all steps</a>${(run.graph?.order ?? []).map((s) => `<a class="${view.step === s ? "on" : ""}" href="${esc(links.run(flow, runId, { step: s }))}">${esc(s)} (${stats[s]?.total ?? 0})</a>`).join("")}</div>`;
+  const tlink = (p: number, label: string) => `<a href="${esc(links.run(flow, runId, { ...(view.step ? { step: view.step } : {}), tp: String(p) }))}">${label}</a>`;
+  const tpager = tpages > 1 ? `<div class="pager">${tp > 1 ? tlink(tp - 1, "← previous") : ""}<span>tasks ${(tp - 1) * perPage + 1}–${Math.min(tp * perPage, listed.length)} of ${listed.length}</span>${tp < tpages ? tlink(tp + 1, "next →") : ""}</div>` : "";
+  const note = `<p class="note">This run has ${ids.length.toLocaleString("en-US")} tasks, more than the ${max.toLocaleString("en-US")} whose records the viewer reads for one page: step counts come from the listing, the timeline and per-step states are left out, and task states are read for the page of tasks shown. Use the client API (<code>run.step(name).tasks()</code>) for the rest.</p>`;
+  const body = `<h1>${esc(flow)} / ${esc(runId)} ${status(run.state)}</h1>
+<div class="top"><div>${runHeader(run)}<h2>Parameters</h2>${paramsTable(run)}</div><div><h2 class="first">Graph</h2><div class="card">${dagSvg(links, run, stats, firstTask)}</div></div></div>
+${note}<h2>Tasks</h2>${stepTabs}${tasksTable(links, run, shown)}${tpager}`;
+  return page(links, `${flow}/${runId}`, body);
 }
 
 /** The artifacts a task shows: its done record's, else the shown attempt's. */
@@ -121,7 +163,7 @@ export async function taskPage(store: Datastore, host: Host, links: Links, flow:
   const cardsNo = shown?.attempt ?? detail.done?.attempt;
   const cards = cardsNo === undefined ? "" : await taskCardsHtml(store, links, flow, runId, step, task, cardsNo, shown?.cards ?? (detail.done?.attempt === cardsNo ? detail.done.cards : undefined));
   const body = `<p><a href="${esc(links.run(flow, runId))}">← ${esc(flow)}/${esc(runId)}</a></p><h1>${esc(step)}/${esc(task)} ${status(state)}</h1>${attemptTabs}
-<div class="top"><div><h2>Metadata</h2>${taskMeta(links, flow, detail, shown)}</div><div class="logs"><h2>Logs</h2>${logs.join("") || `<p class="mute">No attempt has started yet.</p>`}</div></div>
+<div class="top"><div><h2>Metadata</h2>${taskMeta(links, flow, detail, shown, runId)}</div><div class="logs"><h2>Logs</h2>${logs.join("") || `<p class="mute">No attempt has started yet.</p>`}</div></div>
 ${cards}<h2>Artifacts</h2>${arts.join("") || `<p class="mute">No artifacts.</p>`}`;
   const liveOn = live && links.live && run.state === "running" ? { url: links.live(flow, runId, step, task), sig: (await fingerprint(store, flow, runId, step, task)).sig } : undefined;
   return page(links, `${flow}/${runId}/${step}/${task}`, body, liveOn);
@@ -138,13 +180,14 @@ async function artifactCard(store: Datastore, host: Host, links: Links, flow: st
     preview = `<p class="mute">too large to preview (${fmtSize(ref.size)})</p>`;
   } else {
     try {
-      const value = await loadArtifact(store, host, ref, name, `${flow}/${runId}/${step}/${task}`);
+      // By the blob's real size, not the size done.json claims, and never inflated past it.
+      const value = await loadArtifact(store, host, ref, name, `${flow}/${runId}/${step}/${task}`, { maxBytes: PREVIEW_MAX });
       const bytes = bytesOf(value);
       const img = bytes && imageType(bytes) ? links.artifact(flow, runId, step, task, name, ref, "image") : undefined;
       preview = previewHtml(value, img);
       extra = bytes ? dl("bytes", "bytes") : dl("json", "JSON");
     } catch (e) {
-      preview = `<pre class="err">${esc((e as Error).message)}</pre>`;
+      preview = isTsflowError(e) && e.code === "TooLarge" ? `<p class="mute">too large to preview (${esc(e.message)})</p>` : `<pre class="err">${esc((e as Error).message)}</pre>`;
     }
   }
   return `<div class="card artifact" id="artifact-${esc(name)}"><b>${esc(name)}</b> <span class="mute">${esc(ref.type)} · ${fmtSize(ref.size)}</span> <span class="downloads">${[dl("raw", "download (serialized)"), extra].filter(Boolean).join(" · ")}</span><div class="preview">${preview}</div></div>`;

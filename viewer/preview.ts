@@ -1,8 +1,11 @@
 /**
  * Artifact previews. An artifact is loaded only when its serialized size is at most
  * {@link PREVIEW_MAX}; anything larger shows its size and a download link, so a 1 GB artifact
- * costs the page nothing.
+ * costs the page nothing. A loaded value is walked with a budget and each object is shown once
+ * (a second meeting says where it was), so a 1 KB blob of shared sub-objects (2^40 paths) costs
+ * the page at most {@link MAX_NODES} nodes.
  */
+import { jsonText } from "../core/_json.ts";
 import { esc, fmtSize } from "./html.ts";
 
 export const PREVIEW_MAX = 512 * 1024;
@@ -22,29 +25,6 @@ export function imageType(b: Uint8Array): string | null {
   if (b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return "image/png";
   if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "image/jpeg";
   return null;
-}
-
-/** A JSON-able copy of a structured-clone value (Map → entries object, Date → ISO, BigInt → string…). */
-export function toJsonable(v: unknown, seen = new Set<object>()): unknown {
-  if (typeof v === "bigint") return `${v}n`;
-  if (typeof v === "number") return Number.isFinite(v) ? v : String(v);
-  if (v === undefined) return null;
-  if (v === null || typeof v !== "object") return v;
-  if (seen.has(v)) return "[circular]";
-  seen.add(v);
-  try {
-    if (v instanceof Date) return Number.isNaN(v.getTime()) ? "Invalid Date" : v.toISOString();
-    if (v instanceof RegExp) return String(v);
-    if (v instanceof Error) return { name: v.name, message: v.message };
-    const bytes = bytesOf(v);
-    if (bytes) return Array.from(bytes.subarray(0, 1024));
-    if (v instanceof Map) return Array.from(v, ([k, val]) => [toJsonable(k, seen), toJsonable(val, seen)]);
-    if (v instanceof Set) return Array.from(v, (x) => toJsonable(x, seen));
-    if (Array.isArray(v)) return v.map((x) => toJsonable(x, seen));
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toJsonable(x, seen)]));
-  } finally {
-    seen.delete(v);
-  }
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype;
@@ -67,10 +47,10 @@ export function previewHtml(value: unknown, imageUrl?: string): string {
     }
     return `<p>${esc((value as object).constructor?.name ?? "binary")}, ${fmtSize(bytes.byteLength)}</p><pre class="hex">${esc(lines.join("\n"))}${bytes.length > 256 ? "\n…" : ""}</pre>`;
   }
-  if (Array.isArray(value) && value.length > 0 && value.every(isRecord)) return recordsTable(value);
+  if (Array.isArray(value) && value.length > 0 && value.slice(0, MAX_ROWS).every(isRecord)) return recordsTable(value);
   if (value !== null && typeof value === "object") {
     const budget = { n: MAX_NODES };
-    return `<div class="tree">${tree(value, 0, budget, new Set())}</div>${budget.n <= 0 ? `<p class="mute">(truncated: download the value to see all of it)</p>` : ""}`;
+    return `<div class="tree">${tree(value, 0, budget, new Map(), "value")}</div>${budget.n <= 0 ? `<p class="mute">(truncated: download the value to see all of it)</p>` : ""}`;
   }
   return `<pre class="text">${esc(typeof value === "bigint" ? `${value}n` : String(value))}</pre>`;
 }
@@ -79,7 +59,7 @@ function recordsTable(rows: Record<string, unknown>[]): string {
   const cols: string[] = [];
   for (const r of rows.slice(0, MAX_ROWS)) for (const k of Object.keys(r)) if (!cols.includes(k) && cols.length < 40) cols.push(k);
   const cell = (v: unknown) => {
-    const s = typeof v === "string" ? v : JSON.stringify(toJsonable(v)) ?? String(v);
+    const s = typeof v === "string" ? v : jsonText(v, { maxChars: 201, maxValues: 200, truncate: true });
     return esc(s.length > 200 ? `${s.slice(0, 197)}…` : s);
   };
   const body = rows
@@ -101,28 +81,43 @@ function leaf(v: unknown): string {
   return "";
 }
 
-function tree(v: unknown, depth: number, budget: { n: number }, seen: Set<object>): string {
+/** `seen`: every object already shown, with where; a shared one is shown once, then named. */
+function tree(v: unknown, depth: number, budget: { n: number }, seen: Map<object, string>, path: string): string {
   const l = leaf(v);
   if (l || v === null || typeof v !== "object") return l || esc(String(v));
-  if (seen.has(v)) return `<span class="mute">[circular]</span>`;
-  seen.add(v);
-  const [entries, label]: [[unknown, unknown][], string] =
-    v instanceof Map
-      ? [[...v.entries()], `Map(${v.size})`]
-      : v instanceof Set
-        ? [[...v].map((x, i) => [i, x]), `Set(${v.size})`]
-        : Array.isArray(v)
-          ? [v.map((x, i) => [i, x]), `Array(${v.length})`]
-          : [Object.entries(v), `{${Object.keys(v).length}}`];
+  const first = seen.get(v);
+  if (first !== undefined) return `<span class="mute">${esc(first === path ? "[circular]" : `[same as ${first}]`)}</span>`;
+  seen.set(v, path);
+  const label = v instanceof Map ? `Map(${v.size})` : v instanceof Set ? `Set(${v.size})` : Array.isArray(v) ? `Array(${v.length})` : `{${Object.keys(v).length}}`;
   const items: string[] = [];
-  for (const [k, x] of entries) {
+  for (const [k, x] of entriesOf(v, budget.n)) {
     if (--budget.n <= 0) {
       items.push(`<div class="mute">…</div>`);
       break;
     }
-    const key = typeof k === "string" ? k : typeof k === "number" ? String(k) : JSON.stringify(toJsonable(k));
-    items.push(`<div><span class="k">${esc(key)}</span>: ${tree(x, depth + 1, budget, seen)}</div>`);
+    const key = typeof k === "string" ? k : typeof k === "number" ? String(k) : jsonText(k, { maxChars: 80, maxValues: 20, truncate: true });
+    const sub = path.length > 120 ? `${path.slice(0, 117)}…` : typeof k === "number" ? `${path}[${k}]` : `${path}.${key}`;
+    items.push(`<div><span class="k">${esc(key)}</span>: ${tree(x, depth + 1, budget, seen, sub)}</div>`);
   }
-  seen.delete(v);
   return `<details${depth < 1 || budget.n > MAX_NODES - 40 ? " open" : ""}><summary>${esc(label)}</summary>${items.join("")}</details>`;
+}
+
+/** At most `max` entries of a container, read lazily: `new Array(1e9)` costs `max` steps. */
+function* entriesOf(v: object, max: number): Generator<[unknown, unknown]> {
+  let n = 0;
+  if (v instanceof Map) {
+    for (const e of v) if (n++ < max) yield e;
+    else return;
+  } else if (v instanceof Set) {
+    for (const x of v) if (n < max) yield [n++, x];
+    else return;
+  } else if (Array.isArray(v)) {
+    for (let i = 0; i < v.length && i < max; i++) yield [i, v[i]];
+  } else {
+    for (const k in v) {
+      if (!Object.hasOwn(v, k)) continue;
+      if (n++ >= max) return;
+      yield [k, (v as Record<string, unknown>)[k]];
+    }
+  }
 }

@@ -1,4 +1,5 @@
 /** What the inspection commands share: the client over the chosen datastore, and formatting. */
+import { printable } from "../_terminal.ts";
 import { getJson } from "../../core/_datastore.ts";
 import { attemptKey } from "../../core/_layout.ts";
 import { createClient, type Task } from "../../core/client.ts";
@@ -52,10 +53,7 @@ export function table(header: string[], rows: string[][]): string {
   return `${[line(header), ...rows.map(line)].join("\n")}\n`;
 }
 
-/** Text safe for a terminal: control characters (escape sequences from artifacts) shown escaped. */
-export function printable(s: string): string {
-  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
-}
+export { printable };
 
 /** English count: `1 task`, `2 tasks`. */
 export function plural(n: number, one: string, many = `${one}s`): string {

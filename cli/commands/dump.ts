@@ -1,10 +1,13 @@
 import { defineCommand } from "citty";
 import { type Artifact, parsePathspec, type Run, type Step, type Task } from "../../core/client.ts";
-import { TsflowError } from "../../core/errors.ts";
+import { JsonLimitError, jsonText } from "../../core/_json.ts";
+import { isTsflowError, TsflowError } from "../../core/errors.ts";
 import type { Datastore, TaskError } from "../../core/types.ts";
 import { attemptError, cliClient, datastoreArg, formatBytes, formatTaskError, plural, printable, table } from "./_client.ts";
 
 const PREVIEW_LOAD_LIMIT = 256 * 1024;
+/** What `--json` prints at most: values walked (each object once). */
+const JSON_MAX_VALUES = 20_000_000;
 
 export default defineCommand({
   meta: { name: "dump", description: "Show a task's artifacts: tsflow dump Flow/run/step[/task] [--include a,b] [--json]" },
@@ -45,7 +48,15 @@ export default defineCommand({
         for (const a of await pick(task)) values[a.name] = await a.value();
         out[task.pathspec] = values;
       }
-      process.stdout.write(`${JSON.stringify(tasks.length === 1 ? out[tasks[0]!.pathspec] : out, jsonReplacer, 2)}\n`);
+      // Bounded and iterative: shared sub-objects print once, any depth, no call-stack overflow.
+      let text: string;
+      try {
+        text = jsonText(tasks.length === 1 ? out[tasks[0]!.pathspec] : out, { indent: 2, maxValues: JSON_MAX_VALUES });
+      } catch (e) {
+        if (e instanceof JsonLimitError) throw new TsflowError("TooLarge", `the artifacts of ${spec} are too large to print as JSON (${e.message}): pick some with --include, or read them with the client API`);
+        throw e;
+      }
+      process.stdout.write(`${text}\n`);
       return 0;
     }
     for (const task of tasks) {
@@ -55,7 +66,7 @@ export default defineCommand({
       process.stdout.write(`${taskTitle(task)} (${state}, ${plural(arts.length, "artifact")})\n`);
       if (error) process.stdout.write(`${formatTaskError(error, "  ")}\n`);
       const rows: string[][] = [];
-      for (const a of arts) rows.push([a.name, a.type, formatBytes(a.size), a.size <= PREVIEW_LOAD_LIMIT ? preview(await a.value()) : "(large: --json to load)"]);
+      for (const a of arts) rows.push([printable(a.name), printable(a.type), formatBytes(a.size), a.size <= PREVIEW_LOAD_LIMIT ? await previewOf(a) : "(large: --json to load)"]);
       if (rows.length) process.stdout.write(table(["NAME", "TYPE", "SIZE", "PREVIEW"], rows));
     }
     return 0;
@@ -76,7 +87,7 @@ async function dumpUnfinishedRun(run: Run, json: boolean, store: Datastore): Pro
   const status = run.abandoned ? "failed (abandoned: its orchestrator died)" : run.status;
   if (json) {
     const tasks = Object.fromEntries(rows.map(({ task, error }) => [task.pathspec, { successful: task.successful, attempt: task.attempt, ...(error ? { error } : {}) }]));
-    process.stdout.write(`${JSON.stringify({ run: run.pathspec, status, error: run.error, tasks }, jsonReplacer, 2)}\n`);
+    process.stdout.write(`${jsonText({ run: run.pathspec, status, error: run.error, tasks }, { indent: 2 })}\n`);
     return 0;
   }
   const where = run.error?.pathspec ? ` in ${run.flow}/${run.error.pathspec}` : "";
@@ -90,37 +101,15 @@ async function dumpUnfinishedRun(run: Run, json: boolean, store: Datastore): Pro
   return 0;
 }
 
-/** One line, at most 80 characters, control characters escaped. */
-function preview(v: unknown): string {
-  let s: string;
-  if (typeof v === "string") s = JSON.stringify(v);
-  else if (typeof v === "function") s = "[function]";
-  else {
-    try {
-      s = JSON.stringify(v, jsonReplacer) ?? String(v);
-    } catch {
-      s = String(v);
-    }
+/** One line, at most 80 characters, control characters escaped; the load is capped by the blob's real size. */
+async function previewOf(a: Artifact): Promise<string> {
+  let v: unknown;
+  try {
+    v = await a.value({ maxBytes: PREVIEW_LOAD_LIMIT });
+  } catch (e) {
+    if (isTsflowError(e) && e.code === "TooLarge") return "(large: --json to load)";
+    throw e;
   }
-  s = printable(s.replace(/\s+/g, " "));
+  const s = printable((typeof v === "string" ? JSON.stringify(v.slice(0, 200)) : jsonText(v, { maxChars: 200, maxValues: 100, truncate: true })).replace(/\s+/g, " "));
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
-/** JSON for values JSON cannot hold: Map, Set, bigint, bytes, Date, errors. */
-function jsonReplacer(_key: string, v: unknown): unknown {
-  if (typeof v === "bigint") return `${v}n`;
-  if (v instanceof Map) return Object.fromEntries([...v.entries()].map(([k, x]) => [String(k), x]));
-  if (v instanceof Set) return [...v];
-  if (v instanceof Uint8Array) return { type: "Uint8Array", byteLength: v.byteLength, base64: toBase64(v.subarray(0, 1 << 20)) };
-  if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>);
-  if (v instanceof Error) return { name: v.name, message: v.message };
-  if (typeof v === "function") return "[function]";
-  if (v === undefined) return null;
-  return v;
-}
-
-function toBase64(b: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode(...b.subarray(i, i + 0x8000));
-  return btoa(s);
 }

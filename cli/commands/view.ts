@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readdir, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { hostname as osHostname, networkInterfaces } from "node:os";
 import { pipeline } from "node:stream/promises";
@@ -35,12 +35,14 @@ export default defineCommand({
       if (!flow || !runId || rest.length) throw new TsflowError("BadOption", `give the run to export as Flow/runId, e.g. tsflow view --export out PetsFlow/1795921999343-005m (got '${args.pathspec ?? ""}')`);
       const { exportRun } = await import("../../viewer/export.ts");
       const dir = resolve(args.export);
+      await prepareExportDir(dir);
       const t0 = Date.now();
       const res = await exportRun(store, host, flow, runId, async (path, data) => {
         const file = join(dir, path);
-        await mkdir(dirname(file), { recursive: true });
-        if (data instanceof Uint8Array) await writeFile(file, data);
-        else await pipeline(Readable.from(data), createWriteStream(file));
+        await ensureDir(dir, dirname(file));
+        // "wx": create only, so nothing is overwritten and no planted symlink is followed.
+        if (data instanceof Uint8Array) await writeFile(file, data, { flag: "wx" });
+        else await pipeline(Readable.from(data), createWriteStream(file, { flags: "wx" }));
       });
       process.stdout.write(`✔ Exported ${flow}/${runId} to ${dir} (${res.files} ${res.files === 1 ? "file" : "files"}, ${(res.bytes / 1e6).toFixed(1)} MB, ${Date.now() - t0} ms): open ${join(dir, "index.html")}\n`);
       return 0;
@@ -114,4 +116,21 @@ function hostHeaders(names: string[], port: number): string[] {
     const h = n.includes(":") ? `[${n}]` : n;
     return port === 80 ? [`${h}:80`, h] : [`${h}:${port}`];
   });
+}
+
+/** The export goes to a new or empty directory: an export never overwrites anything. */
+async function prepareExportDir(dir: string): Promise<void> {
+  const st = await lstat(dir).catch(() => null);
+  if (st === null) return void (await mkdir(dir, { recursive: true }));
+  if (!st.isDirectory()) throw new TsflowError("BadOption", `--export target '${dir}' is ${st.isSymbolicLink() ? "a symbolic link" : "a file"}, not a directory: give a new or empty directory`);
+  if ((await readdir(dir)).length > 0) throw new TsflowError("BadOption", `--export target '${dir}' is not empty: give a new or empty directory (an export never overwrites files)`);
+}
+
+/** Creates `sub` below `dir`, refusing a symbolic link on the way (written there after our check). */
+async function ensureDir(dir: string, sub: string): Promise<void> {
+  if (sub === dir) return;
+  await ensureDir(dir, dirname(sub));
+  const st = await lstat(sub).catch(() => null);
+  if (st === null) await mkdir(sub);
+  else if (!st.isDirectory()) throw new TsflowError("BadOption", `cannot export into '${sub}': it is not a directory we created`);
 }

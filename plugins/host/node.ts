@@ -52,7 +52,7 @@ export default function nodeHost(): Host {
     },
     // One gzip member per chunk: joining a 1 GB segment to its header would copy it whole.
     gzip: (chunks) => chunks.filter((c) => c.byteLength > 0).map((c) => gzipSync(c, { level: constants.Z_BEST_SPEED })),
-    gunzip: (data) => gunzipSync(data),
+    gunzip: (data, maxOutput) => gunzipSync(data, maxOutput === undefined ? {} : { maxOutputLength: Math.max(1, maxOutput) }),
   };
 }
 
