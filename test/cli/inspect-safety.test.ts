@@ -48,7 +48,7 @@ describe("inspection commands over hostile content", () => {
       const r = spawnSync("script", ["-qec", cmd, "/dev/null"], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" }, timeout: 60_000 });
       return r.stdout;
     };
-    for (const args of [["logs", `${F}/${R}/end`], ["runs", F], ["tag", "list", `${F}/${R}`], ["dump", `${F}/${R}/end`]]) {
+    for (const args of [["logs", `${F}/${R}/end`], ["runs", F, "--all"], ["tag", "list", `${F}/${R}`], ["dump", `${F}/${R}/end`]]) {
       const out = onTty([...args, "--datastore", root]);
       expect(out, args.join(" ")).toContain("\\x1b]0;pwned");
       expect(out, args.join(" ")).not.toContain(ESC);
