@@ -6,6 +6,8 @@
 import { defaultCardRenderer } from "./cards/index.ts";
 import { installCardRenderer } from "./core/cards.ts";
 import { createClient, type Flow as ClientFlow } from "./core/client.ts";
+import { runningTask } from "./core/flow.ts";
+import type { Datastore } from "./core/types.ts";
 import nodeHost from "./plugins/host/node.ts";
 import { openDatastore } from "./runner/stores.ts";
 
@@ -27,9 +29,14 @@ export {
 } from "./runner/run.ts";
 export type { ResumePlan } from "./runner/resume.ts";
 
-// The client API wired to the defaults: the datastore `runFlow` would use (`TSFLOW_DATASTORE`
-// or `.tsflow` found upwards), opened on first use.
-const defaultClient = createClient(() => openDatastore(), nodeHost());
+// The client API wired to the defaults: inside a running task, the datastore of the task's own
+// run (its --datastore, in a worker, a container or a Batch job alike); elsewhere the one
+// `runFlow` would use (`TSFLOW_DATASTORE` or `.tsflow` found upwards), opened on first use.
+let defaultStore: Promise<Datastore> | undefined;
+const defaultClient = createClient(() => {
+  const inTask = runningTask()?.store;
+  return inTask ? Promise.resolve(inTask) : (defaultStore ??= openDatastore());
+}, nodeHost());
 /** `Flow.get(name)` / `Flow.list()` over the default datastore (see core/client.ts). */
 export const Flow = defaultClient.Flow;
 export type Flow<F = unknown> = ClientFlow<F>;

@@ -15,7 +15,7 @@ import { effectiveStatus, readHeartbeat } from "./_status.ts";
 import { type LoadLimits, loadArtifact } from "./artifacts.ts";
 import { type CardData, type CardRef, loadCardData, loadCardDocument, readCardRefs } from "./cards.ts";
 import { TsflowError } from "./errors.ts";
-import type { Artifacts } from "./flow.ts";
+import { type Artifacts, runningTask } from "./flow.ts";
 import type { DoneRecord } from "./task.ts";
 import type { ArtifactRef, Datastore, ForeachFrame, Host, TaskError, TaskResult } from "./types.ts";
 
@@ -118,11 +118,12 @@ export interface RunsOptions {
   successful?: boolean;
 }
 
-/** Makes a client over a datastore (or a lazy opener of one). */
+/** Makes a client over a datastore (or an opener of one, asked on every read; it should cache). */
 export function createClient(store: Datastore | (() => Promise<Datastore>), host: Host) {
-  let opened: Promise<Datastore> | undefined;
   const ctx: ClientContext = {
-    store: typeof store === "function" ? () => (opened ??= store()) : () => Promise.resolve(store),
+    // A function is asked on every read (it caches what it opens): the default client's answer
+    // changes while a task runs, to the datastore of the task's own run.
+    store: typeof store === "function" ? store : () => Promise.resolve(store),
     host,
     namespace: undefined,
   };
@@ -171,7 +172,11 @@ export function createClient(store: Datastore | (() => Promise<Datastore>), host
 export type Client = ReturnType<typeof createClient>;
 
 function currentNamespace(ctx: ClientContext): string | null {
-  return ctx.namespace === undefined ? `user:${ctx.host.username()}` : ctx.namespace;
+  if (ctx.namespace !== undefined) return ctx.namespace;
+  // Inside a task the default is the run's namespace, not the account the task runs under (a
+  // container or a Batch job is often root).
+  const ns = runningTask()?.current.namespace;
+  return ns !== undefined ? ns : `user:${ctx.host.username()}`;
 }
 
 /** A flow: its runs, newest first. */

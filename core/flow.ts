@@ -11,6 +11,7 @@
 import type { ConfigSource } from "./config.ts";
 import { type CardAccess, cardSpec } from "./cards.ts";
 import { TsflowError } from "./errors.ts";
+import type { Datastore } from "./types.ts";
 
 const STEP_META = Symbol.for("tsflow.stepMeta");
 const FLOW_BRAND = Symbol.for("tsflow.FlowSpec");
@@ -37,6 +38,8 @@ export interface RuntimeHooks {
   current: Partial<CurrentInfo>;
   /** True while the runtime constructs a flow instance (parameters resolve to descriptors). */
   constructing: boolean;
+  /** The datastore of the running task's run: the client inside a task reads this one. */
+  store?: Datastore;
 }
 
 function hooks(): RuntimeHooks | undefined {
@@ -46,6 +49,16 @@ function hooks(): RuntimeHooks | undefined {
 /** Installs the hooks of the running task; the runtime calls this, users never do. */
 export function installRuntime(h: RuntimeHooks | undefined): void {
   (globalThis as Record<symbol, RuntimeHooks | undefined>)[RUNTIME] = h;
+}
+
+/**
+ * The task running in this process, if any: its `current` values and its run's datastore. The
+ * default client reads the run's own datastore from inside a task (also in a container or a
+ * Batch job), and defaults to the run's namespace.
+ */
+export function runningTask(): { store?: Datastore; current: Partial<CurrentInfo> } | undefined {
+  const h = hooks();
+  return h && !h.constructing ? h : undefined;
 }
 
 export function getStepMeta(fn: unknown): StepMeta | undefined {

@@ -333,7 +333,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         tags: [...tags, ...systemTags],
         originRunId: options.originRunId,
         username: user,
-        namespace: options.namespace,
+        // Metaflow's default: the namespace of the user who started the run.
+        namespace: options.namespace === undefined ? `user:${user}` : options.namespace,
       };
       const outcome = await runAttempt(spec, executor);
       if (outcome.ok) {

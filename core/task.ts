@@ -277,6 +277,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   const running: RuntimeHooks = {
     constructing: false,
     current,
+    store,
     next(_flow, args) {
       if (taken) throw new TsflowError("BadTransition", `step '${spec.step}' called this.next() twice`);
       taken = readRuntimeTransition(args, stepNames, spec.step);

@@ -5,7 +5,7 @@
  * the flow (a class or a file); the datastore (an object or a location); the executor of each
  * step (`@docker`, `@batch`, `--executor`); `@cached`; the resume plan.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { contentHash, refOf } from "../core/artifacts.ts";
 import { type StepCache, stepCache } from "../core/cache.ts";
 import { createClient, type Run } from "../core/client.ts";
@@ -406,19 +406,41 @@ async function parameterHashes(info: FlowInfo, values: Record<string, unknown>, 
   return out;
 }
 
-/** The file that defined the class, read from the stack captured by `@step`. */
+/**
+ * The file that defined the class, read from the stack captured by `@step`. The first frame is
+ * tsflow's own `step` (core/flow.ts, or the bundle it is built into): every frame in that file is
+ * tsflow's, wherever tsflow is installed — a symlinked checkout (npm link, workspaces) has no
+ * `node_modules` in its real path. A candidate must declare a class of the flow's name, so a
+ * helper's frame can never make the workers run the wrong module.
+ */
 export function definingFile(flowClass: Function): string | undefined {
   const first = Object.getOwnPropertyNames(flowClass.prototype)
     .map((k) => getStepMeta(Object.getOwnPropertyDescriptor(flowClass.prototype, k)?.value))
     .find((m) => m?.definedAt);
+  const files: string[] = [];
   for (const line of first?.definedAt?.split("\n").slice(1) ?? []) {
     const m = /(?:\(|at |@)((?:file:\/\/)?\/[^():]+\.(?:[cm]?[jt]s|tsx)):\d+/.exec(line);
-    if (!m) continue;
-    const path = decodeURIComponent(m[1]!.replace(/^file:\/\//, ""));
-    if (/\/(core|dist)\/[^/]+\.(ts|mjs)$/.test(path) && /tsflow|\/core\//.test(path)) continue;
+    if (m) files.push(decodeURIComponent(m[1]!.replace(/^file:\/\//, "")));
+  }
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  const own = files[0] === undefined ? undefined : real(files[0]);
+  const classDecl = new RegExp(`\\bclass\\s+${flowClass.name.replace(/[$]/g, "\\$")}\\b`);
+  for (const path of files.slice(1)) {
+    if (real(path) === own) continue;
     // Legacy decorators run through a helper (tslib's __decorate, oxc's or a bundler's runtime
     // helper, sometimes a virtual module): that frame is not the flow's file.
     if (path.includes("/node_modules/") || /[\0\s]@|decorate\.[cm]?js$/.test(path) || !existsSync(path)) continue;
+    try {
+      if (!classDecl.test(readFileSync(path, "utf8"))) continue;
+    } catch {
+      continue;
+    }
     return path;
   }
   return undefined;
