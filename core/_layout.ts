@@ -12,6 +12,7 @@
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/cards/<id>.json  a card (blobs: data, HTML)
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/done.json        success marker, written last
  *   packages/<hash>                               code packages for remote executors
+ *   gc/<id>.mark|sweep|done                       a gc at work (or over): see _sweeps.ts
  */
 export const blobKey = (hash: string) => `blobs/${hash.slice(0, 2)}/${hash}`;
 export const flowsPrefix = () => "flows/";

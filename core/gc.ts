@@ -3,17 +3,18 @@
  *
  * Blobs are shared (content addressing, resume clones by reference, `@cached` reuses), so a
  * blob is garbage only when no remaining run's run.json parameters, done.json or result.json
- * names it. gc is mark-and-sweep with two guards for runs that are still writing:
- * - a blob younger than the grace period is never deleted: a live task writes its blobs
- *   before the result.json that references them;
- * - the blobs of `running` runs are marked from whatever they have written so far.
- * Without a way to tell a blob's age (`modifiedAt`), every blob counts as young: nothing
- * unreferenced is deleted unless the grace period is 0.
+ * names it. gc is mark-and-sweep; what keeps it from deleting a blob a live run has put but not
+ * yet referenced is the protocol of `_sweeps.ts` (a marker, a second mark of the live runs
+ * before sweeping, and writers that put again what a sweep may have taken), not timing. The
+ * grace period only spares recent unreferenced blobs (a put of an existing blob refreshes its
+ * age where the store can); without a way to tell a blob's age (`modifiedAt`), every blob
+ * counts as young: nothing unreferenced is deleted unless the grace period is 0.
  */
 import { deletePrefix, getJson, listAll, mapLimit } from "./_datastore.ts";
 import type { CardRef } from "./cards.ts";
 import { doneKey, flowsPrefix, runKey, runPrefix, runsPrefix } from "./_layout.ts";
-import { runStatus } from "./_status.ts";
+import { effectiveStatus, readHeartbeat, runStatus } from "./_status.ts";
+import { BEAT_MS, FENCE_MS, type SweepPhase, sweepMarkerKey, sweepPhases } from "./_sweeps.ts";
 import { TsflowError } from "./errors.ts";
 import type { ArtifactRef, Datastore } from "./types.ts";
 
@@ -76,52 +77,123 @@ async function allRuns(store: Datastore): Promise<{ flow: string; runId: string 
   return out;
 }
 
-/** Mark-and-sweep over `blobs/`. Never deletes a referenced blob or one younger than the grace period. */
+/** gc's marker (see `_sweeps.ts`): announced before marking, rewritten while gc runs. */
+async function announce(store: Datastore) {
+  const id = `${Date.now()}-${Math.floor(Math.random() * 36 ** 6)
+    .toString(36)
+    .padStart(6, "0")}`;
+  let phase: SweepPhase = "mark";
+  let lastBeat = Date.now();
+  // One write at a time, so a late beat never brings back the key of a phase already left.
+  let writing: Promise<void> = Promise.resolve();
+  const write = async () => {
+    await store.put(sweepMarkerKey(id, phase), new TextEncoder().encode(String(Date.now())));
+    lastBeat = Date.now();
+  };
+  const beat = () => (writing = writing.then(write, write));
+  await beat();
+  const timer = setInterval(() => void beat().catch(() => {}), BEAT_MS);
+  return {
+    /** Moves to `next`: the new marker is written before the old one goes. */
+    async phase(next: SweepPhase) {
+      const old = phase;
+      phase = next;
+      await beat();
+      await store.delete(sweepMarkerKey(id, old));
+    },
+    /** Throws when the marker could not be rewritten lately: writers may count this gc as dead. */
+    fence() {
+      if (Date.now() - lastBeat > FENCE_MS) {
+        throw new TsflowError("Datastore", `gc stopped: it could not update its marker in ${store.url} for ${Math.round((Date.now() - lastBeat) / 1000)} s (paused or cut off), so live runs may no longer count on it; nothing more was deleted, run it again`);
+      }
+    },
+    async finish() {
+      clearInterval(timer);
+      await this.phase("done");
+      // Markers of gcs long over (or long dead) only cost listings.
+      for (const [other, p] of await sweepPhases(store)) {
+        const at = Number(other.split("-")[0]);
+        if (other !== id && Date.now() - at > 7 * 86_400_000) await store.delete(sweepMarkerKey(other, p));
+      }
+    },
+    /** After a failure: a gc that stopped deletes nothing more, so it counts as done. */
+    async abandon() {
+      clearInterval(timer);
+      if (phase !== "done") await this.phase("done").catch(() => {});
+    },
+  };
+}
+
+/** Mark-and-sweep over `blobs/`. Never deletes a referenced blob, one younger than the grace period, or one a live run has put. */
 export async function collectGarbage(store: Datastore, options: GcOptions = {}): Promise<GcReport> {
   const now = options.now ?? Date.now();
   const graceMs = options.graceMs ?? 3_600_000;
-  // List blobs before marking: a blob written after this listing is not a candidate at all,
-  // and one written before it is either referenced by a document marked below or young.
-  const blobKeys = (await listAll(store, "blobs/")).filter((k) => HASH_KEY.test(k));
-  const runs = await allRuns(store);
-  const marked = new Set<string>();
-  let live = 0;
-  await mapLimit(runs, 4, async ({ flow, runId }) => {
-    if ((await runStatus(store, flow, runId, now)) === "running") live++;
-    await markRun(store, flow, runId, marked);
-  });
-  const report: GcReport = { runs: runs.length, live, blobs: blobKeys.length, referenced: 0, deleted: [], deletedBytes: 0, young: 0, staleCacheEntries: 0 };
-  const candidates: string[] = [];
-  for (const key of blobKeys) {
-    const hash = HASH_KEY.exec(key)![2]!;
-    if (marked.has(hash)) report.referenced++;
-    else candidates.push(key);
-  }
-  await mapLimit(candidates, 16, async (key) => {
-    if (graceMs > 0) {
-      const at = options.modifiedAt ? await options.modifiedAt(key) : null;
-      if (at === null || now - at < graceMs) {
-        report.young++;
-        return;
-      }
+  const marker = options.dryRun ? undefined : await announce(store);
+  try {
+    // List blobs before marking: a blob written after this listing is not a candidate at all,
+    // and one written before it is either referenced by a document marked below, young, or
+    // put again by its writer (see `_sweeps.ts`).
+    const blobKeys = (await listAll(store, "blobs/")).filter((k) => HASH_KEY.test(k));
+    const runs = await allRuns(store);
+    const marked = new Set<string>();
+    /** Runs that may still write references: running (or abandoned: a paused orchestrator may wake up). */
+    const writing = new Set<string>();
+    let live = 0;
+    await mapLimit(runs, 4, async ({ flow, runId }) => {
+      const doc = await getJson<{ status?: string; createdAt?: number }>(store, runKey(flow, runId)).catch(() => undefined);
+      if (doc === undefined || doc?.status === "running") writing.add(`${flow}/${runId}`);
+      if (doc && effectiveStatus(doc, await readHeartbeat(store, flow, runId), now) === "running") live++;
+      await markRun(store, flow, runId, marked);
+    });
+    const report: GcReport = { runs: runs.length, live, blobs: blobKeys.length, referenced: 0, deleted: [], deletedBytes: 0, young: 0, staleCacheEntries: 0 };
+    let candidates: string[] = [];
+    for (const key of blobKeys) {
+      const hash = HASH_KEY.exec(key)![2]!;
+      if (marked.has(hash)) report.referenced++;
+      else candidates.push(key);
     }
-    const size = store.size ? ((await store.size(key)) ?? 0) : 0;
-    if (!options.dryRun) await store.delete(key);
-    report.deleted.push(key);
-    report.deletedBytes += size;
-  });
-  report.deleted.sort();
-  // `@cached` index entries whose task is gone (its run was deleted) would only ever miss.
-  for (const key of await listAll(store, "cache/")) {
-    const target = new TextDecoder().decode((await store.get(key)) ?? new Uint8Array()).trim();
-    const flow = key.split("/")[1];
-    const [run, step, task] = target.split("/");
-    const ok = flow && run && step && task && /^[A-Za-z0-9_.:@=+-]+$/.test(run + step + task) && (await store.has(doneKey(flow, run, step, task)));
-    if (ok) continue;
-    report.staleCacheEntries++;
-    if (!options.dryRun) await store.delete(key);
+    const old = await mapLimit(candidates, 16, async (key) => {
+      if (graceMs <= 0) return true;
+      const at = options.modifiedAt ? await options.modifiedAt(key) : null;
+      return at !== null && now - at >= graceMs;
+    });
+    report.young = old.filter((o) => !o).length;
+    candidates = candidates.filter((_, i) => old[i]);
+    if (marker) {
+      // Writers that published after the first mark are seen by this second one; those that
+      // publish later find this gc in `sweep` (or `done`) and put their blobs again.
+      await marker.phase("sweep");
+      const known = new Set(runs.map((r) => `${r.flow}/${r.runId}`));
+      const again = (await allRuns(store)).filter((r) => !known.has(`${r.flow}/${r.runId}`) || writing.has(`${r.flow}/${r.runId}`));
+      await mapLimit(again, 4, ({ flow, runId }) => markRun(store, flow, runId, marked));
+      candidates = candidates.filter((key) => !marked.has(HASH_KEY.exec(key)![2]!));
+    }
+    await mapLimit(candidates, 16, async (key) => {
+      const size = store.size ? ((await store.size(key)) ?? 0) : 0;
+      if (marker) {
+        marker.fence();
+        await store.delete(key);
+      }
+      report.deleted.push(key);
+      report.deletedBytes += size;
+    });
+    report.deleted.sort();
+    // `@cached` index entries whose task is gone (its run was deleted) would only ever miss.
+    for (const key of await listAll(store, "cache/")) {
+      const target = new TextDecoder().decode((await store.get(key)) ?? new Uint8Array()).trim();
+      const flow = key.split("/")[1];
+      const [run, step, task] = target.split("/");
+      const ok = flow && run && step && task && /^[A-Za-z0-9_.:@=+-]+$/.test(run + step + task) && (await store.has(doneKey(flow, run, step, task)));
+      if (ok) continue;
+      report.staleCacheEntries++;
+      if (!options.dryRun) await store.delete(key);
+    }
+    await marker?.finish();
+    return report;
+  } catch (e) {
+    await marker?.abandon();
+    throw e;
   }
-  return report;
 }
 
 /** Deletes a run's metadata and logs (its blobs go at the next gc). Refuses a running run. */

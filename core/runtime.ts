@@ -7,6 +7,7 @@
  */
 import { getJson, putJson } from "./_datastore.ts";
 import { attemptKey, doneKey, heartbeatKey, runKey, taskKey } from "./_layout.ts";
+import { watchSweeps } from "./_sweeps.ts";
 import { storeArtifact } from "./artifacts.ts";
 import { applyConfig, configValues, readConfig, usesConfig } from "./config.ts";
 import { TsflowError } from "./errors.ts";
@@ -137,6 +138,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
 
   // Resume passes the origin's parameter refs in `runRecord`: reuse them, store nothing again.
   const reusedParameters = options.runRecord?.parameters as Record<string, ArtifactRef> | undefined;
+  const sweeps = reusedParameters ? undefined : await watchSweeps(store);
   const parameters = reusedParameters ?? (await storeParameters(info, options.parameters ?? {}, store, host));
   const record: RunRecord & Record<string, unknown> = {
     flow,
@@ -176,6 +178,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     await ex.check?.(store);
   }
   await putJson(store, runKey(flow, runId), record);
+  // A gc that swept between storing the parameters and run.json may have taken their blobs.
+  if (await sweeps?.swept()) await storeParameters(info, options.parameters ?? {}, store, host);
   await store.put(heartbeatKey(flow, runId), new TextEncoder().encode(String(Date.now())));
   reporter.runStarted?.({ flow, runId, steps: graph.order });
 

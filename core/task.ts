@@ -15,7 +15,8 @@ import { contentHash, loadArtifact, loadArtifactSync, refOf, storeArtifact, stor
 import { TsflowError } from "./errors.ts";
 import { type CurrentInfo, INSTANCE_HOOKS, installRuntime, isParameterSpec, type MergeOptions, type RuntimeHooks } from "./flow.ts";
 import { type GraphNode, loadFlowInfo } from "./graph.ts";
-import type { ArtifactRef, Datastore, Host, TaskError, TaskResult, TaskSpec } from "./types.ts";
+import { type SweepWatch, watchSweeps } from "./_sweeps.ts";
+import type { ArtifactRef, Bytes, Datastore, Host, TaskError, TaskResult, TaskSpec } from "./types.ts";
 
 /** What a task needs from the process it runs in. */
 export interface TaskEnvironment {
@@ -81,8 +82,9 @@ export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise
   // Every task gets a card session, so `current.card` works (as a no-op) in steps without @card.
   const cardSpecs = cardSpecsOf(spec.decorators ?? {});
   const cards = new CardSession(spec, env.store, env.host, cardSpecs);
+  const stored: StoredBlobs = { written: [] };
   try {
-    result = await runAttempt(spec, env, startedAt, cards);
+    result = await runAttempt(spec, env, startedAt, cards, stored);
   } catch (e) {
     const error = errorInfo(e);
     // A step that put a secret in its error message must not store it (see runner/secrets.ts).
@@ -98,8 +100,29 @@ export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise
     const refs = await cards.finish({ ok: result.ok, error: result.error, startedAt: result.startedAt, finishedAt: result.finishedAt, artifacts: cards.artifacts ?? [] });
     if (refs.length > 0) result.cards = refs;
   }
-  await env.store.put(attemptKey(spec.flowName, spec.runId, spec.step, spec.taskId, spec.attempt, "result.json"), new TextEncoder().encode(JSON.stringify(result)));
+  const resultKey = attemptKey(spec.flowName, spec.runId, spec.step, spec.taskId, spec.attempt, "result.json");
+  await env.store.put(resultKey, new TextEncoder().encode(JSON.stringify(result)));
+  // A gc that swept between our puts and the result.json may have taken blobs we put or
+  // found: put them again before anyone reads them (see core/_sweeps.ts).
+  if (result.ok && stored.watch && (await (await stored.watch).swept())) {
+    try {
+      await mapLimit(stored.written, 4, async ({ name, value, hash }) => {
+        const again = await storeArtifact(env.store, env.host, name, value);
+        if (again.hash !== hash) throw new TsflowError("Datastore", `artifact '${name}' changed while it was being stored (blob ${hash.slice(0, 12)}… became ${again.hash.slice(0, 12)}…)`);
+      });
+    } catch (e) {
+      result = { ok: false, error: errorInfo(e), artifacts: {}, next: [], startedAt, finishedAt: Date.now() };
+      await env.store.put(resultKey, new TextEncoder().encode(JSON.stringify(result)));
+    }
+  }
   return result;
+}
+
+/** What a task put: to put again when a gc may have swept it away before the result.json. */
+interface StoredBlobs {
+  /** Started before the first put. */
+  watch?: Promise<SweepWatch>;
+  written: { name: string; value: unknown; hash: string }[];
 }
 
 async function readRun(store: Datastore, spec: TaskSpec): Promise<RunRecord> {
@@ -122,7 +145,7 @@ async function readDone(store: Datastore, flow: string, pathspec: string): Promi
   return done;
 }
 
-async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: number, cards: CardSession): Promise<TaskResult> {
+async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: number, cards: CardSession, stored: StoredBlobs): Promise<TaskResult> {
   const { store, host, flowClass } = env;
   const info = loadFlowInfo(flowClass);
   const node = info.graph.nodes[spec.step];
@@ -321,6 +344,13 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   // defaults (initializers) only when changed in place, except the list a foreach splits on,
   // which its children read.
   const artifacts: Record<string, ArtifactRef> = {};
+  const put = async (name: string, value: unknown, chunks: Bytes[], ref: ArtifactRef) => {
+    stored.watch ??= watchSweeps(store);
+    await stored.watch;
+    const out = await storeEncoded(store, host, chunks, ref);
+    stored.written.push({ name, value, hash: out.hash });
+    return out;
+  };
   const names = [...new Set([...Object.keys(flow), ...slots.keys()])].filter((n) => !n.startsWith("_"));
   await mapLimit(names, 4, async (name) => {
     const slot = slots.get(name);
@@ -335,7 +365,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     if (slot?.state === "default" && name !== node.foreach) {
       if (!isObjectLike(value) || slot.initial === undefined) return;
       const { ref, chunks } = refOf(host, name, value);
-      if (ref.hash !== slot.initial) artifacts[name] = await storeEncoded(store, host, chunks, ref);
+      if (ref.hash !== slot.initial) artifacts[name] = await put(name, value, chunks, ref);
       return;
     }
     if (slot?.state === "loaded" && slot.ref) {
@@ -344,10 +374,11 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
         artifacts[name] = slot.ref;
         return;
       }
-      artifacts[name] = await storeEncoded(store, host, chunks, ref);
+      artifacts[name] = await put(name, value, chunks, ref);
       return;
     }
-    artifacts[name] = await storeArtifact(store, host, name, value);
+    const { ref, chunks } = refOf(host, name, value);
+    artifacts[name] = await put(name, value, chunks, ref);
   });
   if (cards.active) {
     // The default card previews what this step produced or read; inherited artifacts it never

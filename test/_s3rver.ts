@@ -4,6 +4,7 @@
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer as createHttpServer, request as httpRequest } from "node:http";
 import { createRequire } from "node:module";
 import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -33,6 +34,27 @@ export interface RunningS3rver {
  */
 const CHILD = `
 const S3rver = require(process.env.S3RVER_MODULE);
+// s3rver 3.7's delimited listing skips every directory below a common prefix before it has seen
+// a key in it, so "flows/" lists nothing when all its keys are deeper (flows/F/runs/…), while S3
+// lists "F/". Add the missing common prefixes: the sub-directories of the prefix's directory.
+{
+  const path = require("node:path");
+  const fs = require("node:fs");
+  const FilesystemStore = require(path.join(path.dirname(process.env.S3RVER_MODULE), "stores", "filesystem.js"));
+  const listObjects = FilesystemStore.prototype.listObjects;
+  FilesystemStore.prototype.listObjects = async function (bucket, options) {
+    const result = await listObjects.call(this, bucket, options);
+    const { delimiter = "", prefix = "" } = options;
+    if (delimiter !== "/" || result.isTruncated || (prefix !== "" && !prefix.endsWith("/"))) return result;
+    let entries = [];
+    try {
+      entries = fs.readdirSync(path.join(this.getBucketPath(bucket), prefix), { withFileTypes: true });
+    } catch {}
+    const prefixes = new Set(result.commonPrefixes);
+    for (const e of entries) if (e.isDirectory() && !e.name.includes("._S3rver_")) prefixes.add(prefix + e.name + "/");
+    return { ...result, commonPrefixes: [...prefixes].sort() };
+  };
+}
 const { buckets, dir } = JSON.parse(process.env.S3RVER_CONFIG);
 const server = new S3rver({ address: "127.0.0.1", port: 0, silent: process.env.S3RVER_LOG !== "1", directory: dir,
   configureBuckets: buckets.map((name) => ({ name })) });
@@ -129,4 +151,54 @@ export async function closedPort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+export interface HoldingProxy {
+  endpoint: string;
+  /** Resolves when the first request matching the rule has arrived (and is being held). */
+  reached: Promise<void>;
+  /** Lets the held request (and every later match) through. */
+  release(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * An HTTP proxy to s3rver on 127.0.0.1 that holds requests matching `hold(method, path)` until
+ * `release()`: a deterministic window in the middle of a real client's sequence of writes (say,
+ * between a task's blob uploads and its result.json), wherever that client runs.
+ */
+export async function startHoldingProxy(targetPort: number, hold: (method: string, path: string) => boolean): Promise<HoldingProxy> {
+  let released = false;
+  let onRelease: () => void = () => {};
+  const gate = new Promise<void>((resolve) => (onRelease = resolve));
+  let onReached: () => void = () => {};
+  const reached = new Promise<void>((resolve) => (onReached = resolve));
+  const server = createHttpServer(async (req, res) => {
+    if (!released && hold(req.method ?? "", req.url ?? "")) {
+      onReached();
+      await gate;
+    }
+    const upstream = httpRequest({ host: "127.0.0.1", port: targetPort, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    upstream.on("error", () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    reached,
+    release() {
+      released = true;
+      onRelease();
+    },
+    async close() {
+      released = true;
+      onRelease();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }

@@ -36,7 +36,9 @@ export default function fsDatastore(options: FsOptions): Datastore {
 
   async function writeAtomic(key: string, write: (fh: fsp.FileHandle) => Promise<void>, options?: PutOptions) {
     const file = path(key);
-    if (options?.immutable && (await exists(file))) return;
+    // An existing content-addressed key holds these bytes already; refreshing its time tells
+    // gc it is in use again (a blob a deleted run left behind, found by a new run).
+    if (options?.immutable && (await refresh(file))) return;
     const tmp = tmpName(file);
     try {
       await fsp.mkdir(dirname(file), { recursive: true });
@@ -196,6 +198,18 @@ function unwritable(dir: string): string | undefined {
     return undefined;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code;
+  }
+}
+
+/** Sets a file's times to now; false when it does not exist. A file we may not touch (another user's) still counts. */
+async function refresh(file: string): Promise<boolean> {
+  try {
+    const now = new Date();
+    await fsp.utimes(file, now, now);
+    return (await fsp.stat(file)).isFile();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+    return exists(file);
   }
 }
 
