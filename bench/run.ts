@@ -111,6 +111,7 @@ const groups: Record<string, Group> = {
   viewer: external("./viewer.ts", "benchViewer"),
   executors: external("./executors.ts", "benchExecutors"),
   startup: external("./startup.ts", "benchStartup"),
+  cards: external("./cards.ts", "benchCards"),
 };
 
 async function main() {

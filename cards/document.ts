@@ -60,9 +60,11 @@ try{spec=JSON.parse(el.querySelector("script.tf-spec").textContent)}catch(e){vis
 if(typeof vegaEmbed!=="function"){vis.textContent="this document has no chart scripts";return}
 jobs.push(vegaEmbed(vis,spec,{actions:false,renderer:el.getAttribute("data-renderer")||"svg"}).catch(function(e){vis.className+=" tf-error";vis.textContent="chart error: "+e.message}))})(els[i]);
 return Promise.all(jobs)}
+function esc(s){return String(s).replace(/[&<>"']/g,function(c){return "&#"+c.charCodeAt(0)+";"})}
+function row(r){var h="<tr>";for(var i=0;i<r.length;i++){var c=r[i];h+=c!==null&&typeof c==="object"?(typeof c.h==="string"?"<td>"+c.h+"</td>":'<td><span class="num">'+esc(c.n)+"</span></td>"):"<td>"+esc(c)+"</td>"}return h+"</tr>"}
 function page(t,delta){var rows=t._rows,n=+t.getAttribute("data-page-size"),last=Math.max(0,Math.ceil(rows.length/n)-1);
 t._page=Math.min(last,Math.max(0,(t._page||0)+delta));var a=t._page*n;
-t.querySelector("tbody").innerHTML=rows.slice(a,a+n).join("");
+t.querySelector("tbody").innerHTML=rows.slice(a,a+n).map(row).join("");
 t.querySelector(".tf-pos").textContent="rows "+(a+1)+"\\u2013"+Math.min(a+n,rows.length)+" of "+rows.length;charts();size()}
 function tables(){var ts=root.querySelectorAll(".tf-table[data-page-size]");for(var i=0;i<ts.length;i++){var t=ts[i];
 try{t._rows=JSON.parse(t.querySelector("script.tf-rows").textContent)}catch(e){continue}t._page=0}}

@@ -116,14 +116,18 @@ class Renderer {
 
   table(t: TableData): string {
     const size = Math.max(1, Math.floor(t.pageSize ?? PAGE_SIZE));
-    const rows = t.rows.map((r) => `<tr>${r.map((c) => `<td>${cell(c, this)}</td>`).join("")}</tr>`);
     const head = t.headers.length ? `<thead><tr>${t.headers.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead>` : "";
-    const paged = rows.length > size;
-    // The first page is in the HTML (readable without scripts); the rest pages in the browser.
-    const pager = paged
-      ? `<div class="tf-pager"><button type="button" data-tf-go="-1">← previous</button><span class="tf-pos">rows 1–${size} of ${rows.length}</span><button type="button" data-tf-go="1">next →</button></div><script type="application/json" class="tf-rows">${scriptJson(rows)}</script>`
-      : "";
-    return `<div class="tf-table"${paged ? ` data-page-size="${size}" data-rows="${rows.length}"` : ""}>${t.label ? `<div class="mute">${esc(t.label)}</div>` : ""}<table>${head}<tbody>${rows.slice(0, size).join("")}</tbody></table>${pager}</div>`;
+    const paged = t.rows.length > size;
+    const first = t.rows.slice(0, size).map((r) => `<tr>${r.map((c) => `<td>${cell(c, this)}</td>`).join("")}</tr>`);
+    // The first page is in the HTML (readable without scripts); every row also travels as
+    // compact JSON (text, {n: number text} or {h: a component's HTML}) and pages in the browser:
+    // 10,000 rows cost a few hundred KB, not megabytes of markup.
+    let pager = "";
+    if (paged) {
+      const rows = t.rows.map((r) => r.map((c) => (c === null || c === undefined ? "" : typeof c === "number" ? { n: fmtNum(c) } : typeof c === "object" ? { h: this.component(c) } : String(c))));
+      pager = `<div class="tf-pager"><button type="button" data-tf-go="-1">← previous</button><span class="tf-pos">rows 1–${size} of ${t.rows.length}</span><button type="button" data-tf-go="1">next →</button></div><script type="application/json" class="tf-rows">${scriptJson(rows)}</script>`;
+    }
+    return `<div class="tf-table"${paged ? ` data-page-size="${size}" data-rows="${t.rows.length}"` : ""}>${t.label ? `<div class="mute">${esc(t.label)}</div>` : ""}<table>${head}<tbody>${first.join("")}</tbody></table>${pager}</div>`;
   }
 }
 

@@ -606,6 +606,8 @@ export class CardSession implements CardAccess {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private writing: Promise<unknown> = Promise.resolve();
   private warned = new Set<string>();
+  /** Cards with a live snapshot stored under `<attempt>/cards/`. */
+  private live = new Set<string>();
   private run?: { parameters: Record<string, Json>; graph?: CardTaskInfo["graph"] };
   readonly startedAt = Date.now();
   /** The task's artifacts with previews, set by the task once the step is over. */
@@ -781,7 +783,12 @@ export class CardSession implements CardAccess {
     const data: CardData = { version: 1, id: entry.spec.id, type: entry.spec.type, options: entry.spec.options, components: entry.components.map(safeData), task, final, renderedAt: Date.now() };
     try {
       const ref = await storeCard(this.store, this.host, data);
-      await putJson(this.store, cardKey(this.spec.flowName, this.spec.runId, this.spec.step, this.spec.taskId, this.spec.attempt, entry.spec.id), ref);
+      // The final cards go into the task's result; a card document is only needed to replace a
+      // live snapshot that readers may have seen (a task that never refreshed writes none).
+      if (!final || this.live.has(entry.spec.id)) {
+        await putJson(this.store, cardKey(this.spec.flowName, this.spec.runId, this.spec.step, this.spec.taskId, this.spec.attempt, entry.spec.id), ref);
+        this.live.add(entry.spec.id);
+      }
       return ref;
     } catch (e) {
       // The datastore failed: the task's own writes will report that; the card just goes missing.

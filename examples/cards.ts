@@ -7,6 +7,7 @@
  *   npx tsflow card view CardsFlow/<run>/train/<task>      # or open the viewer: npx tsflow view
  */
 import { ArtifactValue, Chart, card, current, FlowSpec, type Inputs, Markdown, Parameter, ProgressBar, step, Table } from "tsflow";
+import leaderboard from "./plugins/leaderboard-card.ts";
 
 export default class CardsFlow extends FlowSpec {
   epochs = Parameter("epochs", { default: 60, help: "gradient-descent epochs per model" });
@@ -93,12 +94,14 @@ export default class CardsFlow extends FlowSpec {
   }
 
   @card()
+  @card({ type: leaderboard, id: "leaderboard", options: { artifact: "results", metric: "loss" } })
   @step
   compare(inputs: Inputs<CardsFlow>) {
     this.results = [...inputs].map((i) => ({ rate: i.rate, loss: i.losses.at(-1)!, w: i.model.w, b: i.model.b }));
     const curves = [...inputs].flatMap((i) => i.losses.map((loss, e) => ({ epoch: e + 1, loss, rate: String(i.rate) })));
-    current.card.append(new Markdown("## Models compared"));
-    current.card.append(
+    const main = current.card.get("default");
+    main.append(new Markdown("## Models compared"));
+    main.append(
       new Chart({
         title: "loss by learning rate",
         width: 480,
@@ -108,9 +111,9 @@ export default class CardsFlow extends FlowSpec {
         encoding: { x: { field: "epoch", type: "quantitative" }, y: { field: "loss", type: "quantitative", scale: { type: "log" } }, color: { field: "rate", type: "nominal" } },
       }),
     );
-    current.card.append(new Table(this.results, { headers: ["rate", "loss", "w", "b"] }));
+    main.append(new Table(this.results, { headers: ["rate", "loss", "w", "b"] }));
     const best = this.results.reduce((a, b) => (b.loss < a.loss ? b : a));
-    current.card.append(new ArtifactValue(best, { name: "best" }));
+    main.append(new ArtifactValue(best, { name: "best" }));
     this.next(this.end);
   }
 

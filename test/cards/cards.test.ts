@@ -24,12 +24,12 @@ describe("cards of examples/cards.ts", () => {
   });
 
   it("tsflow card get prints a self-contained document with the chart and its scripts", async () => {
-    const res = await cli(["card", "get", `CardsFlow/${run}/compare`, "--datastore", store]);
+    const res = await cli(["card", "get", `CardsFlow/${run}/compare`, "--id", "default", "--datastore", store]);
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/^<!doctype html>/);
     expect(res.stdout).toContain(`<meta http-equiv="Content-Security-Policy" content="default-src &#39;none&#39;`);
     expect(res.stdout).toContain('class="tf-chart"');
-    expect(res.stdout).toContain("vegaEmbed"); // the bundles are inlined: no CDN
+    expect(res.stdout.length).toBeGreaterThan(800_000); // the vega bundles are inlined: no CDN
     expect(res.stdout).not.toMatch(/<script[^>]+src=/);
     expect(res.stdout).toContain("Models compared");
   });
@@ -71,10 +71,20 @@ describe("cards of examples/cards.ts", () => {
     }
   });
 
+  it("a card-type plugin (examples/plugins/leaderboard-card.ts) ranks the join's results", async () => {
+    const res = await cli(["card", "get", `CardsFlow/${run}/compare`, "--id", "leaderboard", "--datastore", store]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain("Leaderboard <span");
+    const ranks = [...res.stdout.matchAll(/<tr[^>]*><td>(★ 1|\d)<\/td><td>([\d.]+)<\/td>/g)].map((m) => [m[1], m[2]]);
+    expect(ranks.map((r) => r[0])).toEqual(["★ 1", "2", "3", "4"]);
+    expect(ranks[0]![1]).toBe("0.5"); // the best learning rate of the toy problem
+    expect(res.stdout.length).toBeLessThan(100_000); // no charts: no vega bundles
+  });
+
   it("gc keeps the blobs of cards", async () => {
     const ds = fsDatastore({ root: store });
     await collectGarbage(ds, { graceMs: 0 });
-    const res = await cli(["card", "get", `CardsFlow/${run}/compare`, "--datastore", store]);
+    const res = await cli(["card", "get", `CardsFlow/${run}/compare`, "--id", "default", "--datastore", store]);
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toContain("Models compared");
   });
