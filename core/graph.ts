@@ -66,7 +66,8 @@ export interface FlowInfo {
 }
 
 const cache = new WeakMap<Function, FlowInfo>();
-const RESERVED = new Set(["next", "mergeArtifacts", "input", "index", "constructor"]);
+// `__proto__` too: as a key of a plain object it is the prototype, not a name (#19.16).
+const RESERVED = new Set(["next", "mergeArtifacts", "input", "index", "constructor", "__proto__"]);
 
 /** Reads a flow class: its steps, graph, parameters and every graph rule it breaks. */
 export function inspectFlow(flowClass: Function): FlowInfo {
@@ -78,7 +79,9 @@ export function inspectFlow(flowClass: Function): FlowInfo {
   const name = flowClass.name;
   const issues: GraphIssue[] = [];
   const methods = collectMethods(flowClass);
-  const nodes: Record<string, GraphNode> = {};
+  // No prototype: a target named `toString` or `hasOwnProperty` is an unknown step, not a
+  // function found on Object.prototype (#19.16).
+  const nodes: Record<string, GraphNode> = Object.create(null);
   const helperReads = new Set<string>();
   let helperReadsAll = false;
 
@@ -97,7 +100,7 @@ export function inspectFlow(flowClass: Function): FlowInfo {
       continue;
     }
     if (RESERVED.has(method)) {
-      issues.push({ step: method, rule: "reserved-name", message: `step '${method}' uses a name reserved by FlowSpec; rename it` });
+      issues.push({ step: method, rule: "reserved-name", message: `step '${method}' uses a name reserved by ${method === "__proto__" ? "JavaScript" : "FlowSpec"}; rename it` });
       continue;
     }
     const a = analyse(src, method, issues, true);
@@ -174,7 +177,7 @@ function collectMethods(flowClass: Function): Map<string, Function> {
 
 /** Builds one instance in "constructing" mode to learn the parameters and field initializers. */
 function discoverFields(flowClass: Function, issues: GraphIssue[]) {
-  const parameters: Record<string, ParameterSpec> = {};
+  const parameters: Record<string, ParameterSpec> = Object.create(null);
   const fields: string[] = [];
   installRuntime({ constructing: true, current: {}, next() {}, merge() {} });
   let instance: Record<string, unknown>;
@@ -340,11 +343,13 @@ function readTransition(call: AstNode, method: string, issues: GraphIssue[]): Tr
     if (condition.present) {
       if (!condition.value) return bad("the condition option must be a string literal naming an artifact, e.g. { condition: \"route\" }");
       if (args[0]!.type !== "ObjectExpression") return bad("a switch takes an object of cases, e.g. this.next({ high: this.h, low: this.l }, { condition: \"route\" })");
-      const cases: Record<string, string> = {};
+      const cases: Record<string, string> = Object.create(null);
       for (const p of args[0]!.properties as AstNode[]) {
         const key = p.type === "Property" ? (p.key.name ?? String(p.key.value)) : undefined;
         const target = p.type === "Property" ? stepRef(p.value) : undefined;
         if (key === undefined || !target) return bad("each switch case must be written as key: this.stepName");
+        // In an object literal `__proto__: x` sets the prototype: the case would never be seen.
+        if (key === "__proto__") return bad("a switch case cannot be named '__proto__' (in an object literal it sets the prototype); rename the case");
         cases[key] = target;
       }
       if (Object.keys(cases).length === 0) return bad("a switch needs at least one case");
