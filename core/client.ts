@@ -54,6 +54,8 @@ export interface TaskDoc {
   taskId: string;
   parents: string[];
   foreach: ForeachFrame[];
+  /** For a step that loops on itself (a switch case): which iteration, when above 0. */
+  iteration?: number;
   createdAt?: number;
 }
 

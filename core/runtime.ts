@@ -77,7 +77,7 @@ export interface RunOptions {
    * Reuse finished tasks instead of running them (resume): asked for every task before it is
    * scheduled; a returned done record is stored as this run's task without running it.
    */
-  reuse?: (task: { step: string; parents: string[]; foreach: ForeachFrame[]; branchPath: string }) => Promise<DoneRecord | undefined>;
+  reuse?: (task: { step: string; parents: string[]; foreach: ForeachFrame[]; branchPath: string; iteration: number }) => Promise<DoneRecord | undefined>;
   originRunId?: string;
 }
 
@@ -105,6 +105,8 @@ interface TaskState {
   step: string;
   parents: string[];
   frames: Frame[];
+  /** How many times a switch case looping on this step ran it before, on this path (0 first). */
+  iteration: number;
 }
 
 const HEARTBEAT_MS = 5000;
@@ -231,8 +233,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     controller.abort();
   };
 
-  const schedule = (step: string, parents: string[], frames: Frame[]) => {
-    queue.push({ id: String(nextTaskId++), step, parents, frames });
+  const schedule = (step: string, parents: string[], frames: Frame[], iteration = 0) => {
+    queue.push({ id: String(nextTaskId++), step, parents, frames, iteration });
   };
 
   const onSuccess = (task: TaskState, result: TaskResult) => {
@@ -277,7 +279,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
           schedule(target, ordered, bucket.frames);
         }
       } else {
-        schedule(target, [pathspec], childFrames);
+        schedule(target, [pathspec], childFrames, target === task.step ? task.iteration + 1 : 0);
       }
     }
   };
@@ -287,11 +289,18 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     const decorators = decoratorsOf(node);
     const pathspec = `${runId}/${task.step}/${task.id}`;
     const foreach = task.frames.filter((f) => f.kind === "foreach").map(({ step, task, index, count }) => ({ step, task, index, count }));
-    await putJson(store, taskKey(flow, runId, task.step, task.id), { step: task.step, taskId: task.id, parents: task.parents, foreach, createdAt: Date.now() });
+    await putJson(store, taskKey(flow, runId, task.step, task.id), {
+      step: task.step,
+      taskId: task.id,
+      parents: task.parents,
+      foreach,
+      ...(task.iteration > 0 ? { iteration: task.iteration } : {}),
+      createdAt: Date.now(),
+    });
 
     if (options.reuse) {
       const branchPath = task.frames.map((f) => `${f.step}:${f.branch}`).join("/");
-      const reused = await options.reuse({ step: task.step, parents: task.parents, foreach, branchPath });
+      const reused = await options.reuse({ step: task.step, parents: task.parents, foreach, branchPath, iteration: task.iteration });
       if (reused) {
         await putJson(store, doneKey(flow, runId, task.step, task.id), reused);
         reporter.taskFinished?.({ pathspec, step: task.step, attempt: reused.attempt, ok: true, willRetry: false, clonedFrom: reused.clonedFrom });

@@ -20,11 +20,17 @@ export interface ResumePlan {
   step: string;
   /** Steps whose tasks all re-run: the resume step (when named) and everything downstream or later. */
   rerun: Set<string>;
-  /** The origin's successful tasks by `step|foreach indices`. */
+  /** The origin's successful tasks by `step|foreach indices|loop iteration`. */
   done: Map<string, { pathspec: string; record: DoneRecord }>;
+  /** How many tasks the origin run has: no resume clones more. */
+  originTasks: number;
 }
 
-const matchKey = (step: string, foreach: { index: number }[]) => `${step}|${foreach.map((f) => f.index).join(".")}`;
+/**
+ * A task's place in a run, the same in the origin and the resumed run: its step, its foreach
+ * indices and, for a step that loops on itself (a switch case), which iteration it is.
+ */
+const matchKey = (step: string, foreach: { index: number }[], iteration: number) => `${step}|${foreach.map((f) => f.index).join(".")}|${iteration}`;
 
 /** Reads the origin run and decides where to resume. */
 export async function planResume(store: Datastore, host: Host, info: FlowInfo, originRunId: string | undefined, stepArg: string | undefined): Promise<ResumePlan> {
@@ -47,15 +53,18 @@ export async function planResume(store: Datastore, host: Host, info: FlowInfo, o
     throw new TsflowError("BadOption", `run ${origin.pathspec} succeeded, so there is nothing to resume; name a step to re-run from (tsflow resume FILE STEP)`);
   }
 
-  // The origin's tasks: which succeeded, at which foreach position.
+  // The origin's tasks: which succeeded, at which foreach position and loop iteration.
   const done = new Map<string, { pathspec: string; record: DoneRecord }>();
   const notDone = new Set<string>();
   const keys = (await listAll(store, stepsPrefix(info.name, origin.id))).filter((k) => k.endsWith("/task.json"));
+  const docs = new Map<string, TaskDoc>();
   await mapLimit(keys, 16, async (key) => {
     const doc = await getJson<TaskDoc>(store, key);
-    if (!doc) return;
+    if (doc) docs.set(`${origin.id}/${doc.step}/${doc.taskId}`, doc);
+  });
+  await mapLimit([...docs], 16, async ([pathspec, doc]) => {
     const record = await getJson<DoneRecord>(store, doneKey(info.name, origin.id, doc.step, doc.taskId));
-    if (record) done.set(matchKey(doc.step, doc.foreach ?? []), { pathspec: `${origin.id}/${doc.step}/${doc.taskId}`, record });
+    if (record) done.set(matchKey(doc.step, doc.foreach ?? [], iterationOf(pathspec, docs)), { pathspec, record });
     else notDone.add(doc.step);
   });
 
@@ -81,15 +90,38 @@ export async function planResume(store: Datastore, host: Host, info: FlowInfo, o
   // A failed step found from the failure keeps its successful tasks (siblings of a failed
   // foreach item); a step the user named re-runs whole.
   if (stepArg === undefined) rerun.delete(step);
-  return { origin, step, rerun, done };
+  return { origin, step, rerun, done, originTasks: docs.size };
+}
+
+/**
+ * The loop iteration of an origin task: one more than its parent's when the parent is a task of
+ * the same step (a switch case looping back), else 0. Read from the parents, so runs written
+ * before task.json recorded it resume the same way.
+ */
+function iterationOf(pathspec: string, docs: Map<string, TaskDoc>): number {
+  const doc = docs.get(pathspec);
+  if (typeof doc?.iteration === "number") return doc.iteration;
+  let n = 0;
+  let at = doc;
+  // Walk up the chain of same-step parents (iteratively: a loop may run thousands of times).
+  while (at && at.parents?.length === 1) {
+    const parent = docs.get(at.parents[0]!);
+    if (!parent || parent.step !== at.step) break;
+    n++;
+    at = parent;
+  }
+  return n;
 }
 
 /** The `reuse` hook of a resume: the origin's done record for tasks before the resume point. */
 export function resumeReuse(plan: ResumePlan, cloned: Map<string, number>): NonNullable<RunOptions["reuse"]> {
+  // Each origin task is cloned at most once, so no resume clones more tasks than its origin has.
+  const used = new Set<string>();
   return async (task) => {
-    if (plan.rerun.has(task.step)) return undefined;
-    const hit = plan.done.get(matchKey(task.step, task.foreach));
-    if (!hit) return undefined;
+    if (plan.rerun.has(task.step) || used.size >= plan.originTasks) return undefined;
+    const hit = plan.done.get(matchKey(task.step, task.foreach, task.iteration));
+    if (!hit || used.has(hit.pathspec)) return undefined;
+    used.add(hit.pathspec);
     cloned.set(task.step, (cloned.get(task.step) ?? 0) + 1);
     return { ...hit.record, clonedFrom: hit.pathspec };
   };

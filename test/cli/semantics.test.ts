@@ -1,4 +1,6 @@
 /** Issue #11 behaviour seen through the real CLI: what `tsflow run` and `tsflow check` print. */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cli, fixture, tempStore } from "../_helpers.ts";
 
@@ -41,5 +43,67 @@ describe("tsflow check", () => {
     expect(r.stderr).toContain("1 graph error");
     expect(r.stderr).toContain("step 'a' [conflicting-next]: step 'a' calls this.next(this.a) and this.next(this.end)");
     expect(r.stderr).not.toMatch(/cycle|unreachable/);
+  });
+});
+
+describe("tsflow resume of a flow with a loop", () => {
+  const file = fixture("semantics/loop-resume.ts");
+  const FLOW = "LoopResumeFlow";
+  const runsOf = (ds: string) => readdirSync(join(ds, "flows", FLOW, "runs")).sort();
+  const tasksOf = (ds: string, run: string) => {
+    const out: { step: string; id: string; done?: Record<string, any> }[] = [];
+    const root = join(ds, "flows", FLOW, "runs", run, "tasks");
+    for (const step of readdirSync(root)) {
+      for (const id of readdirSync(join(root, step))) {
+        const done = join(root, step, id, "done.json");
+        out.push({ step, id, done: existsSync(done) ? JSON.parse(readFileSync(done, "utf8")) : undefined });
+      }
+    }
+    return out;
+  };
+  const clonedOnce = (ds: string, run: string) => {
+    const from = tasksOf(ds, run)
+      .map((t) => t.done?.clonedFrom)
+      .filter(Boolean);
+    expect(new Set(from).size).toBe(from.length);
+    return from.length;
+  };
+
+  it("a switch self-loop: clones each successful iteration once and re-runs from the failed one", async () => {
+    const ds = tempStore();
+    const first = await cli(["run", file, "--datastore", ds], { env: { TSFLOW_TEST_FAIL_ROUND: "3" } });
+    expect(first.code, first.stderr).toBe(1);
+    const [origin] = runsOf(ds);
+    const r = await cli(["resume", file, "--datastore", ds], { env: { TSFLOW_TEST_FAIL_ROUND: "" } });
+    const out = r.stdout + r.stderr;
+    expect(r.code, out).toBe(0);
+    expect(out).toContain(`Resuming ${FLOW}/${origin} from step 'refine'`);
+    expect(out).toMatch(/Cloned 3 tasks from \S+ \(start ×1, refine ×2\)/);
+    const resumed = runsOf(ds)[1]!;
+    expect(clonedOnce(ds, resumed)).toBe(3);
+    const refines = tasksOf(ds, resumed).filter((t) => t.step === "refine");
+    expect(refines.length).toBe(4);
+    expect(refines.filter((t) => t.done?.clonedFrom).length).toBe(2);
+    const dump = await cli(["dump", `${FLOW}/${resumed}/end`, "--datastore", ds, "--json"]);
+    expect(JSON.parse(dump.stdout)).toMatchObject({ rounds: 4, trail: ["0.1", "0.2", "0.3", "1.1", "1.2", "1.3"] });
+  });
+
+  it("a loop inside a foreach: each item's iterations are cloned once; the failed item goes on from its failed round", async () => {
+    const ds = tempStore();
+    // One worker: item 0 rounds 1-2 and item 1 round 1 succeed before item 1 round 2 fails.
+    const first = await cli(["run", file, "--datastore", ds, "--max-workers", "1"], { env: { TSFLOW_TEST_FAIL_INNER: "1:2" } });
+    expect(first.code, first.stderr).toBe(1);
+    const [origin] = runsOf(ds);
+    const originDone = tasksOf(ds, origin!).filter((t) => t.done).length;
+    const r = await cli(["resume", file, "--datastore", ds], { env: { TSFLOW_TEST_FAIL_INNER: "" } });
+    const out = r.stdout + r.stderr;
+    expect(r.code, out).toBe(0);
+    const resumed = runsOf(ds)[1]!;
+    // start, refine ×4, fan, and inner item 0 rounds 1-2 and item 1 round 1: every success, once.
+    expect(clonedOnce(ds, resumed)).toBe(originDone);
+    expect(originDone).toBe(9);
+    expect(out).toMatch(/Cloned 9 tasks from \S+ \(.*inner ×3.*\)/);
+    const dump = await cli(["dump", `${FLOW}/${resumed}/end`, "--datastore", ds, "--json"]);
+    expect(JSON.parse(dump.stdout)).toMatchObject({ rounds: 4, trail: ["0.1", "0.2", "0.3", "1.1", "1.2", "1.3"] });
   });
 });
