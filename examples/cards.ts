@@ -32,7 +32,7 @@ export default class CardsFlow extends FlowSpec {
       const x = i / this.points;
       return { x, y: 3 * x + 2 + rand() * 0.3 };
     });
-    this.rates = [0.05, 0.2, 0.5, 1.2];
+    this.rates = [0.02, 0.1, 0.3, 0.6];
     current.card.append(new Markdown(`# Toy regression\nTraining **${this.rates.length}** models on ${this.points} points of \`y = 3x + 2 + noise\`.`));
     current.card.append(new Chart({ $schema: "https://vega.github.io/schema/vega-lite/v6.json", title: "training data", width: 360, height: 200, data: { values: this.data }, mark: { type: "point", size: 12 }, encoding: { x: { field: "x", type: "quantitative" }, y: { field: "y", type: "quantitative" } } }));
     this.next(this.train, { foreach: "rates" });

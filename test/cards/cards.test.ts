@@ -77,7 +77,7 @@ describe("cards of examples/cards.ts", () => {
     expect(res.stdout).toContain("Leaderboard <span");
     const ranks = [...res.stdout.matchAll(/<tr[^>]*><td>(★ 1|\d)<\/td><td>([\d.]+)<\/td>/g)].map((m) => [m[1], m[2]]);
     expect(ranks.map((r) => r[0])).toEqual(["★ 1", "2", "3", "4"]);
-    expect(ranks[0]![1]).toBe("0.5"); // the best learning rate of the toy problem
+    expect(ranks[0]![1]).toBe("0.6"); // the best learning rate of the toy problem
     expect(res.stdout.length).toBeLessThan(100_000); // no charts: no vega bundles
   });
 
