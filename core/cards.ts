@@ -533,7 +533,8 @@ export function cardSpec(o: CardOptions | Record<string, unknown>): CardSpec {
  * Repeatable: each use adds a card, ids must differ.
  */
 export function card(options?: CardOptions): Decorator;
-export function card(...args: Parameters<Decorator>): ReturnType<Decorator>;
+export function card<F extends (...a: any[]) => any>(method: F, context: ClassMethodDecoratorContext): F;
+export function card(target: object, key: string | symbol, descriptor: PropertyDescriptor): PropertyDescriptor;
 export function card(...args: unknown[]): unknown {
   const [first, second] = args;
   // `@card` without its call (as in Metaflow) means `@card()`.
