@@ -5,11 +5,16 @@
  * between tasks of one worker; `fresh: true` (`--fresh-workers`) gives every task its own
  * process instead.
  *
+ * Workers start on demand: `warm` starts at most one per CPU ahead of the first task (what can
+ * run at once anyway), and `run` starts another only when every worker is busy, so
+ * `--max-workers 40` on a 2-task flow costs one or two processes, not 40.
+ *
  * A worker that dies mid-task fails that task cleanly (the orchestrator may retry it) and is
  * replaced; a worker whose memory grew past `maxRssMb` is retired after its task.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { availableParallelism } from "node:os";
 import type { ExecutionContext, Executor, RunContext, TaskError, TaskExit, TaskSpec } from "../../core/types.ts";
 import { selfCommand } from "../host/self.ts";
 import { Demuxer, type WorkerCommand, type WorkerMessage } from "./_protocol.ts";
@@ -164,7 +169,8 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
 
   const warm = (concurrency: number) => {
     if (fresh) return;
-    while (all.size < concurrency) idle.push(spawnWorker());
+    const ahead = Math.min(concurrency, availableParallelism());
+    while (all.size < ahead) idle.push(spawnWorker());
   };
 
   return {
