@@ -87,6 +87,25 @@ describe.skipIf(!bun)(`the Bun binary (dist/tsflow-${suffix})`, () => {
     expect(r.stdout + r.stderr).toMatch(/Cloned \d+ tasks/);
   });
 
+  it("draws a card's chart offline with the vega bundles embedded in the binary", async () => {
+    writeFileSync(
+      join(dir, "carded.ts"),
+      `import { card, Chart, current, FlowSpec, step } from "tsflow";
+export default class CardedFlow extends FlowSpec {
+  @card() @step start() { current.card.append(new Chart({ data: { values: [{ x: 1 }, { x: 2 }] }, mark: "bar", encoding: { x: { field: "x", type: "quantitative" } } })); this.next(this.end); }
+  @step end() {}
+}
+`,
+    );
+    const r = await exec([binary, "run", "carded.ts"], { cwd: dir, env: bare(dir) });
+    expect(r.code, r.stderr).toBe(0);
+    const id = /Run CardedFlow\/(\S+) succeeded/.exec(r.stdout + r.stderr)![1]!;
+    const got = await exec([binary, "card", "get", `CardedFlow/${id}/start`], { cwd: dir, env: bare(dir) });
+    expect(got.code, got.stderr).toBe(0);
+    expect(got.stdout).toContain('class="tf-chart"');
+    expect(got.stdout.length).toBeGreaterThan(800_000); // vega, vega-lite and vega-embed inlined
+  });
+
   it("shows the flow", async () => {
     const r = await exec([binary, "show", "flow.ts"], { cwd: dir, env: bare(dir) });
     expect(r.code, r.stderr).toBe(0);
