@@ -11,6 +11,7 @@
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/result.json  what the attempt produced
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/cards/<id>.json  a card (blobs: data, HTML)
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/done.json        success marker, written last
+ *   flows/<Flow>/tags/<run>/<time>-<rand>.json    a change of the run's tags (see _tags.ts)
  *   packages/<hash>                               code packages for remote executors
  *   gc/<id>.mark|sweep|done                       a gc at work (or over): see _sweeps.ts
  */
@@ -30,6 +31,8 @@ export const attemptKey = (flow: string, run: string, step: string, task: string
 export const cardsPrefix = (flow: string, run: string, step: string, task: string, attempt: number) => `${taskPrefix(flow, run, step, task)}${attempt}/cards/`;
 export const cardKey = (flow: string, run: string, step: string, task: string, attempt: number, id: string) => `${cardsPrefix(flow, run, step, task, attempt)}${id}.json`;
 export const packageKey = (hash: string) => `packages/${hash}`;
+export const tagsPrefix = (flow: string, run: string) => `flows/${flow}/tags/${run}/`;
+export const tagChangeKey = (flow: string, run: string, id: string) => `flows/${flow}/tags/${run}/${id}.json`;
 
 /** `run/step/task` → parts. */
 export function splitPathspec(pathspec: string): { run: string; step: string; task: string } {

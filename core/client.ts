@@ -9,6 +9,7 @@
  * Listings (`flow.runs()`, `step.tasks()`) are {@link Listing}s: `for await` them to stop early
  * (nothing more is read), or `await` them for an array.
  */
+import { currentTags } from "./_tags.ts";
 import { getJson, mapLimit } from "./_datastore.ts";
 import { attemptKey, doneKey, flowsPrefix, runKey, runsPrefix, stepPrefix, stepsPrefix, taskKey, taskPrefix } from "./_layout.ts";
 import { effectiveStatus, readHeartbeat } from "./_status.ts";
@@ -255,8 +256,8 @@ export class Flow<F = unknown> {
     const s = await this.ctx.store();
     const doc = await getJson<RunDoc>(s, runKey(this.name, id));
     if (!doc) return null;
-    const hb = doc.status === "running" ? await readHeartbeat(s, this.name, id) : undefined;
-    return new Run<F>(this.name, id, doc, hb, this.ctx);
+    const [hb, tags] = await Promise.all([doc.status === "running" ? readHeartbeat(s, this.name, id) : undefined, currentTags(s, this.name, id, doc.tags)]);
+    return new Run<F>(this.name, id, { ...doc, tags }, hb, this.ctx);
   }
 
   /** The newest run in the namespace, or `null`. */

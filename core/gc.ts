@@ -12,7 +12,7 @@
  */
 import { deletePrefix, getJson, listAll, mapLimit } from "./_datastore.ts";
 import type { CardRef } from "./cards.ts";
-import { doneKey, flowsPrefix, runKey, runPrefix, runsPrefix } from "./_layout.ts";
+import { doneKey, flowsPrefix, runKey, runPrefix, runsPrefix, tagsPrefix } from "./_layout.ts";
 import { effectiveStatus, readHeartbeat, runStatus } from "./_status.ts";
 import { BEAT_MS, FENCE_MS, type SweepPhase, sweepMarkerKey, sweepPhases } from "./_sweeps.ts";
 import { TsflowError } from "./errors.ts";
@@ -204,4 +204,5 @@ export async function deleteRun(store: Datastore, flow: string, runId: string): 
   // run.json goes first: a half-deleted run then no longer lists as a run.
   await store.delete(runKey(flow, runId));
   await deletePrefix(store, runPrefix(flow, runId));
+  await deletePrefix(store, tagsPrefix(flow, runId));
 }

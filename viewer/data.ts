@@ -5,6 +5,7 @@
  */
 import { checkKey, getJson, listAll, mapLimit } from "../core/_datastore.ts";
 import { attemptKey, doneKey, runKey, runsPrefix, stepsPrefix, taskKey } from "../core/_layout.ts";
+import { currentTags } from "../core/_tags.ts";
 import { type EffectiveStatus, effectiveStatus, readHeartbeat } from "../core/_status.ts";
 import type { RunDoc, StepSummary } from "../core/client.ts";
 import { type CardRef, readCardRefs } from "../core/cards.ts";
@@ -133,8 +134,8 @@ async function readDone(store: Datastore, key: string): Promise<DoneRecord | und
 export async function getRun(store: Datastore, flow: string, runId: string, now = Date.now()): Promise<RunInfo | null> {
   const doc = await readJson<RunDoc>(store, runKey(flow, runId));
   if (!doc) return null;
-  const hb = doc.status === "running" ? await readHeartbeat(store, flow, runId) : undefined;
-  return { ...doc, flow, runId, state: effectiveStatus(doc, hb, now) };
+  const [hb, tags] = await Promise.all([doc.status === "running" ? readHeartbeat(store, flow, runId) : undefined, currentTags(store, flow, runId, doc.tags)]);
+  return { ...doc, tags, flow, runId, state: effectiveStatus(doc, hb, now) };
 }
 
 /** Many runs at once, bounded concurrency; missing or damaged ones are skipped. */

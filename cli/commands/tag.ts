@@ -1,6 +1,5 @@
 import { defineCommand } from "citty";
-import { putJson } from "../../core/_datastore.ts";
-import { runKey } from "../../core/_layout.ts";
+import { changeTags, currentTags } from "../../core/_tags.ts";
 import { parsePathspec, type Run } from "../../core/client.ts";
 import { TsflowError } from "../../core/errors.ts";
 import { cliClient, datastoreArg } from "./_client.ts";
@@ -46,9 +45,10 @@ export default defineCommand({
       throw new TsflowError("NotFound", `run ${run.pathspec} has no tag ${missing.map((t) => `'${t}'`).join(", ")} (its tags: ${run.tags.join(", ") || "none"}); nothing was changed`);
     }
     const added = action === "add" ? tags : action === "replace" ? [tags[1]!] : [];
-    const next = [...new Set([...run.tags.filter((t) => !removed.includes(t)), ...added])];
-    // A put is atomic on every datastore: readers see the old run.json or the new one.
-    await putJson(store, runKey(flow!, id!), { ...run.doc, tags: next });
+    // A change is a document of its own: run.json (the orchestrator's) is never rewritten, so
+    // neither this change nor the run's final status can undo the other (core/_tags.ts).
+    await changeTags(store, flow!, id!, { add: added, remove: removed });
+    const next = await currentTags(store, flow!, id!, run.doc.tags);
     process.stdout.write(`${run.pathspec}: ${next.join(" ") || "(no tags)"}\n`);
     return 0;
   },
