@@ -28,6 +28,8 @@ export {
   startFlow,
 } from "./runner/run.ts";
 export type { ResumePlan } from "./runner/resume.ts";
+export { loadOverrides, type SpinStepOptions, spinStep } from "./runner/spin.ts";
+export type { ArtifactChange, SpinResult } from "./core/spin.ts";
 
 // The client API wired to the defaults: inside a running task, the datastore of the task's own
 // run (its --datastore, in a worker, a container or a Batch job alike); elsewhere the one

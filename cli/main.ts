@@ -30,6 +30,7 @@ const commands: Record<string, () => Promise<CommandDef<any>>> = {
   delete: () => import("./commands/delete.ts").then((m) => m.default),
   gc: () => import("./commands/gc.ts").then((m) => m.default),
   card: () => import("./commands/card.ts").then((m) => m.default),
+  spin: () => import("./commands/spin.ts").then((m) => m.default),
 };
 
 /** Adds a command (later features register theirs here). */
