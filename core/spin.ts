@@ -9,6 +9,7 @@
  * Without persisting, every write goes to an in-memory layer over the datastore and is dropped.
  */
 import { getJson, putJson } from "./_datastore.ts";
+import { SWEEPS_PREFIX } from "./_sweeps.ts";
 import { attemptKey, doneKey, runKey, taskKey } from "./_layout.ts";
 import { contentHash, loadArtifact } from "./artifacts.ts";
 import type { TaskDoc } from "./client.ts";
@@ -214,6 +215,9 @@ export function memoryLayer(base: Datastore): Datastore {
       return mem.has(key) || base.has(key);
     },
     async list(prefix) {
+      // A gc's markers (core/_sweeps.ts) guard blobs written to the store; this layer writes
+      // none there, so the task's gc watch needs no look at the real ones.
+      if (prefix === SWEEPS_PREFIX) return [];
       const own = [...mem.keys()].filter((k) => k.startsWith(prefix)).map((k) => (k.slice(prefix.length).includes("/") ? `${k.slice(prefix.length).split("/")[0]}/` : k.slice(prefix.length)));
       return [...new Set([...(await base.list(prefix)), ...own])].sort();
     },
