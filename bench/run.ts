@@ -4,7 +4,7 @@
  * ratios inside one run (the raw disk and hash limits are measured in the same run).
  *
  *   npm run bench              everything
- *   npm run bench -- core big  only some groups (core, big, client, viewer, executors, startup)
+ *   npm run bench -- core big  only some groups (core, big, client, viewer, executors, startup, cards)
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
