@@ -3,9 +3,9 @@
  * `.git`). Writes go to a temporary file that is renamed into place, so a crash never leaves
  * a half-written key behind.
  */
-import { accessSync, constants, createReadStream, existsSync, readFileSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, fstatSync, openSync, readFileSync, realpathSync } from "node:fs";
 import * as fsp from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, resolve, sep } from "node:path";
 import { checkKey } from "../../core/_datastore.ts";
 import { TsflowError } from "../../core/errors.ts";
 import type { Bytes, Datastore, PutOptions } from "../../core/types.ts";
@@ -31,6 +31,74 @@ export default function fsDatastore(options: FsOptions): Datastore {
     const why = err.code === "ENOSPC" ? "the disk is full" : err.code === "EROFS" || err.code === "EACCES" ? "the datastore is not writable" : err.message;
     throw new TsflowError("Datastore", `[fs] cannot ${action} '${key}' in ${root}: ${why}`);
   };
+
+  /**
+   * Only regular files inside the root are keys (#19.10): a symlink planted in the store
+   * (`stdout -> ~/.ssh/id_rsa`, or a directory pointing elsewhere) would make `logs`, the viewer
+   * and `--export` show files outside it, and a FIFO would hang every reader. The last
+   * component is opened with O_NOFOLLOW and O_NONBLOCK and checked with fstat; the directory
+   * it is in must resolve inside the root (checked once per directory).
+   */
+  const READ = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+  let realRoot: string | undefined;
+  const checkedDirs = new Set<string>();
+  const refuse = (key: string, what: string) => new TsflowError("Datastore", `[fs] refusing to read '${key}' in ${root}: ${what}; only regular files inside the datastore are read`);
+  const insideRoot = (key: string, file: string) => {
+    const dir = dirname(file);
+    if (checkedDirs.has(dir)) return;
+    let real: string;
+    try {
+      realRoot ??= realpathSync.native(root);
+      real = realpathSync.native(dir);
+    } catch {
+      return; // missing: the open says so
+    }
+    if (real !== realRoot && !real.startsWith(realRoot + sep)) throw refuse(key, `its directory leads outside the datastore (to ${real}) through a symbolic link`);
+    if (checkedDirs.size > 50_000) checkedDirs.clear();
+    checkedDirs.add(dir);
+  };
+  const kind = (st: { isSymbolicLink(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }) =>
+    st.isSymbolicLink() ? "a symbolic link" : st.isFIFO() ? "a FIFO" : st.isSocket() ? "a socket" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : "not a regular file";
+  /** An open handle on the regular file holding `key`, `null` when missing or a directory. */
+  async function openKey(key: string): Promise<fsp.FileHandle | null> {
+    const file = path(key);
+    insideRoot(key, file);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(file, READ);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return null;
+      if (code === "ELOOP") throw refuse(key, "it is a symbolic link");
+      throw e;
+    }
+    const st = await fh.stat();
+    if (st.isFile()) return fh;
+    await fh.close();
+    if (st.isDirectory()) return null; // a prefix, not a key: missing, like S3
+    throw refuse(key, `it is ${kind(st)}`);
+  }
+  function readKeySync(key: string): Bytes | null {
+    const file = path(key);
+    insideRoot(key, file);
+    let fd: number;
+    try {
+      fd = openSync(file, READ);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return null;
+      if (code === "ELOOP") throw refuse(key, "it is a symbolic link");
+      throw e;
+    }
+    try {
+      const st = fstatSync(fd);
+      if (st.isDirectory()) return null;
+      if (!st.isFile()) throw refuse(key, `it is ${kind(st)}`);
+      return readFileSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
 
   const tmpName = (file: string) => `${dirname(file)}/${TMP}${process.pid}-${++counter}-${file.slice(file.lastIndexOf("/") + 1)}`;
 
@@ -63,22 +131,22 @@ export default function fsDatastore(options: FsOptions): Datastore {
 
     async get(key) {
       try {
-        return await fsp.readFile(path(key));
+        const fh = await openKey(key);
+        if (!fh) return null;
+        try {
+          return await fh.readFile();
+        } finally {
+          await fh.close();
+        }
       } catch (e) {
-        // A directory is a prefix, not a key: it reads as missing, like S3.
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === "ENOENT" || code === "EISDIR") return null;
         return fail("read", key, e);
       }
     },
 
     getSync(key) {
       try {
-        return readFileSync(path(key));
+        return readKeySync(key);
       } catch (e) {
-        // A directory is a prefix, not a key: it reads as missing, like S3.
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === "ENOENT" || code === "EISDIR") return null;
         return fail("read", key, e);
       }
     },
@@ -123,25 +191,36 @@ export default function fsDatastore(options: FsOptions): Datastore {
 
     async size(key) {
       try {
-        return (await fsp.stat(path(key))).size;
+        const fh = await openKey(key);
+        if (!fh) return null;
+        try {
+          return (await fh.stat()).size;
+        } finally {
+          await fh.close();
+        }
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
         return fail("stat", key, e);
       }
     },
 
     async getStream(key) {
-      const file = path(key);
-      if (!(await exists(file))) return null;
-      return createReadStream(file, { highWaterMark: 4 << 20 }) as AsyncIterable<Bytes>;
+      let fh: fsp.FileHandle | null;
+      try {
+        fh = await openKey(key);
+      } catch (e) {
+        return fail("read", key, e);
+      }
+      // The stream reads the very file that was checked (its handle), and closes it.
+      return fh ? (fh.createReadStream({ highWaterMark: 4 << 20 }) as AsyncIterable<Bytes>) : null;
     },
 
     async list(prefix) {
       const dir = prefix === "" ? root : path(prefix.replace(/\/$/, ""));
       try {
         const entries = await fsp.readdir(dir, { withFileTypes: true });
+        // Symbolic links, FIFOs, sockets and devices are not keys (see openKey).
         return entries
-          .filter((e) => !e.name.startsWith(TMP))
+          .filter((e) => !e.name.startsWith(TMP) && (e.isFile() || e.isDirectory()))
           .map((e) => (e.isDirectory() ? `${e.name}/` : e.name))
           .sort();
       } catch (e) {
@@ -216,7 +295,8 @@ async function refresh(file: string): Promise<boolean> {
 /** A key exists when a file holds it; a directory is only a prefix. */
 async function exists(file: string): Promise<boolean> {
   try {
-    return (await fsp.stat(file)).isFile();
+    // lstat: a symbolic link is not a key, even to a file.
+    return (await fsp.lstat(file)).isFile();
   } catch {
     return false;
   }

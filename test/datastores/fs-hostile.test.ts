@@ -1,0 +1,79 @@
+/**
+ * The fs datastore reads only regular files inside its root (issue #19 item 10): a symlink
+ * planted in the store, a symlinked directory or a FIFO make `logs`, `runs`, the viewer and
+ * `--export` refuse clearly or skip, never show a file outside the store or hang.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { attemptKey, runKey } from "../../core/_layout.ts";
+import fsDatastore from "../../plugins/datastores/fs.ts";
+import nodeHost from "../../plugins/host/node.ts";
+import { createViewerApp } from "../../viewer/app.ts";
+import { cli, STACK_LINE, tempStore } from "../_helpers.ts";
+import { F, R, writeRun } from "../viewer/_run.ts";
+
+const SECRET = "SECRET-OUTSIDE-THE-DATASTORE";
+
+async function plant() {
+  const base = tempStore();
+  const root = join(base, "store");
+  await writeRun(fsDatastore({ root }), { x: 1 });
+  writeFileSync(join(base, "secret.txt"), `${SECRET}\n`);
+  mkdirSync(join(base, "elsewhere"));
+  writeFileSync(join(base, "elsewhere", "stdout"), `${SECRET}\n`);
+  return { base, root, file: (key: string) => join(root, key) };
+}
+
+describe("fs datastore: only regular files inside the root", () => {
+  it("refuses a symlinked log and a symlinked attempt directory in logs and the viewer", async () => {
+    const { base, root, file } = await plant();
+    const endLog = file(attemptKey(F, R, "end", "2", 0, "stdout"));
+    rmSync(endLog);
+    symlinkSync(join(base, "secret.txt"), endLog);
+    const logs = await cli(["logs", `${F}/${R}/end`, "--datastore", root]);
+    expect(logs.stdout + logs.stderr).not.toContain(SECRET);
+    expect(logs.code).not.toBe(0);
+    expect(logs.stderr).toMatch(/refusing to read '.*end\/2\/0\/stdout' .*: it is a symbolic link/);
+    expect(logs.stderr).not.toMatch(STACK_LINE);
+
+    const attemptDir = join(file(attemptKey(F, R, "start", "1", 0, "stdout")), "..");
+    rmSync(attemptDir, { recursive: true });
+    symlinkSync(join(base, "elsewhere"), attemptDir);
+    const logs2 = await cli(["logs", `${F}/${R}/start`, "--datastore", root]);
+    expect(logs2.stdout + logs2.stderr).not.toContain(SECRET);
+    expect(logs2.stderr).toMatch(/leads outside the datastore .* through a symbolic link|has no attempt|refusing/);
+
+    const app = createViewerApp({ store: fsDatastore({ root }), host: nodeHost() });
+    for (const path of [`/runs/${F}/${R}/end/2`, `/runs/${F}/${R}/start/1`, `/runs/${F}/${R}`]) {
+      const res = await app.request(path);
+      expect(await res.text(), path).not.toContain(SECRET);
+    }
+  });
+
+  it("does not hang on a FIFO run.json, and exports leave planted links out", async () => {
+    const { base, root, file } = await plant();
+    // A second run whose run.json is a FIFO nobody writes to.
+    const other = await writeRun(fsDatastore({ root }), { y: 2 }, { run: "1790000000001-fifo" });
+    rmSync(file(runKey(F, other.run)));
+    execFileSync("mkfifo", [file(runKey(F, other.run))]);
+    const runs = await cli(["runs", F, "--all", "--datastore", root], { timeoutMs: 20_000 });
+    expect(runs.stderr).not.toMatch(STACK_LINE);
+    expect(runs.stdout).toContain(R);
+
+    // The blob of `x` replaced by a link to the secret: the export must not copy the secret.
+    const blobs = readdirSync(file("blobs"), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    for (const b of blobs) {
+      const p = join(b.parentPath, b.name);
+      renameSync(p, `${p}.moved`);
+      symlinkSync(join(base, "secret.txt"), p);
+    }
+    const out = join(base, "export");
+    const exp = await cli(["view", "--export", out, `${F}/${R}`, "--datastore", root]);
+    expect(exp.stderr).not.toMatch(STACK_LINE);
+    for (const e of readdirSync(out, { recursive: true, withFileTypes: true })) {
+      if (e.isFile()) expect(readFileSync(join(e.parentPath, e.name), "utf8"), e.name).not.toContain(SECRET);
+    }
+  });
+});
