@@ -31,6 +31,7 @@ const commands: Record<string, () => Promise<CommandDef<any>>> = {
   gc: () => import("./commands/gc.ts").then((m) => m.default),
   card: () => import("./commands/card.ts").then((m) => m.default),
   spin: () => import("./commands/spin.ts").then((m) => m.default),
+  "exit-hooks": () => import("./commands/exit-hooks.ts").then((m) => m.default),
 };
 
 /** Adds a command (later features register theirs here). */

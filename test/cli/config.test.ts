@@ -7,6 +7,9 @@ import { join } from "node:path";
 import { Config, config, environment, FlowSpec, isTsflowError, runFlow, step } from "tsflow";
 import { describe, expect, it } from "vitest";
 import { cli, cliRun, fixture, latestRun, stepArtifacts, tempStore } from "../_helpers.ts";
+import { S3RVER_CREDENTIALS, startS3rver } from "../_s3rver.ts";
+import { startBatchServer } from "../batch-server/server.ts";
+import { NODE_IMAGE } from "../executors/_docker.ts";
 import ConfigFlow from "../fixtures/config-flow.ts";
 
 const FLOW = fixture("config-flow.ts");
@@ -81,6 +84,31 @@ describe("Config through the CLI", () => {
   });
 });
 
+describe("Config in executor decorators", () => {
+  it("@batch({ queue, memory, cpu }) from a config reach the AWS Batch job (local Batch server, s3rver)", async () => {
+    const [s3, server] = await Promise.all([startS3rver({ buckets: ["cfg"] }), startBatchServer({ executor: "process", transitionMs: 20, queues: ["default", "gpu"] })]);
+    const aws = { AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey, AWS_REGION: "us-east-1", TSFLOW_S3_ENDPOINT: s3.endpoint };
+    // Process-mode jobs inherit this process's environment (their S3 credentials).
+    const saved = { ...process.env };
+    Object.assign(process.env, aws);
+    try {
+      const r = await cli(["run", fixture("config-batch.ts"), "--datastore", "s3://cfg/runs", "--config", 'infra={"queue":"gpu","memory":3072,"cpu":1.5}'], {
+        env: { ...aws, TSFLOW_BATCH_ENDPOINT: server.url, TSFLOW_BATCH_IMAGE: NODE_IMAGE },
+        timeoutMs: 120_000,
+      });
+      expect(r.code, r.stderr).toBe(0);
+      const jobs = server.jobs.list();
+      expect(jobs).toHaveLength(1);
+      expect(jobs[0]!.jobQueue).toMatch(/job-queue\/gpu$/);
+      const reqs = Object.fromEntries((jobs[0]!.container?.resourceRequirements ?? []).map((q) => [q.type, q.value]));
+      expect(reqs).toMatchObject({ MEMORY: "3072", VCPU: "3" });
+    } finally {
+      process.env = saved;
+      await Promise.all([server.close(), s3.close()]);
+    }
+  }, 180_000);
+});
+
 describe("Config from the library", () => {
   it("takes a config as a value, a file or inline JSON, validated the same way", async () => {
     const ds = tempStore();
@@ -133,6 +161,20 @@ describe("@exitHook", () => {
     const run = latestRun(ds, "ConfigFlow");
     expect(run.status).toBe("failed");
     expect(hookLines(ds)).toEqual([`error ConfigFlow/${run.runId} false`]);
+  });
+
+  it("tsflow exit-hooks FILE RUN runs them for an ended run (what a production deployment calls last)", async () => {
+    const ds = tempStore();
+    const failed = await cli(["run", FLOW, "--datastore", ds], { env: { CONFIG_FLOW_FAIL: "1" } });
+    expect(failed.code).toBe(1);
+    const runId = latestRun(ds, "ConfigFlow").runId;
+    const r = await cli(["exit-hooks", FLOW, runId, "--datastore", ds], { env: hookEnv(ds) });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`✔ exit hook onError 'onFailure' of ConfigFlow/${runId}`);
+    expect(hookLines(ds)).toEqual([`error ConfigFlow/${runId} false`]);
+    const missing = await cli(["exit-hooks", FLOW, "123-nope", "--datastore", ds]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("run ConfigFlow/123-nope is not in datastore");
   });
 
   it("reports each hook's outcome to runFlow's caller", async () => {
