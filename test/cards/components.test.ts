@@ -114,3 +114,56 @@ describe("rendering", () => {
     expect(chart).not.toMatch(/<script[^>]+src=/);
   });
 });
+
+describe("current.card in a task", () => {
+  const spec = { flowName: "F", runId: "1", step: "s", taskId: "2", attempt: 0, parents: [], foreach: [] } as unknown as import("../../core/types.ts").TaskSpec;
+
+  it("refresh() is rate-limited: a burst stores one snapshot now and one trailing snapshot with the last state", async () => {
+    const { CardSession, readCardRefs, loadCardData } = await import("../../core/cards.ts");
+    const { default: memoryDatastore } = await import("../../plugins/datastores/memory.ts");
+    const { default: nodeHost } = await import("../../plugins/host/node.ts");
+    const store = memoryDatastore();
+    const puts: string[] = [];
+    const put = store.put.bind(store);
+    store.put = (key, data, o) => {
+      if (key.includes("/cards/")) puts.push(key);
+      return put(key, data, o);
+    };
+    const session = new CardSession(spec, store, nodeHost(), [{ id: "default", type: "blank", options: {}, refreshInterval: 300 }]);
+    const bar = new ProgressBar({ max: 100 });
+    session.append(bar);
+    for (let i = 1; i <= 100; i++) {
+      bar.update(i);
+      session.refresh();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    expect(puts).toHaveLength(1); // the first call; the other 99 wait for the trailing refresh
+    await new Promise((r) => setTimeout(r, 400));
+    expect(puts).toHaveLength(2);
+    const [live] = await readCardRefs(store, "F", "1", "s", "2", 0);
+    expect(live!.final).toBe(false);
+    expect((await loadCardData(store, nodeHost(), live!)).components[0]).toMatchObject({ type: "progress", value: 100 });
+    const [final] = await session.finish({ ok: true, startedAt: 0, finishedAt: 1, artifacts: [] });
+    expect(final!.final).toBe(true);
+    expect(puts).toHaveLength(3); // the final card replaces the live snapshot readers may have seen
+  });
+
+  it("without @card, append does nothing but warn once", async () => {
+    const { CardSession } = await import("../../core/cards.ts");
+    const { default: memoryDatastore } = await import("../../plugins/datastores/memory.ts");
+    const { default: nodeHost } = await import("../../plugins/host/node.ts");
+    const warnings: string[] = [];
+    const warn = console.warn;
+    console.warn = (m: string) => warnings.push(m);
+    try {
+      const session = new CardSession(spec, memoryDatastore(), nodeHost(), []);
+      session.append(new Markdown("a")).append(new Markdown("b"));
+      session.refresh();
+      expect(session.components).toEqual([]);
+      expect(await session.finish({ ok: true, startedAt: 0, finishedAt: 1, artifacts: [] })).toEqual([]);
+    } finally {
+      console.warn = warn;
+    }
+    expect(warnings).toEqual(["[tsflow] step 's' has no @card: current.card.append() does nothing (add @card() to the step or run with --with card)"]);
+  });
+});
