@@ -7,7 +7,10 @@
  *   flows/<Flow>/runs/<run>/heartbeat             touched while the orchestrator lives
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/task.json        parents, foreach position
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/start.json   attempt started
- *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/stdout|stderr   logs, while running
+ *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/stdout/<n>     log chunks (8 digits, from
+ *                                                  00000001), appended while running; stderr/ too
+ *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/stdout|stderr   a whole log (runs stored
+ *                                                  before chunked logs)
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/result.json  what the attempt produced
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/cards/<id>.json  a card (blobs: data, HTML)
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/done.json        success marker, written last
@@ -30,6 +33,10 @@ export const attemptKey = (flow: string, run: string, step: string, task: string
   `${taskPrefix(flow, run, step, task)}${attempt}/${file}`;
 export const cardsPrefix = (flow: string, run: string, step: string, task: string, attempt: number) => `${taskPrefix(flow, run, step, task)}${attempt}/cards/`;
 export const cardKey = (flow: string, run: string, step: string, task: string, attempt: number, id: string) => `${cardsPrefix(flow, run, step, task, attempt)}${id}.json`;
+/** The directory of one attempt's log chunks (see core/_logs.ts). */
+export const logPrefix = (flow: string, run: string, step: string, task: string, attempt: number, stream: "stdout" | "stderr") => `${taskPrefix(flow, run, step, task)}${attempt}/${stream}/`;
+export const logChunkKey = (flow: string, run: string, step: string, task: string, attempt: number, stream: "stdout" | "stderr", seq: number) =>
+  `${logPrefix(flow, run, step, task, attempt, stream)}${String(seq).padStart(8, "0")}`;
 export const packageKey = (hash: string) => `packages/${hash}`;
 export const tagsPrefix = (flow: string, run: string) => `flows/${flow}/tags/${run}/`;
 export const tagChangeKey = (flow: string, run: string, id: string) => `flows/${flow}/tags/${run}/${id}.json`;

@@ -11,6 +11,7 @@
  */
 import { currentTags } from "./_tags.ts";
 import { getJson, mapLimit } from "./_datastore.ts";
+import { type AttemptRef, readLog, readLogChunks, readLogTail } from "./_logs.ts";
 import { attemptKey, doneKey, flowsPrefix, runKey, runsPrefix, stepPrefix, stepsPrefix, taskKey, taskPrefix } from "./_layout.ts";
 import { effectiveStatus, readHeartbeat } from "./_status.ts";
 import { type LoadLimits, loadArtifact } from "./artifacts.ts";
@@ -499,11 +500,33 @@ export class Task<F = unknown> {
     return this.log("stderr", attempt);
   }
 
+  /**
+   * The task's output of one attempt as it is stored, piece by piece: bounded memory for logs of
+   * any size, and readable while the task runs.
+   */
+  async *logChunks(stream: "stdout" | "stderr", attempt?: number): AsyncGenerator<Uint8Array> {
+    const s = await this.ctx.store();
+    yield* readLogChunks(s, await this.logRef(attempt), stream);
+  }
+
+  /** The last `maxBytes` of one attempt's output, and the log's full size. */
+  async logTail(stream: "stdout" | "stderr", maxBytes: number, attempt?: number): Promise<{ text: string; size: number; truncated: boolean }> {
+    const s = await this.ctx.store();
+    const tail = await readLogTail(s, await this.logRef(attempt), stream, maxBytes);
+    return tail ? { text: new TextDecoder().decode(tail.bytes), size: tail.size, truncated: tail.truncated } : { text: "", size: 0, truncated: false };
+  }
+
   private async log(stream: "stdout" | "stderr", attempt?: number): Promise<string> {
     const s = await this.ctx.store();
+    const bytes = await readLog(s, await this.logRef(attempt), stream);
+    return bytes ? new TextDecoder().decode(bytes) : "";
+  }
+
+  /** Where an attempt's logs are: a cloned task's are where it really ran. */
+  private async logRef(attempt?: number): Promise<AttemptRef> {
+    const s = await this.ctx.store();
     const n = attempt ?? this.attempt;
-    // A cloned task ran in its origin run (or that run's origin, after a resume of a resume):
-    // its logs are where it really ran.
+    // A cloned task ran in its origin run (or that run's origin, after a resume of a resume).
     const flow = this.step.run.flow;
     let [run, step, task] = [this.step.run.id, this.step.name, this.id];
     let from = this.clonedFrom;
@@ -511,8 +534,7 @@ export class Task<F = unknown> {
       [run, step, task] = from.split("/") as [string, string, string];
       from = (await getJson<DoneRecord>(s, doneKey(flow, run, step, task)).catch(() => null))?.clonedFrom;
     }
-    const bytes = await s.get(attemptKey(flow, run, step, task, n, stream));
-    return bytes ? new TextDecoder().decode(bytes) : "";
+    return { flow, run, step, task, attempt: n };
   }
 
   /** Every artifact of the task (of its successful attempt, else of its last result). */

@@ -7,6 +7,7 @@
  */
 import { getJson, putJson } from "./_datastore.ts";
 import { attemptKey, doneKey, heartbeatKey, runKey, taskKey } from "./_layout.ts";
+import { LogWriter } from "./_logs.ts";
 import { watchSweeps } from "./_sweeps.ts";
 import { storeArtifact } from "./artifacts.ts";
 import { applyConfig, configValues, readConfig, usesConfig } from "./config.ts";
@@ -110,7 +111,6 @@ interface TaskState {
 }
 
 const HEARTBEAT_MS = 5000;
-const LOG_FLUSH_MS = 1000;
 
 /** A new run id: sortable by time, unique without coordination. */
 export function newRunId(): string {
@@ -367,9 +367,20 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     fail({ ...(lastError ?? { type: "Error", message: "task failed" }), pathspec });
   };
 
+  // A datastore that refuses log writes is reported once per run, not once a second.
+  let logWarned = false;
+  const logWarning = (pathspec: string, e: unknown) => {
+    if (logWarned) return;
+    logWarned = true;
+    (options.logger ?? silentLogger).warn(`cannot store the output of ${pathspec} (will retry): ${(e as Error)?.message ?? e}`);
+  };
+
   const runAttempt = async (spec: TaskSpec, executor: Executor): Promise<{ ok: boolean; result?: TaskResult; error?: TaskError }> => {
     const pathspec = `${spec.runId}/${spec.step}/${spec.taskId}`;
-    const logs = new AttemptLogs(store, (file) => attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, file));
+    // One writer per attempt: the orchestrator, unless the task stores its own output (Batch).
+    const logs = executor.storesOwnLogs
+      ? undefined
+      : new LogWriter(store, { flow, run: runId, step: spec.step, task: spec.taskId, attempt: spec.attempt }, { onError: (e) => logWarning(pathspec, e) });
     const startedAt = Date.now();
     await putJson(store, attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, "start.json"), { attempt: spec.attempt, mode: spec.mode, startedAt, executor: executor.name });
     reporter.taskStarted?.({ pathspec, step: spec.step, attempt: spec.attempt, mode: spec.mode === "catch" ? "catch" : "run" });
@@ -378,14 +389,14 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       exit = await executor.run(spec, {
         signal: controller.signal,
         output(stream, chunk) {
-          logs.add(stream, chunk);
+          logs?.add(stream, chunk);
           reporter.taskOutput?.({ pathspec, step: spec.step }, stream, new TextDecoder().decode(chunk));
         },
       });
     } catch (e) {
       exit = { completed: false, error: errorInfo(e) };
     }
-    await logs.close();
+    await logs?.close();
     const resultKey = attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, "result.json");
     const result = (exit.completed ? exit.result : undefined) ?? (await getJson<TaskResult>(store, resultKey).catch(() => null));
     if (exit.completed && result) return result.ok ? { ok: true, result } : { ok: false, error: result.error };
@@ -430,43 +441,6 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   const report = (m: string) => (reporter.message ? reporter.message(m) : options.logger ? options.logger.warn(m) : console.warn(m));
   const exitHooks = await runExitHooks(options.flowClass, { store, host, flowName: flow, runId, report });
   return { flow, runId, status, successful: !failure, error: failure, tasks: taskCount, durationMs: finishedAt - t0, ...(exitHooks.length ? { exitHooks } : {}) };
-}
-
-/** Buffers one attempt's output and writes it to the datastore while the task runs. */
-class AttemptLogs {
-  private chunks = { stdout: [] as Bytes[], stderr: [] as Bytes[] };
-  private dirty = { stdout: false, stderr: false };
-  private timer: ReturnType<typeof setInterval> | undefined;
-  private writing: Promise<void> = Promise.resolve();
-
-  constructor(
-    private store: Datastore,
-    private key: (file: "stdout" | "stderr") => string,
-  ) {}
-
-  add(stream: "stdout" | "stderr", chunk: Bytes) {
-    this.chunks[stream].push(chunk);
-    this.dirty[stream] = true;
-    this.timer ??= setInterval(() => this.flush(), LOG_FLUSH_MS);
-  }
-
-  private flush(): Promise<void> {
-    this.writing = this.writing.then(async () => {
-      for (const stream of ["stdout", "stderr"] as const) {
-        if (!this.dirty[stream]) continue;
-        this.dirty[stream] = false;
-        await this.store.put(this.key(stream), this.chunks[stream].slice()).catch(() => {
-          this.dirty[stream] = true;
-        });
-      }
-    });
-    return this.writing;
-  }
-
-  async close() {
-    if (this.timer) clearInterval(this.timer);
-    await this.flush();
-  }
 }
 
 /** Turns parameter values into artifacts (stored once, then referenced by every task). */

@@ -10,6 +10,7 @@
  */
 import { putJson } from "../core/_datastore.ts";
 import { attemptKey } from "../core/_layout.ts";
+import { LogWriter } from "../core/_logs.ts";
 import { errorInfo, executeTask } from "../core/task.ts";
 import type { Datastore, TaskSpec } from "../core/types.ts";
 import nodeHost from "../plugins/host/node.ts";
@@ -19,35 +20,22 @@ import { enterTaskEnvironment, type TaskEnvironmentScope } from "./secrets.ts";
 
 const FLUSH_MS = Number(process.env.TSFLOW_LOG_FLUSH_MS ?? 1000);
 
-/** Copies everything written to stdout/stderr into the datastore, whole file each time. */
+/**
+ * Appends everything written to stdout/stderr to the attempt's log in the datastore, one new
+ * chunk per flush (core/_logs.ts): the task is its log's only writer, and its bytes are
+ * written once, however long it runs.
+ */
 function captureOutput(store: Datastore, spec: TaskSpec) {
-  const chunks = { stdout: [] as Uint8Array[], stderr: [] as Uint8Array[] };
-  const dirty = { stdout: false, stderr: false };
+  const writer = new LogWriter(store, { flow: spec.flowName, run: spec.runId, step: spec.step, task: spec.taskId, attempt: spec.attempt }, { flushMs: FLUSH_MS });
   for (const name of ["stdout", "stderr"] as const) {
     const stream = process[name];
     const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
     stream.write = ((chunk: unknown, ...rest: unknown[]) => {
-      chunks[name].push(typeof chunk === "string" ? new TextEncoder().encode(chunk) : new Uint8Array(chunk as Uint8Array));
-      dirty[name] = true;
+      writer.add(name, typeof chunk === "string" ? new TextEncoder().encode(chunk) : new Uint8Array(chunk as Uint8Array));
       return write(chunk, ...rest);
     }) as typeof stream.write;
   }
-  let writing = Promise.resolve();
-  const flush = () => {
-    writing = writing.then(async () => {
-      for (const name of ["stdout", "stderr"] as const) {
-        if (!dirty[name]) continue;
-        dirty[name] = false;
-        await store.put(attemptKey(spec.flowName, spec.runId, spec.step, spec.taskId, spec.attempt, name), chunks[name]).catch(() => (dirty[name] = true));
-      }
-    });
-    return writing;
-  };
-  const timer = setInterval(flush, FLUSH_MS);
-  return async () => {
-    clearInterval(timer);
-    await flush();
-  };
+  return () => writer.close();
 }
 
 export async function taskMain(): Promise<number> {

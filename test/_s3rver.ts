@@ -24,6 +24,8 @@ export interface RunningS3rver {
   pid: number;
   /** `METHOD /path?query` of every request received, in order (to see multipart at work). */
   requests: string[];
+  /** The body size of each request in {@link requests}, same order (bytes written to S3). */
+  requestBytes: number[];
   close(): Promise<void>;
 }
 
@@ -59,7 +61,11 @@ const { buckets, dir } = JSON.parse(process.env.S3RVER_CONFIG);
 const server = new S3rver({ address: "127.0.0.1", port: 0, silent: process.env.S3RVER_LOG !== "1", directory: dir,
   configureBuckets: buckets.map((name) => ({ name })) });
 server.run().then(({ port }) => {
-  server.httpServer.on("request", (req) => process.stdout.write(JSON.stringify({ request: req.method + " " + req.url }) + "\\n"));
+  server.httpServer.on("request", (req) => {
+    // Bytes of the body: the SDK's streaming uploads announce the decoded length apart.
+    const bytes = Number(req.headers["x-amz-decoded-content-length"] ?? req.headers["content-length"] ?? 0);
+    process.stdout.write(JSON.stringify({ request: req.method + " " + req.url, bytes }) + "\\n");
+  });
   process.stdout.write(JSON.stringify({ port }) + "\\n");
 });
 process.stdin.on("end", () => process.exit(0)).resume();
@@ -72,12 +78,16 @@ export async function startS3rver(options: { buckets: string[] }): Promise<Runni
     stdio: ["pipe", "pipe", "inherit"],
   });
   const requests: string[] = [];
+  const requestBytes: number[] = [];
   const exited = new Promise((resolve) => child.once("exit", resolve));
   const port = await new Promise<number>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`s3rver exited with code ${code} before listening`)));
     createInterface({ input: child.stdout! }).on("line", (line) => {
-      const message = JSON.parse(line) as { port?: number; request?: string };
-      if (message.request) requests.push(message.request);
+      const message = JSON.parse(line) as { port?: number; request?: string; bytes?: number };
+      if (message.request) {
+        requests.push(message.request);
+        requestBytes.push(message.bytes ?? 0);
+      }
       if (message.port) resolve(message.port);
     });
   });
@@ -87,6 +97,7 @@ export async function startS3rver(options: { buckets: string[] }): Promise<Runni
     dir,
     pid: child.pid!,
     requests,
+    requestBytes,
     async close() {
       child.stdin!.end();
       await exited;

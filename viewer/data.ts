@@ -4,6 +4,7 @@
  * and `size`. Every name reaching a key was validated by the caller ({@link validName}).
  */
 import { checkKey, getJson, listAll, mapLimit } from "../core/_datastore.ts";
+import { logSize, readLogTail } from "../core/_logs.ts";
 import { attemptKey, doneKey, runKey, runsPrefix, stepsPrefix, taskKey } from "../core/_layout.ts";
 import { currentTags } from "../core/_tags.ts";
 import { type EffectiveStatus, effectiveStatus, readHeartbeat } from "../core/_status.ts";
@@ -244,13 +245,11 @@ export async function getTask(store: Datastore, flow: string, runId: string, ste
   return { doc, done, attempts };
 }
 
-/** The last `max` bytes of a log, and its full size. */
+/** The last `max` bytes of a log, and its full size, reading only the chunks the tail needs. */
 export async function getLog(store: Datastore, flow: string, runId: string, step: string, task: string, attempt: number, stream: "stdout" | "stderr", max = 256 * 1024): Promise<{ text: string; size: number; truncated: boolean } | null> {
-  const bytes = await store.get(attemptKey(flow, runId, step, task, attempt, stream));
-  if (!bytes) return null;
-  const truncated = bytes.length > max;
-  const slice = truncated ? bytes.subarray(bytes.length - max) : bytes;
-  return { text: new TextDecoder().decode(slice), size: bytes.length, truncated };
+  const tail = await readLogTail(store, { flow, run: runId, step, task, attempt }, stream, max);
+  if (!tail) return null;
+  return { text: new TextDecoder().decode(tail.bytes), size: tail.size, truncated: tail.truncated };
 }
 
 /**
@@ -264,7 +263,7 @@ export async function fingerprint(store: Datastore, flow: string, runId: string,
   if (step && task) {
     const detail = await getTask(store, flow, runId, step, task);
     for (const a of detail?.attempts ?? []) {
-      const sizes = await Promise.all((["stdout", "stderr"] as const).map((s) => sizeOf(store, attemptKey(flow, runId, step, task, a.attempt, s))));
+      const sizes = await Promise.all((["stdout", "stderr"] as const).map((s) => logSize(store, { flow, run: runId, step, task, attempt: a.attempt }, s)));
       sig += `|${a.attempt}:${a.ok}:${sizes.join(",")}`;
     }
     sig += `|${detail?.done ? "done" : ""}`;
@@ -283,9 +282,4 @@ export async function fingerprint(store: Datastore, flow: string, runId: string,
     sig += tasks <= 500 ? `|${(await listAll(store, prefix)).length}` : `|${await readHeartbeat(store, flow, runId)}`;
   }
   return { sig, live: run.state === "running" };
-}
-
-async function sizeOf(store: Datastore, key: string): Promise<number | null> {
-  if (store.size) return store.size(key);
-  return (await store.get(key))?.length ?? null;
 }

@@ -37,9 +37,7 @@ export default defineCommand({
         const state = task.successful && n === task.attempt ? "succeeded" : error ? "failed" : "running";
         process.stdout.write(`${task.pathspec}${task.index !== undefined ? ` [index ${task.index}]` : ""} (attempt ${n}, ${state})\n`);
       }
-      const text = args.stderr ? await task.stderr(n) : await task.stdout(n);
-      process.stdout.write(several ? text.replace(/^(?=.)/gm, "  ") : text);
-      if (text && !text.endsWith("\n")) process.stdout.write("\n");
+      await printLog(task.logChunks(args.stderr ? "stderr" : "stdout", n), several ? "  " : "");
       if (!error) continue;
       // As in Metaflow's stderr log, a failed attempt's stderr ends with its error; stdout only
       // points at it, on the command's own stderr.
@@ -49,3 +47,28 @@ export default defineCommand({
     return 0;
   },
 });
+
+/**
+ * Prints a log piece by piece as stored (bounded memory, logs of any size), indenting each line
+ * under a header when several tasks are shown, and ending with a newline.
+ */
+async function printLog(chunks: AsyncIterable<Uint8Array>, indent: string): Promise<void> {
+  const decoder = new TextDecoder();
+  let atLineStart = true;
+  let last = "";
+  const write = (text: string) => {
+    if (!text) return Promise.resolve();
+    let out = text;
+    if (indent) {
+      out = out.replace(/\n(?=.)/g, `\n${indent}`);
+      if (atLineStart && !out.startsWith("\n")) out = indent + out;
+      atLineStart = out.endsWith("\n");
+    }
+    last = text;
+    // Wait for the pipe to drain: a slow reader must not make the whole log pile up in memory.
+    return process.stdout.write(out) ? Promise.resolve() : new Promise<void>((r) => process.stdout.once("drain", r));
+  };
+  for await (const chunk of chunks) await write(decoder.decode(chunk, { stream: true }));
+  await write(decoder.decode());
+  if (last && !last.endsWith("\n")) process.stdout.write("\n");
+}

@@ -20,6 +20,7 @@
 import { createHash } from "node:crypto";
 import type { BatchClient, JobDetail } from "@aws-sdk/client-batch";
 import { attemptKey, taskPrefix } from "../../core/_layout.ts";
+import { LogFollower } from "../../core/_logs.ts";
 import { TsflowError } from "../../core/errors.ts";
 import type { Bytes, ExecutionContext, ExecutorFactory, RunContext, TaskExit, TaskResult, TaskSpec } from "../../core/types.ts";
 import { runtimeFiles, uploadPackage } from "./_package.ts";
@@ -63,7 +64,8 @@ interface Pending {
   queue: string;
   status?: string;
   runnableSince?: number;
-  offsets: { stdout: number; stderr: number };
+  /** Reads the job's log chunks as they appear (the job is their only writer). */
+  follower: LogFollower;
   /** The end of the task's stderr, quoted when its job fails. */
   tail: string;
   resolve: (exit: TaskExit) => void;
@@ -154,12 +156,10 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
   const readNew = async (task: Pending) => {
     if (!run) return;
     for (const stream of ["stdout", "stderr"] as const) {
-      const key = attemptKey(task.spec.flowName, task.spec.runId, task.spec.step, task.spec.taskId, task.spec.attempt, stream);
-      const bytes: Bytes | null = await run.datastore.get(key).catch(() => null);
-      if (bytes && bytes.length > task.offsets[stream]) {
-        task.ctx.output(stream, bytes.subarray(task.offsets[stream]));
-        task.offsets[stream] = bytes.length;
-        if (stream === "stderr") task.tail = new TextDecoder().decode(bytes.subarray(-400)).trim().split("\n").slice(-3).join(" | ");
+      const chunks: Bytes[] = await task.follower.poll(stream).catch(() => []);
+      for (const bytes of chunks) {
+        task.ctx.output(stream, bytes);
+        if (stream === "stderr") task.tail = `${task.tail}\n${new TextDecoder().decode(bytes.subarray(-400))}`.trim().split("\n").slice(-3).join("\n");
       }
     }
   };
@@ -187,7 +187,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
         type: timedOut ? "Timeout" : "WorkerCrashed",
         message: timedOut
           ? `step '${task.spec.step}' timed out after ${task.spec.timeoutSeconds} s (@timeout): Batch job ${task.jobName} (${task.jobId}) was stopped`
-          : `Batch job ${task.jobName} (${task.jobId}) failed: ${reason}${exitCode !== undefined ? ` (exit code ${exitCode})` : ""}${task.tail ? `; last output: ${task.tail}` : ""}`,
+          : `Batch job ${task.jobName} (${task.jobId}) failed: ${reason}${exitCode !== undefined ? ` (exit code ${exitCode})` : ""}${task.tail ? `; last output: ${task.tail.split("\n").join(" | ")}` : ""}`,
       },
     });
   };
@@ -243,6 +243,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
 
   return {
     name: NAME,
+    storesOwnLogs: true,
     remote: true,
 
     check(datastore) {
@@ -315,7 +316,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
           jobId,
           jobName: name,
           queue,
-          offsets: { stdout: 0, stderr: 0 },
+          follower: new LogFollower(run!.datastore, { flow: spec.flowName, run: spec.runId, step: spec.step, task: spec.taskId, attempt: spec.attempt }),
           tail: "",
           resolve: (exit) => {
             ctx.signal.removeEventListener("abort", onAbort);

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attemptKey } from "../../core/_layout.ts";
+import { readLog } from "../../core/_logs.ts";
 import type { FinishedRun } from "../../runner/run.ts";
 import type { Datastore, Executor } from "../../core/types.ts";
 import { runFlow } from "../../mod.ts";
@@ -135,7 +135,7 @@ export function executorSuite(name: string, make: () => Promise<SuiteExecutor>, 
       expect(seen.stdout).toContain("hello-stdout");
       expect(seen.stdout).toContain("second-line");
       expect(seen.stderr).toContain("hello-stderr");
-      const stored = await s.datastore.get(attemptKey("LogsFlow", run.runId, "start", "1", 0, "stdout"));
+      const stored = await readLog(s.datastore, { flow: "LogsFlow", run: run.runId, step: "start", task: "1", attempt: 0 }, "stdout");
       expect(new TextDecoder().decode(stored ?? new Uint8Array())).toMatch(/hello-stdout[\s\S]*second-line/);
     });
 
