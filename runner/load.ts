@@ -15,7 +15,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { TsflowError } from "../core/errors.ts";
 import { isFlowClass } from "../core/flow.ts";
@@ -49,7 +49,9 @@ export async function buildFlowModule(file: string): Promise<string> {
   const lib = libraryPath();
   // A flow built before, whose sources (and tsconfig.json, which picks the decorator mode) have
   // not changed since, is not built again: no esbuild process on the path of a repeated run.
-  const manifest = join(cacheDir(file), `${createHash("sha256").update(`${file}\0${lib}`).digest("hex").slice(0, 24)}.json`);
+  // BUILD_FORMAT: modules built with an older layout (source maps relative to the wrong
+  // directory) are not reused.
+  const manifest = join(cacheDir(file), `${createHash("sha256").update(`${file}\0${lib}\0${BUILD_FORMAT}`).digest("hex").slice(0, 24)}.json`);
   const cached = readManifest(manifest);
   if (cached) return cached;
   const esbuild = await import("esbuild");
@@ -65,6 +67,8 @@ export async function buildFlowModule(file: string): Promise<string> {
       packages: "external",
       sourcemap: "inline",
       sourcesContent: false,
+      // Source paths in the map are made absolute below (see `absoluteSources`).
+      outdir: cacheDir(file),
       logLevel: "silent",
       metafile: true,
       plugins: [
@@ -100,7 +104,7 @@ export async function buildFlowModule(file: string): Promise<string> {
     }
     throw e;
   }
-  const code = result.outputFiles![0]!.contents;
+  const code = absoluteSources(result.outputFiles![0]!.contents, cacheDir(file));
   const hash = createHash("sha256").update(code).digest("hex").slice(0, 24);
   const dir = cacheDir(file);
   const out = join(dir, `${hash}.mjs`);
@@ -114,6 +118,24 @@ export async function buildFlowModule(file: string): Promise<string> {
   writeManifest(manifest, { out, inputs: inputs.map(signature) });
   return out;
 }
+
+/**
+ * Rewrites the inline source map's paths (relative to `outdir`) as absolute file URLs, so stack
+ * traces name the user's real files (flows/train.ts:21:42) wherever the cached module lives —
+ * also when node_modules is a symlink, which Node resolves before reading the map.
+ */
+function absoluteSources(code: Uint8Array, outdir: string): Uint8Array {
+  const text = new TextDecoder().decode(code);
+  const marker = "//# sourceMappingURL=data:application/json;base64,";
+  const at = text.lastIndexOf(marker);
+  if (at < 0) return code;
+  const map = JSON.parse(Buffer.from(text.slice(at + marker.length).trim(), "base64").toString("utf8")) as { sources: string[] };
+  map.sources = map.sources.map((src) => (/^[a-z]+:/.test(src) ? src : pathToFileURL(resolve(outdir, src)).href));
+  return new TextEncoder().encode(`${text.slice(0, at)}${marker}${Buffer.from(JSON.stringify(map)).toString("base64")}\n`);
+}
+
+/** Bumped when built modules change shape, so stale cached builds are not reused. */
+const BUILD_FORMAT = 3;
 
 type Signature = [path: string, mtimeMs: number, size: number];
 
@@ -187,6 +209,23 @@ export function loadFlow(file: string, exportName?: string, options: { cwd?: str
   return p;
 }
 
+/**
+ * The first frame of a stack in the user's code — not tsflow, not a package, not Node itself —
+ * as `path:line:column`, relative to the working directory when inside it.
+ */
+function sourceLocation(stack: string | undefined): string | undefined {
+  const lib = libraryPath();
+  for (const line of stack?.split("\n").slice(1) ?? []) {
+    const m = /(?:\(|at )(?:file:\/\/)?(\/[^():]+):(\d+):(\d+)\)?\s*$/.exec(line);
+    if (!m) continue;
+    const path = decodeURIComponent(m[1]!);
+    if (path === lib || path.includes("/node_modules/") || /\/dist\/[^/]+\.mjs$/.test(path)) continue;
+    const rel = relative(process.cwd(), path);
+    return `${rel.startsWith("..") || isAbsolute(rel) ? path : rel}:${m[2]}:${m[3]}`;
+  }
+  return undefined;
+}
+
 async function importFlow(abs: string, given: string, exportName?: string, flowName?: string, prebuilt?: string): Promise<LoadedFlow> {
   let module = prebuilt && existsSync(prebuilt) ? prebuilt : undefined;
   if (!module) {
@@ -201,7 +240,9 @@ async function importFlow(abs: string, given: string, exportName?: string, flowN
     if (e instanceof TsflowError) throw new TsflowError(e.code, `cannot load flow file '${given}': ${e.message}`);
     const err = e as Error;
     const msg = (err?.message ?? String(e)).split("\n").slice(0, 6).join("\n");
-    throw new TsflowError("BadFlow", `cannot load flow file '${given}': ${err?.name && err.name !== "Error" ? `${err.name}: ` : ""}${msg}`);
+    // Where it was thrown, in the user's source (the built module's source map applies).
+    const at = sourceLocation(err?.stack);
+    throw new TsflowError("BadFlow", `cannot load flow file '${given}': ${at ? `${at}: ` : ""}${err?.name && err.name !== "Error" ? `${err.name}: ` : ""}${msg}`);
   }
   const found = (flowClass: unknown, name?: string): LoadedFlow => ({ flowClass: flowClass as Function, file: abs, module: module!, exportName: name });
   if (exportName) {

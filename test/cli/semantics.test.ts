@@ -2,7 +2,10 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cli, fixture, tempStore } from "../_helpers.ts";
+import { createClient } from "../../core/client.ts";
+import fsDatastore from "../../plugins/datastores/fs.ts";
+import nodeHost from "../../plugins/host/node.ts";
+import { cli, fixture, STACK_LINE, tempStore } from "../_helpers.ts";
 
 describe("tsflow run", () => {
   it("@catchError without @retry announces no retry: it says the error is stored and the run succeeds", async () => {
@@ -105,5 +108,37 @@ describe("tsflow resume of a flow with a loop", () => {
     expect(out).toMatch(/Cloned 9 tasks from \S+ \(.*inner ×3.*\)/);
     const dump = await cli(["dump", `${FLOW}/${resumed}/end`, "--datastore", ds, "--json"]);
     expect(JSON.parse(dump.stdout)).toMatchObject({ rounds: 4, trail: ["0.1", "0.2", "0.3", "1.1", "1.2", "1.3"] });
+  });
+});
+
+describe("stack traces name the user's source", () => {
+  const where = (file: string, text: string) => {
+    const lines = readFileSync(file, "utf8").split("\n");
+    const i = lines.findIndex((l) => l.includes(text));
+    return `${i + 1}:${lines[i]!.indexOf(text) + 1}`;
+  };
+
+  it("an error in a step: the flow's file, line and column, never a build-cache file, in the terminal and in the datastore", async () => {
+    const ds = tempStore();
+    const file = fixture("semantics/traced.ts");
+    const r = await cli(["run", file, "--datastore", ds]);
+    const out = r.stdout + r.stderr;
+    expect(r.code).toBe(1);
+    expect(out).toContain(`at TracedFlow.start (${file}:${where(file, 'new Error("traced failure")')})`);
+    expect(out).not.toMatch(/\.cache\/tsflow|tsflow-modules/);
+    const client = createClient(fsDatastore({ root: ds }), nodeHost());
+    client.namespace(null);
+    const run = await client.Flow.get("TracedFlow").latestRun();
+    const task = await run!.step("start").onlyTask();
+    expect(task.exception?.stack).toContain(`${file}:${where(file, 'new Error("traced failure")')}`);
+    expect(task.exception?.stack).not.toMatch(/\.cache\/tsflow|tsflow-modules/);
+  });
+
+  it("an error while the flow module loads: the file, line and column where it was thrown", async () => {
+    const file = fixture("semantics/load-throws.ts");
+    const r = await cli(["check", file]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`test/fixtures/semantics/load-throws.ts:${where(file, 'new Error("settings')}: settings.region is not set`);
+    expect(r.stderr).not.toMatch(STACK_LINE);
   });
 });
