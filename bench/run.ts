@@ -4,7 +4,7 @@
  * ratios inside one run (the raw disk and hash limits are measured in the same run).
  *
  *   npm run bench              everything
- *   npm run bench -- core big  only some groups (core, big, client, viewer, executors, startup, cards)
+ *   npm run bench -- core big  only some groups (core, big, client, viewer, executors, startup, cards, spin)
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -112,6 +112,7 @@ const groups: Record<string, Group> = {
   executors: external("./executors.ts", "benchExecutors"),
   startup: external("./startup.ts", "benchStartup"),
   cards: external("./cards.ts", "benchCards"),
+  spin: external("./spin.ts", "benchSpin"),
 };
 
 async function main() {
