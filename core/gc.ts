@@ -13,7 +13,7 @@
 import { deletePrefix, getJson, listAll, mapLimit } from "./_datastore.ts";
 import type { CardRef } from "./cards.ts";
 import { doneKey, flowsPrefix, runKey, runPrefix, runsPrefix, tagsPrefix } from "./_layout.ts";
-import { effectiveStatus, readHeartbeat, runStatus } from "./_status.ts";
+import { ABANDONED_AFTER_MS, effectiveStatus, readHeartbeat } from "./_status.ts";
 import { BEAT_MS, FENCE_MS, type SweepPhase, sweepMarkerKey, sweepPhases } from "./_sweeps.ts";
 import { TsflowError } from "./errors.ts";
 import type { ArtifactRef, Datastore } from "./types.ts";
@@ -41,10 +41,43 @@ export interface GcReport {
   young: number;
   /** `@cached` index entries pointing at deleted tasks (removed unless dryRun). */
   staleCacheEntries: number;
+  /** Their keys. */
+  staleCacheKeys: string[];
+  /** Runs (`Flow/run`) whose run.json is damaged: marked from their other records, never deleted here. */
+  damaged: string[];
 }
 
 const CARD_DOC = /\/\d+\/cards\/[^/]+\.json$/;
-const HASH_KEY = /^blobs\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
+// gc and delete touch nothing but keys of these exact shapes (see _layout.ts): a datastore
+// directory may hold other files (`--datastore .` in a project, a bucket's root), and those are
+// not tsflow's to delete.
+const HASH_KEY = /^blobs\/([0-9a-f]{2})\/(\1[0-9a-f]{62})$/;
+const SEG = "[A-Za-z0-9_.:@=+-]+";
+const CACHE_KEY = new RegExp(`^cache/(${SEG})/(${SEG})/[0-9a-f]{64}$`);
+/** Keys of a run, relative to `flows/<Flow>/runs/<run>/`. */
+const RUN_KEY = new RegExp(`^(run\\.json|heartbeat|tasks/${SEG}/${SEG}/(task\\.json|done\\.json|\\d+/${SEG}|\\d+/cards/${SEG}))$`);
+/** Tag changes, relative to `flows/<Flow>/tags/<run>/`. */
+const TAG_CHANGE = /^\d{13}-[a-z0-9]{6}\.json$/;
+
+/**
+ * Refuses a location that holds no tsflow data: no `flows/<Flow>/runs/`, no `blobs/<xx>/`, no
+ * code packages. gc and delete would otherwise read a project directory or a bucket's root as
+ * an empty datastore whose files are all garbage.
+ */
+export async function assertDatastore(store: Datastore, command: string): Promise<void> {
+  const top = await store.list("");
+  if (top.includes("flows/")) {
+    for (const f of await store.list(flowsPrefix())) if (f.endsWith("/") && (await store.list(`${flowsPrefix()}${f}`)).includes("runs/")) return;
+  }
+  if (top.includes("blobs/") && (await store.list("blobs/")).some((e) => /^[0-9a-f]{2}\/$/.test(e))) return;
+  if (top.includes("packages/") && (await store.list("packages/")).some((e) => /^[0-9a-f]{64}$/.test(e))) return;
+  // A datastore a gc has emptied still carries that gc's marker.
+  if (top.includes("gc/") && (await sweepPhases(store)).size > 0) return;
+  throw new TsflowError(
+    "BadOption",
+    `${store.url} is not a tsflow datastore (no flows/<Flow>/runs/, blobs/ or packages/ in it): ${command} touches nothing there; give --datastore the directory or s3:// location tsflow stores runs in`,
+  );
+}
 
 /** Every blob hash a run references: parameters, and each task's done.json and attempt result.json. */
 async function markRun(store: Datastore, flow: string, runId: string, into: Set<string>): Promise<void> {
@@ -128,6 +161,7 @@ async function announce(store: Datastore) {
 export async function collectGarbage(store: Datastore, options: GcOptions = {}): Promise<GcReport> {
   const now = options.now ?? Date.now();
   const graceMs = options.graceMs ?? 3_600_000;
+  await assertDatastore(store, "gc");
   const marker = options.dryRun ? undefined : await announce(store);
   try {
     // List blobs before marking: a blob written after this listing is not a candidate at all,
@@ -139,13 +173,15 @@ export async function collectGarbage(store: Datastore, options: GcOptions = {}):
     /** Runs that may still write references: running (or abandoned: a paused orchestrator may wake up). */
     const writing = new Set<string>();
     let live = 0;
+    const damaged: string[] = [];
     await mapLimit(runs, 4, async ({ flow, runId }) => {
       const doc = await getJson<{ status?: string; createdAt?: number }>(store, runKey(flow, runId)).catch(() => undefined);
+      if (doc === undefined) damaged.push(`${flow}/${runId}`);
       if (doc === undefined || doc?.status === "running") writing.add(`${flow}/${runId}`);
       if (doc && effectiveStatus(doc, await readHeartbeat(store, flow, runId), now) === "running") live++;
       await markRun(store, flow, runId, marked);
     });
-    const report: GcReport = { runs: runs.length, live, blobs: blobKeys.length, referenced: 0, deleted: [], deletedBytes: 0, young: 0, staleCacheEntries: 0 };
+    const report: GcReport = { runs: runs.length, live, blobs: blobKeys.length, referenced: 0, deleted: [], deletedBytes: 0, young: 0, staleCacheEntries: 0, staleCacheKeys: [], damaged: damaged.sort() };
     let candidates: string[] = [];
     for (const key of blobKeys) {
       const hash = HASH_KEY.exec(key)![2]!;
@@ -179,14 +215,19 @@ export async function collectGarbage(store: Datastore, options: GcOptions = {}):
     });
     report.deleted.sort();
     // `@cached` index entries whose task is gone (its run was deleted) would only ever miss.
-    for (const key of await listAll(store, "cache/")) {
-      const target = new TextDecoder().decode((await store.get(key)) ?? new Uint8Array()).trim();
-      const flow = key.split("/")[1];
-      const [run, step, task] = target.split("/");
-      const ok = flow && run && step && task && /^[A-Za-z0-9_.:@=+-]+$/.test(run + step + task) && (await store.has(doneKey(flow, run, step, task)));
-      if (ok) continue;
+    // Only keys of the index's own shape.
+    for (const key of (await listAll(store, "cache/")).filter((k) => CACHE_KEY.test(k))) {
+      const flow = CACHE_KEY.exec(key)![1]!;
+      const bytes = await store.get(key);
+      if (bytes === null || bytes.byteLength > 1024) continue;
+      const [run, step, task, extra] = new TextDecoder().decode(bytes).trim().split("/");
+      const valid = run && step && task && extra === undefined && [run, step, task].every((p) => new RegExp(`^${SEG}$`).test(p) && p !== "." && p !== "..");
+      // No grace period here: an entry is written after its task's done.json, so one whose
+      // task is missing can never become valid again.
+      if (valid && (await store.has(doneKey(flow, run, step, task)))) continue;
       report.staleCacheEntries++;
-      if (!options.dryRun) await store.delete(key);
+      report.staleCacheKeys.push(key);
+      if (marker) await store.delete(key);
     }
     await marker?.finish();
     return report;
@@ -196,13 +237,46 @@ export async function collectGarbage(store: Datastore, options: GcOptions = {}):
   }
 }
 
-/** Deletes a run's metadata and logs (its blobs go at the next gc). Refuses a running run. */
-export async function deleteRun(store: Datastore, flow: string, runId: string): Promise<void> {
-  const status = await runStatus(store, flow, runId);
-  if (status === null) throw new TsflowError("NotFound", `flow '${flow}' has no run '${runId}' in ${store.url}`);
-  if (status === "running") throw new TsflowError("BadOption", `run ${flow}/${runId} is still running; stop it first (or wait 60 s after its orchestrator died)`);
+/** What {@link deleteRun} deleted (or, with `dryRun`, would delete), and what it left alone. */
+export interface DeleteReport {
+  deleted: string[];
+  /** Keys below the run's prefix that tsflow does not write: never deleted. */
+  kept: string[];
+  /** The run's run.json could not be read: deleted all the same. */
+  damaged: boolean;
+}
+
+/**
+ * Deletes a run's metadata, logs and tag changes (its blobs go at the next gc): only keys of
+ * tsflow's shapes. Refuses a running run; a run whose run.json is damaged is deleted unless its
+ * heartbeat says an orchestrator still writes it.
+ */
+export async function deleteRun(store: Datastore, flow: string, runId: string, options: { dryRun?: boolean } = {}): Promise<DeleteReport> {
+  await assertDatastore(store, "delete");
+  let doc: { status?: string; createdAt?: number } | null = null;
+  let damaged = false;
+  try {
+    doc = await getJson<{ status?: string; createdAt?: number }>(store, runKey(flow, runId));
+  } catch {
+    damaged = true;
+  }
+  if (!damaged && doc === null) throw new TsflowError("NotFound", `flow '${flow}' has no run '${runId}' in ${store.url}`);
+  const heartbeat = await readHeartbeat(store, flow, runId);
+  const live = damaged ? heartbeat !== undefined && Date.now() - heartbeat <= ABANDONED_AFTER_MS : effectiveStatus(doc!, heartbeat) === "running";
+  if (live) throw new TsflowError("BadOption", `run ${flow}/${runId} is still running; stop it first (or wait 60 s after its orchestrator died)`);
+  const prefix = runPrefix(flow, runId);
+  const tags = tagsPrefix(flow, runId);
+  const [runKeys, tagKeys] = await Promise.all([listAll(store, prefix), listAll(store, tags)]);
+  const ours = runKeys.filter((k) => RUN_KEY.test(k.slice(prefix.length)));
+  const ourTags = tagKeys.filter((k) => TAG_CHANGE.test(k.slice(tags.length)));
+  const kept = [...runKeys.filter((k) => !ours.includes(k)), ...tagKeys.filter((k) => !ourTags.includes(k))];
   // run.json goes first: a half-deleted run then no longer lists as a run.
+  const deleted = [runKey(flow, runId), ...ours.filter((k) => k !== runKey(flow, runId)), ...ourTags];
+  if (options.dryRun) return { deleted, kept, damaged };
   await store.delete(runKey(flow, runId));
-  await deletePrefix(store, runPrefix(flow, runId));
-  await deletePrefix(store, tagsPrefix(flow, runId));
+  await mapLimit(deleted.slice(1), 16, (k) => store.delete(k));
+  // With nothing else left, the now empty "directories" (and stray temporary files) go too.
+  if (!kept.some((k) => k.startsWith(prefix))) await deletePrefix(store, prefix);
+  if (!kept.some((k) => k.startsWith(tags))) await deletePrefix(store, tags);
+  return { deleted, kept, damaged };
 }

@@ -32,7 +32,8 @@ export default defineCommand({
     process.stdout.write(
       `${plural(r.runs, "run")} (${r.live} running), ${plural(r.blobs, "blob")}: ${r.referenced} referenced, ${r.young} unreferenced but younger than the grace period; ${verb} ${r.deleted.length} (${formatBytes(r.deletedBytes)})${r.staleCacheEntries ? `; ${dryRun ? "would remove" : "removed"} ${r.staleCacheEntries} stale @cached entries` : ""}\n`,
     );
-    if (dryRun) for (const k of r.deleted) process.stdout.write(`  ${k}\n`);
+    if (dryRun) for (const k of [...r.deleted, ...r.staleCacheKeys]) process.stdout.write(`  ${k}\n`);
+    for (const run of r.damaged) process.stderr.write(`! ${run}: run.json is damaged; its blobs were kept (tsflow delete ${run} removes it)\n`);
     return 0;
   },
 });
