@@ -40,6 +40,10 @@ export interface StandardSchemaV1<Output = unknown> {
 }
 type StandardResult<Output> = { readonly value: Output; readonly issues?: undefined } | { readonly issues: ReadonlyArray<ConfigIssue> };
 
+/** What a validator returns: nothing when the value is fine. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a validator with no return statement (void) passes the value
+export type ValidateResult = string | readonly ConfigIssue[] | undefined | void;
+
 /** Options of {@link Config}. */
 export interface ConfigOptions<T> {
   /** File read when the run gives none: a path relative to the working directory. */
@@ -54,7 +58,7 @@ export interface ConfigOptions<T> {
    * Checks the parsed value: return nothing when it is fine, else a message or issues with the
    * path of the field at fault (`[{ path: ["optimizer", "lr"], message: "must be > 0" }]`).
    */
-  validate?: (value: T) => string | readonly ConfigIssue[] | undefined | void;
+  validate?: (value: T) => ValidateResult;
   /** Fail when no value is given and there is no default. Default: false (the config is `undefined`). */
   required?: boolean;
   help?: string;
@@ -66,7 +70,7 @@ export interface ConfigSource {
   defaultValue?: unknown;
   parser?: (text: string) => unknown;
   schema?: StandardSchemaV1<unknown>;
-  validate?: (value: any) => string | readonly ConfigIssue[] | undefined | void;
+  validate?: (value: any) => ValidateResult;
 }
 
 /**

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cli, tempStore } from "../_helpers.ts";
 import { S3RVER_CREDENTIALS, startS3rver } from "../_s3rver.ts";
 import { startBatchServer } from "../batch-server/server.ts";
-import { NODE_IMAGE } from "../executors/_docker.ts";
+import { dockerUnavailable, NODE_IMAGE } from "../executors/_docker.ts";
 import { type SecretsServer, startSecretsServer } from "../secrets-server/server.ts";
 import SecretSourcesFlow from "./fixtures/secret-sources.ts";
 import { endArtifacts, rfixture, runDirs, walk } from "./_util.ts";
@@ -147,5 +147,24 @@ describe("@secrets", () => {
       process.env = saved;
       await Promise.all([batch.close(), s3.close()]);
     }
+  }, 300_000);
+
+  const noDocker = dockerUnavailable();
+  it.skipIf(noDocker)(`Docker${noDocker ? ` (skipped: ${noDocker})` : ""}: fetched inside the container; no value in the datastore or the output`, async () => {
+    const ds = tempStore();
+    const before = sm.requests.length;
+    const r = await cli(["run", FLOW, "--datastore", ds, "--executor", "docker", "--config", 'sources={"sources":["aws-secrets-manager:prod/db","aws-secrets-manager:api-token"]}'], {
+      env: { ...env, TSFLOW_DOCKER_IMAGE: NODE_IMAGE },
+      timeoutMs: 240_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("with password ****");
+    expect(sm.requests.slice(before).filter((q) => q.operation === "GetSecretValue")).toHaveLength(2);
+    const runId = runDirs(ds, "SecretSourcesFlow")[0]!;
+    const started = JSON.parse(readFileSync(`${ds}/flows/SecretSourcesFlow/runs/${runId}/tasks/start/1/0/start.json`, "utf8"));
+    expect(started.executor).toBe("docker");
+    const end = await endArtifacts(ds, "SecretSourcesFlow", runId);
+    expect(end.seen).toMatchObject({ db: expectedSeen.db, api: expectedSeen.api });
+    expectNowhere(ds, r.stdout + r.stderr);
   }, 300_000);
 });
