@@ -103,7 +103,8 @@ export const TESTS: ConformanceTest[] = [
         required: true,
         body: `assertException(() => self.mergeArtifacts(inputs), /manual_merge_required|different values/);
         if (has(self, "non_modified_passdown") || has(self, "manual_merge_required")) throw new Error("a failed merge set something");
-        // Metaflow refuses include and exclude together; tsflow applies both (see README).
+        assertException(() => self.mergeArtifacts(inputs, { exclude: ["ignore_me"], include: ["non_modified_passdown"] }), /include or exclude/);
+        if (has(self, "non_modified_passdown") || has(self, "manual_merge_required")) throw new Error("a failed merge set something");
         self.manual_merge_required = current.taskId;
         self.mergeArtifacts(inputs, { exclude: ["ignore_me"] });
         assertEquals(self.non_modified_passdown, "a"); assertEquals(self.modified_to_same_value, "e"); assertEquals(self.manual_merge_required, current.taskId);
