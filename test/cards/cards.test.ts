@@ -3,6 +3,7 @@
  * their tasks and read back by `tsflow card`, the client and after `tsflow gc`; `--with card`
  * gives every step the default card; a card type that throws, or a failing step, fails no card.
  */
+import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "../../core/client.ts";
 import { collectGarbage } from "../../core/gc.ts";
@@ -79,6 +80,15 @@ describe("cards of examples/cards.ts", () => {
     expect(ranks.map((r) => r[0])).toEqual(["★ 1", "2", "3", "4"]);
     expect(ranks[0]![1]).toBe("0.6"); // the best learning rate of the toy problem
     expect(res.stdout.length).toBeLessThan(100_000); // no charts: no vega bundles
+  });
+
+  it("tsflow card view writes the card to a file and says where, with no browser to open", async () => {
+    const res = await cli(["card", "view", `CardsFlow/${run}/start`, "--datastore", store], { env: { TSFLOW_NO_BROWSER: "1" } });
+    expect(res.code, res.stderr).toBe(0);
+    const file = res.stdout.trim();
+    expect(file).toMatch(/tsflow-cards\/CardsFlow_.+_start_1_default\.html$/);
+    expect(readFileSync(file, "utf8")).toContain("Toy regression");
+    expect(res.stderr).toContain("open the file above");
   });
 
   it("gc keeps the blobs of cards", async () => {
