@@ -6,8 +6,9 @@
  * The client, the CLI and the viewer all decide through {@link effectiveStatus}.
  */
 import { getJson } from "./_datastore.ts";
-import { heartbeatKey, runKey } from "./_layout.ts";
-import type { Datastore } from "./types.ts";
+import { heartbeatKey, runKey, runsPrefix } from "./_layout.ts";
+import { currentTags } from "./_tags.ts";
+import type { Datastore, Host } from "./types.ts";
 
 /** A running run whose heartbeat is older than this is abandoned (12 missed beats). */
 export const ABANDONED_AFTER_MS = 60_000;
@@ -48,8 +49,56 @@ export async function readHeartbeat(store: Datastore, flow: string, runId: strin
 }
 
 /** {@link effectiveStatus} of a stored run, reading `run.json` and its heartbeat; `null` when the run does not exist. */
-export async function runStatus(store: Datastore, flow: string, runId: string, now: number = Date.now()): Promise<EffectiveStatus | null> {
-  const run = await getJson<{ status?: string; createdAt?: number }>(store, runKey(flow, runId));
-  if (!run) return null;
-  return effectiveStatus(run, await readHeartbeat(store, flow, runId), now);
+export async function runStatus(store: Datastore, flow: string, runId: string, now: number = Date.now(), host?: Pick<Host, "processAlive">): Promise<EffectiveStatus | null> {
+  return (await readRun(store, flow, runId, { now, host }))?.status ?? null;
+}
+
+/** The fields of `run.json` the status rule and the tag log need. */
+export interface RunLike {
+  status?: string;
+  createdAt?: number;
+  orchestrator?: { hostname: string; pid: number };
+  tags?: string[];
+}
+
+/** A run as every reader shows it (client, CLI, viewer): `run.json`, its current tags, its real status. */
+export interface StoredRun<D extends RunLike> {
+  doc: D;
+  /** `run.json`'s tags with the tag changes made since applied (core/_tags.ts). */
+  tags: string[];
+  /** The heartbeat's time, read only for a run that says `running`. */
+  heartbeatMs: number | undefined;
+  status: EffectiveStatus;
+}
+
+/**
+ * The one reader of a run's record: the client and the viewer both go through it, so a dead
+ * orchestrator reads as `abandoned` at once on its machine in both (`host.processAlive`).
+ * `read` lets a caller read `run.json` its own way (the viewer's synchronous fast path).
+ */
+export async function readRun<D extends RunLike>(
+  store: Datastore,
+  flow: string,
+  runId: string,
+  options: { host?: Pick<Host, "processAlive">; now?: number; read?: (store: Datastore, key: string) => Promise<D | null> } = {},
+): Promise<StoredRun<D> | null> {
+  const key = runKey(flow, runId);
+  const doc = options.read ? await options.read(store, key) : await getJson<D>(store, key);
+  if (!doc) return null;
+  const [heartbeatMs, tags] = await Promise.all([doc.status === "running" ? readHeartbeat(store, flow, runId) : undefined, currentTags(store, flow, runId, doc.tags)]);
+  const alive = options.host?.processAlive ? (h: string, pid: number) => options.host!.processAlive!(h, pid) : undefined;
+  return { doc, tags, heartbeatMs, status: effectiveStatus(doc, heartbeatMs, options.now ?? Date.now(), alive) };
+}
+
+/** Run ids sort newest first: ids start with their creation time in ms (longer is newer). */
+export const newestFirst = (a: string, b: string) => (a.length !== b.length ? b.length - a.length : a < b ? 1 : a > b ? -1 : 0);
+
+/** The run ids of a flow (directories under its runs/ whose names pass `valid`), newest first; no run.json read. */
+export async function listRunIds(store: Datastore, flow: string, valid: (name: string) => boolean): Promise<string[]> {
+  const entries = await store.list(runsPrefix(flow));
+  return entries
+    .filter((e) => e.endsWith("/"))
+    .map((e) => e.slice(0, -1))
+    .filter(valid)
+    .sort(newestFirst);
 }

@@ -9,11 +9,11 @@
  * Listings (`flow.runs()`, `step.tasks()`) are {@link Listing}s: `for await` them to stop early
  * (nothing more is read), or `await` them for an array.
  */
-import { currentTags } from "./_tags.ts";
 import { getJson, mapLimit } from "./_datastore.ts";
 import { type AttemptRef, readLog, readLogChunks, readLogTail } from "./_logs.ts";
-import { attemptKey, doneKey, flowsPrefix, runKey, runsPrefix, stepPrefix, stepsPrefix, taskKey, taskPrefix } from "./_layout.ts";
-import { effectiveStatus, readHeartbeat } from "./_status.ts";
+import { attemptKey, doneKey, flowsPrefix, runsPrefix, stepPrefix, stepsPrefix, taskKey, taskPrefix } from "./_layout.ts";
+import { effectiveStatus, listRunIds, newestFirst, readRun } from "./_status.ts";
+import { changeTags, checkTag, currentTags } from "./_tags.ts";
 import { type LoadLimits, loadArtifact } from "./artifacts.ts";
 import { type CardData, type CardRef, loadCardData, loadCardDocument, readCardRefs } from "./cards.ts";
 import { TsflowError } from "./errors.ts";
@@ -92,7 +92,7 @@ export function parsePathspec(pathspec: string, min = 1, max = 4): string[] {
 }
 
 /** Run ids newest first: they start with their creation time in ms, so longer is newer, then lexical. */
-export const newestFirst = (a: string, b: string) => (a.length !== b.length ? b.length - a.length : a < b ? 1 : a > b ? -1 : 0);
+export { newestFirst };
 
 /** An async listing that can be iterated lazily or awaited as an array. */
 export class Listing<T> implements AsyncIterable<T>, PromiseLike<T[]> {
@@ -202,13 +202,7 @@ export class Flow<F = unknown> {
 
   /** Run ids, newest first (no run.json read). */
   async runIds(): Promise<string[]> {
-    const s = await this.ctx.store();
-    const entries = await s.list(runsPrefix(this.name));
-    return entries
-      .filter((e) => e.endsWith("/"))
-      .map((e) => e.slice(0, -1))
-      .filter((e) => PART.test(e))
-      .sort(newestFirst);
+    return listRunIds(await this.ctx.store(), this.name, (e) => PART.test(e));
   }
 
   /**
@@ -255,10 +249,9 @@ export class Flow<F = unknown> {
 
   private async loadRun(id: string): Promise<Run<F> | null> {
     const s = await this.ctx.store();
-    const doc = await getJson<RunDoc>(s, runKey(this.name, id));
-    if (!doc) return null;
-    const [hb, tags] = await Promise.all([doc.status === "running" ? readHeartbeat(s, this.name, id) : undefined, currentTags(s, this.name, id, doc.tags)]);
-    return new Run<F>(this.name, id, { ...doc, tags }, hb, this.ctx);
+    const stored = await readRun<RunDoc>(s, this.name, id, { host: this.ctx.host });
+    if (!stored) return null;
+    return new Run<F>(this.name, id, { ...stored.doc, tags: stored.tags }, stored.heartbeatMs, this.ctx);
   }
 
   /** The newest run in the namespace, or `null`. */
@@ -288,6 +281,7 @@ export class Run<F = unknown> {
   readonly finishedAt: Date | undefined;
   /** Parameter values by parameter name, as shown to users (an IncludeFile is `<N characters>`). */
   readonly parameters: Record<string, unknown>;
+  /** User tags, current as of reading the run (and after this object's own tag changes). */
   readonly tags: string[];
   readonly systemTags: string[];
   readonly originRunId: string | undefined;
@@ -342,6 +336,41 @@ export class Run<F = unknown> {
   async endTask(): Promise<Task<F> | null> {
     const tasks = await new Step<F>(this, "end", this.ctx).tasks();
     return tasks.find((t) => t.successful) ?? null;
+  }
+
+  /**
+   * Adds user tags (Metaflow's `run.add_tag(s)`), also while the run is going: each change is a
+   * document of its own, so the run's end never undoes it (core/_tags.ts). Resolves with the
+   * run's tags after the change.
+   */
+  async addTag(...tags: string[]): Promise<string[]> {
+    return this.changeTags(tags, []);
+  }
+
+  /** Removes user tags; a tag the run does not have, or a system tag, is an error and nothing changes. */
+  async removeTag(...tags: string[]): Promise<string[]> {
+    return this.changeTags([], tags);
+  }
+
+  /** Replaces user tag `from` by `to` in one change. */
+  async replaceTag(from: string, to: string): Promise<string[]> {
+    return this.changeTags([to], [from]);
+  }
+
+  private async changeTags(add: string[], remove: string[]): Promise<string[]> {
+    for (const t of [...add, ...remove]) checkTag(t);
+    if (add.length + remove.length === 0) throw new TsflowError("BadOption", `give the tags to change on run ${this.pathspec}`);
+    const s = await this.ctx.store();
+    const now = await currentTags(s, this.flow, this.id, this.doc.tags);
+    const system = remove.filter((t) => this.systemTags.includes(t) && !now.includes(t));
+    if (system.length) throw new TsflowError("BadOption", `${system.map((t) => `'${t}'`).join(", ")} ${system.length > 1 ? "are system tags" : "is a system tag"} of ${this.pathspec}, set by tsflow: it cannot be removed`);
+    // Removing a tag the run does not have is a typo to point out, not a no-op.
+    const missing = remove.filter((t) => !now.includes(t));
+    if (missing.length) throw new TsflowError("NotFound", `run ${this.pathspec} has no tag ${missing.map((t) => `'${t}'`).join(", ")} (its tags: ${now.join(", ") || "none"}); nothing was changed`);
+    await changeTags(s, this.flow, this.id, { add, remove });
+    const next = await currentTags(s, this.flow, this.id, this.doc.tags);
+    this.tags.splice(0, this.tags.length, ...next);
+    return [...next];
   }
 
   /** An artifact of the end step, loaded now. */

@@ -18,7 +18,7 @@ import { CARD_HEADERS } from "../cards/document.ts";
 import { loadCardDocument, loadCardFragment } from "../core/cards.ts";
 import { findCard } from "./cards.ts";
 import { CSS, JS } from "./assets.ts";
-import { fingerprint, validArtifact, validName } from "./data.ts";
+import { fingerprint, setViewerHost, validArtifact, validName } from "./data.ts";
 import { type Links, qs } from "./html.ts";
 import { flowsPage, runPage, runsPage, taskArtifacts, taskPage } from "./pages.ts";
 import { bytesOf, imageType, PREVIEW_MAX } from "./preview.ts";
@@ -71,6 +71,8 @@ const NAMES = ["flow", "run", "step", "task"] as const;
 
 export function createViewerApp({ store, host, allowedHosts, token, limits = {} }: ViewerOptions): Hono {
   const app = new Hono();
+  // Run status through the same rule as the client, dead orchestrators on this machine included.
+  setViewerHost(host);
 
   app.use("*", async (c, next) => {
     if (c.req.method !== "GET" && c.req.method !== "HEAD") return c.text("the viewer is read-only", 405, { Allow: "GET, HEAD" });

@@ -5,13 +5,12 @@
  */
 import { checkKey, getJson, listAll, mapLimit } from "../core/_datastore.ts";
 import { logSize, readLogTail } from "../core/_logs.ts";
-import { attemptKey, doneKey, runKey, runsPrefix, stepsPrefix, taskKey } from "../core/_layout.ts";
-import { currentTags } from "../core/_tags.ts";
-import { type EffectiveStatus, effectiveStatus, readHeartbeat } from "../core/_status.ts";
+import { attemptKey, doneKey, stepsPrefix, taskKey } from "../core/_layout.ts";
+import { type EffectiveStatus, listRunIds as listStoredRunIds, newestFirst, readHeartbeat, readRun } from "../core/_status.ts";
 import type { RunDoc, StepSummary } from "../core/client.ts";
 import { type CardRef, readCardRefs } from "../core/cards.ts";
 import type { DoneRecord } from "../core/task.ts";
-import type { ArtifactRef, Datastore, ForeachFrame, TaskError, TaskResult } from "../core/types.ts";
+import type { ArtifactRef, Datastore, ForeachFrame, Host, TaskError, TaskResult } from "../core/types.ts";
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:@=+-]{0,199}$/;
 
@@ -63,12 +62,20 @@ export async function listFlows(store: Datastore): Promise<string[]> {
 }
 
 /** Run ids of a flow, newest first (ids start with their creation time in ms). */
-export async function listRunIds(store: Datastore, flow: string): Promise<string[]> {
-  const entries = await store.list(runsPrefix(flow));
-  return entries.filter((e) => e.endsWith("/")).map((e) => e.slice(0, -1)).filter(validName).sort(newestFirst);
+export function listRunIds(store: Datastore, flow: string): Promise<string[]> {
+  return listStoredRunIds(store, flow, validName);
 }
 
-export const newestFirst = (a: string, b: string) => (a.length !== b.length ? b.length - a.length : a < b ? 1 : a > b ? -1 : 0);
+export { newestFirst };
+
+/**
+ * Whose processes the viewer can see: on the machine that ran a flow, a run whose orchestrator
+ * died reads as abandoned at once, as it does in the client. Set by `createViewerApp`.
+ */
+let viewerHost: Pick<Host, "processAlive"> | undefined;
+export function setViewerHost(host: Pick<Host, "processAlive"> | undefined): void {
+  viewerHost = host;
+}
 
 /**
  * `getJson`, but through `getSync` when the store has one: for thousands of small documents on
@@ -133,10 +140,9 @@ async function readDone(store: Datastore, key: string): Promise<DoneRecord | und
 }
 
 export async function getRun(store: Datastore, flow: string, runId: string, now = Date.now()): Promise<RunInfo | null> {
-  const doc = await readJson<RunDoc>(store, runKey(flow, runId));
-  if (!doc) return null;
-  const [hb, tags] = await Promise.all([doc.status === "running" ? readHeartbeat(store, flow, runId) : undefined, currentTags(store, flow, runId, doc.tags)]);
-  return { ...doc, tags, flow, runId, state: effectiveStatus(doc, hb, now) };
+  const run = await readRun<RunDoc>(store, flow, runId, { now, host: viewerHost, read: readJson });
+  if (!run) return null;
+  return { ...run.doc, tags: run.tags, flow, runId, state: run.status };
 }
 
 /** Many runs at once, bounded concurrency; missing or damaged ones are skipped. */

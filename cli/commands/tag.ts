@@ -1,5 +1,4 @@
 import { defineCommand } from "citty";
-import { changeTags, currentTags } from "../../core/_tags.ts";
 import { parsePathspec, type Run } from "../../core/client.ts";
 import { TsflowError } from "../../core/errors.ts";
 import { cliClient, datastoreArg } from "./_client.ts";
@@ -26,7 +25,7 @@ export default defineCommand({
     for (const t of tags) {
       if (t.length === 0 || t.length > 256 || /[\n\r]/.test(t)) throw new TsflowError("BadOption", `tag '${t.slice(0, 40)}' is invalid: tags are 1 to 256 characters on one line`);
     }
-    const { client, store } = await cliClient(args.datastore);
+    const { client } = await cliClient(args.datastore);
     const run = (await client.Flow.get(flow!).run(id!)) as Run;
     if (action === "list") {
       if (tags.length) throw new TsflowError("BadOption", `tag list takes no tags: tsflow tag list ${spec}`);
@@ -36,19 +35,9 @@ export default defineCommand({
     }
     if (tags.length === 0) throw new TsflowError("BadOption", `give the tags to ${action}: tsflow tag ${action} ${spec} ${action === "replace" ? "OLD NEW" : "TAG…"}`);
     if (action === "replace" && tags.length !== 2) throw new TsflowError("BadOption", `tag replace takes two tags, OLD and NEW: tsflow tag replace ${spec} OLD NEW (got ${tags.length})`);
-    const system = tags.filter((t) => run.systemTags.includes(t) && !run.tags.includes(t));
-    if (system.length && action !== "add") throw new TsflowError("BadOption", `${system.map((t) => `'${t}'`).join(", ")} ${system.length > 1 ? "are system tags" : "is a system tag"} of ${run.pathspec}, set by tsflow: it cannot be removed`);
-    // Removing (or replacing) a tag the run does not have is a typo to point out, not a no-op.
-    const removed = action === "add" ? [] : action === "replace" ? [tags[0]!] : tags;
-    const missing = removed.filter((t) => !run.tags.includes(t));
-    if (missing.length) {
-      throw new TsflowError("NotFound", `run ${run.pathspec} has no tag ${missing.map((t) => `'${t}'`).join(", ")} (its tags: ${run.tags.join(", ") || "none"}); nothing was changed`);
-    }
-    const added = action === "add" ? tags : action === "replace" ? [tags[1]!] : [];
-    // A change is a document of its own: run.json (the orchestrator's) is never rewritten, so
-    // neither this change nor the run's final status can undo the other (core/_tags.ts).
-    await changeTags(store, flow!, id!, { add: added, remove: removed });
-    const next = await currentTags(store, flow!, id!, run.doc.tags);
+    // The client's tag methods: a change is a document of its own, so run.json (the
+    // orchestrator's) is never rewritten and neither side can undo the other (core/_tags.ts).
+    const next = action === "add" ? await run.addTag(...tags) : action === "replace" ? await run.replaceTag(tags[0]!, tags[1]!) : await run.removeTag(...tags);
     process.stdout.write(`${run.pathspec}: ${next.join(" ") || "(no tags)"}\n`);
     return 0;
   },

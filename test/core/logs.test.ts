@@ -24,7 +24,10 @@ function counted(): { store: Datastore; gets: string[]; putBytes: () => number }
   let put = 0;
   const store: Datastore = {
     ...inner,
-    get: (key) => (gets.push(key), inner.get(key)),
+    get: (key) => {
+      gets.push(key);
+      return inner.get(key);
+    },
     put: (key, data, o) => {
       put += data instanceof Uint8Array ? data.byteLength : data.reduce((a, c) => a + c.byteLength, 0);
       return inner.put(key, data, o);

@@ -34,4 +34,4 @@ it(`a task printing ${MB} MB over ${SECONDS} s writes its output to S3 about onc
   const runId = /Run LogHeavyFlow\/(\S+) succeeded/.exec(r.stdout)![1]!;
   const logs = await cli(["logs", `LogHeavyFlow/${runId}/talk`, "--datastore", "s3://logs/team"], { env, timeoutMs: 60_000 });
   expect(logs.stdout.length).toBe(output);
-});
+}, (SECONDS + 180) * 1000);
