@@ -92,7 +92,7 @@ describe.skipIf(!CHROMIUM)("cards in chromium", () => {
   });
 
   it("updates a live card while its task runs, without reloading the page or the card", async () => {
-    const running = cli(["run", "examples/cards.ts", "--datastore", store, "--epochs", "100", "--pause", "40", "--max-workers", "1"], { timeoutMs: 90_000 });
+    const running = cli(["run", "examples/cards.ts", "--datastore", store, "--epochs", "150", "--pause", "40", "--max-workers", "1"], { timeoutMs: 90_000 });
     const dir = join(store, "flows", "CardsFlow", "runs");
     const known = new Set(readdirSync(dir));
     let id = "";
@@ -120,18 +120,18 @@ describe.skipIf(!CHROMIUM)("cards in chromium", () => {
     await inner.evaluate(() => ((window as unknown as { marker: number }).marker = 9));
     const value = async () => Number(await inner.locator(".tf-progress").getAttribute("data-value"));
     const first = await value();
-    expect(first).toBeLessThan(100);
+    expect(first).toBeLessThan(150);
     await expect.poll(value, { timeout: 30_000, interval: 200 }).toBeGreaterThan(first);
     const second = await value();
     await expect.poll(value, { timeout: 30_000, interval: 200 }).toBeGreaterThan(second);
-    await expect.poll(value, { timeout: 30_000, interval: 250 }).toBe(100);
+    await expect.poll(value, { timeout: 30_000, interval: 250 }).toBe(150);
     // Same page, same card document: both markers survived every update.
     expect(await live.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(7);
     expect(await inner.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(9);
     await expect.poll(() => live.locator("h1 .st").textContent(), { timeout: 30_000, interval: 250 }).toBe("succeeded");
     await live.close();
     expect((await running).code).toBe(0);
-  });
+  }, 150_000);
 
   it("keeps a card's script away from the viewer's page and API", async () => {
     await page.goto(`${base}/runs/ProbeFlow/${runs.probe}/start/1`);
