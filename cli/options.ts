@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { TsflowError } from "../core/errors.ts";
+import { untrusted, warnIgnored } from "../plugins/host/trust.ts";
 import { DECORATORS } from "../core/flow.ts";
 
 export interface RunFlags {
@@ -192,6 +193,12 @@ export async function loadConfig(cwd = process.cwd()): Promise<Record<string, un
     for (const name of CONFIG_NAMES) {
       const file = join(dir, name);
       if (!existsSync(file)) continue;
+      // A config file is code tsflow runs: another user's, planted in a common ancestor, is not.
+      const why = untrusted(file);
+      if (why) {
+        warnIgnored(file, why, "tsflow reads only config files that are yours and that nobody else may write");
+        continue;
+      }
       try {
         if (name.endsWith(".json")) {
           const { readFileSync } = await import("node:fs");

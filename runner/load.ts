@@ -14,13 +14,13 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { TsflowError } from "../core/errors.ts";
 import { isFlowClass } from "../core/flow.ts";
 import type { Datastore, TaskSpec } from "../core/types.ts";
 import { detectRuntime } from "../plugins/host/node.ts";
+import { untrusted, userCacheDir } from "../plugins/host/trust.ts";
 
 /** The module a flow's `import "tsflow"` gets: this library, bundled or from source. */
 function libraryPath(): string {
@@ -29,16 +29,25 @@ function libraryPath(): string {
   return fileURLToPath(here.endsWith(".ts") ? new URL("../mod.ts", here) : here);
 }
 
-/** Where built flow modules go: beside the project's packages, so their imports resolve. */
+/**
+ * Where built flow modules go: beside the project's packages, so their imports resolve — but
+ * only in a `node_modules` that is the user's own (one planted in `/tmp` above a flow would
+ * hand its owner the modules tsflow imports); else the per-user private cache.
+ */
 function cacheDir(flowFile: string): string {
   let dir = dirname(flowFile);
   for (;;) {
     const nm = join(dir, "node_modules");
-    if (existsSync(nm)) return join(nm, ".cache", "tsflow");
+    if (existsSync(nm)) {
+      const cache = join(nm, ".cache", "tsflow");
+      if (!untrusted(nm) && !untrusted(join(nm, ".cache")) && !untrusted(cache)) return cache;
+      break;
+    }
     const parent = dirname(dir);
-    if (parent === dir) return join(tmpdir(), "tsflow-modules");
+    if (parent === dir) break;
     dir = parent;
   }
+  return userCacheDir("modules");
 }
 
 /**
@@ -52,7 +61,7 @@ export async function buildFlowModule(file: string): Promise<string> {
   // BUILD_FORMAT: modules built with an older layout (source maps relative to the wrong
   // directory) are not reused.
   const manifest = join(cacheDir(file), `${createHash("sha256").update(`${file}\0${lib}\0${BUILD_FORMAT}`).digest("hex").slice(0, 24)}.json`);
-  const cached = readManifest(manifest);
+  const cached = readManifest(manifest, file);
   if (cached) return cached;
   const esbuild = await import("esbuild");
   let result: Awaited<ReturnType<typeof esbuild.build>>;
@@ -157,15 +166,22 @@ function tsconfigsOf(file: string): string[] {
   }
 }
 
-/** The built module of a manifest whose every input is unchanged, else `undefined`. */
-function readManifest(path: string): string | undefined {
+/**
+ * The built module of a manifest whose every input is unchanged, else `undefined`. A manifest
+ * is only a hint: its module must sit in the manifest's own directory, be named by the hash
+ * of its content and still have that content, and its inputs must include the flow file.
+ */
+function readManifest(path: string, flowFile: string): string | undefined {
   try {
     const m = JSON.parse(readFileSync(path, "utf8")) as { out: string; inputs: Signature[] };
-    if (!existsSync(m.out)) return undefined;
+    const name = basename(m.out);
+    if (m.out !== join(dirname(path), name) || !/^[0-9a-f]{24}\.mjs$/.test(name)) return undefined;
+    if (!Array.isArray(m.inputs) || !m.inputs.some(([p]) => p === flowFile)) return undefined;
     for (const [p, mtime, size] of m.inputs) {
       const [, now, nowSize] = signature(p);
       if (now !== mtime || nowSize !== size) return undefined;
     }
+    if (createHash("sha256").update(readFileSync(m.out)).digest("hex").slice(0, 24) !== name.slice(0, 24)) return undefined;
     return m.out;
   } catch {
     return undefined;

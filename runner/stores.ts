@@ -18,6 +18,7 @@ import { TsflowError } from "../core/errors.ts";
 import type { Datastore, DatastoreFactory } from "../core/types.ts";
 import fsDatastore from "../plugins/datastores/fs.ts";
 import { detectRuntime } from "../plugins/host/node.ts";
+import { untrusted, warnIgnored } from "../plugins/host/trust.ts";
 import { buildFlowModule } from "./load.ts";
 
 const opened = new Map<string, Promise<Datastore>>();
@@ -27,7 +28,12 @@ export function findLocalRoot(cwd = process.cwd()): string {
   let dir = resolve(cwd);
   for (;;) {
     const candidate = join(dir, ".tsflow");
-    if (existsSync(candidate) && statSync(candidate).isDirectory()) return candidate;
+    if (existsSync(candidate) && statSync(candidate).isDirectory()) {
+      // Another user's `.tsflow` in a common ancestor must not capture this user's runs.
+      const why = untrusted(candidate);
+      if (!why) return candidate;
+      warnIgnored(candidate, why, `pass --datastore ${candidate} to use it anyway`);
+    }
     const parent = dirname(dir);
     if (parent === dir) return join(resolve(cwd), ".tsflow");
     dir = parent;

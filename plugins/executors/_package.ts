@@ -9,13 +9,13 @@
  * task runner uses (two copies of the runtime would not recognize each other's flows).
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { TsflowError } from "../../core/errors.ts";
 import { packageKey } from "../../core/_layout.ts";
 import type { Datastore } from "../../core/types.ts";
+import { userCacheDir } from "../host/trust.ts";
 
 const PLACEHOLDER = "__tsflow_runtime__";
 export const PACKAGE_PREFIX = "package:";
@@ -80,12 +80,21 @@ export function fetchPackage(store: Datastore, hash: string): Promise<string> {
 
 async function fetchOnce(store: Datastore, hash: string): Promise<string> {
   if (!/^[0-9a-f]{64}$/.test(hash)) throw new TsflowError("BadFlow", `'${PACKAGE_PREFIX}${hash}' is not a code package name`);
-  const dir = join(process.env.TSFLOW_PACKAGE_CACHE ?? join(tmpdir(), "tsflow-packages"));
+  // A per-user private directory: a shared one in the OS temp directory let another user plant
+  // the module a task imports.
+  const dir = process.env.TSFLOW_PACKAGE_CACHE ?? userCacheDir("packages");
   // The cached file imports the runtime that fetched it, so each runtime keeps its own copy: a
   // second tsflow on the machine must not run packages against the first one's code.
   const runtime = JSON.stringify(pathToFileURL(runtimeModule()).href);
   const file = join(dir, `${hash}-${createHash("sha256").update(runtime).digest("hex").slice(0, 12)}.mjs`);
-  if (existsSync(file)) return file;
+  // A cached copy is used only if it still is the package: its text, with the runtime path put
+  // back to the placeholder, must hash to the package's name.
+  if (existsSync(file)) {
+    try {
+      const cached = readFileSync(file, "utf8").replaceAll(runtime, JSON.stringify(PLACEHOLDER));
+      if (createHash("sha256").update(cached).digest("hex") === hash) return file;
+    } catch {}
+  }
   const code = await store.get(packageKey(hash));
   if (!code) throw new TsflowError("NotFound", `code package ${hash} is missing from datastore ${store.url} (was it deleted by gc?)`);
   if (createHash("sha256").update(code).digest("hex") !== hash) throw new TsflowError("Executor", `code package ${hash} in ${store.url} does not match its hash`);

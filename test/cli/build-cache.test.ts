@@ -11,6 +11,9 @@ import { cli, tempStore } from "../_helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tsflow-buildcache-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// The build cache is per user (~/.cache/tsflow/modules); this test gets its own.
+const env = { XDG_CACHE_HOME: mkdtempSync(join(tmpdir(), "tsflow-cachehome-")) };
+afterAll(() => rmSync(env.XDG_CACHE_HOME, { recursive: true, force: true }));
 
 const flow = `import { FlowSpec, step } from "tsflow";
 import { word } from "./word.ts";
@@ -22,7 +25,7 @@ export default class WordFlow extends FlowSpec {
 
 /** The cache manifest of our flow: its path and the signatures it recorded. */
 function manifest(): { path: string; mtimeMs: number; inputs: [string, number, number][] } {
-  const cache = join(tmpdir(), "tsflow-modules");
+  const cache = join(env.XDG_CACHE_HOME, "tsflow", "modules");
   for (const f of readdirSync(cache).filter((n) => n.endsWith(".json"))) {
     const path = join(cache, f);
     const m = JSON.parse(readFileSync(path, "utf8")) as { inputs: [string, number, number][] };
@@ -36,11 +39,11 @@ describe("the built-flow cache", () => {
     const store = tempStore();
     writeFileSync(join(dir, "flow.ts"), flow);
     writeFileSync(join(dir, "word.ts"), `export const word = "alpha";\n`);
-    const first = await cli(["run", join(dir, "flow.ts"), "--datastore", store]);
+    const first = await cli(["run", join(dir, "flow.ts"), "--datastore", store], { env });
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toContain("word=alpha");
     const built = manifest();
-    const second = await cli(["run", join(dir, "flow.ts"), "--datastore", store]);
+    const second = await cli(["run", join(dir, "flow.ts"), "--datastore", store], { env });
     expect(second.stdout).toContain("word=alpha");
     expect(manifest().mtimeMs).toBe(built.mtimeMs); // reused, not rebuilt
 
@@ -48,19 +51,19 @@ describe("the built-flow cache", () => {
     writeFileSync(join(dir, "word.ts"), `export const word = "omega";\n`);
     const later = new Date(Date.now() + 5000);
     utimesSync(join(dir, "word.ts"), later, later);
-    const third = await cli(["run", join(dir, "flow.ts"), "--datastore", store]);
+    const third = await cli(["run", join(dir, "flow.ts"), "--datastore", store], { env });
     expect(third.code, third.stderr).toBe(0);
     expect(third.stdout).toContain("word=omega");
   });
 
   it("rebuilds when a tsconfig.json appears beside the flow", async () => {
     const store = tempStore();
-    const before = (await cli(["show", join(dir, "flow.ts"), "--datastore", store])).code;
+    const before = (await cli(["show", join(dir, "flow.ts"), "--datastore", store], { env })).code;
     expect(before).toBe(0);
     writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions: { experimentalDecorators: true } }));
     const tsconfig = (m: ReturnType<typeof manifest>) => m.inputs.find(([p]) => p === join(dir, "tsconfig.json"))?.[2];
     expect(tsconfig(manifest())).toBe(-1); // recorded as absent
-    const after = await cli(["run", join(dir, "flow.ts"), "--datastore", store]);
+    const after = await cli(["run", join(dir, "flow.ts"), "--datastore", store], { env });
     expect(after.code, after.stderr).toBe(0);
     expect(after.stdout).toContain("word=omega");
     expect(tsconfig(manifest())).toBeGreaterThan(0); // rebuilt with it
