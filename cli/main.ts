@@ -32,6 +32,7 @@ const commands: Record<string, () => Promise<CommandDef<any>>> = {
   card: () => import("./commands/card.ts").then((m) => m.default),
   spin: () => import("./commands/spin.ts").then((m) => m.default),
   "exit-hooks": () => import("./commands/exit-hooks.ts").then((m) => m.default),
+  "step-functions": () => import("./commands/step-functions.ts").then((m) => m.default),
 };
 
 /** Adds a command (later features register theirs here). */
@@ -74,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
       neutraliseControls();
       quietOnEpipe();
     }
-    if ((rest.includes("--help") || rest.includes("-h")) && name !== "run" && name !== "resume") {
+    if ((rest.includes("--help") || rest.includes("-h")) && name !== "run" && name !== "resume" && name !== "step-functions") {
       process.stdout.write(`${usageText(await renderUsage(cmd, mainCommand))}\n`);
       return 0;
     }

@@ -23,7 +23,7 @@ export type EffectiveStatus = "running" | "succeeded" | "failed" | "abandoned";
  * (`successful` false, resumable).
  */
 export function effectiveStatus(
-  run: { status?: string; createdAt?: number; orchestrator?: { hostname: string; pid: number } },
+  run: { status?: string; createdAt?: number; orchestrator?: { hostname: string; pid: number }; stepFunctions?: unknown },
   heartbeatMs: number | undefined,
   now: number = Date.now(),
   /** Asks the host whether the orchestrator's process lives (see `Host.processAlive`). */
@@ -32,6 +32,9 @@ export function effectiveStatus(
   const status = run.status;
   if (status === "succeeded" || status === "failed") return status;
   if (status !== "running") return "failed";
+  // A production run has no orchestrator process and no heartbeat: its Step Functions execution
+  // is the orchestrator, and its last state marks the run (`tsflow step-functions list-runs`).
+  if (run.stepFunctions) return "running";
   // On the orchestrator's own machine a dead process is certain at once; elsewhere the
   // heartbeat decides. A reused pid only makes this fall back to the heartbeat.
   if (run.orchestrator && alive?.(run.orchestrator.hostname, run.orchestrator.pid) === false) return "abandoned";
@@ -59,6 +62,8 @@ export interface RunLike {
   createdAt?: number;
   orchestrator?: { hostname: string; pid: number };
   tags?: string[];
+  /** A production run (Step Functions): no orchestrator process, no heartbeat. */
+  stepFunctions?: unknown;
 }
 
 /** A run as every reader shows it (client, CLI, viewer): `run.json`, its current tags, its real status. */

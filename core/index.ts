@@ -29,6 +29,7 @@ export {
 } from "./flow.ts";
 export { Config, config, applyConfig, readConfig, configValues, substituteConfig, type ConfigOptions, type ConfigIssue, type ConfigAccess, type StandardSchemaV1 } from "./config.ts";
 export { exitHook, exitHooksOf, runExitHooks, type ExitHookFn, type ExitHookOptions, type ExitHookOutcome } from "./exit-hooks.ts";
+export { schedule, triggerOnFinish, project, productionOptions, type ScheduleOptions, type ProductionOptions } from "./production.ts";
 export { inspectFlow, loadFlowInfo, formatGraph, type FlowGraph, type FlowInfo, type GraphNode, type GraphIssue } from "./graph.ts";
 export { executeRun, resolveParameters, newRunId, type RunOptions, type RunResult, type RunReporter, type ExecutorSelector } from "./runtime.ts";
 export { executeTask, type TaskEnvironment, type DoneRecord, type RunRecord } from "./task.ts";
