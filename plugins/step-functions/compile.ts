@@ -22,6 +22,7 @@
 import { taskPrefix } from "../../core/_layout.ts";
 import { TsflowError } from "../../core/errors.ts";
 import type { FlowInfo, GraphNode } from "../../core/graph.ts";
+import type { ArtifactRef } from "../../core/types.ts";
 
 export const BATCH_SUBMIT_SYNC = "arn:aws:states:::batch:submitJob.sync";
 export const S3_GET_OBJECT = "arn:aws:states:::aws-sdk:s3:getObject";
@@ -55,6 +56,8 @@ export interface DeploymentConfig {
   project?: { name: string; branch: string };
   /** Parameter values given at create time; a trigger overrides them. */
   parameters: Record<string, string>;
+  /** IncludeFile parameters, read and stored at create time (field → artifact). */
+  files?: Record<string, ArtifactRef>;
   maxNumSplits: number;
 }
 
@@ -74,9 +77,18 @@ export interface CompileOptions {
   hostAttempts?: number;
 }
 
-/** A task's id in a production run: the step's position in the graph, then its foreach indexes. */
-export function productionTaskId(info: FlowInfo, step: string, path: string): string {
-  return `${info.graph.order.indexOf(step) + 1}${path}`;
+/**
+ * A task's id in a production run: the step's position in the graph, then its foreach indexes
+ * (`4-0-2`), then for a switch that loops on itself the lap (`3.0`, `3.1`, …).
+ */
+export function productionTaskId(info: FlowInfo, step: string, path: string, lap = 0): string {
+  return `${info.graph.order.indexOf(step) + 1}${path}${loops(info, step) ? `.${lap}` : ""}`;
+}
+
+/** A switch with a case that goes back to its own step. */
+export function loops(info: FlowInfo, step: string): boolean {
+  const node = info.graph.nodes[step];
+  return Boolean(node?.condition && node.next.includes(step));
 }
 
 /** The S3 location of a datastore URL (`s3://bucket/prefix`). */
@@ -93,13 +105,7 @@ export function checkDeployable(info: FlowInfo, withDecorators: Record<string, R
   const problems: string[] = [];
   for (const name of info.graph.order) {
     const node = info.graph.nodes[name]!;
-    if (node.condition && node.next.includes(name)) {
-      problems.push(`step '${name}': a switch case loops back to '${name}'; a state machine would need one task id per lap, so deploy the loop as a foreach or keep this flow local`);
-    }
     if (node.decorators.cached || withDecorators.cached) problems.push(`step '${name}': @cached needs the local orchestrator's cache index; remove it for production`);
-  }
-  for (const p of Object.values(info.parameters)) {
-    if (p.kind === "file") problems.push(`parameter '${p.name}': IncludeFile reads a local file at run start, which a scheduled production run does not have; use a Parameter or an S3 object`);
   }
   if (problems.length) throw new TsflowError("BadFlow", `flow ${info.name} cannot be deployed to Step Functions`, problems);
 }
@@ -147,8 +153,11 @@ export function compileFlow(options: CompileOptions): Record<string, unknown> {
   /** The S3 key of a file a task writes, as a `States.Format` over the state's run and path. */
   const fileKey = (step: string, file: string) => {
     const ordinal = info.graph.order.indexOf(step) + 1;
-    return `States.Format('${lit(prefix + taskPrefix(config.flow, "\u0000", step, `${ordinal}\u0001`) + file).replace("\u0000", "{}").replace("\u0001", "{}")}', $.run, $.path)`;
+    const lap = loops(info, step);
+    const template = lit(prefix + taskPrefix(config.flow, "\u0000", step, `${ordinal}\u0001${lap ? ".\u0002" : ""}`) + file);
+    return `States.Format('${template.replace("\u0000", "{}").replace("\u0001", "{}").replace("\u0002", "{}")}', $.run, $.path${lap ? ", $.lap.n" : ""})`;
   };
+  const hasLoops = info.graph.order.some((s) => loops(info, s));
 
   const jobState = (node: GraphNode | undefined, mode: "run" | "catch" | "fail", job: StepJob): State => {
     const d = node ? decoratorsOf(node) : {};
@@ -160,9 +169,10 @@ export function compileFlow(options: CompileOptions): Record<string, unknown> {
     ];
     if (node) env.push({ Name: "TSFLOW_SFN_STEP", Value: node.name }, { Name: "TSFLOW_SFN_PATH", "Value.$": "$.path" });
     if (mode === "run") env.push({ Name: "TSFLOW_SFN_ATTEMPT", "Value.$": "States.Format('{}', $$.State.RetryCount)" });
+    if (node && loops(info, node.name)) env.push({ Name: "TSFLOW_SFN_LAP", "Value.$": "States.Format('{}', $.lap.n)" });
     if (mode === "catch") env.push({ Name: "TSFLOW_SFN_ERROR", "Value.$": "$.caught.Error" });
     if (mode === "fail") env.push({ Name: "TSFLOW_SFN_ERROR", "Value.$": "$.error.Error" });
-    if (node?.type === "start" && mode === "run") env.push({ Name: "TSFLOW_SFN_PARAMS", "Value.$": "States.JsonToString($.Parameters)" });
+    if (node?.name === "start" && mode === "run") env.push({ Name: "TSFLOW_SFN_PARAMS", "Value.$": "States.JsonToString($.Parameters)" });
     const vars = (d.environment?.vars ?? {}) as Record<string, unknown>;
     for (const [k, v] of Object.entries(vars)) env.push({ Name: k, Value: String(v) });
 
@@ -222,7 +232,7 @@ export function compileFlow(options: CompileOptions): Record<string, unknown> {
     scope.emitted.set(step, step);
     const state = jobState(node, "run", options.jobs[step]!);
     scope.states[step] = state;
-    const itemSelector = { "run.$": "$.run", "execution.$": "$.execution", "path.$": "States.Format('{}-{}', $.path, $$.Map.Item.Value)" };
+    const itemSelector = { "run.$": "$.run", "execution.$": "$.execution", "path.$": "States.Format('{}-{}', $.path, $$.Map.Item.Value)", ...(hasLoops ? { lap: { n: 0 } } : {}) };
 
     if (node.type === "end") state.End = true;
     else if (node.foreach) {
@@ -274,8 +284,23 @@ export function compileFlow(options: CompileOptions): Record<string, unknown> {
       const choice: State = { Type: "Choice", Choices: [] };
       scope.states[choiceName] = choice;
       link(state, readName);
+      const looping = node.next.includes(step);
       for (const [value, target] of Object.entries(node.cases!)) {
+        const safe = value.replace(/[^A-Za-z0-9_-]/g, "_");
+        if (target === step) {
+          // Another lap: the lap number makes each lap its own task.
+          const again = `${step}.${safe}.again`;
+          scope.states[again] = { Type: "Pass", Parameters: { "n.$": "States.MathAdd($.lap.n, 1)" }, ResultPath: "$.lap", Next: step };
+          (choice.Choices as State[]).push({ Variable: "$.switch.value.condition", StringEquals: value, Next: again });
+          continue;
+        }
         let next = emit(target, scope);
+        if (looping) {
+          // Leaving the loop: a later loop counts its laps from 0.
+          const leave = `${step}.${safe}.leave`;
+          scope.states[leave] = { Type: "Pass", Result: { n: 0 }, ResultPath: "$.lap", ...(next === END ? { End: true } : { Next: next }) };
+          next = leave;
+        }
         if (next === END) {
           // A case going straight to the join that ends this branch: a Choice cannot end it.
           next = `${step}.${value}.done`.replace(/[^A-Za-z0-9_.-]/g, "_");
@@ -312,7 +337,7 @@ export function compileFlow(options: CompileOptions): Record<string, unknown> {
   failed.Catch = [{ ErrorEquals: ["States.ALL"], ResultPath: "$.recordError", Next: "tsflow.run-failed" }];
   const initial = (parameters: string | Record<string, never>) => ({
     Type: "Pass",
-    Parameters: { "run.$": "$$.Execution.Name", "execution.$": "$$.Execution.Id", path: "", ...(typeof parameters === "string" ? { "Parameters.$": parameters } : { Parameters: parameters }) },
+    Parameters: { "run.$": "$$.Execution.Name", "execution.$": "$$.Execution.Id", path: "", ...(hasLoops ? { lap: { n: 0 } } : {}), ...(typeof parameters === "string" ? { "Parameters.$": parameters } : { Parameters: parameters }) },
     Next: top.StartAt,
   });
   return {

@@ -14,7 +14,8 @@ import { TsflowError } from "../../core/errors.ts";
 import type { FlowInfo } from "../../core/graph.ts";
 import { productionOptions } from "../../core/production.ts";
 import { newRunId, resolveParameters } from "../../core/runtime.ts";
-import type { Datastore, Host } from "../../core/types.ts";
+import { refOf, storeArtifact } from "../../core/artifacts.ts";
+import type { ArtifactRef, Datastore, Host } from "../../core/types.ts";
 import { buildPackage, PACKAGE_PREFIX, runtimeFiles, uploadPackage } from "../executors/_package.ts";
 import { compileFlow, type DeploymentConfig, s3Location, type StepJob } from "./compile.ts";
 
@@ -128,7 +129,14 @@ export async function createDeployment(target: DeployTarget, options: CreateOpti
   if (!/^[A-Za-z0-9_.-]{1,80}$/.test(name)) throw new TsflowError("BadOption", `state machine name '${name}' must be 1 to 80 letters, digits, '_', '-' or '.'`);
   s3Location(store.url);
   const parameters = options.parameters ?? {};
-  await resolveParameters(info, parameters, target.host);
+  const values = await resolveParameters(info, parameters, target.host);
+  // IncludeFile: the file is read now and stored with the deployment; a job has no such file.
+  const files: Record<string, ArtifactRef> = {};
+  for (const [field, p] of Object.entries(info.parameters)) {
+    if (p.kind !== "file" || values[p.name] === undefined) continue;
+    files[field] = options.onlyJson ? refOf(target.host, field, values[p.name]).ref : await storeArtifact(store, target.host, field, values[p.name]);
+    delete parameters[p.name];
+  }
 
   const pkg = options.onlyJson ? `${PACKAGE_PREFIX}${(await buildPackage(target.flowFile)).hash}` : (await uploadPackage(store, target.flowFile)).flowFile;
   const config: DeploymentConfig = {
@@ -141,6 +149,7 @@ export async function createDeployment(target: DeployTarget, options: CreateOpti
     productionTag: `production:${name}`,
     ...(project ? { project } : {}),
     parameters,
+    ...(Object.keys(files).length ? { files } : {}),
     maxNumSplits: options.maxNumSplits ?? 1000,
   };
 
@@ -304,8 +313,14 @@ export async function trigger(target: Pick<DeployTarget, "info" | "flowClass" | 
   const { name } = deploymentName(target, options);
   const { arn } = await requireMachine(name);
   const config = await deployedConfig(arn);
+  for (const p of Object.values(target.info.parameters)) {
+    if (p.kind === "file" && options.parameters?.[p.name] !== undefined) {
+      throw new TsflowError("BadParameter", `option --${p.name} is an IncludeFile, stored when the flow was deployed: change it with tsflow step-functions create --${p.name} FILE`);
+    }
+  }
   // Checked here, so a typo is an error now and not a failed run later.
-  await resolveParameters(target.info, { ...config.parameters, ...(options.parameters ?? {}) }, target.host);
+  const plain = { ...target.info, parameters: Object.fromEntries(Object.entries(target.info.parameters).filter(([, p]) => p.kind !== "file")) };
+  await resolveParameters(plain, { ...config.parameters, ...(options.parameters ?? {}) }, target.host);
   const runId = newRunId();
   const { sdk, client } = await sfnClient();
   try {

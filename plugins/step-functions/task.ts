@@ -28,7 +28,7 @@ import type { ArtifactRef, Datastore, ForeachFrame, TaskError, TaskResult, TaskS
 import { VERSION } from "../../core/version.ts";
 import s3Datastore from "../datastores/s3.ts";
 import nodeHost from "../host/node.ts";
-import { type DeploymentConfig, ITEMS_FILE, productionTaskId, SWITCH_FILE } from "./compile.ts";
+import { type DeploymentConfig, ITEMS_FILE, loops, productionTaskId, SWITCH_FILE } from "./compile.ts";
 
 const env = process.env;
 
@@ -63,17 +63,18 @@ export async function sfnTaskMain(): Promise<number> {
     const step = env.TSFLOW_SFN_STEP!;
     const path = env.TSFLOW_SFN_PATH ?? "";
     if (!info.graph.nodes[step]) throw new TsflowError("NotFound", `flow ${info.name} has no step '${step}': the code package differs from the deployed state machine`);
-    if (step === "start" && mode === "run") await ensureRun(store, info, config, runId, flowClass);
-    const run = await getJson<RunRecord & { tags: string[]; systemTags: string[] }>(store, runKey(info.name, runId));
+    const run = (step === "start" && mode === "run" ? await ensureRun(store, info, config, runId) : await getJson(store, runKey(info.name, runId))) as
+      | (RunRecord & { tags: string[]; systemTags: string[] })
+      | null;
     if (!run) throw new TsflowError("NotFound", `run ${info.name}/${runId} has no run.json in ${store.url}: its start task never ran`);
 
-    const taskId = productionTaskId(info, step, path);
+    const lap = Number(env.TSFLOW_SFN_LAP ?? 0);
+    const taskId = productionTaskId(info, step, path, lap);
     const indexes = indexesOf(path);
-    const { parents, foreach } = await locate(store, info, runId, step, indexes);
+    const { parents, foreach } = await locate(store, info, runId, step, indexes, lap);
     const decorators = info.graph.nodes[step]!.decorators;
     const retries = Math.max(0, Math.floor(Number(decorators.retry?.times ?? 0)));
     const attempt = mode === "catch" ? retries + 1 : Number(env.TSFLOW_SFN_ATTEMPT ?? 0);
-    await putJson(store, taskKey(info.name, runId, step, taskId), { step, taskId, parents, foreach, createdAt: Date.now() });
 
     let caught: TaskSpec["caught"];
     if (mode === "catch") {
@@ -106,7 +107,10 @@ export async function sfnTaskMain(): Promise<number> {
       username: String(run.user ?? "production"),
       namespace: config.productionTag,
     };
-    await putJson(store, attemptKey(info.name, runId, step, taskId, attempt, "start.json"), { attempt, mode: spec.mode, startedAt: Date.now(), executor: "step-functions" });
+    await Promise.all([
+      putJson(store, taskKey(info.name, runId, step, taskId), { step, taskId, parents, foreach, createdAt: Date.now() }),
+      putJson(store, attemptKey(info.name, runId, step, taskId, attempt, "start.json"), { attempt, mode: spec.mode, startedAt: Date.now(), executor: "step-functions" }),
+    ]);
     // The task entry of --executor batch, unchanged: it reads the spec from the environment.
     env.TSFLOW_TASK_SPEC = JSON.stringify(spec);
     const { taskMain } = await import("../../cli/task.ts");
@@ -152,14 +156,24 @@ export async function sfnTaskMain(): Promise<number> {
 }
 
 /** Writes run.json at the first attempt of `start` (a retry of `start` finds it and keeps it). */
-async function ensureRun(store: Datastore, info: FlowInfo, config: DeploymentConfig, runId: string, _flowClass: Function) {
-  if (await getJson(store, runKey(info.name, runId))) return;
+async function ensureRun(store: Datastore, info: FlowInfo, config: DeploymentConfig, runId: string): Promise<Record<string, unknown>> {
+  const existing = await getJson<Record<string, unknown>>(store, runKey(info.name, runId));
+  if (existing) return existing;
   const host = nodeHost();
   const given = JSON.parse(env.TSFLOW_SFN_PARAMS || "{}") as Record<string, unknown>;
-  const values = await resolveParameters(info, { ...config.parameters, ...given }, host);
+  // IncludeFile parameters were read and stored at create time: the job has no such file.
+  const plain = { ...info, parameters: Object.fromEntries(Object.entries(info.parameters).filter(([, p]) => p.kind !== "file")) };
+  const values = await resolveParameters(plain, { ...config.parameters, ...given }, host);
   const parameters: Record<string, ArtifactRef> = {};
   const parameterValues: Record<string, unknown> = {};
   for (const [field, p] of Object.entries(info.parameters)) {
+    const file = config.files?.[field];
+    if (p.kind === "file") {
+      if (file) parameters[field] = file;
+      else parameters[field] = await storeArtifact(store, host, field, undefined);
+      parameterValues[p.name] = file ? `<${file.size} bytes, stored at create time>` : null;
+      continue;
+    }
     parameters[field] = await storeArtifact(store, host, field, values[p.name]);
     parameterValues[p.name] = values[p.name] === undefined ? null : values[p.name];
   }
@@ -183,18 +197,26 @@ async function ensureRun(store: Datastore, info: FlowInfo, config: DeploymentCon
     stepFunctions: { stateMachine: config.stateMachine, stateMachineArn: stateMachineArnOf(executionArn), executionArn },
   };
   await putJson(store, runKey(info.name, runId), record);
+  return record;
 }
 
 /**
  * Parents and foreach frames of a task at foreach position `indexes`, from the static graph and
  * the done markers of this run: exactly what the local orchestrator would have handed it.
  */
-async function locate(store: Datastore, info: FlowInfo, runId: string, step: string, indexes: number[]): Promise<{ parents: string[]; foreach: ForeachFrame[] }> {
+async function locate(store: Datastore, info: FlowInfo, runId: string, step: string, indexes: number[], lap: number): Promise<{ parents: string[]; foreach: ForeachFrame[] }> {
   const nodes = info.graph.nodes;
   const depth = (s: string) => nodes[s]!.splitParents.filter((p) => nodes[p]!.foreach).length;
-  const at = (s: string, idx: number[]) => productionTaskId(info, s, pathOf(idx.slice(0, depth(s))));
+  const at = (s: string, idx: number[], k = 0) => productionTaskId(info, s, pathOf(idx.slice(0, depth(s))), k);
+  const isDone = (s: string, idx: number[], k = 0) => store.has(doneKey(info.name, runId, s, at(s, idx, k)));
+  /** The finished task of `s` at this position: for a loop, its last lap. */
+  const finished = async (s: string, idx: number[]): Promise<string | undefined> => {
+    if (!loops(info, s)) return (await isDone(s, idx)) ? at(s, idx) : undefined;
+    let last: number | undefined;
+    for (let k = 0; await isDone(s, idx, k); k++) last = k;
+    return last === undefined ? undefined : at(s, idx, last);
+  };
   const done = (s: string, idx: number[]) => getJson<DoneRecord>(store, doneKey(info.name, runId, s, at(s, idx)));
-  const pathspec = (s: string, idx: number[]) => `${runId}/${s}/${at(s, idx)}`;
   const node = nodes[step]!;
 
   const foreach: ForeachFrame[] = [];
@@ -208,6 +230,8 @@ async function locate(store: Datastore, info: FlowInfo, runId: string, step: str
   const parents: string[] = [];
   const inputs = node.inputs.filter((i) => i !== step);
   if (step === "start") return { parents, foreach };
+  // Lap k of a loop starts from lap k - 1.
+  if (lap > 0) return { parents: [`${runId}/${step}/${at(step, indexes, lap - 1)}`], foreach };
   if (node.isJoin && node.joins && nodes[node.joins]!.foreach) {
     const split = node.joins;
     const record = await done(split, indexes);
@@ -215,7 +239,10 @@ async function locate(store: Datastore, info: FlowInfo, runId: string, step: str
     for (let i = 0; i < (record.foreachCount ?? 0); i++) {
       const inner = [...indexes, i];
       let found: string | undefined;
-      for (const input of inputs) if (!found && (await done(input, inner))) found = pathspec(input, inner);
+      for (const input of inputs) {
+        const id = found ? undefined : await finished(input, inner);
+        if (id) found = `${runId}/${input}/${id}`;
+      }
       if (!found) throw new TsflowError("NotFound", `join '${step}' of run ${runId}: foreach item ${i} of '${split}' has no finished task`);
       parents.push(found);
     }
@@ -226,12 +253,16 @@ async function locate(store: Datastore, info: FlowInfo, runId: string, step: str
     const split = nodes[node.joins]!;
     const branchOf = (s: string) => split.next.findIndex((b) => b === s || reaches(info, b, s, step));
     const ordered = [...inputs].sort((a, b) => branchOf(a) - branchOf(b));
-    for (const input of ordered) if (await done(input, indexes)) parents.push(pathspec(input, indexes));
+    for (const input of ordered) {
+      const id = await finished(input, indexes);
+      if (id) parents.push(`${runId}/${input}/${id}`);
+    }
     return { parents, foreach };
   }
   for (const input of inputs) {
-    if (await done(input, indexes)) {
-      parents.push(pathspec(input, indexes));
+    const id = await finished(input, indexes);
+    if (id) {
+      parents.push(`${runId}/${input}/${id}`);
       break;
     }
   }
