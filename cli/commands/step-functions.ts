@@ -7,8 +7,8 @@ import { defineCommand } from "citty";
 import { TsflowError } from "../../core/errors.ts";
 import { loadFlowInfo } from "../../core/graph.ts";
 import nodeHost from "../../plugins/host/node.ts";
-import { openDatastore } from "../datastores.ts";
-import { loadFlow } from "../load.ts";
+import { openDatastore } from "../../runner/stores.ts";
+import { loadFlow } from "../../runner/load.ts";
 import { parseWith } from "../options.ts";
 import { formatTime, table } from "./_client.ts";
 

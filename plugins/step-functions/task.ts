@@ -51,8 +51,8 @@ export async function sfnTaskMain(): Promise<number> {
   const runId = env.TSFLOW_SFN_RUN!;
   const store = s3Datastore({ url: config.datastore });
   try {
-    const { packageModule } = await import("../../cli/worker.ts");
-    const { loadFlow } = await import("../../cli/load.ts");
+    const { packageModule } = await import("../../runner/load.ts");
+    const { loadFlow } = await import("../../runner/load.ts");
     const module = await packageModule({ flowFile: config.flowFile } as TaskSpec, store);
     const { flowClass } = await loadFlow(config.flowFile, config.exportName, { flowName: config.flow, module });
     const info = loadFlowInfo(flowClass);
@@ -113,7 +113,7 @@ export async function sfnTaskMain(): Promise<number> {
     ]);
     // The task entry of --executor batch, unchanged: it reads the spec from the environment.
     env.TSFLOW_TASK_SPEC = JSON.stringify(spec);
-    const { taskMain } = await import("../../cli/task.ts");
+    const { taskMain } = await import("../../runner/task.ts");
     const code = await taskMain();
     const result = await getJson<TaskResult>(store, attemptKey(info.name, runId, step, taskId, attempt, "result.json"));
     if (code !== 0 || !result) return code || 1;
