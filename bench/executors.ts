@@ -78,6 +78,7 @@ export async function benchExecutors(): Promise<Row[]> {
       const s3store = s3Datastore({ url: "s3://tsflow/bench", endpoint: s3.endpoint, credentials: S3RVER_CREDENTIALS });
       const n = Number(process.env.TSFLOW_BENCH_BATCH_N ?? 100);
       await measure(`executor batch (local server, process jobs, s3rver): foreach${n} per-task overhead`, () => batchExecutor({ queue: "default", image: IMAGE, poll: { min: 50, max: 500 } }), n, s3store);
+      rows.push(await stepFunctionsPerTask(server.url, s3.endpoint, S3RVER_CREDENTIALS, s3store, n, workers));
       await s3store.close?.();
     } finally {
       process.env = saved;
@@ -87,6 +88,37 @@ export async function benchExecutors(): Promise<Row[]> {
     rmSync(dir, { recursive: true, force: true });
   }
   return rows;
+}
+
+/**
+ * The same foreach deployed with `step-functions create` and started with `trigger` on the local
+ * Step Functions server (which runs every task as a job of the same local Batch server): wall time
+ * from trigger to the execution's end, per task. Beside the batch executor's figure it shows what
+ * the state machine adds (.sync polling, S3 reads of foreach items) and saves (no orchestrator).
+ */
+async function stepFunctionsPerTask(batchUrl: string, s3Endpoint: string, credentials: { accessKeyId: string; secretAccessKey: string }, store: Datastore, n: number, workers: number): Promise<Row> {
+  const { startSfnServer } = await import("../test/sfn-server/server.ts");
+  const { createDeployment, trigger } = await import("../plugins/step-functions/deploy.ts");
+  const { loadFlowInfo } = await import("../core/graph.ts");
+  const { default: nodeHost } = await import("../plugins/host/node.ts");
+  const sfn = await startSfnServer({ batchEndpoint: batchUrl, s3Endpoint, credentials, pollMs: 50 });
+  Object.assign(process.env, { TSFLOW_SFN_ENDPOINT: sfn.url, TSFLOW_SFN_ROLE: "arn:aws:iam::123456789012:role/bench", TSFLOW_BATCH_QUEUE: "default", TSFLOW_BATCH_IMAGE: IMAGE });
+  try {
+    const host = nodeHost();
+    const target = { info: loadFlowInfo(ForeachFlow), flowClass: ForeachFlow, flowFile: FILE, store, host };
+    await createDeployment(target, { name: "bench-foreach", maxWorkers: workers });
+    const run = async (items: number) => {
+      const t0 = performance.now();
+      const { executionArn } = await trigger(target, { name: "bench-foreach", parameters: { n: String(items) } });
+      const execution = await sfn.executions.wait(executionArn);
+      if (execution.status !== "SUCCEEDED") throw new Error(`foreach${items} on Step Functions ${execution.status}: ${execution.cause?.slice(0, 300)}`);
+      return (performance.now() - t0) / (items + 3);
+    };
+    await run(2); // warm-up: code package cached by the jobs
+    return { name: `step-functions (local SFN + Batch servers, process jobs, s3rver): foreach${n} per-task overhead`, value: Math.round((await run(n)) * 10) / 10, unit: "ms/task" };
+  } finally {
+    await sfn.close();
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
