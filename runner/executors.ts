@@ -4,6 +4,7 @@
  * container or AWS code.
  */
 import { isAbsolute, resolve } from "node:path";
+import { existsSync, statSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { TsflowError } from "../core/errors.ts";
 import type { GraphNode } from "../core/graph.ts";
@@ -29,6 +30,7 @@ async function createExecutor(name: string, options: Record<string, unknown>, cw
   if (BUILTIN[name]) mod = await BUILTIN[name]();
   else if (/[./\\]/.test(name)) {
     const file = isAbsolute(name) ? name : resolve(cwd, name);
+    if (!existsSync(file) || !statSync(file).isFile()) throw new TsflowError("BadOption", `executor plugin '${name}' is not a file (looked for ${file})`);
     try {
       // A TypeScript plugin is bundled like a flow (Node 20 cannot import .ts), its `tsflow` import pointed at this tsflow.
       const module = /\.[cm]?tsx?$/.test(file) && detectRuntime() === "node" ? await buildFlowModule(file) : file;
@@ -40,7 +42,14 @@ async function createExecutor(name: string, options: Record<string, unknown>, cw
     throw new TsflowError("BadOption", `unknown executor '${name}' (built in: ${Object.keys(BUILTIN).join(", ")}; or give the path of a plugin file)`);
   }
   if (typeof mod.default !== "function") throw new TsflowError("BadOption", `executor plugin '${name}' must default-export a factory (options) => Executor`);
-  const ex = (mod.default as ExecutorFactory<Record<string, unknown>>)(options);
+  // A flow file given by mistake default-exports a class: say so instead of a TypeError.
+  if (/^class[\s{]/.test(Function.prototype.toString.call(mod.default))) throw new TsflowError("BadOption", `executor plugin '${name}' default-exports a class (a flow?), not a factory (options) => Executor`);
+  let ex: Executor;
+  try {
+    ex = (mod.default as ExecutorFactory<Record<string, unknown>>)(options);
+  } catch (e) {
+    throw new TsflowError("BadOption", `executor plugin '${name}' failed to start with options ${JSON.stringify(options)}: ${(e as Error)?.message ?? String(e)}`);
+  }
   if (!ex || typeof ex.run !== "function") throw new TsflowError("BadOption", `executor plugin '${name}' returned something without a run() method`);
   return ex;
 }
