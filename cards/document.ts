@@ -40,7 +40,7 @@ pre{background:#11161c;color:#e3e8ee;padding:8px;overflow:auto;max-height:420px;
 .tf-progress{display:flex;gap:10px;align-items:center}.tf-bar{flex:1;max-width:520px;height:14px;background:#e6ebf2;border-radius:7px;overflow:hidden}
 .tf-bar div{height:100%;background:var(--run);transition:width .3s}.tf-pct{font-variant-numeric:tabular-nums;color:var(--mute)}
 .tf-image img{max-width:100%;border:1px solid var(--line)}figure{margin:6px 0}figcaption{color:var(--mute);font-size:12px}
-.tf-pager{display:flex;gap:10px;align-items:center;margin:4px 0}.tf-graph li.tf-here{font-weight:700}.tf-graph li.tf-here::after{content:"  ◀ this step";color:var(--run)}
+.tf-pager{display:flex;gap:10px;align-items:center;margin:4px 0}.tf-graph svg{max-width:100%;height:auto}svg text{font:12px system-ui,sans-serif}svg .lbl{fill:#fff}
 .tf-art{margin:10px 0;padding:6px 0;border-top:1px solid var(--line)}details{margin-left:14px}summary{cursor:pointer}.k{color:#7a3e9d}.s{color:#2e7d32}.n{color:#1565c0}
 .tf-kv td:first-child{color:var(--mute)}.tf-components{margin:8px 0 4px}.tf-md img{max-width:100%}
 `;

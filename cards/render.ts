@@ -8,6 +8,8 @@
  * (the components only); plugins come from `@card({ type: defineCardType(…) })`.
  */
 import type MarkdownIt from "markdown-it";
+import type { RunInfo } from "../viewer/data.ts";
+import { dagSvg, type Links, type StepStat } from "../viewer/html.ts";
 import { type CardData, type CardHelpers, type CardTaskInfo, type ComponentData, cardTypes, type Json, type TableData } from "../core/cards.ts";
 
 export function esc(v: unknown): string {
@@ -160,16 +162,20 @@ function artifacts(t: CardTaskInfo, r: Renderer): string {
     .join("")}`;
 }
 
+/** The flow's DAG as the viewer draws it, this step in blue and the others grey. */
 function graph(t: CardTaskInfo): string {
   const g = t.graph;
   if (!g?.order?.length) return "";
-  const items = g.order.map((s) => {
-    const step = g.steps[s];
-    const kind = step?.foreach ? ` (foreach ${step.foreach})` : step?.condition ? ` (switch ${step.condition})` : "";
-    const next = step?.next?.length ? ` → ${step.next.map(esc).join(", ")}` : "";
-    return `<li${s === t.step ? ' class="tf-here"' : ""}>${esc(s)}${esc(kind)}<span class="mute">${next}</span></li>`;
-  });
-  return `<h2>Graph</h2><ol class="tf-graph">${items.join("")}</ol>`;
+  const stats: Record<string, StepStat> = {};
+  for (const s of g.order) {
+    const here = s === t.step;
+    stats[s] = { counts: { pending: 0, running: 0, succeeded: 0, failed: 0 }, total: 0, state: here ? "running" : "pending" };
+  }
+  const run = { flow: t.flow, runId: t.runId, graph: g } as unknown as RunInfo;
+  const noLinks: Links = { run: () => "", task: () => "", artifact: () => undefined, asset: () => "" };
+  // The viewer's drawing prints task counts; a card is about one task, so those labels go.
+  const svg = dagSvg(noLinks, run, stats, {}).replace(/<text class="lbl"[^>]*>no tasks yet<\/text>/g, "");
+  return `<h2>Graph</h2><div class="tf-graph">${svg}</div>`;
 }
 
 function helpers(r: Renderer): CardHelpers {
