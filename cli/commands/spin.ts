@@ -32,6 +32,12 @@ async function pickTask(store: Datastore, flow: string, run: string, step: strin
 }
 
 function preview(value: unknown): string {
+  // Bytes, maps, sets, dates… say what they are; JSON would spell a 1 MB Uint8Array out.
+  const plain = value === null || typeof value !== "object" || Array.isArray(value) || Object.getPrototypeOf(value) === Object.prototype;
+  if (!plain) {
+    const size = ArrayBuffer.isView(value) ? `(${value.byteLength} bytes)` : value instanceof Map || value instanceof Set ? `(${value.size})` : "";
+    return `${describeType(value)}${size}`;
+  }
   let text: string;
   try {
     text = typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? `${v}n` : v)) ?? describeType(value));
