@@ -11,6 +11,9 @@ import { gunzipSync } from "node:zlib";
 import { BatchClient, DescribeJobDefinitionsCommand } from "@aws-sdk/client-batch";
 import { runFlow } from "tsflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import fsDatastore from "../../plugins/datastores/fs.ts";
+import nodeHost from "../../plugins/host/node.ts";
+import { createViewerApp } from "../../viewer/app.ts";
 import { cli, tempStore } from "../_helpers.ts";
 import { S3RVER_CREDENTIALS, startS3rver } from "../_s3rver.ts";
 import { startBatchServer } from "../batch-server/server.ts";
@@ -74,7 +77,19 @@ describe("@secrets", () => {
     ]);
     // The step printed two values: they reached the terminal (and the stored log) masked.
     expect(r.stdout).toContain("connecting as **** with password ****");
-    expectNowhere(ds, r.stdout + r.stderr);
+    // The viewer shows the run, the tasks, their logs and artifacts: all without a value.
+    const app = createViewerApp({ store: fsDatastore({ root: ds }), host: nodeHost() });
+    const runId = runDirs(ds, "SecretSourcesFlow")[0]!;
+    const base = `SecretSourcesFlow/${runId}`;
+    const pages = ["/", "/runs", `/runs/${base}`, `/runs/${base}/start/1`, `/runs/${base}/end/2`, `/api/live/${base}`, `/api/live/${base}/start/1`, `/artifacts/${base}/start/1/seen?format=json`];
+    let viewer = "";
+    for (const page of pages) {
+      const res = await app.request(page);
+      expect(res.status, page).toBe(200);
+      viewer += await res.text();
+    }
+    expect(viewer).toContain("with password ****");
+    expectNowhere(ds, r.stdout + r.stderr + viewer);
     // The search does find what is there: the value's hash, which the step stored.
     expect(leaks(ds, sha(VALUES.DB_PASSWORD)).length).toBeGreaterThan(0);
   });
