@@ -3,11 +3,11 @@
  * is installed from a symlinked checkout (npm link, workspaces), where tsflow's real path has
  * no node_modules in it, and never takes tsflow's own bundle for the flow.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
-import { exec, latestRun, ROOT, tempStore } from "../_helpers.ts";
+import { cli, exec, latestRun, ROOT, tempStore } from "../_helpers.ts";
 
 it("runFlow(Flow) from a project whose tsflow is a symlink to a checkout runs the flow's file in workers", async () => {
   const project = mkdtempSync(join(tmpdir(), "tsflow-linked-"));
@@ -40,9 +40,8 @@ console.log("main pid", process.pid);
   expect(doc.flowFile).toBe(join(project, "flow.ts"));
   // Found the file, so the tasks ran in worker processes, not inline in this one.
   const main = /main pid (\d+)/.exec(r.stdout)![1];
-  const taskDir = join(ds, "flows", "LinkedFlow", "runs", doc.runId, "tasks", "start");
-  const [task] = readdirSync(taskDir);
-  const stdout = readFileSync(join(taskDir, task!, "0", "stdout"), "utf8");
+  const logs = await cli(["logs", `LinkedFlow/${doc.runId}/start`, "--datastore", ds]);
+  const stdout = logs.stdout;
   expect(stdout).toMatch(/start ran in pid \d+/);
   expect(stdout).not.toContain(`pid ${main}\n`);
 });
