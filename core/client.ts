@@ -120,6 +120,8 @@ export interface RunsOptions {
   limit?: number;
   /** Only successful runs. */
   successful?: boolean;
+  /** Told about each run passed over because its run.json cannot be read (damaged). */
+  onDamaged?: (runId: string, error: Error) => void;
 }
 
 /** Makes a client over a datastore (or an opener of one, asked on every read; it should cache). */
@@ -223,7 +225,13 @@ export class Flow<F = unknown> {
     // Read ahead in small batches: the common asks (latest, newest 20) stop after the first.
     const BATCH = 8;
     for (let i = 0; i < ids.length; i += BATCH) {
-      const batch = await mapLimit(ids.slice(i, i + BATCH), BATCH, (id) => this.loadRun(id).catch(() => null));
+      const batch = await mapLimit(ids.slice(i, i + BATCH), BATCH, (id) =>
+        this.loadRun(id).catch((e: Error) => {
+          // One damaged record must not hide every other run: skip it, say so if asked.
+          options.onDamaged?.(id, e);
+          return null;
+        }),
+      );
       for (const run of batch) {
         if (!run) continue;
         const all = [...run.tags, ...run.systemTags];

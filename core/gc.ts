@@ -265,6 +265,7 @@ export async function deleteRun(store: Datastore, flow: string, runId: string, o
   if (!damaged && doc === null) throw new TsflowError("NotFound", `flow '${flow}' has no run '${runId}' in ${store.url}`);
   const heartbeat = await readHeartbeat(store, flow, runId);
   const live = damaged ? heartbeat !== undefined && Date.now() - heartbeat <= ABANDONED_AFTER_MS : effectiveStatus(doc!, heartbeat) === "running";
+  if (live && damaged) throw new TsflowError("BadOption", `run ${flow}/${runId} has a damaged run.json and a heartbeat from the last 60 s: it may still be running; try again in a minute`);
   if (live) throw new TsflowError("BadOption", `run ${flow}/${runId} is still running; stop it first (or wait 60 s after its orchestrator died)`);
   const prefix = runPrefix(flow, runId);
   const tags = tagsPrefix(flow, runId);

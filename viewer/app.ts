@@ -183,7 +183,12 @@ export function createViewerApp({ store, host, allowedHosts, token, limits = {} 
   );
 
   app.notFound((c) => c.text("not found", 404));
-  app.onError((err, c) => (isTsflowError(err) && err.code === "TooLarge" ? c.text(`the viewer will not load this: ${err.message}`, 413) : c.text(`the viewer could not read this page: ${err.message}`, 500)));
+  app.onError((err, c) => {
+    if (isTsflowError(err) && err.code === "TooLarge") return c.text(`the viewer will not load this: ${err.message}`, 413);
+    // A damaged record is the datastore's state, not the viewer's failure: say which file.
+    if (isTsflowError(err) && err.code === "CorruptMetadata") return c.text(`the viewer cannot show this: ${err.message}`, 422);
+    return c.text(`the viewer could not read this page: ${err.message}`, 500);
+  });
   return app;
 }
 

@@ -145,10 +145,15 @@ export async function getRun(store: Datastore, flow: string, runId: string, now 
   return { ...run.doc, tags: run.tags, flow, runId, state: run.status };
 }
 
-/** Many runs at once, bounded concurrency; missing or damaged ones are skipped. */
-export async function getRuns(store: Datastore, refs: { flow: string; runId: string }[]): Promise<RunInfo[]> {
+/** Many runs at once, bounded concurrency; missing or damaged ones are skipped (damaged ones named in `damaged`). */
+export async function getRuns(store: Datastore, refs: { flow: string; runId: string }[], damaged?: string[]): Promise<RunInfo[]> {
   const now = Date.now();
-  const runs = await mapLimit(refs, 64, (r) => getRun(store, r.flow, r.runId, now).catch(() => null));
+  const runs = await mapLimit(refs, 64, (r) =>
+    getRun(store, r.flow, r.runId, now).catch(() => {
+      damaged?.push(`${r.flow}/${r.runId}`);
+      return null;
+    }),
+  );
   return runs.filter((r): r is RunInfo => r !== null);
 }
 

@@ -19,12 +19,19 @@ export async function flowsPage(store: Datastore, links: Links): Promise<string>
   const sections = await Promise.all(
     flows.map(async (flow) => {
       const ids = await listRunIds(store, flow);
-      const runs = await getRuns(store, ids.slice(0, 5).map((runId) => ({ flow, runId })));
+      const damaged: string[] = [];
+      const runs = await getRuns(store, ids.slice(0, 5).map((runId) => ({ flow, runId })), damaged);
       const more = links.runs ? ` · <a href="${esc(links.runs({ flow }))}">all ${ids.length} runs</a>` : "";
-      return `<h2>${esc(flow)} <span class="mute">${ids.length} runs${more}</span></h2>${runsTable(links, runs, false)}`;
+      return `<h2>${esc(flow)} <span class="mute">${ids.length} runs${more}</span></h2>${runsTable(links, runs, false)}${damagedNote(damaged)}`;
     }),
   );
   return page(links, "Flows", `<h1>Flows</h1>${sections.join("") || `<p class="mute">No flows in this datastore yet. Run one: <code>tsflow run flow.ts</code></p>`}`);
+}
+
+/** Runs whose run.json cannot be read: named, not shown (tsflow delete removes them). */
+function damagedNote(damaged: string[]): string {
+  if (damaged.length === 0) return "";
+  return `<p class="mute">Skipped ${damaged.length} damaged run${damaged.length === 1 ? "" : "s"} (run.json unreadable; <code>tsflow delete</code> removes one): ${damaged.map((d) => `<code>${esc(d)}</code>`).join(" ")}</p>`;
 }
 
 export interface RunsQuery {
@@ -45,13 +52,14 @@ export async function runsPage(store: Datastore, links: Links, q: RunsQuery): Pr
   const pageNo = Math.max(1, q.page ?? 1);
   let shown: RunInfo[];
   let total: number;
+  const damaged: string[] = [];
   if (q.status || q.tag) {
-    const all = (await getRuns(store, refs)).filter((r) => (!q.status || r.state === q.status) && (!q.tag || r.tags?.includes(q.tag) || r.systemTags?.includes(q.tag)));
+    const all = (await getRuns(store, refs, damaged)).filter((r) => (!q.status || r.state === q.status) && (!q.tag || r.tags?.includes(q.tag) || r.systemTags?.includes(q.tag)));
     total = all.length;
     shown = all.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE);
   } else {
     total = refs.length;
-    shown = await getRuns(store, refs.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE));
+    shown = await getRuns(store, refs.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE), damaged);
   }
   const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
   const base = { flow: q.flow ?? "", status: q.status ?? "", tag: q.tag ?? "" };
@@ -59,7 +67,7 @@ export async function runsPage(store: Datastore, links: Links, q: RunsQuery): Pr
   const pager = `<div class="pager">${pageNo > 1 ? link(pageNo - 1, "← newer") : ""}<span>page ${pageNo} of ${pages} (${total} runs)</span>${pageNo < pages ? link(pageNo + 1, "older →") : ""}</div>`;
   const opt = (v: string, cur?: string) => `<option value="${esc(v)}"${v === (cur ?? "") ? " selected" : ""}>${esc(v || "any")}</option>`;
   const form = `<form class="filters" method="get" action="${esc(links.runs?.() ?? "")}"><label>Flow <select name="flow">${["", ...(await listFlows(store))].map((f) => opt(f, q.flow)).join("")}</select></label><label>Status <select name="status">${["", "running", "succeeded", "failed", "abandoned"].map((s) => opt(s, q.status)).join("")}</select></label><label>Tag <input name="tag" value="${esc(q.tag ?? "")}" size="14"></label><button>Filter</button></form>`;
-  return page(links, "Runs", `<h1>Runs</h1>${form}${runsTable(links, shown)}${pager}`);
+  return page(links, "Runs", `<h1>Runs</h1>${form}${runsTable(links, shown)}${damagedNote(damaged)}${pager}`);
 }
 
 export interface RunView {

@@ -23,8 +23,10 @@ export default defineCommand({
       return 0;
     }
     const rows: string[][] = [];
+    const damaged: string[] = [];
     for (const flow of flows) {
-      const runs: Run[] = await flow.runs({ limit, tags: args.tag ? [String(args.tag)] : undefined });
+      const onDamaged = (id: string, e: Error) => damaged.push(`! ${flow.name}/${id}: damaged, skipped (${e.message.split(" in datastore ")[0]}); tsflow delete ${flow.name}/${id} removes it\n`);
+      const runs: Run[] = await flow.runs({ limit, tags: args.tag ? [String(args.tag)] : undefined, onDamaged });
       for (const r of runs) {
         const failedAt = r.status === "failed" && r.error?.pathspec ? ` at ${r.error.pathspec.split("/").slice(1).join("/")}` : "";
         const status = r.abandoned ? "failed (abandoned)" : `${r.status}${failedAt}`;
@@ -34,6 +36,7 @@ export default defineCommand({
         rows.push([r.pathspec, status, user, formatTime(r.createdAt), formatDuration(end === undefined ? undefined : end - r.createdAt.getTime()), tags.join(" ")]);
       }
     }
+    for (const line of damaged) process.stderr.write(line);
     if (rows.length === 0) {
       process.stdout.write(`No runs${ns ? ` in namespace ${ns}` : ""}${args.tag ? ` tagged ${args.tag}` : ""} in ${store.url}${ns ? " (tsflow runs --all shows every user's)" : ""}\n`);
       return 0;
