@@ -21,6 +21,7 @@ import { type ExecutorSet, executorSet } from "./executors.ts";
 import { buildFlowModule, loadFlow } from "./load.ts";
 import { applyDefaults, parseWith } from "./options.ts";
 import { planResume, type ResumePlan, resumeReuse } from "./resume.ts";
+import { enterTaskEnvironment } from "./secrets.ts";
 import { resolveDatastore } from "./stores.ts";
 
 /** A flow: its class, or the file defining it (`"flows/pets.ts"`, with `exportName` when not the default export). */
@@ -343,7 +344,7 @@ async function prepare<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: Res
     }
     const givenExecutors: Executor[] = [];
     if (typeof options.executor === "object") givenExecutors.push(options.executor);
-    else if (defaultName === "inline") givenExecutors.push(inlineExecutor({ flowClass, store, host }));
+    else if (defaultName === "inline") givenExecutors.push(inlineExecutor({ flowClass, store, host, environment: enterTaskEnvironment }));
     executors = await executorSet(defaultName, Object.values(info.graph.nodes), withDecorators, { freshWorkers: flags.freshWorkers, cwd, reuse: early, given: givenExecutors });
     checkReachable(store, info, executors);
     return {

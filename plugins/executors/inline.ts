@@ -3,8 +3,8 @@
  * step stuck in a loop, but no process start either. For tests and notebooks that define a
  * flow inline (where no worker could import it), and as the simplest reference executor.
  */
-import { executeTask } from "../../core/task.ts";
-import type { Datastore, Executor, Host, TaskExit } from "../../core/types.ts";
+import { errorInfo, executeTask } from "../../core/task.ts";
+import type { Datastore, Executor, Host, TaskExit, TaskSpec } from "../../core/types.ts";
 
 export const NAME = "inline";
 
@@ -12,6 +12,11 @@ export interface InlineOptions {
   flowClass: Function;
   store: Datastore;
   host: Host;
+  /**
+   * Sets a task's environment (`@environment`, `@secrets`) in this process for the attempt and
+   * masks its secrets; the runner passes runner/secrets.ts. Without it, neither applies.
+   */
+  environment?: (spec: TaskSpec) => Promise<{ redact(text: string): string; maskOutput(): void; restore(): void }>;
 }
 
 export default function inlineExecutor(options: InlineOptions): Executor {
@@ -26,7 +31,16 @@ export default function inlineExecutor(options: InlineOptions): Executor {
       let settled: Promise<unknown> = Promise.resolve();
       const attempt = async (): Promise<TaskExit> => {
         if (context.signal.aborted) return { completed: false, error: { type: "Cancelled", message: "the run was stopped" } };
-        const work = executeTask(spec, options).then((result): TaskExit => ({ completed: true, result }));
+        let scope: Awaited<ReturnType<NonNullable<InlineOptions["environment"]>>> | undefined;
+        try {
+          scope = await options.environment?.(spec);
+        } catch (e) {
+          return { completed: false, error: errorInfo(e) };
+        }
+        scope?.maskOutput();
+        const work = executeTask(spec, { ...options, redact: scope?.redact })
+          .then((result): TaskExit => ({ completed: true, result }))
+          .finally(() => scope?.restore());
         settled = work.catch(() => {});
         if (!spec.timeoutSeconds) return work;
         let timer: ReturnType<typeof setTimeout> | undefined;

@@ -112,7 +112,6 @@ describe("Config in executor decorators", () => {
 describe("Config from the library", () => {
   it("takes a config as a value, a file or inline JSON, validated the same way", async () => {
     const ds = tempStore();
-    // Warm workers (the default): the inline executor does not apply @environment.
     const r = await runFlow(ConfigFlow, { datastore: ds, config: { train: { lr: 3, epochs: 4, memory: 64, name: "value" } } });
     expect(r.successful, JSON.stringify(r.error)).toBe(true);
     expect(await seenOf(ds, r.runId)).toMatchObject({ lr: 3, name: "value", memory: "64", double: "8" });

@@ -116,14 +116,18 @@ describe("@secrets", () => {
     for (const r of [missing, unset, clash, badType]) expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
-  it("works from the library (runFlow, warm workers)", async () => {
+  it.each(["process", "inline"] as const)("works from the library (runFlow, %s executor)", async (executor) => {
     const ds = tempStore();
     const saved = { ...process.env };
     Object.assign(process.env, env);
     try {
-      const r = await runFlow(SecretSourcesFlow, { datastore: ds });
+      const r = await runFlow(SecretSourcesFlow, { datastore: ds, executor });
       expect(r.successful, JSON.stringify(r.error)).toBe(true);
-      expect((await endArtifacts(ds, "SecretSourcesFlow", r.runId)).seen).toEqual(expectedSeen);
+      const end = await endArtifacts(ds, "SecretSourcesFlow", r.runId);
+      expect(end.seen).toEqual(expectedSeen);
+      // Inline tasks share this process: the secrets were set for `start` only.
+      expect(end.after).toEqual({ db: false, api: false, file: false, vault: false });
+      expect(process.env.DB_PASSWORD).toBeUndefined();
       expectNowhere(ds, "");
     } finally {
       process.env = saved;
