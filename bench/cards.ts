@@ -85,12 +85,15 @@ async function openTime(): Promise<Row[]> {
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"] });
   try {
     const times: number[] = [];
+    const firsts: number[] = [];
     let bytes = 0;
     for (let i = 0; i < 4; i++) {
       const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
       const t0 = performance.now();
       await page.goto(`${base}/runs/BigCardFlow/${runId}/start/1`);
       const frame = page.frameLocator("#card-default iframe.cardframe");
+      await frame.locator(".tf-table tbody tr").first().waitFor({ timeout: 30_000 });
+      firsts.push(performance.now() - t0);
       await frame.locator("body[data-rendered]").waitFor({ timeout: 30_000 });
       times.push(performance.now() - t0);
       if ((await frame.locator(".tf-chart canvas, .tf-chart svg").count()) === 0) throw new Error("the big card drew no chart");
@@ -115,6 +118,7 @@ async function openTime(): Promise<Row[]> {
     return [
       { name: "card open in the viewer: 10,000-row table + 10,000-point chart, wall (first)", value: times[0]!, unit: "ms", target: "< 1000 ms" },
       { name: "card open in the viewer: 10,000-row table + 10,000-point chart, wall (median of 3 more)", value: median(times.slice(1)), unit: "ms", target: "< 1000 ms" },
+      { name: "card open in the viewer: its table shown, wall (median of 3 more)", value: median(firsts.slice(1)), unit: "ms" },
       { name: "card open: the card document's main-thread CPU in chromium (median of 3)", value: median(cpu), unit: "ms", target: "< 1000 ms" },
       { name: "card open: size of the card's document", value: bytes / 1024, unit: "KB" },
       { name: "card open: machine load average while measuring (2 cores)", value: load, unit: "" },

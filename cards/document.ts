@@ -1,7 +1,8 @@
 /**
- * A card fragment → one self-contained HTML document: inline CSS, a small runtime (table
- * paging, chart drawing, live updates from the viewer, its height for the viewer's frame) and,
- * when the card has charts, the vega bundles inlined. It renders offline from a file.
+ * A card fragment → one self-contained HTML document: inline CSS, the card's HTML, then the
+ * vega bundles when it has charts and a small runtime (table paging, chart drawing, live
+ * updates from the viewer, its height for the viewer's frame) — scripts last, so text and
+ * tables are parsed before ~830 KB of script are compiled. It renders offline from a file.
  *
  * Its Content-Security-Policy allows nothing from any network (`default-src 'none'`, images
  * only as data: URLs, no connections); the viewer also serves it with `sandbox allow-scripts`
@@ -88,8 +89,8 @@ export interface DocumentOptions {
 export async function cardDocument(fragment: string, options: DocumentOptions): Promise<string> {
   const scripts = options.vega ? await vegaScriptTags() : "";
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${esc(CARD_CSP)}"><meta name="viewport" content="width=device-width,initial-scale=1"><meta name="referrer" content="no-referrer">
-<title>${esc(options.title)}</title><style>${CARD_CSS}</style>
-${scripts}</head><body${options.version ? ` data-version="${esc(options.version)}"` : ""}><main id="tf-card">${fragment}</main><script>${CARD_JS}</script></body></html>`;
+<title>${esc(options.title)}</title><style>${CARD_CSS}</style></head><body${options.version ? ` data-version="${esc(options.version)}"` : ""}><main id="tf-card">${fragment}</main>
+${scripts}<script>${CARD_JS}</script></body></html>`;
 }
 
 /** Card data → a self-contained HTML document (for notebooks and files). */
