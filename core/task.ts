@@ -159,14 +159,19 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   const prefetched = new Map<string, unknown>();
   const want = (name: string, ref: ArtifactRef) => canReadSync === false && (node.reads === "all" || node.reads.includes(name) || ref.size <= PREFETCH_SMALL);
   const prefetchKey = (source: string, name: string) => `${source}\0${name}`;
+  const handedOut = new Map<string, unknown>();
   const load = (source: string, name: string, ref: ArtifactRef): unknown => {
     const k = prefetchKey(source, name);
     if (prefetched.has(k)) {
       const v = prefetched.get(k);
-      prefetched.delete(k); // a second reader must not share the same object
+      prefetched.delete(k);
+      handedOut.set(k, v);
       return v;
     }
     if (canReadSync) return loadArtifactSync(store, host, ref, name, source);
+    // Read twice (inputs.a.x, then this.x merged from a): a second reader must not share the
+    // first one's object, and the store cannot be read synchronously, so it gets a copy.
+    if (handedOut.has(k)) return structuredClone(handedOut.get(k));
     throw new TsflowError(
       "NotFound",
       `artifact '${name}' of ${source} was not fetched before step '${spec.step}' started: on datastore ${store.url} tsflow fetches the artifacts a step's code names; write it as .${name} in the step`,

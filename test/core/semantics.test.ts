@@ -8,6 +8,7 @@ import { runFlow } from "tsflow";
 import { describe, expect, it } from "vitest";
 import { createClient } from "../../core/client.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
+import memoryDatastore from "../../plugins/datastores/memory.ts";
 import nodeHost from "../../plugins/host/node.ts";
 import { getTask } from "../../viewer/data.ts";
 import { fixture, stepArtifacts, tempStore } from "../_helpers.ts";
@@ -75,6 +76,12 @@ describe("joins and mergeArtifacts", () => {
     expect(report[1]).toMatch(/step 'join' reads this.shared, but .* neither merged nor assigned/);
     expect(report[2]).toBe("after exclude: shared=same");
     expect(join!.x).toBeUndefined();
+  });
+
+  it("on a store that cannot read synchronously, an artifact read through inputs and then merged", async () => {
+    const r = await runFlow(JoinsFlow, { datastore: memoryDatastore(), executor: "inline", params: { mode: "both" } });
+    expect(r.error).toBeUndefined();
+    expect(await r.data("report")).toEqual(["same", "same", "from a", "from a"]);
   });
 
   it("outside a join, mergeArtifacts says so", async () => {
