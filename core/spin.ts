@@ -61,6 +61,8 @@ export interface SpinResult {
   artifacts: Record<string, unknown>;
   /** Each artifact against the original task's (empty when the original had not succeeded). */
   diff: Record<string, ArtifactChange>;
+  /** The original task's artifacts, by reference (empty when it had not succeeded). */
+  originalRefs: Record<string, ArtifactRef>;
   durationMs: number;
   /** Loads any artifact of the new task. */
   data(name: string): Promise<unknown>;
@@ -173,6 +175,7 @@ export async function spinTask(options: SpinOptions): Promise<SpinResult> {
     refs,
     artifacts,
     diff,
+    originalRefs: original?.artifacts ?? {},
     durationMs: Date.now() - t0,
     async data(name) {
       const ref = refs[name];

@@ -8,7 +8,9 @@ import { getJson, mapLimit } from "../../core/_datastore.ts";
 import { runKey, stepPrefix, taskKey } from "../../core/_layout.ts";
 import type { TaskDoc } from "../../core/client.ts";
 import { TsflowError } from "../../core/errors.ts";
+import { loadArtifact } from "../../core/artifacts.ts";
 import { describeType } from "../../core/serialize.ts";
+import nodeHost from "../../plugins/host/node.ts";
 import type { Datastore } from "../../core/types.ts";
 import { loadOverrides, spinStep } from "../../runner/spin.ts";
 import { openDatastore } from "../../runner/stores.ts";
@@ -106,7 +108,9 @@ export default defineCommand({
     const width = Math.max(...names.map((n) => n.length), 4);
     for (const name of names) {
       const change = r.diff[name] ?? "new";
-      const shown = name in r.artifacts ? `  ${preview(r.artifacts[name])}` : change === "same" ? "" : "  (passed on from its inputs)";
+      let shown = name in r.artifacts ? `  ${preview(r.artifacts[name])}` : change === "same" ? "" : "  (passed on from its inputs)";
+      // What it was, for a changed artifact: one more read each, only here in the terminal.
+      if (change === "changed" && r.originalRefs[name]) shown += `  (was ${preview(await loadArtifact(store, nodeHost(), r.originalRefs[name]!, name, r.origin))})`;
       process.stdout.write(`  ${printable(name).padEnd(width)}  ${(original ? change : "").padEnd(7)}${shown}\n`);
     }
     return 0;

@@ -155,8 +155,8 @@ describe("tsflow spin", () => {
       const r = await cli(["spin", file, "work", "--from", origin, "--index", "2", "--datastore", store, "--artifacts", fixture("spin/overrides.ts"), "--no-persist"]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain("work 2: 1200");
-      expect(r.stdout).toMatch(/offset\s+changed\s+1000/);
-      expect(r.stdout).toMatch(/value\s+changed\s+1200/);
+      expect(r.stdout).toMatch(/offset\s+changed\s+1000 {2}\(was 10\)/);
+      expect(r.stdout).toMatch(/value\s+changed\s+1200 {2}\(was 14\)/);
       expect(r.stdout).toContain("(not stored: --no-persist)");
       expect(runsOf(store)).toEqual([origin]);
       const many = await cli(["spin", file, "work", "--from", origin, "--datastore", store]);
