@@ -26,7 +26,7 @@ describe("viewer access token", () => {
   it("answers 401 on every route without the token, reading nothing from the datastore", async () => {
     const seen: string[] = [];
     const app = createViewerApp({ store: spy(fsDatastore({ root }), seen), host: nodeHost(), token: TOKEN });
-    for (const path of ROUTES) {
+    for (const path of [...ROUTES, `/cards/${F}/${R}/end/2/default?attempt=0`, `/api/cards/${F}/${R}/end/2/default?attempt=0`]) {
       for (const headers of [{}, { cookie: "tsflow_view=wrong-token-wrong-token" }, { authorization: "Bearer nope" }] as Record<string, string>[]) {
         const res = await app.request(path, { headers });
         expect(res.status, path).toBe(401);
