@@ -10,7 +10,9 @@ import { createClient } from "../../core/client.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
 import memoryDatastore from "../../plugins/datastores/memory.ts";
 import nodeHost from "../../plugins/host/node.ts";
+import { createViewerApp } from "../../viewer/app.ts";
 import { getTask } from "../../viewer/data.ts";
+import { fmtDur } from "../../viewer/html.ts";
 import { fixture, stepArtifacts, tempStore } from "../_helpers.ts";
 import TimeoutEndFlow, { CrashEndFlow } from "../fixtures/semantics/attempt-ends.ts";
 import CatchEndFlow from "../fixtures/semantics/catch-end.ts";
@@ -152,6 +154,12 @@ describe("every attempt has an end record", () => {
     expect(attempt.ok).toBe(false);
     expect(attempt.error?.type).toBe("Timeout");
     expect(attempt.finishedAt! - attempt.startedAt!).toBeGreaterThanOrEqual(900);
+    // The viewer's task page: the reason and a real duration, not 0 ms.
+    const app = createViewerApp({ store: fsDatastore({ root: ds }), host: nodeHost() });
+    const page = await (await app.request(`/runs/TimeoutEndFlow/${r.runId}/spin/${task.id}`)).text();
+    expect(page).toContain("timed out after 1 s");
+    expect(page).toContain(`<td>${fmtDur(attempt.finishedAt! - attempt.startedAt!)}</td>`);
+    expect(page).not.toMatch(/Duration<\/t[hd]><td>0 ms/);
   });
 
   it("crashed, and cancelled because a sibling failed", async () => {
