@@ -19,6 +19,15 @@ describe("tsflow run", () => {
   });
 });
 
+describe("tsflow run --with catch", () => {
+  it("applies to every step but a foreach or switch, and says which it skipped", async () => {
+    const ds = tempStore();
+    const r = await cli(["run", "examples/foreach.ts", "--with", "catch", "--datastore", ds]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("--with catch: not applied to 'start': a foreach or switch step cannot go on without its list or value");
+  });
+});
+
 describe("tsflow check", () => {
   it("accepts switch cases that converge, each through a foreach or branches into the same steps", async () => {
     const file = fixture("semantics/switch-converge.ts");
