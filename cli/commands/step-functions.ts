@@ -167,7 +167,9 @@ export async function stepFunctionsMain(argv: string[]): Promise<number> {
       return status === "SUCCEEDED" ? 0 : 1;
     }
     case "list-runs": {
-      const out = await deploy.listRuns({ info, flowClass, host }, { ...names, status: str(a.flags.status), limit: num("limit", a.flags.limit) });
+      // With a datastore, runs whose execution ended unrecorded are marked so in run.json.
+      const store = datastore?.startsWith("s3://") ? await openDatastore(datastore) : undefined;
+      const out = await deploy.listRuns({ info, flowClass, host, store }, { ...names, status: str(a.flags.status), limit: num("limit", a.flags.limit) });
       if (a.flags.json) {
         process.stdout.write(`${JSON.stringify(out.runs, null, 2)}\n`);
         return 0;

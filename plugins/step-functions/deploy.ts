@@ -339,8 +339,15 @@ export interface ProductionRun {
   stoppedAt?: Date;
 }
 
-/** Executions of the deployment, newest first. */
-export async function listRuns(target: Pick<DeployTarget, "info" | "flowClass" | "host">, options: NameOptions & { limit?: number; status?: string }): Promise<{ name: string; runs: ProductionRun[] }> {
+/**
+ * Executions of the deployment, newest first. With the datastore, a run whose execution ended
+ * without its last job recording it (stopped from the console, a job that never started) is
+ * marked failed in its run.json, so `tsflow runs`, the client and the viewer stop calling it running.
+ */
+export async function listRuns(
+  target: Pick<DeployTarget, "info" | "flowClass" | "host"> & { store?: Datastore },
+  options: NameOptions & { limit?: number; status?: string },
+): Promise<{ name: string; runs: ProductionRun[] }> {
   const { name } = deploymentName(target, options);
   const { arn } = await requireMachine(name);
   const { sdk, client } = await sfnClient();
@@ -356,6 +363,16 @@ export async function listRuns(target: Pick<DeployTarget, "info" | "flowClass" |
     } while (token && runs.length < (options.limit ?? 100));
   } finally {
     client.destroy();
+  }
+  if (target.store) {
+    for (const r of runs) {
+      if (r.status === "RUNNING") continue;
+      const key = runKey(target.info.name, r.runId);
+      const run = await getJson<Record<string, unknown>>(target.store, key);
+      if (run?.status !== "running") continue;
+      const message = `its Step Functions execution ended ${r.status} without recording the run's end`;
+      await putJson(target.store, key, { ...run, status: r.status === "SUCCEEDED" ? "succeeded" : "failed", finishedAt: r.stoppedAt?.getTime() ?? Date.now(), ...(r.status === "SUCCEEDED" ? {} : { error: { type: "StepFunctions", message } }) });
+    }
   }
   return { name, runs: runs.slice(0, options.limit ?? 100) };
 }

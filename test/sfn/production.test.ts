@@ -11,7 +11,7 @@ import { createClient } from "../../core/client.ts";
 import { loadFlowInfo } from "../../core/graph.ts";
 import s3Datastore from "../../plugins/datastores/s3.ts";
 import nodeHost from "../../plugins/host/node.ts";
-import { createDeployment, removeDeployment, terminate, trigger } from "../../plugins/step-functions/deploy.ts";
+import { createDeployment, listRuns, removeDeployment, terminate, trigger } from "../../plugins/step-functions/deploy.ts";
 import { createViewerApp } from "../../viewer/app.ts";
 import { cli, ROOT } from "../_helpers.ts";
 import { type LocalAws, startLocalAws } from "./_local-aws.ts";
@@ -48,6 +48,9 @@ describe("a production run that fails in a foreach", () => {
     expect(listed.stdout).toMatch(new RegExp(`FailingForeachFlow/${runId}\\s+FAILED`));
     const runs = await cli(["runs", "FailingForeachFlow", "--all", "--datastore", aws.datastore], { env });
     expect(runs.stdout).toMatch(new RegExp(`FailingForeachFlow/${runId}\\s+failed`));
+
+    const dump = await cli(["dump", `FailingForeachFlow/${runId}/start`, "--datastore", aws.datastore], { env });
+    expect(dump.stdout).toContain("items");
 
     // The failed item's own error, from the job's logs in the datastore.
     const logs = await cli(["logs", `FailingForeachFlow/${runId}/work/2-2`, "--stderr", "--datastore", aws.datastore], { env });
@@ -148,6 +151,21 @@ describe("schedules, triggers and projects", () => {
     client.namespace(null);
     const run = await client.Flow.get("TimeoutRetryFlow").run(runId);
     expect(run.status).toBe("failed");
+
+    // Stopped behind tsflow's back (the console, the API): list-runs records the end.
+    const second = await trigger(slow, { name: "terminate-me" });
+    for (let i = 0; i < 300; i++) {
+      if (await slow.store.has(`flows/TimeoutRetryFlow/runs/${second.runId}/run.json`)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const { SFNClient, StopExecutionCommand } = await import("@aws-sdk/client-sfn");
+    const sfn = new SFNClient({ endpoint: aws.sfn.url, region: "us-east-1" });
+    await sfn.send(new StopExecutionCommand({ executionArn: second.executionArn }));
+    sfn.destroy();
+    await aws.sfn.executions.wait(second.executionArn);
+    expect((await client.Flow.get("TimeoutRetryFlow").run(second.runId)).status).toBe("running");
+    await listRuns(slow, { name: "terminate-me" });
+    expect((await client.Flow.get("TimeoutRetryFlow").run(second.runId)).status).toBe("failed");
   }, 120_000);
 });
 
