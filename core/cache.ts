@@ -1,10 +1,14 @@
 /**
  * Step result caching (`@cached()`, `--with cached`): a task of a cached step is reused from
- * an earlier successful task of the same step when the step's code, its input artifacts and
- * the run's parameters are the same.
+ * an earlier successful task of the same step when everything it could depend on is the same.
  *
- * The key is sha256(code, parameter hashes, input artifact hashes, foreach position); the
- * index `cache/<Flow>/<step>/<key>` holds the pathspec (`run/step/task`) of the task to reuse.
+ * The key is sha256 of: the code (the built module's hash — the flow file and every local file
+ * it imports — or, for a flow defined inline, the step's own source), the tsflow version, the
+ * step's environment variables (`@environment`, `--with environment`), the parameter hashes,
+ * the input artifacts' hashes and the foreach position. Not in it: npm packages (external to
+ * the build: pin them), files a step reads at run time, the clock, the network, and
+ * environment variables the step was not given through tsflow. The index
+ * `cache/<Flow>/<step>/<key>` holds the pathspec (`run/step/task`) of the task to reuse.
  * It is written after the run for each cached task that really ran, and read through the
  * runtime's `reuse` hook. An entry whose run was deleted is a miss, never an error.
  */
@@ -16,6 +20,7 @@ import type { FlowInfo } from "./graph.ts";
 import type { RunOptions } from "./runtime.ts";
 import type { DoneRecord } from "./task.ts";
 import type { Datastore, ForeachFrame, Host } from "./types.ts";
+import { VERSION } from "./version.ts";
 
 export const cacheKeyPath = (flow: string, step: string, key: string) => `cache/${flow}/${step}/${key}`;
 
@@ -34,7 +39,20 @@ export interface StepCache {
  * The cache of one run. `paramHashes` are the content hashes of the run's parameters by field;
  * `withCached` is `--with cached`.
  */
-export function stepCache(options: { store: Datastore; host: Host; info: FlowInfo; paramHashes: Record<string, string>; withCached?: boolean }): StepCache {
+export function stepCache(options: {
+  store: Datastore;
+  host: Host;
+  info: FlowInfo;
+  paramHashes: Record<string, string>;
+  withCached?: boolean;
+  /**
+   * Hash of everything the steps can execute: the built module (the flow file and its local
+   * imports). Without it (a flow defined inline) only the step's own source is in the key.
+   */
+  codeHash?: string;
+  /** Decorators of `--with`, whose `environment` vars add to the steps' own. */
+  with?: Record<string, Record<string, unknown>>;
+}): StepCache {
   const { store, host, info } = options;
   const flow = info.name;
   const steps = new Set(info.graph.order.filter((s) => options.withCached || info.graph.nodes[s]?.decorators.cached));
@@ -47,10 +65,19 @@ export function stepCache(options: { store: Datastore; host: Host; info: FlowInf
     .join("\n");
   const where = (step: string, parents: string[], foreach: ForeachFrame[]) => `${step}|${parents.join(",")}|${foreach.map((f) => f.index).join(".")}`;
 
+  // The step's environment as the runtime builds it (a step's own vars win over --with's).
+  const environmentOf = (step: string) => {
+    const vars = { ...((options.with?.environment?.vars as object) ?? {}), ...((info.graph.nodes[step]!.decorators.environment?.vars as object) ?? {}) } as Record<string, unknown>;
+    return Object.keys(vars)
+      .sort()
+      .map((k) => JSON.stringify([k, String(vars[k])]))
+      .join(",");
+  };
   const keyOf = async (step: string, parents: string[], foreach: ForeachFrame[]): Promise<string | undefined> => {
     const h = host.sha256();
     const enc = new TextEncoder();
-    h.update(enc.encode(`tsflow-cache-1\n${step}\n${info.graph.nodes[step]!.source}\n${params}\n${foreach.map((f) => `${f.step}:${f.index}/${f.count}`).join(",")}\n`));
+    const code = options.codeHash ? `module ${options.codeHash}` : `source ${info.graph.nodes[step]!.source}`;
+    h.update(enc.encode(`tsflow-cache-2\n${VERSION}\n${step}\n${code}\n${environmentOf(step)}\n${params}\n${foreach.map((f) => `${f.step}:${f.index}/${f.count}`).join(",")}\n`));
     for (const p of parents) {
       const [run, pstep, ptask] = p.split("/") as [string, string, string];
       const done = await getJson<DoneRecord>(store, doneKey(flow, run, pstep, ptask));

@@ -5,6 +5,7 @@
  * the flow (a class or a file); the datastore (an object or a location); the executor of each
  * step (`@docker`, `@batch`, `--executor`); `@cached`; the resume plan.
  */
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { contentHash, refOf } from "../core/artifacts.ts";
 import { type StepCache, stepCache } from "../core/cache.ts";
@@ -340,7 +341,10 @@ async function prepare<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: Res
       const paramHashes = plan
         ? Object.fromEntries(Object.entries((plan.origin.doc.parameters ?? {}) as Record<string, ArtifactRef>).map(([k, r]) => [k, contentHash(r)]))
         : await parameterHashes(info, parameters, host);
-      cache = stepCache({ store, host, info, withCached: Boolean(withDecorators.cached), paramHashes });
+      // The key covers the whole built module (the flow file and its local imports), not only
+      // the step's source: a changed helper or constant must not serve a stale result.
+      const codeHash = loaded.module && existsSync(loaded.module) ? createHash("sha256").update(readFileSync(loaded.module)).digest("hex") : undefined;
+      cache = stepCache({ store, host, info, withCached: Boolean(withDecorators.cached), paramHashes, codeHash, with: withDecorators });
     }
     const givenExecutors: Executor[] = [];
     if (typeof options.executor === "object") givenExecutors.push(options.executor);
