@@ -3,6 +3,7 @@
  * so a log line `<script>…` is text. Links come from a {@link Links} object, so the same pages
  * serve the live app and the static export.
  */
+import { jsonText } from "../core/_json.ts";
 import type { ArtifactRef } from "../core/types.ts";
 import type { AttemptInfo, RunInfo, StepSummary, TaskDetail, TaskRow, TaskState } from "./data.ts";
 
@@ -62,7 +63,7 @@ const params = (r: RunInfo) =>
     .map(([k, v]) => `<span class="tag">${esc(k)}=${esc(short(v))}</span>`)
     .join("");
 const short = (v: unknown) => {
-  const s = typeof v === "string" ? v : JSON.stringify(v) ?? String(v);
+  const s = typeof v === "string" ? v : jsonText(v, { maxChars: 61, maxValues: 100, truncate: true });
   return s.length > 60 ? `${s.slice(0, 57)}…` : s;
 };
 
@@ -243,7 +244,7 @@ export function runHeader(run: RunInfo): string {
 export function paramsTable(run: RunInfo): string {
   const entries = Object.entries(run.parameterValues ?? {});
   if (entries.length === 0) return `<p class="mute">No parameters.</p>`;
-  return `<table class="params"><thead><tr><th>Parameter</th><th>Value</th></tr></thead><tbody>${entries.map(([k, v]) => `<tr><td>${esc(k)}</td><td><code>${esc(typeof v === "string" ? v : JSON.stringify(v))}</code></td></tr>`).join("")}</tbody></table>`;
+  return `<table class="params"><thead><tr><th>Parameter</th><th>Value</th></tr></thead><tbody>${entries.map(([k, v]) => `<tr><td>${esc(k)}</td><td><code>${esc(typeof v === "string" ? v : jsonText(v, { maxChars: 10_000, maxValues: 2_000, truncate: true }))}</code></td></tr>`).join("")}</tbody></table>`;
 }
 
 export function tasksTable(links: Links, run: RunInfo, tasks: TaskRow[]): string {

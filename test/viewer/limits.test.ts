@@ -131,3 +131,18 @@ describe("viewer limits", () => {
     expect(second.match(/<tr><td><a href="\/runs\/SecFlow/g)!.length).toBe(119);
   });
 });
+
+describe("records that are JSON bombs", () => {
+  it("shows a run whose parameters nest 200,000 levels deep", async () => {
+    const store = fsDatastore({ root: join(tempStore(), "store") });
+    const text = `{"flow":"${F}","runId":"1790000000003-deep","status":"succeeded","createdAt":1,"parameterValues":{"p":${"[".repeat(200_000)}${"]".repeat(200_000)}}}`;
+    await writeRun(store, { x: 1 }, { run: "1790000000003-deep" });
+    await store.put(runKey(F, "1790000000003-deep"), new TextEncoder().encode(text));
+    const app2 = createViewerApp({ store, host });
+    for (const path of [`/runs/${F}/1790000000003-deep`, "/runs", "/"]) {
+      const res = await app2.request(path);
+      expect(res.status, path).toBe(200);
+      expect(await res.text(), path).toContain("[[[[");
+    }
+  });
+});
