@@ -2,7 +2,7 @@
  * Config (read before the run, validated, stored, typed in steps, in decorator arguments and
  * parameter defaults) and @exitHook, through the CLI and the library.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Config, config, environment, FlowSpec, isTsflowError, runFlow, step } from "tsflow";
 import { describe, expect, it } from "vitest";
@@ -15,7 +15,8 @@ import ConfigFlow from "../fixtures/config-flow.ts";
 const FLOW = fixture("config-flow.ts");
 const cfg = (name: string) => fixture(`config/${name}`);
 const seenOf = async (ds: string, runId: string) => (await stepArtifacts(ds, "ConfigFlow", runId, "end"))[0]!.seen as Record<string, unknown>;
-const hookEnv = (ds: string) => ({ HOOK_LOG: join(ds, "..", `${ds.split("/").at(-1)}-hooks.log`) });
+// Kept inside the (temporary) datastore directory, so it goes with it.
+const hookEnv = (ds: string) => ({ HOOK_LOG: join(ds, "hooks.log") });
 const hookLines = (ds: string) => (existsSync(hookEnv(ds).HOOK_LOG) ? readFileSync(hookEnv(ds).HOOK_LOG, "utf8").trim().split("\n") : []);
 
 describe("Config through the CLI", () => {
@@ -120,6 +121,32 @@ describe("Config from the library", () => {
     const err = await runFlow(ConfigFlow, { datastore: tempStore(), config: { train: { lr: 1, epochs: "many", memory: 1 } } }).catch((e) => e);
     expect(isTsflowError(err) && err.code).toBe("BadConfig");
     expect(err.message).toBe("config 'train' from the value given is invalid: field 'epochs': must be a number");
+  });
+
+  it("reads other formats with parser, checks with validate(), and says when a required config is missing", async () => {
+    class Parsed extends FlowSpec {
+      // "key = value" lines: a format JSON.parse would not read.
+      opts = Config<{ rate: string; name: string }>("opts", {
+        required: true,
+        parser: (text) => Object.fromEntries(text.split("\n").filter(Boolean).map((l) => l.split("=").map((p) => p.trim()))),
+        validate: (v) => (Number.isNaN(Number(v.rate)) ? [{ path: ["rate"], message: `must be a number, got '${v.rate}'` }] : undefined),
+      });
+      seen = "";
+      @step start() {
+        this.seen = `${this.opts.name}@${this.opts.rate}`;
+        this.next(this.end);
+      }
+      @step end() {}
+    }
+    const ds = tempStore();
+    const good = join(ds, "opts.txt");
+    writeFileSync(good, "rate = 0.5\nname = kv\n");
+    const r = await runFlow(Parsed, { datastore: ds, executor: "inline", config: { opts: good } });
+    expect(r.successful).toBe(true);
+    expect((await stepArtifacts(ds, "Parsed", r.runId, "start"))[0]!.seen).toBe("kv@0.5");
+    writeFileSync(good, "rate = fast\n");
+    await expect(runFlow(Parsed, { datastore: ds, executor: "inline", config: { opts: good } })).rejects.toThrow(`config 'opts' from file '${good}' is invalid: field 'rate': must be a number, got 'fast'`);
+    await expect(runFlow(Parsed, { datastore: ds, executor: "inline" })).rejects.toThrow("config 'opts' is required: give it with --config opts=FILE (or inline JSON)");
   });
 
   it("names the decorator, the step and the field when a config reference does not resolve", async () => {
