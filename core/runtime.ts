@@ -318,6 +318,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     await prepare(executor);
 
     let lastError: TaskError | undefined;
+    // What a failed attempt of a @catchError step stored before it raised (see core/task.ts).
+    let lastArtifacts: Record<string, ArtifactRef> | undefined;
     for (let attempt = 0; ; attempt++) {
       const mode: TaskSpec["mode"] = attempt <= retries ? "run" : "catch";
       if (mode === "catch" && !catchVar) break;
@@ -338,7 +340,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         parents: task.parents,
         foreach,
         mode,
-        ...(mode === "catch" ? { caught: { variable: catchVar!, error: lastError! } } : {}),
+        ...(mode === "catch" ? { caught: { variable: catchVar!, error: lastError!, ...(lastArtifacts ? { artifacts: lastArtifacts } : {}) } } : {}),
         env: stringRecord(decorators.environment?.vars),
         resources: mergeResources(decorators),
         timeoutSeconds: Number(decorators.timeout?.seconds ?? 0) || undefined,
@@ -358,6 +360,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         return;
       }
       lastError = outcome.error;
+      lastArtifacts = outcome.artifacts;
       const willRetry = !controller.signal.aborted && attempt < retries;
       const willCatch = !controller.signal.aborted && mode === "run" && attempt === retries && catchVar !== undefined;
       reporter.taskFinished?.({ pathspec, step: task.step, attempt, ok: false, error: lastError, willRetry, ...(willCatch ? { willCatch, catchVar } : {}) });
@@ -375,7 +378,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     (options.logger ?? silentLogger).warn(`cannot store the output of ${pathspec} (will retry): ${(e as Error)?.message ?? e}`);
   };
 
-  const runAttempt = async (spec: TaskSpec, executor: Executor): Promise<{ ok: boolean; result?: TaskResult; error?: TaskError }> => {
+  const runAttempt = async (spec: TaskSpec, executor: Executor): Promise<{ ok: boolean; result?: TaskResult; error?: TaskError; artifacts?: Record<string, ArtifactRef> }> => {
     const pathspec = `${spec.runId}/${spec.step}/${spec.taskId}`;
     // One writer per attempt: the orchestrator, unless the task stores its own output (Batch).
     const logs = executor.storesOwnLogs
@@ -399,7 +402,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     await logs?.close();
     const resultKey = attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, "result.json");
     const result = (exit.completed ? exit.result : undefined) ?? (await getJson<TaskResult>(store, resultKey).catch(() => null));
-    if (exit.completed && result) return result.ok ? { ok: true, result } : { ok: false, error: result.error };
+    if (exit.completed && result) return result.ok ? { ok: true, result } : { ok: false, error: result.error, artifacts: Object.keys(result.artifacts ?? {}).length ? result.artifacts : undefined };
     // The attempt ended without its own result: killed by @timeout, crashed, or cancelled because
     // the run stopped. Its end record is written here, so every attempt says when and why it ended.
     const error = (exit.completed ? undefined : exit.error) ?? { type: "Executor", message: `task ${pathspec} ended without writing its result` };

@@ -85,14 +85,15 @@ export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise
   const stored: StoredBlobs = { written: [] };
   try {
     result = await runAttempt(spec, env, startedAt, cards, stored);
-  } catch (e) {
+  } catch (thrown) {
+    const e = thrown instanceof FailedWithArtifacts ? thrown.error : thrown;
     const error = errorInfo(e);
     // A step that put a secret in its error message must not store it (see runner/secrets.ts).
     if (env.redact) {
       error.message = env.redact(error.message);
       if (error.stack) error.stack = env.redact(error.stack);
     }
-    result = { ok: false, error, artifacts: {}, next: [], startedAt, finishedAt: Date.now() };
+    result = { ok: false, error, artifacts: thrown instanceof FailedWithArtifacts ? thrown.artifacts : {}, next: [], startedAt, finishedAt: Date.now() };
   } finally {
     installRuntime(undefined);
   }
@@ -317,37 +318,10 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   installRuntime(running);
   Object.defineProperty(flow, INSTANCE_HOOKS, { value: running, enumerable: false });
 
-  if (spec.mode === "catch") {
-    const caught = spec.caught!;
-    flow[caught.variable] = Object.assign(new Error(caught.error.message), { name: caught.error.type, stack: caught.error.stack });
-    if (node.foreach || node.condition) {
-      throw new TsflowError("BadTransition", `step '${spec.step}' failed and has @catchError, but a foreach or switch step cannot continue without running`);
-    }
-    // As if the step had called this.next() as written; `end` goes nowhere.
-    taken = node.next.length > 0 ? { targets: node.next } : undefined;
-  } else {
-    const method = (flowClass.prototype as Record<string, Function>)[spec.step]!;
-    await method.call(flow, ...(node.isJoin ? [inputs] : []));
-  }
-
-  const next = checkTransition(node, taken);
-  let foreachCount: number | undefined;
-  let condition: string | undefined;
-  if (node.foreach) foreachCount = toItems(flow[node.foreach], node.foreach, spec.step).length;
-  if (node.condition) {
-    condition = String(flow[node.condition]);
-    // Own keys only: `in` would also accept "constructor", "toString"… from Object.prototype.
-    if (!node.cases || !Object.hasOwn(node.cases, condition)) {
-      throw new TsflowError(
-        "BadTransition",
-        `step '${spec.step}': condition artifact '${node.condition}' is '${condition}', which is not one of the cases ${Object.keys(node.cases ?? {}).join(", ")}`,
-      );
-    }
-  }
-
   // Persist: untouched artifacts by reference, touched ones only if their bytes changed,
   // defaults (initializers) only when changed in place, except the list a foreach splits on,
   // which its children read.
+  const persist = async (): Promise<Record<string, ArtifactRef>> => {
   const artifacts: Record<string, ArtifactRef> = {};
   const put = async (name: string, value: unknown, chunks: Bytes[], ref: ArtifactRef) => {
     stored.watch ??= watchSweeps(store);
@@ -385,6 +359,53 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     const { ref, chunks } = refOf(host, name, value);
     artifacts[name] = await put(name, value, chunks, ref);
   });
+  return artifacts;
+  };
+
+  if (spec.mode === "catch") {
+    const caught = spec.caught!;
+    // What the failed attempt assigned before it raised goes on, as Metaflow's @catch keeps it.
+    for (const [name, ref] of Object.entries(caught.artifacts ?? {})) {
+      if (!slots.get(name)?.readonly) defineSlot(name, { ref, state: "untouched" }, `${spec.runId}/${spec.step}/${spec.taskId} (attempt ${spec.attempt - 1})`);
+    }
+    flow[caught.variable] = Object.assign(new Error(caught.error.message), { name: caught.error.type, stack: caught.error.stack });
+    if (node.foreach || node.condition) {
+      throw new TsflowError("BadTransition", `step '${spec.step}' failed and has @catchError, but a foreach or switch step cannot continue without running`);
+    }
+    // As if the step had called this.next() as written; `end` goes nowhere.
+    taken = node.next.length > 0 ? { targets: node.next } : undefined;
+  } else {
+    const method = (flowClass.prototype as Record<string, Function>)[spec.step]!;
+    try {
+      await method.call(flow, ...(node.isJoin ? [inputs] : []));
+    } catch (e) {
+      // The last attempt of a @catchError step stores what it assigned before it raised, so the
+      // catch attempt can pass it on; an artifact that cannot be stored just stays behind.
+      const retries = Number(spec.decorators?.retry?.times ?? 0);
+      if (spec.decorators?.catch && spec.attempt >= retries) {
+        const partial = await persist().catch(() => undefined);
+        if (partial) throw new FailedWithArtifacts(e, partial);
+      }
+      throw e;
+    }
+  }
+
+  const next = checkTransition(node, taken);
+  let foreachCount: number | undefined;
+  let condition: string | undefined;
+  if (node.foreach) foreachCount = toItems(flow[node.foreach], node.foreach, spec.step).length;
+  if (node.condition) {
+    condition = String(flow[node.condition]);
+    // Own keys only: `in` would also accept "constructor", "toString"… from Object.prototype.
+    if (!node.cases || !Object.hasOwn(node.cases, condition)) {
+      throw new TsflowError(
+        "BadTransition",
+        `step '${spec.step}': condition artifact '${node.condition}' is '${condition}', which is not one of the cases ${Object.keys(node.cases ?? {}).join(", ")}`,
+      );
+    }
+  }
+
+  const artifacts = await persist();
   if (cards.active) {
     // The default card previews what this step produced or read; inherited artifacts it never
     // touched are listed without loading them (that would cost the step their bytes).
@@ -399,6 +420,14 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
       });
   }
   return { ok: true, artifacts, next: condition !== undefined ? [node.cases![condition]!] : next, foreachCount, condition, startedAt, finishedAt: Date.now() };
+}
+
+/** A step's error, with the artifacts its attempt stored before the error (for @catchError). */
+class FailedWithArtifacts {
+  constructor(
+    readonly error: unknown,
+    readonly artifacts: Record<string, ArtifactRef>,
+  ) {}
 }
 
 const isObjectLike = (v: unknown) => (typeof v === "object" && v !== null) || typeof v === "function";

@@ -167,7 +167,7 @@ export interface TaskSpec {
    */
   mode: "run" | "catch";
   /** With `mode: "catch"`: the variable and the error to store. */
-  caught?: { variable: string; error: TaskError };
+  caught?: { variable: string; error: TaskError; artifacts?: Record<string, ArtifactRef> };
   /**
    * Extra environment for the task (`@environment`, `--with environment:K=V`). These values may
    * be secrets: an executor passes them to the task's process environment and never writes them

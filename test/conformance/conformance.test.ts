@@ -19,11 +19,7 @@ import { type Checker, type ConformanceTest, formatFlow } from "./_harness.ts";
 import { TESTS } from "./tests.ts";
 
 /** Cases that fail on purpose or by a known, reported difference: `test × graph` → why. */
-const CATCH_KEEPS =
-  "tsflow's @catchError stores the error but drops what the failed attempt assigned before it raised (retry_with_catch, here); Metaflow keeps those artifacts";
-const KNOWN: Record<string, string> = Object.fromEntries(
-  ["single-and-branch", "simple-foreach", "single-linear-step", "nested-branches", "nested-foreach", "small-foreach"].map((g) => [`catch_retry × ${g}`, CATCH_KEEPS]),
-);
+const KNOWN: Record<string, string> = {};
 
 const TAGS = ["\u523a\u8eab means sashimi", "multiple tags should be ok"];
 const LIB = fileURLToPath(new URL("./_flowlib.ts", import.meta.url));

@@ -129,7 +129,7 @@ describe("unknown --with decorators", () => {
     for (const w of ["retri", "batch:memory", "__proto__", "constructor"]) {
       const r = await cliRun(fixture("linear.ts"), root, "--with", w);
       expect(r.code, `--with ${w}: ${r.stderr}`).toBe(2);
-      expect(r.stderr).toMatch(/unknown decorator|must be key=value/);
+      expect(r.stderr).toMatch(/unknown decorator|must be attribute=value/);
     }
     expect(walk(root).filter((f) => f.endsWith("run.json"))).toEqual([]);
   });
