@@ -71,7 +71,7 @@ if (!denoOnly) {
   ]);
   // The executor suite's workers import its fixture flows from a file beside the bundle.
   mkdirSync("dist/fixtures", { recursive: true });
-  copyFileSync("test/executors/fixtures/suite.ts", "dist/fixtures/suite.ts");
+  copyFileSync("testing/fixtures/suite.ts", "dist/fixtures/suite.ts");
 }
 
 if (!denoOnly && !process.argv.includes("--no-types")) {

@@ -8,5 +8,5 @@
  * It re-exports the library too, so flows run by the suites share this module's runtime.
  */
 export * from "./mod.ts";
-export { datastoreSuite, TESTS as DATASTORE_TESTS } from "./test/datastores/_suite.ts";
-export { executorSuite, TESTS as EXECUTOR_TESTS, FIXTURES as EXECUTOR_FIXTURES } from "./test/executors/_suite.ts";
+export { datastoreSuite, TESTS as DATASTORE_TESTS } from "./testing/datastores.ts";
+export { executorSuite, TESTS as EXECUTOR_TESTS, FIXTURES as EXECUTOR_FIXTURES } from "./testing/executors.ts";

@@ -35,12 +35,7 @@ const commands: Record<string, () => Promise<CommandDef<any>>> = {
   "step-functions": () => import("./commands/step-functions.ts").then((m) => m.default),
 };
 
-/** Adds a command (later features register theirs here). */
-export function addCommand(name: string, load: () => Promise<CommandDef<any>>) {
-  commands[name] = load;
-}
-
-export const mainCommand = defineCommand({
+const mainCommand = defineCommand({
   meta: {
     name: "tsflow",
     version: VERSION,

@@ -41,8 +41,3 @@ export const packageKey = (hash: string) => `packages/${hash}`;
 export const tagsPrefix = (flow: string, run: string) => `flows/${flow}/tags/${run}/`;
 export const tagChangeKey = (flow: string, run: string, id: string) => `flows/${flow}/tags/${run}/${id}.json`;
 
-/** `run/step/task` → parts. */
-export function splitPathspec(pathspec: string): { run: string; step: string; task: string } {
-  const [run, step, task] = pathspec.split("/");
-  return { run: run!, step: step!, task: task! };
-}

@@ -91,7 +91,7 @@ export interface LogPart {
 }
 
 /** The pieces of one attempt's log in order; `[]` when nothing was stored. */
-export async function logParts(store: Datastore, at: AttemptRef, stream: LogStream): Promise<LogPart[]> {
+async function logParts(store: Datastore, at: AttemptRef, stream: LogStream): Promise<LogPart[]> {
   const prefix = logPrefix(at.flow, at.run, at.step, at.task, at.attempt, stream);
   const names = (await store.list(prefix)).filter((n) => /^\d+$/.test(n)).sort();
   let keys = names.map((n) => prefix + n);

@@ -22,7 +22,7 @@ export interface PutOptions {
 /**
  * Byte storage under `/`-separated keys (`runs/Flow/123/start/1/done.json`).
  *
- * Contract every datastore passes (the conformance suite in `test/datastores/_suite.ts`):
+ * Contract every datastore passes (the conformance suite in `testing/datastores.ts`):
  * - `get` of a missing key returns `null`; any other failure throws an error naming the key.
  * - `put` is atomic: a reader sees the old value or the new one, never a partial write.
  * - `list(prefix)` lists the immediate children of a "directory" prefix, sorted: keys as

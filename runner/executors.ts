@@ -20,11 +20,6 @@ const BUILTIN: Record<string, () => Promise<{ default: ExecutorFactory<any> }>> 
   batch: () => import("../plugins/executors/batch.ts"),
 };
 
-/** Registers a built-in executor module (docker, batch) under a name. */
-export function registerExecutor(name: string, load: () => Promise<{ default: ExecutorFactory<any> }>) {
-  BUILTIN[name] = load;
-}
-
 async function createExecutor(name: string, options: Record<string, unknown>, cwd: string): Promise<Executor> {
   let mod: { default?: unknown };
   if (BUILTIN[name]) mod = await BUILTIN[name]();

@@ -313,7 +313,9 @@ async function prepare<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: Res
       typeof flow === "string"
         ? loadFlow(flow, options.exportName, { cwd })
         : (async () => {
-            const needsModule = file && defaultName !== "inline" && host.runtime === "node" && !/\.m?js$/.test(file);
+            // Local workers import the built module this process made; other executors (containers,
+            // jobs, a plugin's threads) load the flow file themselves with their own tsflow.
+            const needsModule = file && defaultName === "process" && host.runtime === "node" && !/\.m?js$/.test(file);
             return { flowClass: flow as Function, file, exportName: options.exportName, module: needsModule ? await buildFlowModule(file) : file };
           })(),
       resolveDatastore(storeArg, cwd),
@@ -418,7 +420,7 @@ async function parameterHashes(info: FlowInfo, values: Record<string, unknown>, 
  * `node_modules` in its real path. A candidate must declare a class of the flow's name, so a
  * helper's frame can never make the workers run the wrong module.
  */
-export function definingFile(flowClass: Function): string | undefined {
+function definingFile(flowClass: Function): string | undefined {
   const first = Object.getOwnPropertyNames(flowClass.prototype)
     .map((k) => getStepMeta(Object.getOwnPropertyDescriptor(flowClass.prototype, k)?.value))
     .find((m) => m?.definedAt);

@@ -24,7 +24,7 @@ import { buildFlowModule } from "./load.ts";
 const opened = new Map<string, Promise<Datastore>>();
 
 /** The default local datastore root for `cwd`. */
-export function findLocalRoot(cwd = process.cwd()): string {
+function findLocalRoot(cwd = process.cwd()): string {
   let dir = resolve(cwd);
   for (;;) {
     const candidate = join(dir, ".tsflow");

@@ -1,5 +1,5 @@
 /** Shared helpers of the core and CLI tests: temp datastores, the real CLI, run records. */
-import { spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +8,8 @@ import { afterAll, onTestFinished } from "vitest";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const CLI = join(ROOT, "bin", "tsflow.mjs");
+/** The built bundle itself (what plugins that start tsflow again are given). */
+export const DIST_CLI = join(ROOT, "dist", "tsflow.mjs");
 export const fixture = (name: string) => join(ROOT, "test", "fixtures", name);
 
 /** A fresh datastore directory, removed when the test (or, made outside a test, the file's tests) ends. */
@@ -109,14 +111,38 @@ export function workersOf(pid: number): number[] {
     .filter((n) => n > 0);
 }
 
-/** Waits until `check` is true, polling; false when `ms` pass first. */
-export async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
+/**
+ * Waits until `check` is true, polling every `everyMs`. When `ms` pass first: throws naming
+ * `what` when given, else resolves `false`.
+ */
+export async function waitFor(check: () => boolean, ms: number, what?: string, everyMs = 50): Promise<boolean> {
   const end = Date.now() + ms;
   while (!check()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 50));
+    if (Date.now() > end) {
+      if (what) throw new Error(`timed out waiting for ${what}`);
+      return false;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
   }
   return true;
+}
+
+export interface Spawned {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts `node bin/tsflow.mjs …args` without waiting for it (colour off). */
+export function spawnCli(args: string[], env: Record<string, string> = {}): Spawned {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: "1", ...env } });
+  let out = "";
+  let err = "";
+  child.stdout!.setEncoding("utf8").on("data", (c: string) => (out += c));
+  child.stderr!.setEncoding("utf8").on("data", (c: string) => (err += c));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+  return { child, stdout: () => out, stderr: () => err, exited };
 }
 
 /** No stack trace lines: errors are one paragraph for users. */

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { expect, it } from "vitest";
 import flatStore from "../../examples/plugins/flat-store.ts";
 import { cli, STACK_LINE, tempStore } from "../_helpers.ts";
-import { datastoreSuite } from "./_suite.ts";
+import { datastoreSuite } from "../../testing/datastores.ts";
 
 const PLUGIN = "./examples/plugins/flat-store.ts";
 

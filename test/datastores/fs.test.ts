@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fsDatastore from "../../plugins/datastores/fs.ts";
-import { datastoreSuite } from "./_suite.ts";
+import { datastoreSuite } from "../../testing/datastores.ts";
 
 datastoreSuite(
   "fs",

@@ -2,7 +2,7 @@ import type { Driver } from "unstorage";
 import { expect, it } from "vitest";
 import memoryDatastore from "../../plugins/datastores/memory.ts";
 import unstorageDatastore from "../../plugins/datastores/unstorage.ts";
-import { datastoreSuite } from "./_suite.ts";
+import { datastoreSuite } from "../../testing/datastores.ts";
 
 datastoreSuite("memory", async () => ({ store: memoryDatastore() }), {
   additionalTests(store) {

@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, expect, it, vi } from "vitest";
 import s3Datastore, { type S3Options } from "../../plugins/datastores/s3.ts";
 import { closedPort, type RunningS3rver, S3RVER_CREDENTIALS, startDroppingProxy, startS3rver } from "../_s3rver.ts";
-import { datastoreSuite, TESTS } from "./_suite.ts";
+import { datastoreSuite, TESTS } from "../../testing/datastores.ts";
 
 // The SDK warns once that it will want Node 22 from 2027; it says nothing about these tests.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";

@@ -10,7 +10,7 @@ import batchExecutor, { type BatchOptions, jobName } from "../../plugins/executo
 import { type BatchServer, startBatchServer } from "../batch-server/server.ts";
 import { type RunningS3rver, S3RVER_CREDENTIALS, startS3rver } from "../_s3rver.ts";
 import { dockerUnavailable, NODE_IMAGE } from "./_docker.ts";
-import { executorSuite, runFixture } from "./_suite.ts";
+import { executorSuite, runFixture } from "../../testing/executors.ts";
 
 // Jobs run as local processes (the server's process mode) with this process's environment.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";

@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import s3Datastore from "../../plugins/datastores/s3.ts";
 import { S3RVER_CREDENTIALS, startS3rver } from "../_s3rver.ts";
-import { tsflow } from "./_cli.ts";
+import { cli } from "../_helpers.ts";
 import { dockerUnavailable, NODE_IMAGE } from "./_docker.ts";
-import { executorSuite, runFixture } from "./_suite.ts";
+import { executorSuite, runFixture } from "../../testing/executors.ts";
 
 const skipAll = dockerUnavailable();
 
@@ -25,7 +25,7 @@ executorSuite("docker", async () => ({ executor: dockerExecutor({ image: NODE_IM
     it("runs one flow across executors: start and end in processes, a @docker step in a container", async () => {
       const dir = await mkdtemp(join(tmpdir(), "tsflow-mixed-"));
       try {
-        const out = await tsflow(["run", "test/executors/fixtures/mixed.ts", "--datastore", dir], { TSFLOW_NODE_IMAGE: NODE_IMAGE });
+        const out = await cli(["run", "test/executors/fixtures/mixed.ts", "--datastore", dir], { env: { TSFLOW_NODE_IMAGE: NODE_IMAGE }, timeoutMs: 120_000 });
         expect(out.stdout + out.stderr).toContain("places: host,container,host");
         expect(out.code).toBe(0);
       } finally {
@@ -54,9 +54,9 @@ executorSuite("docker", async () => ({ executor: dockerExecutor({ image: NODE_IM
       const dir = await mkdtemp(join(tmpdir(), "tsflow-docker-cli-"));
       try {
         const env = { TSFLOW_DOCKER_IMAGE: NODE_IMAGE };
-        const pets = await tsflow(["run", "examples/pets.ts", "--executor", "docker", "--datastore", dir], env);
+        const pets = await cli(["run", "examples/pets.ts", "--executor", "docker", "--datastore", dir], { env: env, timeoutMs: 120_000 });
         expect(pets.stdout + pets.stderr).toContain("total of 6 pets");
-        const foreach = await tsflow(["run", "examples/foreach.ts", "--n", "20", "--executor", "docker", "--with", `docker:image=${NODE_IMAGE}`, "--datastore", dir]);
+        const foreach = await cli(["run", "examples/foreach.ts", "--n", "20", "--executor", "docker", "--with", `docker:image=${NODE_IMAGE}`, "--datastore", dir], { timeoutMs: 120_000 });
         expect(foreach.stdout + foreach.stderr).toContain("sum of squares of 0..19 = 2470");
         expect([pets.code, foreach.code]).toEqual([0, 0]);
       } finally {

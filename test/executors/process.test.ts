@@ -1,5 +1,5 @@
 import processExecutor from "../../plugins/executors/process.ts";
-import { executorSuite } from "./_suite.ts";
+import { executorSuite } from "../../testing/executors.ts";
 
 executorSuite("process", async () => ({ executor: processExecutor() }));
 executorSuite("process (fresh workers)", async () => ({ executor: processExecutor({ fresh: true }) }));

@@ -3,9 +3,9 @@
  * every run's artifacts are its own (the end artifact echoes the run's own parameter).
  */
 import { describe, expect, it } from "vitest";
-import { tempStore } from "../_helpers.ts";
+import { spawnCli, tempStore } from "../_helpers.ts";
 import { startS3rver } from "../_s3rver.ts";
-import { checkConsistency, endArtifacts, rfixture, runDirs, spawnCli } from "./_util.ts";
+import { checkConsistency, endArtifacts, rfixture, runDirs } from "./_util.ts";
 
 const FLOW = rfixture("slow-foreach.ts");
 const expectedTotal = (n: number) => Array.from({ length: n }, (_, i) => i * i).reduce((a, b) => a + b, 0);

@@ -7,8 +7,8 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ABANDONED_AFTER_MS, effectiveStatus, runStatus } from "../../core/_status.ts";
-import { cli, cliRun, tempStore } from "../_helpers.ts";
-import { alive, checkConsistency, childrenOf, countDone, endArtifacts, workersOf, prng, rfixture, runDirs, SOAK, sleep, spawnCli, waitFor, walk } from "./_util.ts";
+import { cli, cliRun, spawnCli, tempStore, waitFor } from "../_helpers.ts";
+import { alive, checkConsistency, childrenOf, countDone, endArtifacts, workersOf, prng, rfixture, runDirs, SOAK, sleep, walk } from "./_util.ts";
 
 const FLOW = rfixture("slow-foreach.ts");
 const RESUME_EXISTS = existsSync(new URL("../../cli/commands/resume.ts", import.meta.url));

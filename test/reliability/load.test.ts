@@ -3,8 +3,8 @@
  * memory is sampled from /proc/<pid>/status while it runs.
  */
 import { describe, expect, it } from "vitest";
-import { fixture, tempStore } from "../_helpers.ts";
-import { countDone, rssKb, SOAK, spawnCli } from "./_util.ts";
+import { fixture, spawnCli, tempStore } from "../_helpers.ts";
+import { countDone, rssKb, SOAK } from "./_util.ts";
 
 const WIDTH = SOAK ? 10_000 : 2_000;
 

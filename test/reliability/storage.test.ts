@@ -10,9 +10,9 @@ import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import { getJson } from "../../core/_datastore.ts";
 import { doneKey, runKey } from "../../core/_layout.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
-import { cliRun, fixture, tempStore } from "../_helpers.ts";
+import { cliRun, fixture, spawnCli, tempStore, waitFor } from "../_helpers.ts";
 import { startS3rver } from "../_s3rver.ts";
-import { checkConsistency, countDone, rfixture, runDirs, sleep, spawnCli, tryRun, waitFor, walk } from "./_util.ts";
+import { checkConsistency, countDone, rfixture, runDirs, sleep, tryRun, walk } from "./_util.ts";
 
 /** A tmpfs mounted for one test; `null` when this machine does not allow mounting. */
 async function mountTmpfs(options: string): Promise<string | null> {

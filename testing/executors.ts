@@ -10,11 +10,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readLog } from "../../core/_logs.ts";
-import type { FinishedRun } from "../../runner/run.ts";
-import type { Datastore, Executor } from "../../core/types.ts";
-import { runFlow } from "../../mod.ts";
-import fsDatastore from "../../plugins/datastores/fs.ts";
+import { readLog } from "../core/_logs.ts";
+import type { FinishedRun } from "../runner/run.ts";
+import type { Datastore, Executor } from "../core/types.ts";
+import { runFlow } from "../mod.ts";
+import fsDatastore from "../plugins/datastores/fs.ts";
 import { CrashFlow, FailFlow, LargeFlow, LogsFlow, OkFlow, RetryFlow, SleepFlow, TimeoutFlow } from "./fixtures/suite.ts";
 
 const flows = { OkFlow, FailFlow, CrashFlow, TimeoutFlow, SleepFlow, LogsFlow, RetryFlow, LargeFlow };

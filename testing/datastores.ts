@@ -6,12 +6,12 @@
  * Each test writes under its own key prefix, so the tests share one store and one server.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { blobKey } from "../../core/_layout.ts";
-import { loadArtifact, storeArtifact } from "../../core/artifacts.ts";
-import nodeHost from "../../plugins/host/node.ts";
+import { blobKey } from "../core/_layout.ts";
+import { loadArtifact, storeArtifact } from "../core/artifacts.ts";
+import nodeHost from "../plugins/host/node.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deletePrefix, listAll, mapLimit, readStream, wrapDatastore } from "../../core/_datastore.ts";
-import type { Bytes, Datastore } from "../../core/types.ts";
+import { deletePrefix, listAll, mapLimit, readStream, wrapDatastore } from "../core/_datastore.ts";
+import type { Bytes, Datastore } from "../core/types.ts";
 
 export interface SuiteOptions {
   /** Tests this datastore cannot pass, by title, each group with the reason shown in the report. */
