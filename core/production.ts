@@ -3,7 +3,9 @@
  * `@schedule`, `@triggerOnFinish` and `@project`. They only record options on the class; a
  * local `tsflow run` ignores them, `step-functions create` reads them with {@link productionOptions}.
  */
+import { substituteConfig } from "./config.ts";
 import { TsflowError } from "./errors.ts";
+import { containsConfigRef } from "./flow.ts";
 
 const PRODUCTION = Symbol.for("tsflow.production");
 
@@ -23,6 +25,8 @@ export interface ProductionOptions {
   schedule?: { expression: string; timezone?: string };
   triggerOnFinish?: { flows: string[] };
   project?: { name: string };
+  /** `@schedule` options holding config references, resolved by {@link productionOptions}. */
+  scheduleFromConfig?: ScheduleOptions;
 }
 
 type ClassDecorator = <C extends Function>(target: C, context?: unknown) => C;
@@ -41,8 +45,24 @@ function flowDecorator(label: string, apply: (options: ProductionOptions) => voi
   };
 }
 
-/** Starts the deployed flow on a schedule (an EventBridge Scheduler schedule). */
+/**
+ * Starts the deployed flow on a schedule (an EventBridge Scheduler schedule). Its options may
+ * come from a config (`@schedule({ cron: config.deploy.cron })`): they are then checked when the
+ * configs are known, by {@link productionOptions}.
+ */
 export function schedule(options: ScheduleOptions): ClassDecorator {
+  if (containsConfigRef(options)) {
+    return flowDecorator("schedule", (o) => {
+      o.scheduleFromConfig = options;
+    });
+  }
+  const resolved = scheduleOf(options);
+  return flowDecorator("schedule", (o) => {
+    o.schedule = resolved;
+  });
+}
+
+function scheduleOf(options: ScheduleOptions): NonNullable<ProductionOptions["schedule"]> {
   const given = (["cron", "hourly", "daily", "weekly"] as const).filter((k) => options[k]);
   if (given.length !== 1) throw new TsflowError("BadFlow", `@schedule takes exactly one of cron, hourly, daily, weekly (got ${given.length ? given.join(", ") : "none"})`);
   let expression: string;
@@ -53,9 +73,7 @@ export function schedule(options: ScheduleOptions): ClassDecorator {
   } else if (options.hourly) expression = "cron(0 * * * ? *)";
   else if (options.daily) expression = "cron(0 0 * * ? *)";
   else expression = "cron(0 0 ? * SUN *)";
-  return flowDecorator("schedule", (o) => {
-    o.schedule = { expression, ...(options.timezone ? { timezone: options.timezone } : {}) };
-  });
+  return { expression, ...(options.timezone ? { timezone: options.timezone } : {}) };
 }
 
 /** Starts the deployed flow when a production run of `flow` (or of each of `flows`) succeeds. */
@@ -76,7 +94,16 @@ export function project(options: { name: string }): ClassDecorator {
   });
 }
 
-/** What `@schedule`, `@triggerOnFinish` and `@project` recorded on `flowClass`. */
-export function productionOptions(flowClass: Function): ProductionOptions {
-  return { ...(flowClass as unknown as Record<symbol, ProductionOptions | undefined>)[PRODUCTION] };
+/**
+ * What `@schedule`, `@triggerOnFinish` and `@project` recorded on `flowClass`. `configs` (config
+ * values by name, see `configValues`) resolve options taken from a config.
+ */
+export function productionOptions(flowClass: Function, configs?: Record<string, unknown>): ProductionOptions {
+  const out = { ...(flowClass as unknown as Record<symbol, ProductionOptions | undefined>)[PRODUCTION] };
+  if (out.scheduleFromConfig) {
+    if (!configs) throw new TsflowError("BadConfig", `@schedule of ${flowClass.name} takes its options from a config: read the flow's configs first`);
+    out.schedule = scheduleOf(substituteConfig(out.scheduleFromConfig, configs, `@schedule of ${flowClass.name}`) as ScheduleOptions);
+    delete out.scheduleFromConfig;
+  }
+  return out;
 }

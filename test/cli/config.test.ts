@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Config, config, environment, FlowSpec, isTsflowError, runFlow, step } from "tsflow";
+import { Config, config, environment, FlowSpec, isTsflowError, productionOptions, runFlow, schedule, step } from "tsflow";
 import { describe, expect, it } from "vitest";
 import { cli, cliRun, fixture, latestRun, stepArtifacts, tempStore } from "../_helpers.ts";
 import { S3RVER_CREDENTIALS, startS3rver } from "../_s3rver.ts";
@@ -108,6 +108,23 @@ describe("Config in executor decorators", () => {
       await Promise.all([server.close(), s3.close()]);
     }
   }, 180_000);
+});
+
+describe("Config in flow decorators", () => {
+  it("@schedule takes its options from a config once the configs are known (step-functions create)", () => {
+    @schedule({ cron: config.deploy.cron, timezone: config.deploy.tz })
+    class Scheduled extends FlowSpec {
+      deploy = Config("deploy", { defaultValue: { cron: "0 6 * * ? *", tz: "Europe/Paris" } });
+      @step start() {
+        this.next(this.end);
+      }
+      @step end() {}
+    }
+    expect(() => productionOptions(Scheduled)).toThrow("@schedule of Scheduled takes its options from a config: read the flow's configs first");
+    expect(productionOptions(Scheduled, { deploy: { cron: "0 6 * * ? *", tz: "Europe/Paris" } }).schedule).toEqual({ expression: "cron(0 6 * * ? *)", timezone: "Europe/Paris" });
+    expect(() => productionOptions(Scheduled, { deploy: { cron: "0 6 * *", tz: "UTC" } })).toThrow("@schedule cron '0 6 * *' must have six fields");
+    expect(() => productionOptions(Scheduled, { deploy: {} })).toThrow("@schedule of Scheduled: config 'deploy' has no field 'cron'");
+  });
 });
 
 describe("Config from the library", () => {
