@@ -28,6 +28,8 @@ export {
   startFlow,
 } from "./runner/run.ts";
 export type { ResumePlan } from "./runner/resume.ts";
+/** Any unstorage driver as a datastore (a plugin file is three lines: docs/datastores.md). */
+export { default as unstorageDatastore, type UnstorageOptions } from "./plugins/datastores/unstorage.ts";
 export { loadOverrides, type SpinStepOptions, spinStep } from "./runner/spin.ts";
 export type { ArtifactChange, SpinResult } from "./core/spin.ts";
 

@@ -12,6 +12,7 @@ const UNIT = [
   "test/core/parameters.test.ts",
   "test/core/portable.test.ts",
   "test/core/serialize.test.ts",
+  "test/core/imports.test.ts",
   "test/reliability/graph-fuzz.test.ts",
   "test/unit/**/*.test.ts",
 ];

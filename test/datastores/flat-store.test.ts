@@ -27,6 +27,14 @@ datastoreSuite(
         expect(dump.stdout).toMatch(/total/);
       });
 
+      it("an unstorage driver through the adapter is a plugin file of three lines (examples/plugins/unstorage-store.ts)", async () => {
+        const dir = tempStore();
+        const run = await cli(["run", "examples/pets.ts", "--datastore", `./examples/plugins/unstorage-store.ts:base=${dir}`]);
+        expect(run.code, run.stderr).toBe(0);
+        const runs = await cli(["runs", "PetsFlow", "--datastore", `./examples/plugins/unstorage-store.ts:base=${dir}`]);
+        expect(runs.stdout).toMatch(/succeeded/);
+      });
+
       it("a plugin file that is not a datastore is refused naming the file, exit 2", async () => {
         const r = await cli(["run", "examples/hello.ts", "--datastore", "./examples/hello.ts"]);
         expect(r.code).toBe(2);
