@@ -55,6 +55,10 @@ export interface ConformanceTest {
    * logs need them (inline runs steps in the test's own process and captures no output).
    */
   processOn?: string[] | "all";
+  /** Only these of the applicable graphs run (slow tests: each extra graph adds seconds); the rest are reported as left out. */
+  limitGraphs?: string[];
+  /** Files written next to the generated flow before it runs (Metaflow's HEADER does this). */
+  files?: Record<string, string>;
   check(c: Checker): Promise<void>;
 }
 
@@ -85,6 +89,7 @@ export function formatFlow(test: ConformanceTest, graphName: string, graph: Reco
   if (test.skipGraphs?.includes(graphName)) return { invalid: "skipped by the test" };
   if (test.onlyGraphs && !test.onlyGraphs.includes(graphName)) return { invalid: "not one of the test's graphs" };
   if (Object.values(graph).some((n) => n.num_parallel)) return { invalid: "@parallel (num_parallel) has no tsflow counterpart" };
+  if (test.limitGraphs && !test.limitGraphs.includes(graphName)) return { invalid: "left out to keep the suite short" };
   const steps = [...test.steps].map((s, i) => ({ ...s, i })).sort((a, b) => a.prio - b.prio || a.i - b.i);
   const used = new Set<number>();
   const lines: string[] = [`export class ${className} extends FlowSpec {`];

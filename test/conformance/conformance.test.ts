@@ -48,12 +48,14 @@ for (const test of TESTS) {
     cases.push({ test, graph, className, file: join(dir, `${test.name}.ts`) });
   }
   if (classes.length === 0) continue;
+  for (const [name, text] of Object.entries(test.files ?? {})) writeFileSync(join(dir, name), text);
   writeFileSync(
     join(dir, `${test.name}.ts`),
     [
-      `import { catchError, current, FlowSpec, Parameter, retry, step } from "tsflow";`,
+      `import { catchError, current, FlowSpec, getNamespace, IncludeFile, Parameter, retry, step, timeout } from "tsflow";`,
       `import { assertEquals, assertException, has, isResumed, ResumeFromHere, TestRetry } from ${JSON.stringify(LIB)};`,
-      "void [catchError, current, Parameter, retry, assertEquals, assertException, has, isResumed, ResumeFromHere, TestRetry];",
+      `const DIR = ${JSON.stringify(dir)};`,
+      "void [catchError, current, getNamespace, IncludeFile, Parameter, retry, timeout, DIR, assertEquals, assertException, has, isResumed, ResumeFromHere, TestRetry];",
       ...classes,
       "",
     ].join("\n"),
@@ -85,10 +87,13 @@ function checker(run: Run, graph: Record<string, GraphNode>, logsCaptured: boole
   };
 }
 
+/** Parameter values may name files next to the generated flows as `$DIR/…`. */
+const withDir = (params: Record<string, unknown> | undefined) => params && Object.fromEntries(Object.entries(params).map(([k, v]) => [k, typeof v === "string" ? v.replace("$DIR", dir) : v]));
+
 async function runCase(c: Case): Promise<void> {
   const { test } = c;
   const inProcess = test.processOn !== "all" && !test.processOn?.includes(c.graph);
-  const options = { exportName: c.className, executor: inProcess ? "inline" : "process", datastore: ds, tags: TAGS, maxNumSplits: test.maxNumSplits, params: test.params, maxWorkers: 4 }; 
+  const options = { exportName: c.className, executor: inProcess ? "inline" : "process", datastore: ds, tags: TAGS, maxNumSplits: test.maxNumSplits, params: withDir(test.params), maxWorkers: 4 }; 
   let run: Run = await runFlow(c.file, options);
   if (test.resume) {
     if (run.successful) throw new Error("the first run succeeded; it should stop at ResumeFromHere");

@@ -415,6 +415,92 @@ export const TESTS: ConformanceTest[] = [
     },
   },
   {
+    name: "resume_foreach_split",
+    priority: 3,
+    skipGraphs: SWITCH_GRAPHS,
+    resume: true,
+    // foreach_stack() again: each split records its item, as in nested_foreach.
+    steps: [
+      { prio: 0, quals: ["start"], body: `self.data = "start"; self.after = false;` },
+      {
+        prio: 0,
+        quals: ["foreach-nested-split", "foreach-split"],
+        required: true,
+        body: `self.after = true; if (isResumed()) self.data = "resume"; else { self.data = "run"; throw new ResumeFromHere(); }
+        self.prefix = (self.index === undefined ? "" : (self.prefix ?? "") + self.input);`,
+      },
+      { prio: 0, quals: ["foreach-inner"], required: true, body: `self.var = [self.prefix + self.input]; assertEquals(self.after ? "resume" : "start", self.data);` },
+      { prio: 0, quals: ["join"], required: true, body: `self.var = [...inputs].flatMap((i: any) => i.var).sort(); self.data = inputs[0].data; self.after = inputs[0].after; assertEquals(self.after ? "resume" : "start", self.data);` },
+      { prio: 2, quals: ["all"], body: `assertEquals(self.after ? "resume" : "start", self.data);` },
+    ],
+    async check(c) {
+      await c.assertArtifact("start", "data", "start");
+      await c.assertArtifact("end", "data", "resume");
+      const [v] = (await c.artifacts("end", "var")) as string[][];
+      if (!v || v.length === 0) throw new Error("end has no var");
+    },
+  },
+  {
+    name: "basic_include",
+    priority: 1,
+    skipGraphs: SWITCH_GRAPHS,
+    files: { "reg.txt": "Regular Text File", "utf8.txt": "UTF Text File \u5e74", "override.txt": "Override Text File" },
+    // Metaflow reads myfile_overriden's path from METAFLOW_RUN_MYFILE_OVERRIDEN; here it is given as a parameter.
+    fields: {
+      myfile_txt: `IncludeFile("myfile_txt", { default: \`\${DIR}/reg.txt\` })`,
+      myfile_utf8: `IncludeFile("myfile_utf8", { default: \`\${DIR}/utf8.txt\` })`,
+      myfile_binary: `IncludeFile("myfile_binary", { default: \`\${DIR}/utf8.txt\`, text: false })`,
+      myfile_overriden: `IncludeFile("myfile_overriden", { default: "./reg.txt" })`,
+      absent_file: `IncludeFile("absent_file", { required: false })`,
+    },
+    params: { myfile_overriden: "$DIR/override.txt" },
+    steps: [
+      {
+        prio: 0,
+        quals: ["all"],
+        body: `assertEquals("Regular Text File", self.myfile_txt); assertEquals("UTF Text File \u5e74", self.myfile_utf8);
+        assertEquals([...new TextEncoder().encode("UTF Text File \u5e74")], [...self.myfile_binary]);
+        assertEquals("Override Text File", self.myfile_overriden); assertEquals(undefined, self.absent_file);
+        assertException(() => { self.myfile_txt = 5; }, /read-only/);`,
+      },
+    ],
+    async check(c) {
+      for (const s of c.steps) {
+        await c.assertArtifact(s, "myfile_txt", "Regular Text File");
+        await c.assertArtifact(s, "myfile_utf8", "UTF Text File \u5e74");
+        for (const v of await c.artifacts(s, "myfile_binary")) assertEquals([...new TextEncoder().encode("UTF Text File \u5e74")], [...(v as Uint8Array)]);
+      }
+    },
+  },
+  {
+    name: "basic_tags",
+    priority: 2,
+    skipGraphs: SWITCH_GRAPHS,
+    // @project's project:/project_branch: tags belong to production deploys here; tsflow's
+    // client has tags on runs (steps, tasks and artifacts carry none of their own).
+    steps: [{ prio: 0, quals: ["all"], body: `assertEquals(\`user:\${current.username}\`, getNamespace());` }],
+    async check(c) {
+      const user = c.run.systemTags.find((t) => t.startsWith("user:"))!;
+      const tags = [user, "\u523a\u8eab means sashimi", "multiple tags should be ok"];
+      const { createClient } = await import("tsflow");
+      const { default: fsDatastore } = await import("../../plugins/datastores/fs.ts");
+      const { default: nodeHost } = await import("../../plugins/host/node.ts");
+      const client = createClient(fsDatastore({ root: c.run.doc.datastore as string }), nodeHost());
+      for (const tag of tags) {
+        client.namespace(tag);
+        const flow = client.Flow.get(c.run.flow);
+        const run = await flow.run(c.run.id);
+        assertEquals(
+          tags.map(() => true),
+          tags.map((t) => [...run.tags, ...run.systemTags].includes(t)),
+        );
+        assertEquals([], await flow.runs({ tags: ["not_a_tag"] }));
+        assertEquals([], await flow.runs({ tags: ["not_a_tag", tag] }));
+        if (!(await flow.runs({ tags: [tag] })).some((r) => r.id === c.run.id)) throw new Error(`the run is not listed in namespace ${tag}`);
+      }
+    },
+  },
+  {
     name: "switch_basic",
     priority: 2,
     onlyGraphs: ["simple_switch"],
