@@ -2,7 +2,7 @@
  * What the core adds on top of any datastore plugin: key validation and the optional
  * methods a plugin may leave out (unstorage fills driver gaps the same way).
  */
-import type { Bytes, Datastore, PutOptions } from "./types.ts";
+import type { Bytes, Datastore, ReadOptions, PutOptions } from "./types.ts";
 import { isTsflowError, TsflowError } from "./errors.ts";
 
 const SEGMENT = /^[A-Za-z0-9_.:@=+-]+$/;
@@ -51,41 +51,33 @@ export async function readStream(store: Datastore, key: string): Promise<AsyncIt
 }
 
 /**
- * A key's bytes, refusing to load more than `max`: the real size is asked first (a record or
- * blob may be far bigger than whatever document points at it), and a stream is cut off past
- * `max` when the store cannot tell sizes. `null` when missing.
+ * The largest record (run.json, done.json…) what displays a datastore reads: the runtime writes
+ * a few KB; a bigger one is damage or a plant, and parsing it would exhaust memory.
+ */
+export const RECORD_MAX = 16 << 20;
+
+/**
+ * A key's bytes, refusing to load more than `max` (`TooLarge`): fs and s3 look at the size
+ * before reading (a record or blob may be far bigger than whatever document points at it);
+ * for other stores the length read is checked. `null` when missing.
  */
 export async function getCapped(store: Datastore, key: string, max: number, what: string): Promise<Bytes | null> {
-  const tooLarge = (n: number | string) => new TsflowError("TooLarge", `${what} is too large to load here (${n} bytes, limit ${max})`);
-  if (store.size) {
-    const n = await store.size(key);
-    if (n === null) return null;
-    if (n > max) throw tooLarge(n);
-  } else if (store.getStream) {
-    const stream = await store.getStream(key);
-    if (!stream) return null;
-    const parts: Bytes[] = [];
-    let n = 0;
-    for await (const c of stream) {
-      n += c.byteLength;
-      if (n > max) {
-        await (stream as AsyncGenerator<Bytes>).return?.(undefined);
-        throw tooLarge(`more than ${max}`);
-      }
-      parts.push(c);
-    }
-    const out = new Uint8Array(n);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.byteLength;
-    }
-    return out;
+  let bytes: Bytes | null;
+  try {
+    bytes = await store.get(key, { maxBytes: max });
+  } catch (e) {
+    // Say what it is (artifact 'x' of …), not only which key.
+    const size = (e as { size?: unknown }).size;
+    if (isTsflowError(e) && e.code === "TooLarge" && typeof size === "number") throw tooLarge(what, size, max);
+    throw e;
   }
-  const bytes = await store.get(key);
-  // It may have grown since it was measured; what was read is what counts.
-  if (bytes && bytes.byteLength > max) throw tooLarge(bytes.byteLength);
+  if (bytes && bytes.byteLength > max) throw tooLarge(what, bytes.byteLength, max);
   return bytes;
+}
+
+/** The error of a value over a read limit; `size` is kept on it for callers that rename it. */
+export function tooLarge(what: string, size: number, max: number): TsflowError {
+  return Object.assign(new TsflowError("TooLarge", `${what} is too large to load here (${size} bytes, limit ${max})`), { size });
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight; resolves in input order. */
@@ -155,7 +147,7 @@ export function wrapDatastore(raw: Datastore, location: string | undefined = raw
     ...(location !== undefined ? { location } : {}),
     ...(raw.root !== undefined ? { root: raw.root } : {}),
     ...(raw.compress ? { compress: true } : {}),
-    get: (key) => guard("read", key, false, async () => (await raw.get(key)) ?? null),
+    get: (key, options?: ReadOptions) => guard("read", key, false, async () => (await raw.get(key, options)) ?? null),
     put: (key, data, options?: PutOptions) => guard("write", key, false, () => raw.put(key, data, options)),
     has: (key) => guard("check", key, false, async () => Boolean(await raw.has(key))),
     list: (prefix) => guard("list", prefix, true, () => raw.list(prefix)),
@@ -175,10 +167,10 @@ export function wrapDatastore(raw: Datastore, location: string | undefined = raw
   // by their presence (a synchronous read, a cheap size, a streamed upload).
   if (raw.getSync) {
     const getSync = raw.getSync.bind(raw);
-    store.getSync = (key) => {
+    store.getSync = (key, options?: ReadOptions) => {
       checkKey(key);
       try {
-        return getSync(key) ?? null;
+        return getSync(key, options) ?? null;
       } catch (e) {
         return fail("read", key, e);
       }

@@ -5,7 +5,7 @@
  * so a `running` run whose heartbeat is older than {@link ABANDONED_AFTER_MS} is dead.
  * The client, the CLI and the viewer all decide through {@link effectiveStatus}.
  */
-import { getJson } from "./_datastore.ts";
+import { getJson, RECORD_MAX } from "./_datastore.ts";
 import { heartbeatKey, runKey, runsPrefix } from "./_layout.ts";
 import { currentTags } from "./_tags.ts";
 import type { Datastore, Host } from "./types.ts";
@@ -88,7 +88,8 @@ export async function readRun<D extends RunLike>(
   options: { host?: Pick<Host, "processAlive">; now?: number; read?: (store: Datastore, key: string) => Promise<D | null> } = {},
 ): Promise<StoredRun<D> | null> {
   const key = runKey(flow, runId);
-  const doc = options.read ? await options.read(store, key) : await getJson<D>(store, key);
+  // A planted 2 GB run.json is refused before it is read (RECORD_MAX), not parsed.
+  const doc = options.read ? await options.read(store, key) : await getJson<D>(store, key, RECORD_MAX);
   if (!doc) return null;
   const [heartbeatMs, tags] = await Promise.all([doc.status === "running" ? readHeartbeat(store, flow, runId) : undefined, currentTags(store, flow, runId, doc.tags)]);
   const alive = options.host?.processAlive ? (h: string, pid: number) => options.host!.processAlive!(h, pid) : undefined;

@@ -9,7 +9,7 @@
  * Listings (`flow.runs()`, `step.tasks()`) are {@link Listing}s: `for await` them to stop early
  * (nothing more is read), or `await` them for an array.
  */
-import { getJson, mapLimit } from "./_datastore.ts";
+import { getJson, mapLimit, RECORD_MAX } from "./_datastore.ts";
 import { type AttemptRef, readLog, readLogChunks, readLogTail } from "./_logs.ts";
 import { attemptKey, doneKey, flowsPrefix, runsPrefix, stepPrefix, stepsPrefix, taskKey, taskPrefix } from "./_layout.ts";
 import { effectiveStatus, listRunIds, newestFirst, readRun } from "./_status.ts";
@@ -446,12 +446,12 @@ export class Step<F = unknown> {
   private async loadTask(id: string): Promise<Task<F> | null> {
     const s = await this.ctx.store();
     const { flow, id: run } = this.run;
-    const [doc, done] = await Promise.all([getJson<TaskDoc>(s, taskKey(flow, run, this.name, id)), getJson<DoneRecord>(s, doneKey(flow, run, this.name, id))]);
+    const [doc, done] = await Promise.all([getJson<TaskDoc>(s, taskKey(flow, run, this.name, id), RECORD_MAX), getJson<DoneRecord>(s, doneKey(flow, run, this.name, id), RECORD_MAX)]);
     if (!doc && !done) return null;
     let last: { attempt: number; result: TaskResult | null } = { attempt: done?.attempt ?? 0, result: done };
     if (!done) {
       const attempt = (await attemptsOf(s, flow, run, this.name, id)).at(-1) ?? 0;
-      last = { attempt, result: await getJson<TaskResult>(s, attemptKey(flow, run, this.name, id, attempt, "result.json")) };
+      last = { attempt, result: await getJson<TaskResult>(s, attemptKey(flow, run, this.name, id, attempt, "result.json"), RECORD_MAX) };
     }
     return new Task<F>(this, id, doc ?? { step: this.name, taskId: id, parents: [], foreach: [] }, done, last, this.ctx);
   }

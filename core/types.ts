@@ -19,6 +19,11 @@ export interface PutOptions {
   immutable?: boolean;
 }
 
+/** How much one read may load; see {@link Datastore.get}. */
+export interface ReadOptions {
+  maxBytes?: number;
+}
+
 /**
  * Byte storage under `/`-separated keys (`runs/Flow/123/start/1/done.json`).
  *
@@ -39,7 +44,12 @@ export interface Datastore {
    * that lives only in this process (memory): it works with the inline executor only.
    */
   readonly location?: string;
-  get(key: string): Promise<Bytes | null>;
+  /**
+   * The value of `key`, `null` when missing. `options.maxBytes`: a value bigger than this may
+   * be refused (a `TooLarge` error) before it is read — what displays a datastore must not be
+   * made to load a planted 2 GB record. Optional to honour: the core checks again after.
+   */
+  get(key: string, options?: ReadOptions): Promise<Bytes | null>;
   /** Writes `data` (one buffer, or several written back to back with no concatenation). */
   put(key: string, data: Bytes | readonly Bytes[], options?: PutOptions): Promise<void>;
   has(key: string): Promise<boolean>;
@@ -56,7 +66,7 @@ export interface Datastore {
    * artifact at the moment it touches it; without it, artifacts the step's code names are
    * fetched before the step starts.
    */
-  getSync?(key: string): Bytes | null;
+  getSync?(key: string, options?: ReadOptions): Bytes | null;
   /** Reads a large value piece by piece; `null` when missing. */
   getStream?(key: string): Promise<AsyncIterable<Bytes> | null>;
   /** Writes a large value from a stream, with bounded memory. Atomic like `put`. */

@@ -3,7 +3,8 @@
  * layout (core/_layout.ts). Read-only by construction: it only calls `get`, `list`, `listAll`
  * and `size`. Every name reaching a key was validated by the caller ({@link validName}).
  */
-import { checkKey, getJson, listAll, mapLimit } from "../core/_datastore.ts";
+import { checkKey, getJson, listAll, mapLimit, RECORD_MAX } from "../core/_datastore.ts";
+import { isTsflowError } from "../core/errors.ts";
 import { logSize, readLogTail } from "../core/_logs.ts";
 import { attemptKey, doneKey, stepsPrefix, taskKey } from "../core/_layout.ts";
 import { type EffectiveStatus, listRunIds as listStoredRunIds, newestFirst, readHeartbeat, readRun } from "../core/_status.ts";
@@ -84,7 +85,14 @@ export function setViewerHost(host: Pick<Host, "processAlive"> | undefined): voi
  */
 export async function readJson<T>(store: Datastore, key: string): Promise<T | null> {
   if (!store.getSync) return getJson<T>(store, key, RECORD_MAX);
-  const bytes = store.getSync(key);
+  // A record over RECORD_MAX is refused before it is read (fs looks at its size first).
+  let bytes: Uint8Array | null;
+  try {
+    bytes = store.getSync(key, { maxBytes: RECORD_MAX });
+  } catch (e) {
+    if (isTsflowError(e) && e.code === "TooLarge") return getJson<T>(store, key, RECORD_MAX); // named as metadata
+    throw e;
+  }
   if (bytes === null) return null;
   if (bytes.byteLength > RECORD_MAX) return getJson<T>(store, key, RECORD_MAX); // the same TooLarge error
   try {
@@ -94,12 +102,6 @@ export async function readJson<T>(store: Datastore, key: string): Promise<T | nu
   }
 }
 const decoder = new TextDecoder();
-
-/**
- * The largest record (run.json, done.json…) the viewer reads: the runtime writes a few KB; a
- * bigger one is damage or a plant, and parsing it for every page view would exhaust memory.
- */
-export const RECORD_MAX = 16 << 20;
 
 /**
  * `done.json` is written once, last, and never changes (a resumed run gets a new id), so it
@@ -125,7 +127,7 @@ function readDoneSync(store: Datastore, key: string): DoneRecord | undefined {
   const hit = cacheOf(store).get(key);
   if (hit) return hit;
   try {
-    const bytes = store.getSync!(key);
+    const bytes = store.getSync!(key, { maxBytes: RECORD_MAX });
     if (bytes && bytes.byteLength > RECORD_MAX) return undefined;
     return bytes ? remember(store, key, JSON.parse(decoder.decode(bytes)) as DoneRecord) : undefined;
   } catch {

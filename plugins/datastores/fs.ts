@@ -6,7 +6,7 @@
 import { accessSync, closeSync, constants, existsSync, fstatSync, openSync, readFileSync, realpathSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
-import { checkKey } from "../../core/_datastore.ts";
+import { checkKey, tooLarge } from "../../core/_datastore.ts";
 import { TsflowError } from "../../core/errors.ts";
 import type { Bytes, Datastore, PutOptions } from "../../core/types.ts";
 
@@ -60,7 +60,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
   const kind = (st: { isSymbolicLink(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }) =>
     st.isSymbolicLink() ? "a symbolic link" : st.isFIFO() ? "a FIFO" : st.isSocket() ? "a socket" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : "not a regular file";
   /** An open handle on the regular file holding `key`, `null` when missing or a directory. */
-  async function openKey(key: string): Promise<fsp.FileHandle | null> {
+  async function openKey(key: string, maxBytes?: number): Promise<fsp.FileHandle | null> {
     const file = path(key);
     insideRoot(key, file);
     let fh: fsp.FileHandle;
@@ -73,12 +73,16 @@ export default function fsDatastore(options: FsOptions): Datastore {
       throw e;
     }
     const st = await fh.stat();
+    if (st.isFile() && maxBytes !== undefined && st.size > maxBytes) {
+      await fh.close();
+      throw tooLarge(`[fs] '${key}'`, st.size, maxBytes);
+    }
     if (st.isFile()) return fh;
     await fh.close();
     if (st.isDirectory()) return null; // a prefix, not a key: missing, like S3
     throw refuse(key, `it is ${kind(st)}`);
   }
-  function readKeySync(key: string): Bytes | null {
+  function readKeySync(key: string, maxBytes?: number): Bytes | null {
     const file = path(key);
     insideRoot(key, file);
     let fd: number;
@@ -94,6 +98,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
       const st = fstatSync(fd);
       if (st.isDirectory()) return null;
       if (!st.isFile()) throw refuse(key, `it is ${kind(st)}`);
+      if (maxBytes !== undefined && st.size > maxBytes) throw tooLarge(`[fs] '${key}'`, st.size, maxBytes);
       return readFileSync(fd);
     } finally {
       closeSync(fd);
@@ -129,9 +134,9 @@ export default function fsDatastore(options: FsOptions): Datastore {
     location: root,
     root,
 
-    async get(key) {
+    async get(key, options) {
       try {
-        const fh = await openKey(key);
+        const fh = await openKey(key, options?.maxBytes);
         if (!fh) return null;
         try {
           return await fh.readFile();
@@ -143,9 +148,9 @@ export default function fsDatastore(options: FsOptions): Datastore {
       }
     },
 
-    getSync(key) {
+    getSync(key, options) {
       try {
-        return readKeySync(key);
+        return readKeySync(key, options?.maxBytes);
       } catch (e) {
         return fail("read", key, e);
       }

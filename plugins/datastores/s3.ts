@@ -7,7 +7,7 @@
 import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
-import { checkKey } from "../../core/_datastore.ts";
+import { checkKey, tooLarge } from "../../core/_datastore.ts";
 import { TsflowError } from "../../core/errors.ts";
 import type { Bytes, Datastore, PutOptions } from "../../core/types.ts";
 
@@ -206,11 +206,16 @@ export default function s3Datastore(options: S3Options): Datastore {
     location: url,
     compress: options.compress ?? true,
 
-    get: (key) =>
+    get: (key, options) =>
       call("read", key, async (sdk) => {
         const res = await getObject(sdk, objectKey(key));
         if (!res?.Body) return null;
         const length = res.ContentLength;
+        // Refused before the body is read: the announced length is enough to know.
+        if (options?.maxBytes !== undefined && length !== undefined && length > options.maxBytes) {
+          (res.Body as { destroy?: () => void }).destroy?.();
+          throw tooLarge(`[s3] '${key}'`, length, options.maxBytes);
+        }
         if (length === undefined) return await res.Body.transformToByteArray();
         // Fill one buffer of the announced size as the body streams in: a 1 GB artifact costs
         // 1 GB, not the 2 GB of collecting chunks and concatenating them.

@@ -63,4 +63,18 @@ describe("inspection commands over hostile content", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
   });
+
+  it("refuses a planted 30 MB run.json before reading it: runs skips it, dump says so", async () => {
+    const store = fsDatastore({ root });
+    const huge = "1790000000005-huge";
+    await putJson(store, runKey(F, huge), { flow: F, runId: huge, status: "succeeded", createdAt: 1, tags: Array.from({ length: 2_500_000 }, (_, i) => `tag${i}`) });
+    const runs = await cli(["runs", F, "--all", "--datastore", root]);
+    expect(runs.code).toBe(0);
+    expect(runs.stdout).toContain(R);
+    expect(runs.stderr).toMatch(new RegExp(`${huge}: damaged, skipped`));
+    const dump = await cli(["dump", `${F}/${huge}`, "--datastore", root]);
+    expect(dump.code).toBe(1);
+    expect(dump.stderr).toMatch(/run\.json' in datastore .* is too large to load here \(\d+ bytes, limit 16777216\)/);
+    expect(dump.stderr).not.toMatch(STACK_LINE);
+  });
 });
