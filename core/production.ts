@@ -100,10 +100,17 @@ export function project(options: { name: string }): ClassDecorator {
  */
 export function productionOptions(flowClass: Function, configs?: Record<string, unknown>): ProductionOptions {
   const out = { ...(flowClass as unknown as Record<symbol, ProductionOptions | undefined>)[PRODUCTION] };
-  if (out.scheduleFromConfig) {
-    if (!configs) throw new TsflowError("BadConfig", `@schedule of ${flowClass.name} takes its options from a config: read the flow's configs first`);
-    out.schedule = scheduleOf(substituteConfig(out.scheduleFromConfig, configs, `@schedule of ${flowClass.name}`) as ScheduleOptions);
-    delete out.scheduleFromConfig;
+  const fromConfig = out.scheduleFromConfig;
+  delete out.scheduleFromConfig;
+  if (!fromConfig) return out;
+  if (configs) out.schedule = scheduleOf(substituteConfig(fromConfig, configs, `@schedule of ${flowClass.name}`) as ScheduleOptions);
+  else {
+    // Reading the other options needs no configs; reading the schedule without them is an error, not "no schedule".
+    Object.defineProperty(out, "schedule", {
+      get() {
+        throw new TsflowError("BadConfig", `@schedule of ${flowClass.name} takes its options from a config: read the flow's configs first`);
+      },
+    });
   }
   return out;
 }

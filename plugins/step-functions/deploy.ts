@@ -12,6 +12,7 @@ import { getJson, putJson } from "../../core/_datastore.ts";
 import { runKey } from "../../core/_layout.ts";
 import { TsflowError } from "../../core/errors.ts";
 import type { FlowInfo } from "../../core/graph.ts";
+import { configValues } from "../../core/config.ts";
 import { productionOptions } from "../../core/production.ts";
 import { newRunId, resolveParameters } from "../../core/runtime.ts";
 import { refOf, storeArtifact } from "../../core/artifacts.ts";
@@ -207,7 +208,8 @@ export async function createDeployment(target: DeployTarget, options: CreateOpti
   } finally {
     client.destroy();
   }
-  const production = productionOptions(target.flowClass);
+  // @schedule's options may come from the configs read above.
+  const production = productionOptions(target.flowClass, configValues(info, values));
   const schedule = await syncSchedule(name, arn, production.schedule, options);
   const rule = await syncTriggerRule(target, options, name, arn, production.triggerOnFinish?.flows);
   return { definition, name, arn, ...(schedule ? { schedule } : {}), ...(rule ? { rule } : {}) };

@@ -120,7 +120,8 @@ describe("Config in flow decorators", () => {
       }
       @step end() {}
     }
-    expect(() => productionOptions(Scheduled)).toThrow("@schedule of Scheduled takes its options from a config: read the flow's configs first");
+    expect(() => productionOptions(Scheduled).schedule).toThrow("@schedule of Scheduled takes its options from a config: read the flow's configs first");
+    expect(productionOptions(Scheduled).project).toBeUndefined();
     expect(productionOptions(Scheduled, { deploy: { cron: "0 6 * * ? *", tz: "Europe/Paris" } }).schedule).toEqual({ expression: "cron(0 6 * * ? *)", timezone: "Europe/Paris" });
     expect(() => productionOptions(Scheduled, { deploy: { cron: "0 6 * *", tz: "UTC" } })).toThrow("@schedule cron '0 6 * *' must have six fields");
     expect(() => productionOptions(Scheduled, { deploy: {} })).toThrow("@schedule of Scheduled: config 'deploy' has no field 'cron'");
