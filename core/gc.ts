@@ -66,15 +66,17 @@ const TAG_CHANGE = /^\d{13}-[a-z0-9]{6}\.json$/;
  * code packages. gc and delete would otherwise read a project directory or a bucket's root as
  * an empty datastore whose files are all garbage.
  */
-export async function assertDatastore(store: Datastore, command: string): Promise<void> {
+export async function assertDatastore(store: Datastore, command: string): Promise<"empty" | "datastore"> {
   const top = await store.list("");
+  // Nothing at all (a datastore no run has used yet): nothing to touch, nothing to refuse.
+  if (top.length === 0) return "empty";
   if (top.includes("flows/")) {
-    for (const f of await store.list(flowsPrefix())) if (f.endsWith("/") && (await store.list(`${flowsPrefix()}${f}`)).includes("runs/")) return;
+    for (const f of await store.list(flowsPrefix())) if (f.endsWith("/") && (await store.list(`${flowsPrefix()}${f}`)).includes("runs/")) return "datastore";
   }
-  if (top.includes("blobs/") && (await store.list("blobs/")).some((e) => /^[0-9a-f]{2}\/$/.test(e))) return;
-  if (top.includes("packages/") && (await store.list("packages/")).some((e) => /^[0-9a-f]{64}$/.test(e))) return;
+  if (top.includes("blobs/") && (await store.list("blobs/")).some((e) => /^[0-9a-f]{2}\/$/.test(e))) return "datastore";
+  if (top.includes("packages/") && (await store.list("packages/")).some((e) => /^[0-9a-f]{64}$/.test(e))) return "datastore";
   // A datastore a gc has emptied still carries that gc's marker.
-  if (top.includes("gc/") && (await sweepPhases(store)).size > 0) return;
+  if (top.includes("gc/") && (await sweepPhases(store)).size > 0) return "datastore";
   throw new TsflowError(
     "BadOption",
     `${store.url} is not a tsflow datastore (no flows/<Flow>/runs/, blobs/ or packages/ in it): ${command} touches nothing there; give --datastore the directory or s3:// location tsflow stores runs in`,
@@ -163,7 +165,9 @@ async function announce(store: Datastore) {
 export async function collectGarbage(store: Datastore, options: GcOptions = {}): Promise<GcReport> {
   const now = options.now ?? Date.now();
   const graceMs = options.graceMs ?? 3_600_000;
-  await assertDatastore(store, "gc");
+  if ((await assertDatastore(store, "gc")) === "empty") {
+    return { runs: 0, live: 0, blobs: 0, referenced: 0, deleted: [], deletedBytes: 0, young: 0, staleCacheEntries: 0, staleCacheKeys: [], damaged: [] };
+  }
   const marker = options.dryRun ? undefined : await announce(store);
   try {
     // List blobs before marking: a blob written after this listing is not a candidate at all,

@@ -29,6 +29,11 @@ describe("gc and delete touch only tsflow's keys", () => {
       expect(r.stderr).not.toMatch(STACK_LINE);
     }
     expect(existsSync(model)).toBe(true);
+    // An empty (or not yet created) datastore is simply empty.
+    const fresh = join(project, "nothing-yet");
+    const gc = await cli(["gc", "--datastore", fresh]);
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(gc.stdout).toMatch(/^0 runs/);
   });
 
   it("in a datastore, leave other files alone and list under --dry-run what goes", async () => {
