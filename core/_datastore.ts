@@ -2,7 +2,7 @@
  * What the core adds on top of any datastore plugin: key validation and the optional
  * methods a plugin may leave out (unstorage fills driver gaps the same way).
  */
-import type { Bytes, Datastore, ReadOptions, PutOptions } from "./types.ts";
+import type { Bytes, Datastore, Logger, PutOptions, ReadOptions } from "./types.ts";
 import { isTsflowError, TsflowError } from "./errors.ts";
 
 const SEGMENT = /^[A-Za-z0-9_.:@=+-]+$/;
@@ -118,6 +118,22 @@ export async function getJson<T>(store: Datastore, key: string, max?: number): P
 
 const WRAPPED = Symbol.for("tsflow.datastore.wrapped");
 
+/** Where a wrapped store reports slow operations, and what counts as slow. */
+const watchers = new WeakMap<Datastore, { logger: Logger; slowMs: number }>();
+const SLOW_MS = 10_000;
+/** One warning per store in this window; the next one counts what was not reported. */
+const WARN_EVERY_MS = 30_000;
+
+/**
+ * Gives a wrapped store a logger (the run's: consola in the CLI): an operation slower than
+ * `slowMs` (default 10 s: throttling, retries, a saturated link) is reported, at most once
+ * every 30 s per store.
+ */
+export function watchDatastore(store: Datastore, logger: Logger | undefined, options: { slowMs?: number } = {}): void {
+  if (!logger) watchers.delete(store);
+  else watchers.set(store, { logger, slowMs: options.slowMs ?? SLOW_MS });
+}
+
 /**
  * What the core puts around every datastore, once (as unstorage's `createStorage` wraps a
  * driver): keys are checked before the plugin sees them, `get` of a missing key is `null`
@@ -133,12 +149,30 @@ export function wrapDatastore(raw: Datastore, location: string | undefined = raw
     if (isTsflowError(e)) throw e;
     throw new TsflowError("Datastore", `[${name}] cannot ${action} '${key}' in ${raw.url}: ${(e as Error)?.message ?? String(e)}`);
   };
+  let lastWarning = 0;
+  let unreported = 0;
+  const slow = (action: string, key: string, ms: number) => {
+    const watch = watchers.get(store);
+    if (!watch || ms < watch.slowMs) return;
+    const now = Date.now();
+    if (now - lastWarning < WARN_EVERY_MS) {
+      unreported++;
+      return;
+    }
+    const more = unreported ? ` (and ${unreported} more slow operation${unreported === 1 ? "" : "s"} since the last warning)` : "";
+    lastWarning = now;
+    unreported = 0;
+    watch.logger.warn(`[${name}] slow storage: ${action} '${key}' in ${raw.url} took ${(ms / 1000).toFixed(1)} s${more}`);
+  };
   const guard = async <T>(action: string, key: string, allowEmpty: boolean, fn: () => T | Promise<T>): Promise<T> => {
     checkKey(key, allowEmpty);
+    const t0 = Date.now();
     try {
       return await fn();
     } catch (e) {
       return fail(action, key, e);
+    } finally {
+      slow(action, key, Date.now() - t0);
     }
   };
   const store: Datastore = {

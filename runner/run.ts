@@ -10,6 +10,7 @@ import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { contentHash, refOf } from "../core/artifacts.ts";
 import { type StepCache, stepCache } from "../core/cache.ts";
 import { createClient, type Run } from "../core/client.ts";
+import { watchDatastore } from "../core/_datastore.ts";
 import { applyConfig, configValues } from "../core/config.ts";
 import { TsflowError } from "../core/errors.ts";
 import { getStepMeta } from "../core/flow.ts";
@@ -353,6 +354,8 @@ async function prepare<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: Res
     else if (defaultName === "inline") givenExecutors.push(inlineExecutor({ flowClass, store, host, environment: enterTaskEnvironment }));
     executors = await executorSet(defaultName, Object.values(info.graph.nodes), withDecorators, { freshWorkers: flags.freshWorkers, cwd, reuse: early, given: givenExecutors });
     checkReachable(store, info, executors);
+    // The store's slow operations reach the same logger as the executors' warnings.
+    watchDatastore(store, options.logger, { slowMs: Number(process.env.TSFLOW_SLOW_STORAGE_MS) || undefined });
     return {
       executors,
       cache,

@@ -35,6 +35,15 @@ datastoreSuite(
         expect(runs.stdout).toMatch(/succeeded/);
       });
 
+      it("a slow store is reported on the terminal through the run's logger, once per 30 s", async () => {
+        const dir = tempStore();
+        const r = await cli(["run", "examples/hello.ts", "--datastore", `./test/fixtures/slow-store.ts:dir=${dir},delayMs=400`], { env: { TSFLOW_SLOW_STORAGE_MS: "300" } });
+        expect(r.code, r.stderr).toBe(0);
+        const warnings = r.stderr.split("\n").filter((l) => l.includes("slow storage"));
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toMatch(/\[slow\] slow storage: write 'flows\/HelloFlow\/runs\/\S+\/run\.json' in flat:\/\/\S+ took 0\.\d s/);
+      });
+
       it("a plugin file that is not a datastore is refused naming the file, exit 2", async () => {
         const r = await cli(["run", "examples/hello.ts", "--datastore", "./examples/hello.ts"]);
         expect(r.code).toBe(2);
