@@ -158,7 +158,7 @@ export function dagSvg(links: Links, run: RunInfo, stats: Record<string, StepSta
     const spec = steps[s];
     const kind = spec?.foreach ? `foreach ${spec.foreach}` : spec?.condition ? `switch ${spec.condition}` : (spec?.type ?? "");
     const of = st.expected ?? st.total;
-    const count = of === 0 ? "no tasks yet" : st.unread ? `${of} tasks` : `${st.counts.succeeded}/${of} tasks`;
+    const count = of === 0 ? "no tasks yet" : st.unread ? `${of} ${of === 1 ? "task" : "tasks"}` : `${st.counts.succeeded}/${of} ${of === 1 ? "task" : "tasks"}`;
     const extra = (st.counts.failed ? ` · ${st.counts.failed} failed` : "") + (st.counts.running ? ` · ${st.counts.running} running` : "");
     const href = firstTask[s] ? links.task(run.flow, run.runId, s, firstTask[s]!) : undefined;
     const box = `<rect x="${p.x}" y="${p.y}" width="${W}" height="${H}" rx="7" fill="${COLORS[st.state]}"/><text class="lbl" x="${p.x + 10}" y="${p.y + 20}" font-weight="700">${esc(s)}</text><text class="lbl" x="${p.x + 10}" y="${p.y + 37}">${esc(kind)}</text><text class="lbl" x="${p.x + 10}" y="${p.y + 52}">${esc(count + extra)}</text>`;

@@ -21,8 +21,8 @@ export async function flowsPage(store: Datastore, links: Links): Promise<string>
       const ids = await listRunIds(store, flow);
       const damaged: string[] = [];
       const runs = await getRuns(store, ids.slice(0, 5).map((runId) => ({ flow, runId })), damaged);
-      const more = links.runs ? ` · <a href="${esc(links.runs({ flow }))}">all ${ids.length} runs</a>` : "";
-      return `<h2>${esc(flow)} <span class="mute">${ids.length} runs${more}</span></h2>${runsTable(links, runs, false)}${damagedNote(damaged)}`;
+      const more = links.runs ? ` · <a href="${esc(links.runs({ flow }))}">all ${ids.length} ${ids.length === 1 ? "run" : "runs"}</a>` : "";
+      return `<h2>${esc(flow)} <span class="mute">${ids.length} ${ids.length === 1 ? "run" : "runs"}${more}</span></h2>${runsTable(links, runs, false)}${damagedNote(damaged)}`;
     }),
   );
   return page(links, "Flows", `<h1>Flows</h1>${sections.join("") || `<p class="mute">No flows in this datastore yet. Run one: <code>tsflow run flow.ts</code></p>`}`);
@@ -64,7 +64,7 @@ export async function runsPage(store: Datastore, links: Links, q: RunsQuery): Pr
   const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
   const base = { flow: q.flow ?? "", status: q.status ?? "", tag: q.tag ?? "" };
   const link = (p: number, label: string) => (links.runs ? `<a href="${esc(links.runs({ ...base, page: String(p) }))}">${label}</a>` : "");
-  const pager = `<div class="pager">${pageNo > 1 ? link(pageNo - 1, "← newer") : ""}<span>page ${pageNo} of ${pages} (${total} runs)</span>${pageNo < pages ? link(pageNo + 1, "older →") : ""}</div>`;
+  const pager = `<div class="pager">${pageNo > 1 ? link(pageNo - 1, "← newer") : ""}<span>page ${pageNo} of ${pages} (${total} ${total === 1 ? "run" : "runs"})</span>${pageNo < pages ? link(pageNo + 1, "older →") : ""}</div>`;
   const opt = (v: string, cur?: string) => `<option value="${esc(v)}"${v === (cur ?? "") ? " selected" : ""}>${esc(v || "any")}</option>`;
   const form = `<form class="filters" method="get" action="${esc(links.runs?.() ?? "")}"><label>Flow <select name="flow">${["", ...(await listFlows(store))].map((f) => opt(f, q.flow)).join("")}</select></label><label>Status <select name="status">${["", "running", "succeeded", "failed", "abandoned"].map((s) => opt(s, q.status)).join("")}</select></label><label>Tag <input name="tag" value="${esc(q.tag ?? "")}" size="14"></label><button>Filter</button></form>`;
   return page(links, "Runs", `<h1>Runs</h1>${form}${runsTable(links, shown)}${damagedNote(damaged)}${pager}`);

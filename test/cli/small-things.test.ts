@@ -136,3 +136,23 @@ describe("wording", () => {
     expect(gc.stdout).toMatch(/^1 run \(0 running\)/m);
   });
 });
+
+describe("viewer wording", () => {
+  it("one run and one task are singular on the runs and run pages", async () => {
+    const store = tempStore();
+    const file = join(mkdtempSync(join(tmpdir(), "tsflow-one-")), "flow.ts");
+    writeFileSync(file, `import { FlowSpec, step } from "tsflow";\nexport default class LoneFlow extends FlowSpec {\n  @step start() { this.next(this.end); }\n  @step end() {}\n}\n`);
+    const r = await cli(["run", file, "--datastore", store]);
+    expect(r.code, r.stderr).toBe(0);
+    const { createViewerApp } = await import("../../viewer/app.ts");
+    const { default: fsDatastore } = await import("../../plugins/datastores/fs.ts");
+    const { default: nodeHost } = await import("../../plugins/host/node.ts");
+    const app = createViewerApp({ store: fsDatastore({ root: store }), host: nodeHost(), allowedHosts: ["127.0.0.1:8324"] });
+    const get = async (path: string) => (await app.request(path, { headers: { host: "127.0.0.1:8324" } })).text();
+    const runs = await get("/");
+    expect(runs).toMatch(/1 run\b/);
+    const run = await get(`/runs/LoneFlow/${latestRun(store, "LoneFlow").runId}`);
+    expect(run).toContain("1/1 task");
+    expect(runs + run).not.toMatch(/\b1 (runs|tasks)\b|\/1 tasks/);
+  });
+});
