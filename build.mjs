@@ -35,7 +35,7 @@ const common = {
 // of those the CLI imports lazily (`tsflow view` → hono). A heavy package imported statically
 // by a lazily loaded module would then load on every start; this plugin turns those imports
 // into awaited dynamic imports that run when (and only if) the module itself is first used.
-const HEAVY = /^(hono|@hono\/[^"']+|@aws-sdk\/[^"']+|dockerode)$/;
+const HEAVY = /^(hono(\/[^"']+)?|@hono\/[^"']+|@aws-sdk\/[^"']+|dockerode)$/;
 const lazyHeavy = {
   name: "lazy-heavy-imports",
   setup(b) {

@@ -194,6 +194,9 @@ function discoverFields(flowClass: Function, issues: GraphIssue[]) {
     const value = instance[key];
     if (isParameterSpec(value)) {
       if (seen.has(value.name)) issues.push({ step: key, rule: "duplicate-parameter", message: `parameter '${value.name}' is declared twice` });
+      if (RUN_OPTION_NAMES.has(value.name)) {
+        issues.push({ step: key, rule: "reserved-parameter", message: `parameter '${value.name}' has the name of tsflow run's own --${value.name} option; rename it` });
+      }
       seen.add(value.name);
       parameters[key] = value;
     } else if (!key.startsWith("_")) {
@@ -202,6 +205,13 @@ function discoverFields(flowClass: Function, issues: GraphIssue[]) {
   }
   return { parameters, fields };
 }
+
+/**
+ * Parameters become `--name` options of `tsflow run` beside the run's own options, so a
+ * parameter may not take one of their names (Metaflow reserves its option names the same way).
+ * cli/options.ts parses exactly these; a unit test keeps the two lists equal.
+ */
+export const RUN_OPTION_NAMES: ReadonlySet<string> = new Set(["flow", "datastore", "executor", "tag", "with", "max-workers", "max-num-splits", "fresh-workers", "origin-run-id", "no-cache", "config", "help"]);
 
 interface Transition {
   targets: string[];

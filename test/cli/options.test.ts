@@ -124,3 +124,24 @@ export default class BareFlow extends FlowSpec {
     });
   }
 });
+
+describe("parameter names", () => {
+  it("a parameter named like one of run's own options is refused by check and run, naming both", async () => {
+    const file = flowFile(`import { FlowSpec, Parameter, step } from "tsflow";
+export default class ReservedFlow extends FlowSpec {
+  config = Parameter("config", { type: "json", default: { a: 1 } });
+  @step start() { this.next(this.end); }
+  @step end() {}
+}
+`);
+    for (const args of [["check", file], ["run", file, "--datastore", ds]]) {
+      oneError(await cli(args), /parameter 'config' has the name of tsflow run's own --config option; rename it/);
+    }
+  });
+
+  it("the reserved names are exactly the options run parses", async () => {
+    const { FLAGS } = await import("../../cli/options.ts");
+    const { RUN_OPTION_NAMES } = await import("../../core/graph.ts");
+    expect([...RUN_OPTION_NAMES].sort()).toEqual(Object.keys(FLAGS).sort());
+  });
+});

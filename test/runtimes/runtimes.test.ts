@@ -20,7 +20,7 @@ const CASES: [string, string[]][] = [
   ["foreach", ["examples/foreach.ts"]],
   ["switch", ["examples/switch.ts"]],
   ["switch-high", ["examples/switch.ts", "--score", "0.9"]],
-  ["parameters", ["examples/parameters.ts", "--alpha", "0.5", "--mode", "fast", "--config", '{"layers":[4,2]}', "--verbose"]],
+  ["parameters", ["examples/parameters.ts", "--alpha", "0.5", "--mode", "fast", "--model", '{"layers":[4,2]}', "--verbose"]],
 ];
 
 describe("the examples behave the same on every runtime", () => {

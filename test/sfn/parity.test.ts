@@ -31,7 +31,7 @@ const ALL_CASES: Case[] = [
   { file: "examples/foreach.ts", params: { n: "3" }, tasks: 6 },
   { file: "examples/switch.ts", tasks: 6 },
   { file: "examples/switch.ts", params: { score: "0.9" }, tasks: 3 },
-  { file: "examples/parameters.ts", params: { mode: "fast", config: '{"layers":[3]}' }, tasks: 2 },
+  { file: "examples/parameters.ts", params: { mode: "fast", model: '{"layers":[3]}' }, tasks: 2 },
   { file: "test/fixtures/linear.ts", tasks: 3 },
   { file: "test/fixtures/branch.ts", tasks: 6 },
   { file: "test/fixtures/nested-foreach.ts", params: { outer: "2" }, tasks: 12 },
