@@ -9,7 +9,7 @@
  * nothing, and an artifact the step did not touch is passed on by reference, never rewritten.
  */
 import { getJson, mapLimit } from "./_datastore.ts";
-import { attemptKey, doneKey, runKey } from "./_layout.ts";
+import { attemptKey, blobKey, doneKey, runKey } from "./_layout.ts";
 import { type CardArtifact, CardSession, cardSpecsOf, previewComponent } from "./cards.ts";
 import { contentHash, loadArtifact, loadArtifactSync, refOf, storeArtifact, storeEncoded } from "./artifacts.ts";
 import { TsflowError } from "./errors.ts";
@@ -97,15 +97,23 @@ export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise
   } finally {
     installRuntime(undefined);
   }
-  if (cardSpecs.length > 0) {
+  const finishCards = async () => {
+    // Card blobs are put before the result.json that references them, like artifacts.
+    stored.watch ??= watchSweeps(env.store);
+    await stored.watch;
     const refs = await cards.finish({ ok: result.ok, error: result.error, startedAt: result.startedAt, finishedAt: result.finishedAt, artifacts: cards.artifacts ?? [] });
     if (refs.length > 0) result.cards = refs;
-  }
+  };
+  if (cardSpecs.length > 0) await finishCards();
   const resultKey = attemptKey(spec.flowName, spec.runId, spec.step, spec.taskId, spec.attempt, "result.json");
   await env.store.put(resultKey, new TextEncoder().encode(JSON.stringify(result)));
   // A gc that swept between our puts and the result.json may have taken blobs we put or
-  // found: put them again before anyone reads them (see core/_sweeps.ts).
-  if (result.ok && stored.watch && (await (await stored.watch).swept())) {
+  // found: put them again before anyone reads them (see core/_sweeps.ts). Artifacts come back
+  // with the same hashes; cards render anew (new hashes), so their new result.json opens a new
+  // window, watched the same way.
+  for (let round = 0; stored.watch && round < 3; round++) {
+    if (!(await (await stored.watch).swept())) break;
+    stored.watch = undefined;
     try {
       await mapLimit(stored.written, 4, async ({ name, value, hash }) => {
         const again = await storeArtifact(env.store, env.host, name, value);
@@ -114,7 +122,13 @@ export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise
     } catch (e) {
       result = { ok: false, error: errorInfo(e), artifacts: {}, next: [], startedAt, finishedAt: Date.now() };
       await env.store.put(resultKey, new TextEncoder().encode(JSON.stringify(result)));
+      break;
     }
+    const cardBlobs = (result.cards ?? []).flatMap((c) => [c.data, c.html]).filter((h): h is string => typeof h === "string");
+    const present = await Promise.all(cardBlobs.map((h) => env.store.has(blobKey(h))));
+    if (present.every(Boolean)) break;
+    await finishCards();
+    await env.store.put(resultKey, new TextEncoder().encode(JSON.stringify(result)));
   }
   return result;
 }

@@ -25,6 +25,7 @@ import { S3RVER_CREDENTIALS, startHoldingProxy, startS3rver } from "../_s3rver.t
 import { startBatchServer } from "../batch-server/server.ts";
 import { NODE_IMAGE } from "../executors/_docker.ts";
 import GcRaceFlow from "../fixtures/gc-race.ts";
+import GcRaceCardFlow from "../fixtures/gc-race-card.ts";
 import { walk } from "../reliability/_util.ts";
 
 const host = nodeHost();
@@ -100,6 +101,27 @@ describe("gc beside a live run", () => {
       expect(values["end.constant"]).toBe(CONSTANT);
     });
   }
+
+  it("fs, --grace 0: a task's card blobs survive too (they are rendered again)", async () => {
+    const ds = tempStore();
+    // A datastore with some history, so gc runs on a real one.
+    expect((await cli(["run", fixture("gc-race.ts"), "--datastore", ds])).code).toBe(0);
+    const held = holding(fsDatastore({ root: ds }), (key) => /\/tasks\/start\/1\/0\/result\.json$/.test(key));
+    const running = runFlow(GcRaceCardFlow, { datastore: held.store, executor: "inline" });
+    await held.reached;
+    const gc = await cli(["gc", "--grace", "0", "--datastore", ds]);
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(gc.stdout).toMatch(/deleted [1-9]/);
+    held.release();
+    const run = await running;
+    expect(run.error).toBeUndefined();
+    const client = createClient(fsDatastore({ root: ds }), host);
+    client.namespace(null);
+    const [task] = await (await client.Flow.get("GcRaceCardFlow").run(run.runId)).step("start").tasks();
+    const [c] = await task!.cards();
+    expect(await c!.html()).toContain("a card that must survive gc");
+    expect(await task!.data("value")).toMatch(/^fresh /);
+  });
 
   it("s3rver + AWS Batch (local server), --grace 0: the task's blobs survive a gc in its window", async () => {
     const [s3, server] = await Promise.all([startS3rver({ buckets: ["gc"] }), startBatchServer({ executor: "process", transitionMs: 20 })]);
