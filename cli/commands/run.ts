@@ -1,6 +1,6 @@
 /** `tsflow run FILE [--param value …]`: arguments in, terminal output and exit code out; the run itself is `runFlow`. */
 import { defineCommand } from "citty";
-import { consola } from "consola";
+import type { ConsolaInstance } from "consola";
 import { TsflowError } from "../../core/errors.ts";
 import { formatParameter, inspectFlow } from "../../core/graph.ts";
 import type { Logger } from "../../core/types.ts";
@@ -54,19 +54,20 @@ export function runOptionsOf(flags: RunFlags): RunFlowOptions {
   };
 }
 
-/** A logger for executors' and datastores' warnings: consola, on stderr, below the live status line. */
+/**
+ * A logger for executors' and datastores' warnings: consola, on stderr, below the live status
+ * line. consola loads on the first message: most runs never warn.
+ */
 function terminalLogger(reporter: TerminalReporter): Logger {
-  const log = consola.withTag("tsflow");
-  const around = (fn: (m: string) => void) => (m: string) => {
-    reporter.pause();
-    fn(m);
+  let log: Promise<ConsolaInstance> | undefined;
+  const say = (level: "info" | "warn" | "error" | "debug") => (m: string) => {
+    log ??= import("consola").then(({ consola }) => consola.withTag("tsflow"));
+    void log.then((l) => {
+      reporter.pause();
+      l[level](m);
+    });
   };
-  return {
-    info: around((m) => log.info(m)),
-    warn: around((m) => log.warn(m)),
-    error: around((m) => log.error(m)),
-    debug: around((m) => log.debug(m)),
-  };
+  return { info: say("info"), warn: say("warn"), error: say("error"), debug: say("debug") };
 }
 
 /** Runs with the terminal reporter and Ctrl-C handling; prints the outcome and returns the exit code. */
