@@ -98,7 +98,9 @@ export default defineCommand({
     const r = await spinStep(file, pathspec, { datastore: store, overrides, persist, exportName: args.flow as string | undefined });
     const secs = (r.durationMs / 1000).toFixed(2);
     if (!r.ok) {
-      process.stderr.write(`✖ Spin of ${r.origin} failed after ${secs} s: ${r.error?.type}: ${r.error?.message}\n`);
+      // Where it failed, in the step's code: what a spin is for.
+      const frames = (r.error?.stack ?? "").split("\n").filter((l) => /^\s+at /.test(l) && !/node:internal|tsflow\.mjs|\/(?:core|runner)\/[^/]+\.ts/.test(l)).slice(0, 5);
+      process.stderr.write(`✖ Spin of ${r.origin} failed after ${secs} s: ${r.error?.type}: ${r.error?.message}\n${frames.map((f) => `  ${printable(f.trim())}\n`).join("")}`);
       return 1;
     }
     process.stdout.write(`✔ Spun ${r.origin} in ${secs} s${r.persisted ? ` as ${r.pathspec} (tsflow dump ${r.pathspec})` : " (not stored: --no-persist)"}\n`);

@@ -161,6 +161,14 @@ describe("tsflow spin", () => {
       expect(runsOf(store)).toEqual([origin]);
       const many = await cli(["spin", file, "work", "--from", origin, "--datastore", store]);
       expect(many.code).toBe(2);
+      // A failing step: its error and where in the flow's code, not tsflow's frames.
+      writeFileSync(file, readFileSync(file, "utf8").replace("this.value = this.input * 100 + this.offset;", 'throw new Error("edited to fail");'));
+      const failed = await cli(["spin", file, "work", "--from", origin, "--index", "1", "--datastore", store, "--no-persist"]);
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toContain("failed after");
+      expect(failed.stderr).toContain("Error: edited to fail");
+      expect(failed.stderr).toMatch(/at SpinFlow\.work \(.*flow\.ts:\d+:\d+\)/);
+      expect(failed.stderr).not.toContain("tsflow.mjs");
       expect(many.stderr).toContain("step 'work' of SpinFlow/");
       expect(many.stderr).toContain("has 4 tasks; pick one with --task ID or --index N");
       expect(existsSync(join(store, "flows", "SpinFlow", "runs", origin))).toBe(true);
