@@ -10,7 +10,7 @@ import { openDatastore } from "../../runner/stores.ts";
 import { userFrames } from "../reporter.ts";
 
 export const datastoreArg = {
-  datastore: { type: "string", description: "Where runs are stored: a path or s3://bucket/prefix (default: .tsflow found upwards)" },
+  datastore: { type: "string", description: "Where runs are stored: a path, s3://bucket/prefix or a datastore plugin file (./my-store.ts[:options]); default: .tsflow found upwards" },
 } as const;
 
 /**

@@ -16,7 +16,7 @@ export const runArgs = {
   "max-workers": { type: "string", description: "Tasks running at once (default: number of CPUs)" },
   "max-num-splits": { type: "string", description: "Largest foreach allowed (default: 1000)" },
   with: { type: "string", description: "Attach a decorator to every step: retry, timeout:seconds=60, batch:memory=8192 (repeatable)" },
-  datastore: { type: "string", description: "Where runs are stored: a path or s3://bucket/prefix (default: .tsflow found upwards)" },
+  datastore: { type: "string", description: "Where runs are stored: a path, s3://bucket/prefix or a datastore plugin file (./my-store.ts[:options]); default: .tsflow found upwards" },
   executor: { type: "string", description: "process (default), docker, batch, or the path of an executor plugin" },
   "fresh-workers": { type: "boolean", description: "One process per task instead of warm workers (full isolation)" },
   "no-cache": { type: "boolean", description: "Run @cached steps even when an earlier result matches" },

@@ -23,7 +23,7 @@ export default defineCommand({
     host: { type: "string", description: "Address to bind (default 127.0.0.1: only this machine can connect; any other address requires an access token)" },
     token: { type: "string", description: "Access token visitors must give (default beyond loopback: a new random one, printed; env TSFLOW_VIEW_TOKEN)" },
     "allow-host": { type: "string", description: "Extra names the viewer may be reached by (the Host header), comma-separated, e.g. viewer.team.example" },
-    datastore: { type: "string", description: "Where runs are stored: a path or s3://bucket/prefix (default: .tsflow found upwards)" },
+    datastore: { type: "string", description: "Where runs are stored: a path, s3://bucket/prefix or a datastore plugin file (./my-store.ts[:options]); default: .tsflow found upwards" },
     open: { type: "boolean", description: "Open the viewer in a browser" },
     export: { type: "string", description: "Write a static copy of the run given as Flow/runId into this directory" },
   },
