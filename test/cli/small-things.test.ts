@@ -13,8 +13,10 @@ const ds = tempStore();
 const ESC = "\x1b[";
 
 describe("colours", () => {
-  // exec() sets NO_COLOR; here it is unset (and FORCE_COLOR too) to see what a pipe gets.
-  const piped = (args: string[], env: Record<string, string | undefined> = {}) => exec([process.execPath, CLI, ...args], { env: { NO_COLOR: undefined, FORCE_COLOR: undefined, ...env } });
+  // exec() sets NO_COLOR and vitest sets TEST (citty then stays plain): here both are unset, and
+  // FORCE_COLOR and CI too, with a colour terminal's TERM: what a pipe from a user's shell gets.
+  const piped = (args: string[], env: Record<string, string | undefined> = {}) =>
+    exec([process.execPath, CLI, ...args], { env: { NO_COLOR: undefined, FORCE_COLOR: undefined, CI: undefined, TEST: undefined, TERM: "xterm-256color", ...env } });
   it.each([[["--help"]], [["run", "--help"]], [["runs", "--help"]], [["run", "examples/parameters.ts", "--help"]]])("tsflow %j writes no escape codes to a pipe", async (args) => {
     const r = await piped(args);
     expect(r.code, r.stderr).toBe(0);
