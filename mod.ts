@@ -5,17 +5,21 @@
  */
 import { defaultCardRenderer } from "./cards/index.ts";
 import { installCardRenderer } from "./core/cards.ts";
-import { createClient, type Flow as ClientFlow } from "./core/client.ts";
+import { createClient, type Flow as ClientFlow, installNotebookRenderer } from "./core/client.ts";
 import { runningTask } from "./core/flow.ts";
 import type { Datastore } from "./core/types.ts";
+import { notebookRenderer } from "./notebook/display.ts";
 import nodeHost from "./plugins/host/node.ts";
 import { openDatastore } from "./runner/stores.ts";
 
 export * from "./core/index.ts";
 export { cardHtml, vegaLiteHtml } from "./cards/index.ts";
+export { artifactBundle, htmlFrame } from "./notebook/display.ts";
 
 // Tasks render their cards, and readers build card documents, with tsflow's renderer.
 installCardRenderer(defaultCardRenderer);
+// Client objects show as tables, images and the run's DAG in notebooks (core/client.ts asks it).
+installNotebookRenderer(notebookRenderer);
 export {
   type FinishedRun,
   type FlowRef,
@@ -23,6 +27,7 @@ export {
   type RunEvent,
   type RunFlowOptions,
   type RunHandle,
+  type RunProgress,
   resumeFlow,
   runFlow,
   startFlow,

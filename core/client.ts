@@ -195,6 +195,11 @@ export class Flow<F = unknown> {
     this.pathspec = name;
   }
 
+  /** `Flow PetsFlow` */
+  toString(): string {
+    return `Flow ${this.name}`;
+  }
+
   /** @internal throws when the flow has no runs at all. */
   async ensureExists(): Promise<void> {
     const s = await this.ctx.store();
@@ -323,6 +328,14 @@ export class Run<F = unknown> {
     this.stepNames = doc.graph?.order ?? [];
   }
 
+  /** `Run PetsFlow/3 succeeded in 1.2 s (greeting=hi)`: one line, for consoles. */
+  toString(): string {
+    const took = this.finishedAt ? ` in ${fmtMs(this.finishedAt.getTime() - this.createdAt.getTime())}` : "";
+    const params = Object.entries(this.parameters).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`);
+    const p = params.join(", ");
+    return `Run ${this.pathspec} ${this.status}${took}${p ? ` (${p.length > 80 ? `${p.slice(0, 77)}…` : p})` : ""}${this.error ? ` — ${this.error.pathspec ?? ""} ${this.error.type}: ${this.error.message.split("\n")[0]}` : ""}`;
+  }
+
   /** A step by name (it may have no tasks yet). */
   step(name: string): Step<F> {
     parsePathspec(name, 1, 1);
@@ -398,6 +411,11 @@ export class Step<F = unknown> {
     private readonly ctx: ClientContext,
   ) {
     this.pathspec = `${run.pathspec}/${name}`;
+  }
+
+  /** `Step PetsFlow/3/start` */
+  toString(): string {
+    return `Step ${this.pathspec}`;
   }
 
   /** Task ids in numeric order. */
@@ -485,6 +503,12 @@ export class Task<F = unknown> {
     this.parents = (doc.parents ?? []).map((p) => `${step.run.flow}/${p}`);
     this.successful = done !== null;
     this.clonedFrom = done?.clonedFrom;
+  }
+
+  /** `Task PetsFlow/3/start/1 succeeded` */
+  toString(): string {
+    const e = this.exception;
+    return `Task ${this.pathspec} ${this.successful ? "succeeded" : this.finished ? "failed" : "not finished"}${this.clonedFrom ? ` (cloned from ${this.clonedFrom})` : ""}${e ? ` — ${e.type}: ${e.message.split("\n")[0]}` : ""}`;
   }
 
   /** The attempt that counts: the successful one, else the last that started. */
@@ -645,6 +669,11 @@ export class Card {
     this.error = ref.error;
   }
 
+  /** `Card default of PetsFlow/3/start/1` */
+  toString(): string {
+    return `Card ${this.type}${this.id !== this.type ? ` '${this.id}'` : ""} of ${this.task}${this.final ? "" : " (live)"}`;
+  }
+
   /** The card's data: its components and what it shows of the task. */
   async data(): Promise<CardData> {
     return loadCardData(await this.ctx.store(), this.ctx.host, this.ref);
@@ -673,6 +702,11 @@ export class Artifact {
     this.type = ref.type;
   }
 
+  /** `Artifact pets (json, 24 B) of PetsFlow/3/end/5` */
+  toString(): string {
+    return `Artifact ${this.name} (${this.type}, ${this.size} B) of ${this.task}`;
+  }
+
   /**
    * Loads and verifies the value. `limits.maxBytes` refuses (`TooLarge`) a blob whose real or
    * decompressed size passes it, whatever {@link size} (from the task's record) says.
@@ -689,3 +723,49 @@ async function attemptsOf(s: Datastore, flow: string, run: string, step: string,
     .map((e) => Number(e.slice(0, -1)))
     .sort((a, b) => a - b);
 }
+
+// ---------------------------------------------------------------- display in notebooks and consoles
+
+/** Jupyter kernels (Deno's) display an object through this method: it returns a mimebundle. */
+export const JUPYTER_DISPLAY: unique symbol = Symbol.for("Jupyter.display") as never;
+/** `console.log`/`util.inspect` read this on Node and Bun, and on Deno too. */
+const NODE_INSPECT: unique symbol = Symbol.for("nodejs.util.inspect.custom") as never;
+const RENDERER = Symbol.for("tsflow.notebookRenderer");
+
+/** A client object as notebook output: extra mimebundle entries (`text/html`, `image/png`, …). */
+export type NotebookRenderer = (obj: Flow | Run | Step | Task | Artifact | Card, store: Datastore, host: Host) => Promise<Record<string, unknown>>;
+
+/**
+ * Installs the renderer of client objects in notebooks (mod.ts installs tsflow's: the viewer's
+ * DAG, tables, images). The core only knows the hook, so it stays free of any HTML.
+ */
+export function installNotebookRenderer(renderer: NotebookRenderer | undefined): void {
+  (globalThis as Record<symbol, unknown>)[RENDERER] = renderer;
+}
+
+async function displayBundle(obj: Flow | Run | Step | Task | Artifact | Card, ctx: ClientContext): Promise<Record<string, unknown>> {
+  const text = obj.toString();
+  const renderer = (globalThis as Record<symbol, NotebookRenderer | undefined>)[RENDERER];
+  if (!renderer) return { "text/plain": text };
+  try {
+    return { "text/plain": text, ...(await renderer(obj, await ctx.store(), ctx.host)) };
+  } catch (e) {
+    // A display must not throw in the user's face: the short line and why the rich view failed.
+    return { "text/plain": `${text}
+(no rich view: ${(e as Error)?.message ?? e})` };
+  }
+}
+
+/** One short readable line for consoles: never the object's internals (its datastore, its host). */
+function inspectable<T extends { toString(): string }>(cls: abstract new (...args: any[]) => T): void {
+  Object.defineProperty(cls.prototype, NODE_INSPECT, { value(this: T) { return this.toString(); }, configurable: true });
+  Object.defineProperty(cls.prototype, JUPYTER_DISPLAY, {
+    value(this: T) {
+      return displayBundle(this as never, (this as unknown as { ctx: ClientContext }).ctx);
+    },
+    configurable: true,
+  });
+}
+for (const cls of [Flow, Run, Step, Task, Artifact, Card]) inspectable(cls as never);
+
+const fmtMs = (ms: number) => (ms < 1000 ? `${Math.round(ms)} ms` : ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60_000).toFixed(1)} min`);

@@ -23,7 +23,7 @@ import { detectRuntime } from "../plugins/host/node.ts";
 import { untrusted, userCacheDir } from "../plugins/host/trust.ts";
 
 /** The module a flow's `import "tsflow"` gets: this library, bundled or from source. */
-function libraryPath(): string {
+export function libraryPath(): string {
   const here = import.meta.url;
   // In the bundle, this file is dist/tsflow.mjs, which exports the whole library too.
   return fileURLToPath(here.endsWith(".ts") ? new URL("../mod.ts", here) : here);

@@ -21,6 +21,8 @@ import inlineExecutor from "../plugins/executors/inline.ts";
 import nodeHost from "../plugins/host/node.ts";
 import { type ExecutorSet, executorSet } from "./executors.ts";
 import { buildFlowModule, loadFlow } from "./load.ts";
+import { liveDisplay, progressLine } from "../notebook/live.ts";
+import { inNotebookKernel, type NotebookModule, notebookModule } from "./notebook.ts";
 import { applyDefaults, parseWith } from "./options.ts";
 import { planResume, type ResumePlan, resumeReuse } from "./resume.ts";
 import { enterTaskEnvironment } from "./secrets.ts";
@@ -119,6 +121,21 @@ export interface RunHandle<F = unknown> extends AsyncIterable<RunEvent> {
   wait(): Promise<FinishedRun<F>>;
   /** Stops every task; the run ends as failed (`Cancelled`). */
   abort(): void;
+  /** Counts so far (what a notebook's progress line shows). */
+  readonly progress: RunProgress;
+}
+
+/** How far a run started by {@link startFlow} is. */
+export interface RunProgress {
+  flow: string;
+  /** Tasks started, finished (cloned ones included) and failed so far. */
+  started: number;
+  finished: number;
+  failed: number;
+  /** Steps with a task running now (a step once per running task). */
+  running: string[];
+  /** Known once the run is over. */
+  durationMs?: number;
 }
 
 /** Runs a flow to its end, exactly as `tsflow run` does with the same options, and returns the run. */
@@ -166,15 +183,21 @@ export function startFlow<F>(flow: FlowRef<F>, options: RunFlowOptions = {}): Ru
     else partial.set(key, rest);
   };
   const user = options.reporter ?? {};
+  const progress: RunProgress = { flow: typeof flow === "string" ? flow : (flow as Function).name, started: 0, finished: 0, failed: 0, running: [] };
+  const runningTasks = new Map<string, string>();
   const reporter: RunReporter = {
     runStarted(run) {
       status = "running";
+      progress.flow = run.flow;
       runId = run.runId;
       resolveStarted(run.runId);
       emit({ type: "run-started", ...run });
       user.runStarted?.(run);
     },
     taskStarted(task) {
+      progress.started++;
+      runningTasks.set(task.pathspec, task.step);
+      progress.running = [...runningTasks.values()];
       emit({ type: "task-started", ...task });
       user.taskStarted?.(task);
     },
@@ -183,6 +206,13 @@ export function startFlow<F>(flow: FlowRef<F>, options: RunFlowOptions = {}): Ru
       user.taskOutput?.(task, stream, text);
     },
     taskFinished(task) {
+      if (!runningTasks.has(task.pathspec)) progress.started++;
+      runningTasks.delete(task.pathspec);
+      progress.running = [...runningTasks.values()];
+      // A failed attempt that will be retried starts (and is counted) again.
+      if (task.willRetry) progress.started--;
+      else progress.finished++;
+      if (!task.ok && !task.willRetry && !task.willCatch) progress.failed++;
       for (const stream of ["stdout", "stderr"] as const) flushLines(task.pathspec, task.step, stream, "", true);
       emit({ type: "task-finished", ...task });
       user.taskFinished?.(task);
@@ -202,6 +232,7 @@ export function startFlow<F>(flow: FlowRef<F>, options: RunFlowOptions = {}): Ru
   };
   const done = execute<F>(flow, { ...options, reporter, signal: controller.signal }, undefined).then(
     (run) => {
+      progress.durationMs = run.durationMs;
       status = run.successful ? "succeeded" : "failed";
       emit({ type: "run-finished", runId: run.id, successful: run.successful, ...(run.error ? { error: run.error } : {}) });
       finish();
@@ -215,7 +246,10 @@ export function startFlow<F>(flow: FlowRef<F>, options: RunFlowOptions = {}): Ru
     },
   );
   done.catch(() => {});
-  return {
+  const handle: RunHandle<F> = {
+    get progress() {
+      return progress;
+    },
     get status() {
       return status;
     },
@@ -249,6 +283,14 @@ export function startFlow<F>(flow: FlowRef<F>, options: RunFlowOptions = {}): Ru
       };
     },
   };
+  // In a notebook the handle is a progress line that updates itself; in a console, that line.
+  Object.defineProperties(handle, {
+    [Symbol.for("Jupyter.display")]: { value: () => liveDisplay(handle as RunHandle) },
+    [Symbol.for("nodejs.util.inspect.custom")]: { value: () => progressLine(handle as RunHandle) },
+    [Symbol.for("Deno.customInspect")]: { value: () => progressLine(handle as RunHandle) },
+    toString: { value: () => progressLine(handle as RunHandle) },
+  });
+  return handle;
 }
 
 /** The options of one run, assembled: what `executeRun` gets, and what to close afterwards. */
@@ -298,7 +340,14 @@ async function prepare<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: Res
   };
   const flags = await applyDefaults(given, cwd);
   const withDecorators = options.with && !Array.isArray(options.with) ? options.with : parseWith(flags.with ?? []);
-  const file = typeof flow === "string" ? flow : (options.file ?? definingFile(flow));
+  let file = typeof flow === "string" ? flow : (options.file ?? definingFile(flow));
+  // A class from a notebook cell has no file: workers import a module rebuilt from the class
+  // (runner/notebook.ts), asked for with executor "process" or implied inside a notebook kernel.
+  let notebook: NotebookModule | undefined;
+  if (!file && typeof flow !== "string" && typeof options.executor !== "object" && (flags.executor === "process" || (flags.executor === undefined && inNotebookKernel()))) {
+    notebook = await notebookModule(flow);
+    file = notebook.file;
+  }
   const defaultName = typeof options.executor === "object" ? options.executor.name : (flags.executor ?? (file ? "process" : "inline"));
   if (defaultName === "process" && !file) {
     throw new TsflowError("BadOption", `cannot tell which file defines ${(flow as Function).name}; pass { file } or { executor: "inline" }`);
@@ -316,13 +365,14 @@ async function prepare<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: Res
         : (async () => {
             // Local workers import the built module this process made; other executors (containers,
             // jobs, a plugin's threads) load the flow file themselves with their own tsflow.
-            const needsModule = file && defaultName === "process" && host.runtime === "node" && !/\.m?js$/.test(file);
-            return { flowClass: flow as Function, file, exportName: options.exportName, module: needsModule ? await buildFlowModule(file) : file };
+            const known = file;
+            const needsModule = known && defaultName === "process" && host.runtime === "node" && !/\.m?js$/.test(known);
+            return { flowClass: flow as Function, file: known, exportName: notebook?.exportName ?? options.exportName, module: needsModule ? await buildFlowModule(known) : known };
           })(),
       resolveDatastore(storeArg, cwd),
     ]);
     const { flowClass } = loaded;
-    const declared = loadFlowInfo(flowClass, loaded.file);
+    const declared = loadFlowInfo(flowClass, notebook ? "the notebook (a class without a file)" : loaded.file);
     options.validate?.(declared);
     let plan: ResumePlan | undefined;
     if (resume) {
