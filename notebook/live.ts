@@ -30,28 +30,30 @@ function bundle(handle: RunHandle): Record<string, unknown> {
  * The handle's mimebundle. In Deno's kernel the line is displayed with an id and updated on
  * every event (at most a few times a second); the cell's own result is then left empty.
  */
-export async function liveDisplay(handle: RunHandle): Promise<Record<string, unknown>> {
+export async function liveDisplay(handle: RunHandle, beforeSettle: (last: () => Promise<void>) => void): Promise<Record<string, unknown>> {
   const jupyter = (globalThis as { Deno?: { jupyter?: JupyterDisplay } }).Deno?.jupyter;
   if (!jupyter?.display || handle.status === "succeeded" || handle.status === "failed") return bundle(handle);
   const id = `tsflow-${Math.random().toString(36).slice(2)}`;
   await jupyter.display(bundle(handle), { raw: true, display_id: id });
-  void (async () => {
-    let last = 0;
-    let pending: ReturnType<typeof setTimeout> | undefined;
-    const update = () => {
-      pending = undefined;
-      last = Date.now();
-      jupyter.display(bundle(handle), { raw: true, display_id: id, update: true }).catch(() => {});
-    };
-    for await (const _ of handle) {
-      if (pending) continue;
-      const wait = 250 - (Date.now() - last);
-      if (wait <= 0) update();
-      else pending = setTimeout(update, wait);
-    }
+  let last = 0;
+  let pending: ReturnType<typeof setTimeout> | undefined;
+  const update = () => {
+    pending = undefined;
+    last = Date.now();
+    return jupyter.display(bundle(handle), { raw: true, display_id: id, update: true });
+  };
+  // The final line is written before the handle's wait() resolves (see startFlow).
+  beforeSettle(async () => {
     if (pending) clearTimeout(pending);
-    await handle.wait().catch(() => {});
-    update();
+    await update();
+  });
+  void (async () => {
+    for await (const _ of handle) {
+      if (pending || handle.status === "succeeded" || handle.status === "failed") continue;
+      const wait = 250 - (Date.now() - last);
+      if (wait <= 0) update().catch(() => {});
+      else pending = setTimeout(() => update().catch(() => {}), wait);
+    }
   })();
   return {};
 }

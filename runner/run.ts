@@ -230,18 +230,24 @@ export function startFlow<F>(flow: FlowRef<F>, options: RunFlowOptions = {}): Ru
     ended = true;
     for (const q of queues) q.wake?.();
   };
+  // Displays of the handle (a notebook's progress line) finish their last update before
+  // `wait()` resolves, so the cell awaiting it never ends ahead of the final line.
+  const beforeSettle: (() => Promise<void>)[] = [];
+  const settle = () => Promise.all(beforeSettle.map((f) => f().catch(() => {})));
   const done = execute<F>(flow, { ...options, reporter, signal: controller.signal }, undefined).then(
-    (run) => {
+    async (run) => {
       progress.durationMs = run.durationMs;
       status = run.successful ? "succeeded" : "failed";
       emit({ type: "run-finished", runId: run.id, successful: run.successful, ...(run.error ? { error: run.error } : {}) });
       finish();
+      await settle();
       return run;
     },
-    (e) => {
+    async (e) => {
       status = "failed";
       rejectStarted(e);
       finish();
+      await settle();
       throw e;
     },
   );
@@ -285,7 +291,7 @@ export function startFlow<F>(flow: FlowRef<F>, options: RunFlowOptions = {}): Ru
   };
   // In a notebook the handle is a progress line that updates itself; in a console, that line.
   Object.defineProperties(handle, {
-    [Symbol.for("Jupyter.display")]: { value: () => liveDisplay(handle as RunHandle) },
+    [Symbol.for("Jupyter.display")]: { value: () => liveDisplay(handle as RunHandle, (f) => beforeSettle.push(f)) },
     [Symbol.for("nodejs.util.inspect.custom")]: { value: () => progressLine(handle as RunHandle) },
     [Symbol.for("Deno.customInspect")]: { value: () => progressLine(handle as RunHandle) },
     toString: { value: () => progressLine(handle as RunHandle) },

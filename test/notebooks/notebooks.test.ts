@@ -81,13 +81,13 @@ describe.skipIf(!kernelReady)(`notebooks on Deno's kernel (${kernelReady ? "read
     expect(runHtml).toMatch(/greeting<\/td><td><code>hello/);
     expect(outputsOf(cell(cells, "console.log(String(run))")[0]!)).toMatch(/Run PetsFlow\/\S+ succeeded .*\n\[ "dogs", "cats", "lions", "wolves" \]/);
     // The join task: its logs, its artifacts; the artifact: a tree.
-    const joinTask = outputsOf(cell(cells, 'await run.step("join")')[0]!);
+    const joinTask = outputsOf(cell(cells, 'await Deno.jupyter.display(await run.step("join")')[0]!);
     expect(joinTask).toContain("Good pets (a) are dogs, cats");
     expect(joinTask).toContain("<h4>Artifacts</h4>");
-    expect(outputsOf(cell(cells, "await (await run.endTask())")[0]!)).toContain("Array(4)");
+    expect(outputsOf(cell(cells, "await Deno.jupyter.display(await (await run.endTask())")[0]!)).toContain("Array(4)");
     // The live handle's line ended on the finished run.
     expect(outputsOf(cell(cells, "const handle = startFlow")[0]!)).toMatch(/PetsFlow\/\S+ succeeded in [\d.]+ s · 5 of 5 tasks done/);
-    const [failedCell, fixedCell] = cell(cells, "class PetsFlow extends FlowSpec").slice(1);
+    const [failedCell, fixedCell] = cell(cells, "class PetsFlow extends FlowSpec");
     const failed = outputsOf(failedCell!);
     expect(failed).toContain("no wild animals today");
     expect(failed).toMatch(/data-step="b" data-state="failed"/);
@@ -106,16 +106,16 @@ describe.skipIf(!kernelReady)(`notebooks on Deno's kernel (${kernelReady ? "read
     const cells = (JSON.parse(readFileSync(join(work, "explore.out.ipynb"), "utf8")) as { cells: Cell[] }).cells;
     expect(errorsOf(cells)).toEqual([]);
     expect(outputsOf(cell(cells, "class ScoresFlow")[0]!).match(/succeeded/g)).toHaveLength(3);
-    const flow = outputsOf(cell(cells, 'Flow.get("ScoresFlow")')[0]!);
+    const flow = outputsOf(cell(cells, 'await Deno.jupyter.display(Flow.get("ScoresFlow"))')[0]!);
     expect(flow.match(/rate&#34;:0\.(05|1|3)/g)).toHaveLength(3);
     expect(outputsOf(cell(cells, "const rows = []")[0]!)).toContain("3 runs");
     const table = outputsOf(cell(cells, "const latest")[0]!);
     expect(table).toContain("20 records");
     expect(table).toContain("<th>epoch</th><th>loss</th>");
-    const chart = outputsOf(cell(cells, "htmlFrame(await vegaLiteHtml")[0]!);
+    const chart = outputsOf(cell(cells, "await Deno.jupyter.display(htmlFrame(await vegaLiteHtml")[0]!);
     expect(chart).toContain("<iframe");
     expect(chart).toContain("final loss by learning rate");
-    const card = outputsOf(cell(cells, "(await (await latest")[0]!);
+    const card = outputsOf(cell(cells, "await Deno.jupyter.display((await (await latest")[0]!);
     expect(card).toContain("<iframe");
     expect(card).toMatch(/Final loss/);
   });
