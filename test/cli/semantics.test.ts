@@ -19,6 +19,33 @@ describe("tsflow run", () => {
   });
 });
 
+describe("@catchError through the CLI", () => {
+  it("keeps what the step assigned before it threw, beside the error", async () => {
+    const ds = tempStore();
+    const r = await cli(["run", fixture("semantics/catch-end.ts"), "--flow", "CatchKeepsFlow", "--datastore", ds]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const client = createClient(fsDatastore({ root: ds }), nodeHost());
+    client.namespace(null);
+    const task = await (await client.Flow.get("CatchKeepsFlow").latestRun())!.step("work").onlyTask();
+    expect(await (await task.artifact("before"))!.value()).toBe("assigned before the error");
+    const err = (await (await task.artifact("err"))!.value()) as Error;
+    expect([err.name, err.message]).toEqual(["ExternalCommandFailed", "work failed"]);
+  });
+
+  it("on a step whose worker died: the catch attempt stores the crash and the flow goes on", async () => {
+    const ds = tempStore();
+    const r = await cli(["run", fixture("semantics/catch-end.ts"), "--flow", "CatchCrashFlow", "--datastore", ds]);
+    const out = r.stdout + r.stderr;
+    expect(r.code, out).toBe(0);
+    expect(out).toMatch(/WorkerCrashed: .*\(attempt 1 failed; @catchError stores the error in 'err' and the flow goes on\)/);
+    expect(out).not.toMatch(/retry/i);
+    const client = createClient(fsDatastore({ root: ds }), nodeHost());
+    client.namespace(null);
+    const end = await (await client.Flow.get("CatchCrashFlow").latestRun())!.step("end").onlyTask();
+    expect(((await (await end.artifact("err"))!.value()) as Error).name).toBe("WorkerCrashed");
+  });
+});
+
 describe("tsflow run --with catch", () => {
   it("applies to every step but a foreach or switch, and says which it skipped", async () => {
     const ds = tempStore();
