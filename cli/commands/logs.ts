@@ -9,6 +9,7 @@ export default defineCommand({
     pathspec: { type: "positional", description: "Flow/run/step[/task]; a step with several tasks prints each under a header", required: true },
     stderr: { type: "boolean", description: "Print stderr instead of stdout (a failed attempt's error ends it)" },
     attempt: { type: "string", description: "Attempt number (default: the one that counts)" },
+    tail: { type: "string", description: "Only the last N lines (reads only the end of a long log)" },
     ...datastoreArg,
   },
   async run({ args }) {
@@ -18,6 +19,11 @@ export default defineCommand({
     if (args.attempt !== undefined) {
       attempt = Number(args.attempt);
       if (!Number.isInteger(attempt) || attempt < 0) throw new TsflowError("BadOption", `option --attempt must be a whole number of at least 0, got '${args.attempt}'`);
+    }
+    let tail: number | undefined;
+    if (args.tail !== undefined) {
+      tail = Number(args.tail);
+      if (!Number.isInteger(tail) || tail < 1) throw new TsflowError("BadOption", `option --tail must be a whole number of at least 1, got '${args.tail}'`);
     }
     const { client, store } = await cliClient(args.datastore);
     const target = await client.get(spec);
@@ -37,7 +43,8 @@ export default defineCommand({
         const state = task.successful && n === task.attempt ? "succeeded" : error ? "failed" : "running";
         process.stdout.write(`${task.pathspec}${task.index !== undefined ? ` [index ${task.index}]` : ""} (attempt ${n}, ${state})\n`);
       }
-      await printLog(task.logChunks(args.stderr ? "stderr" : "stdout", n), several ? "  " : "");
+      const stream = args.stderr ? "stderr" : "stdout";
+      await printLog(tail ? tailLines(task, stream, tail, n) : task.logChunks(stream, n), several ? "  " : "");
       if (!error) continue;
       // As in Metaflow's stderr log, a failed attempt's stderr ends with its error; stdout only
       // points at it, on the command's own stderr.
@@ -71,4 +78,20 @@ async function printLog(chunks: AsyncIterable<Uint8Array>, indent: string): Prom
   for await (const chunk of chunks) await write(decoder.decode(chunk, { stream: true }));
   await write(decoder.decode());
   if (last && !last.endsWith("\n")) process.stdout.write("\n");
+}
+
+/** The last `lines` lines of a log, reading a growing window from its end (never the whole of a long log). */
+async function* tailLines(task: Task, stream: "stdout" | "stderr", lines: number, attempt: number): AsyncGenerator<Uint8Array> {
+  for (let window = 64 * 1024; ; window *= 4) {
+    const t = await task.logTail(stream, window, attempt);
+    const text = t.text.endsWith("\n") ? t.text.slice(0, -1) : t.text;
+    const all = text.split("\n");
+    // A cut window starts mid-line: its first line only counts when the window holds the whole log.
+    const usable = t.truncated ? all.slice(1) : all;
+    if (usable.length >= lines || !t.truncated) {
+      const kept = usable.slice(-lines).join("\n");
+      yield new TextEncoder().encode(kept && t.text.endsWith("\n") ? `${kept}\n` : kept);
+      return;
+    }
+  }
 }

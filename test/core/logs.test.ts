@@ -126,6 +126,11 @@ describe("a task's log through the CLI", () => {
       expect(await ended).toBe(0);
       const full = await cli(["logs", spec, "--datastore", ds]);
       expect(full.stdout.endsWith("waiting for the gate\nthrough the gate\n")).toBe(true);
+      const last = await cli(["logs", spec, "--tail", "3", "--datastore", ds]);
+      expect(last.stdout).toBe(`${"x".repeat(1023)}\nwaiting for the gate\nthrough the gate\n`);
+      const bad = await cli(["logs", spec, "--tail", "0", "--datastore", ds]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/option --tail must be a whole number of at least 1, got '0'/);
       // Stored as chunks only, each byte once.
       const dir = join(runs, runId, "tasks", "talk", "2", "0");
       expect(existsSync(join(dir, "stdout"))).toBe(true);
