@@ -125,7 +125,18 @@ describe.skipIf(!kernelReady)(`notebooks on Deno's kernel (${kernelReady ? "read
       `class EditFlow extends FlowSpec {\n  word = "";\n  pid = 0;\n  @step start() { this.word = ${JSON.stringify(word)}; this.pid = process.pid; this.next(this.end); }\n  @step end() { console.log("said", this.word); }\n}\nconst r = await runFlow(EditFlow);\nconsole.log("result", await r.data("word"), "kernel", process.pid, "worker", await r.data("pid"));`;
     const code = (source: string, id: string) => ({ cell_type: "code", id, metadata: {}, outputs: [], execution_count: null, source });
     const nb = {
-      cells: [code('import { FlowSpec, step, runFlow } from "tsflow";', "a"), code(flowCell("before"), "b"), code(flowCell("after"), "c")],
+      cells: [
+        code('import { FlowSpec, step, runFlow } from "tsflow";', "a"),
+        code(flowCell("before"), "b"),
+        code(flowCell("after"), "c"),
+        // console.log of a run: one short line, no internals.
+        code("console.log(r);", "d"),
+        // A name that cannot be rebuilt in a worker is refused, by name, before anything runs.
+        code(
+          'import * as path from "node:path";\nclass BadFlow extends FlowSpec {\n  sep = "";\n  @step start() { this.sep = path.sep; this.next(this.end); }\n  @step end() {}\n}\ntry { await runFlow(BadFlow); } catch (e) { console.log("refused:", (e as Error).message); }',
+          "e",
+        ),
+      ],
       metadata: { kernelspec: { name: "deno", display_name: "Deno", language: "typescript" } },
       nbformat: 4,
       nbformat_minor: 5,
@@ -141,5 +152,7 @@ describe.skipIf(!kernelReady)(`notebooks on Deno's kernel (${kernelReady ? "read
     // The steps ran in worker processes, not in the kernel.
     expect(first?.[3]).not.toBe(first?.[2]);
     expect(second?.[3]).not.toBe(second?.[2]);
+    expect(outputsOf(cells[3]!).trim()).toMatch(/^Run EditFlow\/\S+ succeeded in [\d.]+ (ms|s)$/);
+    expect(outputsOf(cells[4]!)).toContain("refused: flow BadFlow (defined without a file, e.g. in a notebook cell) uses 'path' from the notebook, which worker processes cannot rebuild (an imported module)");
   });
 });
