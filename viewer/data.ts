@@ -205,6 +205,35 @@ export interface TaskId {
   task: string;
 }
 
+/**
+ * {@link listTaskIds}, shared: concurrent requests for one run share one listing, and a
+ * finished run's listing (which never changes) is kept for the next request — the listing of
+ * a million-task run costs seconds and a few hundred MB, once instead of once per visitor.
+ */
+export function sharedTaskIds(store: Datastore, flow: string, runId: string, finished: boolean): Promise<TaskId[]> {
+  let byRun = idsCache.get(store);
+  if (!byRun) idsCache.set(store, (byRun = new Map()));
+  const key = `${flow}/${runId}`;
+  const hit = byRun.get(key);
+  if (hit) {
+    byRun.delete(key);
+    byRun.set(key, hit); // most recently used last
+    return hit;
+  }
+  const p = listTaskIds(store, flow, runId);
+  byRun.set(key, p);
+  const forget = () => {
+    if (byRun.get(key) === p) byRun.delete(key);
+  };
+  p.then(() => {
+    if (!finished) forget();
+  }, forget);
+  while (byRun.size > IDS_CACHE_RUNS) byRun.delete(byRun.keys().next().value!);
+  return p;
+}
+const idsCache = new WeakMap<Datastore, Map<string, Promise<TaskId[]>>>();
+const IDS_CACHE_RUNS = 4;
+
 /** Every task of a run, by listing only (two levels of directories), in task id order. */
 export async function listTaskIds(store: Datastore, flow: string, runId: string): Promise<TaskId[]> {
   const prefix = stepsPrefix(flow, runId);

@@ -6,7 +6,7 @@ import { loadArtifact } from "../core/artifacts.ts";
 import { isTsflowError } from "../core/errors.ts";
 import type { ArtifactRef, Datastore, Host } from "../core/types.ts";
 import type { TaskId } from "./data.ts";
-import { fingerprint, getLog, getRun, getRuns, getTask, getTasks, listFlows, listRunIds, listTaskIds, newestFirst, type RunInfo } from "./data.ts";
+import { fingerprint, getLog, getRun, getRuns, getTask, getTasks, listFlows, listRunIds, newestFirst, sharedTaskIds, type RunInfo } from "./data.ts";
 import { dagSvg, esc, fmtSize, ganttSvg, type Links, page, paramsTable, runHeader, runsTable, status, stepStats, taskMeta, tasksTable } from "./html.ts";
 import { runCardsHtml, taskCardsHtml } from "./cards.ts";
 import { bytesOf, imageType, PREVIEW_MAX, previewHtml } from "./preview.ts";
@@ -91,7 +91,7 @@ export const RUN_TASKS_MAX = 50_000;
 export async function runPage(store: Datastore, links: Links, flow: string, runId: string, view: RunView = {}): Promise<string | null> {
   const run = await getRun(store, flow, runId);
   if (!run) return null;
-  const ids = await listTaskIds(store, flow, runId);
+  const ids = await sharedTaskIds(store, flow, runId, run.state !== "running");
   const max = view.maxTasks ?? RUN_TASKS_MAX;
   if (ids.length > max) return hugeRunPage(store, links, run, ids, view, max);
   const tasks = await getTasks(store, flow, runId, run.state, ids);

@@ -6,7 +6,7 @@
  * (VmHWM from /proc) stays bounded. The figure is printed for the record.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeBigDatastore } from "../../bench/viewer.ts";
@@ -24,6 +24,7 @@ const WIDE = SOAK ? 1_000_000 : 0;
 const BIG = SOAK ? 10_000 : 3_000;
 const WIDE_RUN = "1790000000009-wide";
 let root: string;
+let dir: string;
 let child: ChildProcess;
 let base: string;
 let bigRun: string;
@@ -43,7 +44,8 @@ async function writeWideRun(n: number) {
 }
 
 beforeAll(async () => {
-  root = join(tempStore(), "store");
+  dir = tempStore();
+  root = join(dir, "store");
   const store = fsDatastore({ root });
   ({ bigRun } = await writeBigDatastore(root, 50, BIG));
   // 2 GB of blob on disk (sparse), under a reference that claims 100 bytes; and one that says 2 GB.
@@ -71,8 +73,14 @@ beforeAll(async () => {
   });
 }, SOAK ? 1_200_000 : 300_000);
 
-afterAll(() => {
-  child?.kill();
+afterAll(async () => {
+  if (child && child.exitCode === null) {
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill();
+    await exited;
+  }
+  // A temp directory made in beforeAll is not removed by tempStore's hooks; this one is big.
+  rmSync(dir, { recursive: true, force: true });
 });
 
 const peakRssMb = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;

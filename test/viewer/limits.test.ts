@@ -15,7 +15,7 @@ import fsDatastore from "../../plugins/datastores/fs.ts";
 import nodeHost from "../../plugins/host/node.ts";
 import { createViewerApp } from "../../viewer/app.ts";
 import { tempStore } from "../_helpers.ts";
-import { F, R, writeRun } from "./_run.ts";
+import { F, R, spy, writeRun } from "./_run.ts";
 
 const host = nodeHost();
 let root: string;
@@ -127,6 +127,12 @@ describe("viewer limits", () => {
     expect(html).toContain("119 tasks");
     expect(html).not.toContain('class="gantt"');
     expect(html.match(/<tr><td><a href="\/runs\/SecFlow/g)!.length).toBe(120);
+    // Visitors of one finished run share its listing (a million-task listing costs seconds).
+    const seen: string[] = [];
+    const shared = createViewerApp({ store: spy(fsDatastore({ root }), seen), host, limits: { runTasks: 50 } });
+    await Promise.all([1, 2, 3].map(() => shared.request(`/runs/${F}/${run}`)));
+    await shared.request(`/runs/${F}/${run}?tp=1`);
+    expect(seen.filter((k) => k.endsWith("/tasks/work/")).length).toBe(1);
     const second = await (await app.request(`/runs/${F}/${run}?step=work&tp=1`)).text();
     expect(second.match(/<tr><td><a href="\/runs\/SecFlow/g)!.length).toBe(119);
   });
