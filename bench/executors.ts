@@ -102,7 +102,7 @@ async function stepFunctionsPerTask(batchUrl: string, s3Endpoint: string, creden
   const { loadFlowInfo } = await import("../core/graph.ts");
   const { default: nodeHost } = await import("../plugins/host/node.ts");
   const sfn = await startSfnServer({ batchEndpoint: batchUrl, s3Endpoint, credentials, pollMs: 50 });
-  Object.assign(process.env, { TSFLOW_SFN_ENDPOINT: sfn.url, TSFLOW_SFN_ROLE: "arn:aws:iam::123456789012:role/bench", TSFLOW_BATCH_QUEUE: "default", TSFLOW_BATCH_IMAGE: IMAGE });
+  Object.assign(process.env, { TSFLOW_SFN_ENDPOINT: sfn.url, TSFLOW_SCHEDULER_ENDPOINT: sfn.url, TSFLOW_EVENTS_ENDPOINT: sfn.url, TSFLOW_SFN_ROLE: "arn:aws:iam::123456789012:role/bench", TSFLOW_BATCH_QUEUE: "default", TSFLOW_BATCH_IMAGE: IMAGE });
   try {
     const host = nodeHost();
     const target = { info: loadFlowInfo(ForeachFlow), flowClass: ForeachFlow, flowFile: FILE, store, host };

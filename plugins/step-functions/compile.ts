@@ -50,6 +50,8 @@ export interface DeploymentConfig {
   stateMachine: string;
   /** User tags given at create time (`--tag`); each run also gets system tags. */
   tags: string[];
+  /** Who ran `create`: production runs are theirs (`user:<name>`), as well as the production namespace's. */
+  deployer?: string;
   /** Namespace tag of production runs (`production:<name>`). */
   productionTag: string;
   /** `@project` deployments: project and branch, as tags too. */
@@ -59,6 +61,8 @@ export interface DeploymentConfig {
   /** IncludeFile parameters, read and stored at create time (field → artifact). */
   files?: Record<string, ArtifactRef>;
   maxNumSplits: number;
+  /** Decorators given with `create --with`, attached to every step (a step's own win). */
+  with?: Record<string, Record<string, unknown>>;
 }
 
 export interface CompileOptions {
@@ -199,6 +203,7 @@ export function compileFlow(options: CompileOptions): Record<string, unknown> {
         EvaluateOnExit: [
           { OnStatusReason: "Host EC2*", Action: "RETRY" },
           { OnReason: "*", Action: "EXIT" },
+          { OnExitCode: "*", Action: "EXIT" },
         ],
       },
     };

@@ -72,7 +72,10 @@ export async function sfnTaskMain(): Promise<number> {
     const taskId = productionTaskId(info, step, path, lap);
     const indexes = indexesOf(path);
     const { parents, foreach } = await locate(store, info, runId, step, indexes, lap);
-    const decorators = info.graph.nodes[step]!.decorators;
+    // As the local runtime merges them: the step's own decorators win over `--with`, variables add up.
+    const own = info.graph.nodes[step]!.decorators;
+    const decorators = { ...(config.with ?? {}), ...own };
+    if (config.with?.environment && own.environment) decorators.environment = { vars: { ...(config.with.environment.vars as object), ...(own.environment.vars as object) } };
     const retries = Math.max(0, Math.floor(Number(decorators.retry?.times ?? 0)));
     const attempt = mode === "catch" ? retries + 1 : Number(env.TSFLOW_SFN_ATTEMPT ?? 0);
 
@@ -184,9 +187,9 @@ async function ensureRun(store: Datastore, info: FlowInfo, config: DeploymentCon
     runId,
     status: "running",
     createdAt: Date.now(),
-    user: "production",
+    user: config.deployer ?? "production",
     tags: config.tags,
-    systemTags: [config.productionTag, ...project, `runtime:${host.runtime}`, `tsflow_version:${VERSION}`, "executor:step-functions"],
+    systemTags: [...(config.deployer ? [`user:${config.deployer}`] : []), config.productionTag, ...project, `runtime:${host.runtime}`, `tsflow_version:${VERSION}`, "executor:step-functions"],
     parameters,
     parameterValues,
     flowFile: config.flowFile,
@@ -292,6 +295,9 @@ async function markFailed(store: Datastore, info: FlowInfo, runId: string, sfnEr
   if (!error) {
     const { listAll } = await import("../../core/_datastore.ts");
     const keys = (await listAll(store, `flows/${info.name}/runs/${runId}/tasks/`)).filter((k) => k.endsWith("/task.json"));
+    // A failing foreach item stops its running siblings (their jobs are terminated): the task
+    // whose attempt recorded an error is the cause, a task that just never finished is not.
+    let stopped: (TaskError & { pathspec: string }) | undefined;
     for (const key of keys.sort()) {
       const doc = await getJson<{ step: string; taskId: string }>(store, key);
       if (!doc || (await store.has(doneKey(info.name, runId, doc.step, doc.taskId)))) continue;
@@ -301,9 +307,14 @@ async function markFailed(store: Datastore, info: FlowInfo, runId: string, sfnEr
         if (!r && !(await store.has(attemptKey(info.name, runId, doc.step, doc.taskId, a, "start.json")))) break;
         last = r ?? last;
       }
-      error = { ...(last?.error ?? { type: "WorkerCrashed", message: `its Batch job failed (${sfnError})` }), pathspec: `${runId}/${doc.step}/${doc.taskId}` };
-      break;
+      const pathspec = `${runId}/${doc.step}/${doc.taskId}`;
+      if (last?.error) {
+        error = { ...last.error, pathspec };
+        break;
+      }
+      stopped ??= { type: "WorkerCrashed", message: `its Batch job ended without a result (${sfnError})`, pathspec };
     }
+    error ??= stopped;
   }
   error ??= { type: "StepFunctions", message: `the execution failed outside any task (${sfnError})` };
   await putJson(store, runKey(info.name, runId), { ...run, status: "failed", finishedAt: Date.now(), error });

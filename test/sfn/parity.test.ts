@@ -9,6 +9,7 @@ import { contentHash } from "../../core/artifacts.ts";
 import { createClient } from "../../core/client.ts";
 import { loadFlowInfo } from "../../core/graph.ts";
 import type { Datastore } from "../../core/types.ts";
+import { parseWith } from "../../cli/options.ts";
 import { runFlow } from "../../mod.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
 import s3Datastore from "../../plugins/datastores/s3.ts";
@@ -21,6 +22,8 @@ interface Case {
   file: string;
   exportName?: string;
   params?: Record<string, string>;
+  /** `--with` decorators, for the deployment and the local run alike. */
+  with?: string[];
   /** Steps whose tasks both runs must have, as a check that the comparison is not vacuous. */
   tasks: number;
 }
@@ -30,7 +33,6 @@ const ALL_CASES: Case[] = [
   { file: "examples/pets.ts", params: { greeting: "hello" }, tasks: 5 },
   { file: "examples/foreach.ts", params: { n: "3" }, tasks: 6 },
   { file: "examples/switch.ts", tasks: 6 },
-  { file: "examples/switch.ts", params: { score: "0.9" }, tasks: 3 },
   { file: "examples/parameters.ts", params: { mode: "fast", model: '{"layers":[3]}' }, tasks: 2 },
   { file: "test/fixtures/linear.ts", tasks: 3 },
   { file: "test/fixtures/branch.ts", tasks: 6 },
@@ -38,6 +40,7 @@ const ALL_CASES: Case[] = [
   { file: "test/fixtures/switch-param.ts", params: { pick: "right" }, tasks: 3 },
   { file: "test/fixtures/retry.ts", tasks: 3 },
   { file: "test/fixtures/catch.ts", tasks: 3 },
+  { file: "test/fixtures/catch.ts", with: ["retry:times=1"], tasks: 3 },
   { file: "test/fixtures/sfn-shapes.ts", exportName: "TimeoutRetryFlow", tasks: 3 },
   { file: "test/fixtures/sfn-shapes.ts", params: { n: "2" }, tasks: 15 },
 ];
@@ -49,7 +52,7 @@ beforeAll(async () => {
 });
 afterAll(() => aws?.close());
 
-/** Step → one sorted line per task: its foreach position and every artifact's content (errors by name and message). */
+/** Step → one sorted line per task: its foreach position, the attempt that counts, and every artifact's content (errors by name and message). */
 async function fingerprint(store: Datastore, flow: string, runId: string): Promise<Record<string, string[]>> {
   const client = createClient(store, nodeHost());
   client.namespace(null);
@@ -65,7 +68,8 @@ async function fingerprint(store: Datastore, flow: string, runId: string): Promi
         const value = a.type.includes("Error") ? await a.value() : undefined;
         parts.push(`${a.name}=${value instanceof Error ? `${value.name}: ${value.message}` : contentHash(a.ref)}`);
       }
-      lines.push(`${task.foreach.map((f) => f.index).join(".")}|${parts.sort().join(",")}`);
+      // The attempt that succeeded counts too: retries and the @catchError attempt number alike.
+      lines.push(`${task.foreach.map((f) => f.index).join(".")}@${task.attempt}|${parts.sort().join(",")}`);
     }
     out[step.name] = lines.sort();
   }
@@ -84,7 +88,7 @@ describe("a production run computes what a local run computes", () => {
         const flowClass = mod[c.exportName ?? "default"]!;
         const info = loadFlowInfo(flowClass);
         const name = `parity-${i}-${info.name}`;
-        await createDeployment({ info, flowClass, flowFile: abs, exportName: c.exportName, store, host }, { name });
+        await createDeployment({ info, flowClass, flowFile: abs, exportName: c.exportName, store, host }, { name, with: parseWith(c.with ?? []) });
         const started = await trigger({ info, flowClass, host }, { name, parameters: c.params });
         return { c, abs, info, flowClass, started };
       }),
@@ -92,12 +96,12 @@ describe("a production run computes what a local run computes", () => {
     const results = [];
     for (const d of deployed) {
       const local = tempStore();
-      const localRun = await runFlow(d.flowClass, { file: d.abs, exportName: d.c.exportName, params: d.c.params, datastore: local, maxWorkers: 2 });
+      const localRun = await runFlow(d.flowClass, { file: d.abs, exportName: d.c.exportName, params: d.c.params, with: parseWith(d.c.with ?? []), datastore: local, maxWorkers: 2 });
       results.push({ ...d, local, localRun });
     }
     for (const r of results) Object.assign(r, { execution: await aws.sfn.executions.wait(r.started.executionArn) });
     for (const { c, info, started, execution, local, localRun } of results as (typeof results[number] & { execution: Awaited<ReturnType<typeof aws.sfn.executions.wait>> })[]) {
-      const where = `${c.file}${c.exportName ? `#${c.exportName}` : ""} ${JSON.stringify(c.params ?? {})}`;
+      const where = `${c.file}${c.exportName ? `#${c.exportName}` : ""} ${JSON.stringify(c.params ?? {})}${c.with ? ` --with ${c.with.join(" ")}` : ""}`;
       expect(localRun.successful, `local run of ${where}`).toBe(true);
       if (execution.status !== "SUCCEEDED") {
         const doc = JSON.parse(new TextDecoder().decode((await store.get(`flows/${info.name}/runs/${started.runId}/run.json`)) ?? new Uint8Array()) || "{}");
@@ -114,5 +118,5 @@ describe("a production run computes what a local run computes", () => {
       expect(run?.status).toBe("succeeded");
       expect(run?.doc.stepFunctions).toMatchObject({ executionArn: started.executionArn });
     }
-  }, 300_000);
+  }, 600_000);
 });
