@@ -14,6 +14,7 @@ const UNIT = [
   "test/core/serialize.test.ts",
   "test/core/imports.test.ts",
   "test/reliability/graph-fuzz.test.ts",
+  "test/sfn-server/asl.test.ts",
   "test/unit/**/*.test.ts",
 ];
 
