@@ -36,6 +36,9 @@ export interface NotebookModule {
 
 type Node = { type: string; start: number; end: number; [k: string]: unknown };
 
+/** The global object's names when tsflow loaded: the runtime's, not the notebook's. */
+const RUNTIME_GLOBALS = new Set(Object.getOwnPropertyNames(globalThis));
+
 /** Writes (once per distinct content) the module that defines `flowClass` and returns it. */
 export async function notebookModule(flowClass: Function): Promise<NotebookModule> {
   const lib = libraryPath();
@@ -196,10 +199,10 @@ function lookupGlobal(id: string): { exists: boolean; value?: unknown; builtin?:
   } catch {
     return { exists: false };
   }
-  // Globals every process has (console, Math, fetch, Deno, process): native functions and host objects.
-  const onGlobal = Object.hasOwn(globalThis, id);
+  // Globals every process has (console, Math, fetch, Deno, process): native functions, and the
+  // runtime's own globals (there before tsflow loaded); a notebook's `var x` is not one of them.
   const native = typeof value === "function" && /\[native code\]\s*\}$/.test(Function.prototype.toString.call(value));
-  return { exists: true, value, builtin: native || (onGlobal && typeof value !== "function") };
+  return { exists: true, value, builtin: native || (RUNTIME_GLOBALS.has(id) && typeof value !== "function") };
 }
 
 function isJsonValue(v: unknown): boolean {
