@@ -464,7 +464,10 @@ function splitContexts(nodes: Record<string, GraphNode>, order: string[], add: (
         if (j < 0) continue;
         const a = here[i]!;
         const b = here[j]!;
-        const parted = a.find((f, k) => frameKey(f) !== frameKey(b[k] ?? f)) ?? b.at(-1) ?? a.at(-1);
+        // The split where the two paths parted: their first differing frame.
+        let k = 0;
+        while (k < a.length && k < b.length && frameKey(a[k]!) === frameKey(b[k]!)) k++;
+        const parted = a[k] ?? b[k];
         const where = parted ? ` of '${parted.step}'` : "";
         add(n, "not-a-join", `step '${n}' receives the parallel branches${where}, which run at the same time, and must be a join: give it one parameter (inputs)`);
         break;
