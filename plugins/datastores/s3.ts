@@ -38,11 +38,14 @@ export interface S3Options {
 }
 
 type Sdk = { s3: typeof import("@aws-sdk/client-s3"); Upload: typeof import("@aws-sdk/lib-storage").Upload; client: S3Client };
-type SdkError = Error & { code?: string; $metadata?: { httpStatusCode?: number }; errors?: unknown[]; cause?: unknown };
+type SdkError = Error & { code?: string; bodyRead?: boolean; $metadata?: { httpStatusCode?: number }; errors?: unknown[]; cause?: unknown };
 
 const MiB = 1024 * 1024;
 const UNREACHABLE = ["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "TimeoutError"];
 const DROPPED = ["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"];
+
+/** Waits before the next try of a request the SDK does not retry itself: 100 ms, 200, 400… jittered. */
+const backoff = (attempt: number) => new Promise((resolve) => setTimeout(resolve, (50 + Math.random() * 100) * 2 ** (attempt - 1)));
 
 export default function s3Datastore(options: S3Options): Datastore {
   const url = options.url.replace(/\/+$/, "");
@@ -153,6 +156,38 @@ export default function s3Datastore(options: S3Options): Datastore {
       throw e;
     });
 
+  /**
+   * One GET, its body read whole. An error while the body streams (after the SDK's retries are
+   * over) is marked `bodyRead`: the request worked, the connection failed, so `get` may retry.
+   */
+  async function readObject(sdk: Sdk, key: string, maxBytes: number | undefined): Promise<Uint8Array | null> {
+    const res = await getObject(sdk, objectKey(key));
+    if (!res?.Body) return null;
+    const length = res.ContentLength;
+    // Refused before the body is read: the announced length is enough to know.
+    if (maxBytes !== undefined && length !== undefined && length > maxBytes) {
+      (res.Body as { destroy?: () => void }).destroy?.();
+      throw tooLarge(`[s3] '${key}'`, length, maxBytes);
+    }
+    try {
+      if (length === undefined) return await res.Body.transformToByteArray();
+      // Fill one buffer of the announced size as the body streams in: a 1 GB artifact costs
+      // 1 GB, not the 2 GB of collecting chunks and concatenating them.
+      const out = new Uint8Array(length);
+      let at = 0;
+      for await (const chunk of res.Body as AsyncIterable<Uint8Array>) {
+        if (at + chunk.byteLength > length) throw new Error(`object is longer than its Content-Length ${length}`);
+        out.set(chunk, at);
+        at += chunk.byteLength;
+      }
+      if (at !== length) throw Object.assign(new Error(`connection ended after ${at} of ${length} bytes`), { code: "ERR_STREAM_PREMATURE_CLOSE" });
+      return out;
+    } catch (e) {
+      (res.Body as { destroy?: () => void }).destroy?.();
+      throw Object.assign(e as Error, { bodyRead: true });
+    }
+  }
+
   /** Multipart upload: lib-storage cuts the stream into parts, at most 4 in flight. */
   async function upload(key: string, source: Iterable<Bytes> | AsyncIterable<Bytes>, options?: PutOptions, length?: number) {
     return call("write", key, async (sdk) => {
@@ -208,26 +243,16 @@ export default function s3Datastore(options: S3Options): Datastore {
 
     get: (key, options) =>
       call("read", key, async (sdk) => {
-        const res = await getObject(sdk, objectKey(key));
-        if (!res?.Body) return null;
-        const length = res.ContentLength;
-        // Refused before the body is read: the announced length is enough to know.
-        if (options?.maxBytes !== undefined && length !== undefined && length > options.maxBytes) {
-          (res.Body as { destroy?: () => void }).destroy?.();
-          throw tooLarge(`[s3] '${key}'`, length, options.maxBytes);
+        // The SDK retries a request until its response headers arrive; a body cut short after
+        // them (a reset, a connection closed early) is retried here, the whole GET again.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await readObject(sdk, key, options?.maxBytes);
+          } catch (e) {
+            if ((e as Error).name === "TooLarge" || e instanceof TsflowError || !(e as SdkError).bodyRead || attempt >= maxAttempts) throw e;
+            await backoff(attempt);
+          }
         }
-        if (length === undefined) return await res.Body.transformToByteArray();
-        // Fill one buffer of the announced size as the body streams in: a 1 GB artifact costs
-        // 1 GB, not the 2 GB of collecting chunks and concatenating them.
-        const out = new Uint8Array(length);
-        let at = 0;
-        for await (const chunk of res.Body as AsyncIterable<Uint8Array>) {
-          if (at + chunk.byteLength > length) throw new Error(`object is longer than its Content-Length ${length}`);
-          out.set(chunk, at);
-          at += chunk.byteLength;
-        }
-        if (at !== length) throw new Error(`connection ended after ${at} of ${length} bytes`);
-        return out;
       }),
 
     async getStream(key) {
