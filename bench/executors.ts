@@ -77,7 +77,22 @@ export async function benchExecutors(): Promise<Row[]> {
     try {
       const s3store = s3Datastore({ url: "s3://tsflow/bench", endpoint: s3.endpoint, credentials: S3RVER_CREDENTIALS });
       const n = Number(process.env.TSFLOW_BENCH_BATCH_N ?? 100);
-      await measure(`executor batch (local server, process jobs, s3rver): foreach${n} per-task overhead`, () => batchExecutor({ queue: "default", image: IMAGE, poll: { min: 50, max: 500 } }), n, s3store);
+      // A foreach goes out as one array job: the Batch API calls of the run must not grow with N.
+      const calls = async (items: number) => {
+        const executor = batchExecutor({ queue: "default", image: IMAGE, poll: { min: 50, max: 500 } });
+        try {
+          const before = server.requests.length;
+          await perTask(executor, s3store, items, workers);
+          return server.requests.length - before;
+        } finally {
+          await executor.close?.();
+        }
+      };
+      const few = await calls(10);
+      const before = server.requests.length;
+      await measure(`executor batch (local server, process jobs, s3rver): foreach${n} per-task overhead (one array job)`, () => batchExecutor({ queue: "default", image: IMAGE, poll: { min: 50, max: 500 } }), n, s3store, n >= 1000 ? "≤ 20 ms at N = 1,000" : undefined);
+      const many = server.requests.length - before;
+      rows.push({ name: `executor batch: Batch API calls, foreach10 → foreach${n} (incl. warm-up run of foreach2)`, value: many, unit: `calls (foreach10: ${few})`, target: "independent of N" });
       rows.push(await stepFunctionsPerTask(server.url, s3.endpoint, S3RVER_CREDENTIALS, s3store, n, workers));
       await s3store.close?.();
     } finally {

@@ -413,19 +413,50 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     return { ok: false, error };
   };
 
+  // Executors with their own capacity, by step (see Executor.capacity).
+  const lanes = new Map<Executor, { running: number; capacity: number }>();
+  const laneSteps = new Map<string, { running: number; capacity: number }>();
+  for (const node of Object.values(graph.nodes)) {
+    const ex = selectExecutor(node, decoratorsOf(node));
+    if (!ex.capacity) continue;
+    let lane = lanes.get(ex);
+    if (!lane) lanes.set(ex, (lane = { running: 0, capacity: ex.capacity }));
+    laneSteps.set(node.name, lane);
+  }
+  const laneOf = (step: string) => laneSteps.get(step);
+
   schedule("start", [], []);
   await new Promise<void>((resolve) => {
     const pump = () => {
-      while (!controller.signal.aborted && running < maxWorkers && queue.length > 0) {
-        const task = queue.shift()!;
+      const start = (task: TaskState, lane?: { running: number }) => {
         running++;
+        if (lane) lane.running++;
         taskCount++;
         runTask(task)
           .catch((e) => fail({ ...errorInfo(e), pathspec: `${runId}/${task.step}/${task.id}` }))
           .finally(() => {
             running--;
+            if (lane) lane.running--;
             pump();
           });
+      };
+      if (!laneSteps.size) {
+        while (!controller.signal.aborted && running < maxWorkers && queue.length > 0) start(queue.shift()!);
+      } else {
+        // Some steps run on an executor with its own capacity (a cloud queue): their tasks
+        // go out up to that capacity, the others up to maxWorkers, each without waiting for
+        // the other kind.
+        let local = running - [...lanes.values()].reduce((n, l) => n + l.running, 0);
+        for (let i = 0; i < queue.length && !controller.signal.aborted; ) {
+          const lane = laneOf(queue[i]!.step);
+          if (lane ? lane.running >= lane.capacity : local >= maxWorkers) {
+            i++;
+            continue;
+          }
+          const [task] = queue.splice(i, 1);
+          if (!lane) local++;
+          start(task!, lane);
+        }
       }
       if (running === 0 && (queue.length === 0 || controller.signal.aborted)) resolve();
     };

@@ -286,6 +286,12 @@ export interface Executor {
   /** Executors that need the flow's code shipped as a package (containers, batch). */
   readonly remote?: boolean;
   /**
+   * How many attempts may be in flight on this executor at once, apart from `maxWorkers` (which
+   * then bounds the other executors' tasks only). A cloud queue decides itself what runs when;
+   * a foreach on Batch can only go out as one array job if all its items reach it together.
+   */
+  readonly capacity?: number;
+  /**
    * Runs tasks in the orchestrator's own process (inline), so it can use a datastore that
    * cannot be re-opened elsewhere (memory). Every other executor needs {@link Datastore.location}.
    */

@@ -1,7 +1,8 @@
 /**
  * One task run where no orchestrator holds a pipe to it (an AWS Batch job): `tsflow __worker`
  * with the spec in `TSFLOW_TASK_SPEC` (JSON) or, when too big for a job's environment, in the
- * datastore at `TSFLOW_TASK_SPEC_KEY` of `TSFLOW_TASK_DATASTORE`.
+ * datastore at `TSFLOW_TASK_SPEC_KEY` of `TSFLOW_TASK_DATASTORE`; a child of an array job
+ * (a foreach on Batch) reads item AWS_BATCH_JOB_ARRAY_INDEX of the chunks at `TSFLOW_TASK_ARRAY_PREFIX`.
  *
  * The task stores its own output in `<attempt>/stdout|stderr` while it runs (echoing it, so
  * the job's own log has it too): that is how the orchestrator streams a remote task's logs.
@@ -44,6 +45,17 @@ export async function taskMain(): Promise<number> {
   if (process.env.TSFLOW_TASK_SPEC) {
     spec = JSON.parse(process.env.TSFLOW_TASK_SPEC) as TaskSpec;
     store = await openDatastore(spec.datastore);
+  } else if (process.env.TSFLOW_TASK_ARRAY_PREFIX) {
+    // A child of an array job: its spec is item `index` of the stored chunks (plugins/executors/batch.ts).
+    const index = Number(process.env.AWS_BATCH_JOB_ARRAY_INDEX);
+    const size = Number(process.env.TSFLOW_TASK_ARRAY_CHUNK);
+    if (!Number.isInteger(index) || index < 0 || !(size > 0)) throw new Error(`array job child without a valid AWS_BATCH_JOB_ARRAY_INDEX (${process.env.AWS_BATCH_JOB_ARRAY_INDEX}) or TSFLOW_TASK_ARRAY_CHUNK`);
+    store = await openDatastore(process.env.TSFLOW_TASK_DATASTORE);
+    const key = `${process.env.TSFLOW_TASK_ARRAY_PREFIX}${Math.floor(index / size)}.json`;
+    const bytes = await store.get(key);
+    const item = bytes ? (JSON.parse(new TextDecoder().decode(bytes)) as TaskSpec[])[index % size] : undefined;
+    if (!item) throw new Error(`task spec ${index} of array ${key} is missing from ${store.url}`);
+    spec = item;
   } else {
     store = await openDatastore(process.env.TSFLOW_TASK_DATASTORE);
     const bytes = await store.get(process.env.TSFLOW_TASK_SPEC_KEY!);

@@ -16,7 +16,7 @@ export async function workerMain(exit: (code: number) => never): Promise<number>
   // A task started by a Step Functions state (a batch job): locate it in its run, then as below.
   if (process.env.TSFLOW_SFN) return (await import("../plugins/step-functions/task.ts")).sfnTaskMain();
   // One task given in the environment (a batch job): run it, storing its own logs, and exit.
-  if (process.env.TSFLOW_TASK_SPEC || process.env.TSFLOW_TASK_SPEC_KEY) return (await import("./task.ts")).taskMain();
+  if (process.env.TSFLOW_TASK_SPEC || process.env.TSFLOW_TASK_SPEC_KEY || process.env.TSFLOW_TASK_ARRAY_PREFIX) return (await import("./task.ts")).taskMain();
   const nonce = process.env.TSFLOW_WORKER_NONCE ?? "";
   const host = nodeHost();
   // Ctrl-C reaches the whole process group; the orchestrator decides what stops and when.

@@ -9,6 +9,14 @@
  * - Retries: step errors are retried by tsflow's `@retry` (a new attempt, its own logs); Batch's
  *   own retry strategy only re-runs attempts whose host vanished (spot reclaim, `Host EC2*`).
  * - `@timeout` becomes the job's `attemptDurationSeconds` (at least 60 s on AWS).
+ * - Array jobs: attempts of one step that reach the executor together (a foreach's items; the
+ *   runtime hands them over at once, see `capacity`) go out as ONE array job of up to 10,000
+ *   children. Their specs are stored in chunks of 16 under the first task's attempt; child `i`
+ *   reads chunk `i / 16` (runner/task.ts, AWS_BATCH_JOB_ARRAY_INDEX). The poller describes the
+ *   parent only (its `statusSummary`) and lists the children that ended when that count moves,
+ *   so the Batch calls of a foreach do not grow with its size. Each child is still its own
+ *   tsflow attempt: a `@retry` resubmits only the failed items; a child's output is read when
+ *   it ends (not streamed while it runs).
  * - One poller describes all pending jobs (100 per call) with backoff; throttling (HTTP 429) and
  *   5xx are retried by the SDK and then by the poller.
  * - A job RUNNABLE for longer than `runnableTimeoutSeconds` (no capacity can place it) is
@@ -51,6 +59,10 @@ export interface BatchOptions {
   mountRuntime?: boolean;
   /** Also pass this process's AWS credentials into jobs (local stand-ins only; real jobs use `jobRoleArn`). */
   passCredentials?: boolean;
+  /** Attempts in flight at once (the queue decides what runs). Default 10,000. */
+  capacity?: number;
+  /** Submit attempts of one step arriving within this quiet period as one array job (ms). Default 100; 0 submits each attempt alone. */
+  arrayWindowMs?: number;
   /** Endpoint of the Batch API. Default `$TSFLOW_BATCH_ENDPOINT`, else AWS. */
   endpoint?: string;
   region?: string;
@@ -60,6 +72,9 @@ interface Pending {
   spec: TaskSpec;
   ctx: ExecutionContext;
   jobId: string;
+  /** A child of this array job (its parent's id). */
+  arrayId?: string;
+  aborting?: boolean;
   jobName: string;
   queue: string;
   status?: string;
@@ -72,6 +87,32 @@ interface Pending {
 }
 
 const SPEC_ENV_LIMIT = 6000;
+/** Specs per stored chunk of an array job: what each child downloads. */
+export const ARRAY_CHUNK = 16;
+const ARRAY_MAX = 10_000;
+
+/** One attempt waiting to be submitted, alone or in an array job. */
+interface Submission {
+  spec: TaskSpec;
+  ctx: ExecutionContext;
+  /** The spec as the job reads it (no environment values). */
+  json: string;
+  queue: string;
+  definition: string;
+  environment: { name: string; value: string }[];
+  resolve: (exit: TaskExit) => void;
+}
+
+interface ArrayJob {
+  id: string;
+  name: string;
+  queue: string;
+  children: Pending[];
+  submittedAt: number;
+  /** SUCCEEDED + FAILED children last seen in the parent's statusSummary. */
+  seenDone: number;
+  terminating?: boolean;
+}
 const PASS_ENV = ["TSFLOW_S3_ENDPOINT", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"];
 const CREDENTIAL_ENV = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
 
@@ -104,6 +145,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let interval = minPoll;
   let apiFailures = 0;
+  const arrayWindow = options.arrayWindowMs ?? 100;
 
   const api = () =>
     (client ??= import("@aws-sdk/client-batch").then((sdk) => ({
@@ -192,13 +234,61 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     });
   };
 
+  const runnableTimeoutExit = (name: string, id: string, queue: string): TaskExit => ({
+    completed: false,
+    error: {
+      type: "Timeout",
+      message: `Batch job ${name} (${id}) stayed RUNNABLE for more than ${runnableTimeout} s on queue '${queue}': no compute environment could place it (check the queue's compute environments, their max vCPUs and instance types against the step's cpu/memory/gpu)`,
+    },
+  });
+
+  /** Settles the children of an array that ended since the last look: one ListJobs per status and page. */
+  const settleArrayChildren = async (array: ArrayJob) => {
+    const { sdk, client: c } = await api();
+    for (const status of ["SUCCEEDED", "FAILED"] as const) {
+      let nextToken: string | undefined;
+      do {
+        const out = await c.send(new sdk.ListJobsCommand({ arrayJobId: array.id, jobStatus: status, maxResults: 1000, nextToken }));
+        nextToken = out.nextToken;
+        for (const summary of out.jobSummaryList ?? []) {
+          const entry = array.children[summary.arrayProperties?.index ?? -1];
+          if (entry && pending.has(entry.jobId)) await settle(entry, summary as JobDetail);
+        }
+      } while (nextToken);
+    }
+  };
+
   const poll = async () => {
     timer = undefined;
-    const tasks = [...pending.values()];
-    if (!tasks.length) return;
+    const tasks = [...pending.values()].filter((t) => !t.arrayId);
+    const live = [...arrays.values()];
+    if (!tasks.length && !live.length) return;
     let changed = false;
     try {
       const { sdk, client: c } = await api();
+      for (let i = 0; i < live.length; i += 100) {
+        const group = live.slice(i, i + 100);
+        const out = await c.send(new sdk.DescribeJobsCommand({ jobs: group.map((a) => a.id) }));
+        apiFailures = 0;
+        const byId = new Map((out.jobs ?? []).map((j) => [j.jobId, j]));
+        for (const array of group) {
+          const parent = byId.get(array.id);
+          if (!parent || !arrays.has(array.id)) continue;
+          const summary = parent.arrayProperties?.statusSummary ?? {};
+          const done = (summary.SUCCEEDED ?? 0) + (summary.FAILED ?? 0);
+          if (done > array.seenDone || parent.status === "SUCCEEDED" || parent.status === "FAILED") {
+            changed = true;
+            array.seenDone = done;
+            await settleArrayChildren(array);
+          }
+          const started = done + (summary.STARTING ?? 0) + (summary.RUNNING ?? 0);
+          if (!started && Date.now() - array.submittedAt > runnableTimeout * 1000 && (summary.RUNNABLE ?? 0) > 0) {
+            await terminate(array.id, `tsflow: RUNNABLE for more than ${runnableTimeout} s`);
+            for (const entry of array.children) if (pending.has(entry.jobId)) await settle(entry, undefined, runnableTimeoutExit(entry.jobName, entry.jobId, array.queue));
+          }
+          if (array.children.every((e) => !pending.has(e.jobId))) arrays.delete(array.id);
+        }
+      }
       for (let i = 0; i < tasks.length; i += 100) {
         const batch = tasks.slice(i, i + 100);
         const out = await c.send(new sdk.DescribeJobsCommand({ jobs: batch.map((t) => t.jobId) }));
@@ -216,13 +306,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
           else if (job.status === "RUNNING") await readNew(task);
           else if (job.status === "RUNNABLE" && Date.now() - task.runnableSince! > runnableTimeout * 1000) {
             await terminate(task.jobId, `tsflow: RUNNABLE for more than ${runnableTimeout} s`);
-            await settle(task, job, {
-              completed: false,
-              error: {
-                type: "Timeout",
-                message: `Batch job ${task.jobName} (${task.jobId}) stayed RUNNABLE for more than ${runnableTimeout} s on queue '${task.queue}': no compute environment could place it (check the queue's compute environments, their max vCPUs and instance types against the step's cpu/memory/gpu)`,
-              },
-            });
+            await settle(task, job, runnableTimeoutExit(task.jobName, task.jobId, task.queue));
           }
         }
       }
@@ -230,6 +314,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
       // The SDK has already retried throttling and 5xx; keep polling, but not forever.
       if (++apiFailures >= 20) {
         for (const task of [...pending.values()]) await settle(task, undefined, { completed: false, error: { type: "Executor", message: `[batch] cannot describe job ${task.jobId}: ${(e as Error).message}` } });
+        arrays.clear();
         return;
       }
       run?.logger.warn(`[batch] DescribeJobs failed (${(e as Error).message}); retrying`);
@@ -241,10 +326,152 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     if (!timer && pending.size) timer = setTimeout(() => void poll(), interval);
   };
 
+  const gathering = new Map<string, { items: Submission[]; firstAt: number; timer?: ReturnType<typeof setTimeout> }>();
+  const arrays = new Map<string, ArrayJob>();
+
+  // Aborts gather for a microtask: when a run stops, all of an array's children go with one
+  // TerminateJob of its parent instead of one call per child.
+  let aborts: Pending[] = [];
+  const abortLater = (entry: Pending) => {
+    if (!aborts.length) queueMicrotask(() => void flushAborts());
+    aborts.push(entry);
+  };
+  const flushAborts = async () => {
+    const batch = aborts;
+    aborts = [];
+    const whole = new Set<string>();
+    for (const entry of batch) {
+      if (!pending.has(entry.jobId)) continue;
+      const array = entry.arrayId ? arrays.get(entry.arrayId) : undefined;
+      if (array && !array.terminating && array.children.every((e) => e.aborting || !pending.has(e.jobId))) {
+        array.terminating = true;
+        whole.add(array.id);
+      }
+    }
+    const calls = [...whole].map((id) => terminate(id, "tsflow: the run was stopped"));
+    for (const entry of batch) {
+      if (!pending.has(entry.jobId)) continue;
+      if (!entry.arrayId || !whole.has(entry.arrayId)) calls.push(terminate(entry.jobId, "tsflow: the run was stopped"));
+      const { runId, step, taskId } = entry.spec;
+      calls.push(settle(entry, undefined, { completed: false, error: { type: "Cancelled", message: `task ${runId}/${step}/${taskId} was stopped: Batch job ${entry.jobName} terminated` } }));
+    }
+    await Promise.all(calls);
+  };
+
+  /** Starts following a submitted job (or array child) until it settles. */
+  const track = (item: Submission, jobId: string, name: string, arrayId?: string): Pending => {
+    const { spec, ctx } = item;
+    const onAbort = () => {
+      entry.aborting = true;
+      abortLater(entry);
+    };
+    const entry: Pending = {
+      spec,
+      ctx,
+      jobId,
+      arrayId,
+      jobName: name,
+      queue: item.queue,
+      follower: new LogFollower(run!.datastore, { flow: spec.flowName, run: spec.runId, step: spec.step, task: spec.taskId, attempt: spec.attempt }),
+      tail: "",
+      resolve: (exit) => {
+        ctx.signal.removeEventListener("abort", onAbort);
+        item.resolve(exit);
+      },
+    };
+    pending.set(jobId, entry);
+    ctx.signal.addEventListener("abort", onAbort, { once: true });
+    return entry;
+  };
+
+  const submitArgs = (item: Submission) => ({
+    jobQueue: item.queue,
+    jobDefinition: item.definition,
+    retryStrategy: {
+      attempts: options.hostAttempts ?? 3,
+      evaluateOnExit: [
+        { onStatusReason: "Host EC2*", action: "RETRY" as const },
+        { onReason: "*", action: "EXIT" as const },
+        { onExitCode: "*", action: "EXIT" as const },
+      ],
+    },
+    ...(item.spec.timeoutSeconds ? { timeout: { attemptDurationSeconds: endpoint ? item.spec.timeoutSeconds : Math.max(60, Math.ceil(item.spec.timeoutSeconds)) } } : {}),
+  });
+
+  const submitOne = async (item: Submission) => {
+    const { spec } = item;
+    const environment = [...item.environment];
+    if (item.json.length < SPEC_ENV_LIMIT) environment.push({ name: "TSFLOW_TASK_SPEC", value: item.json });
+    else {
+      // A join of many foreach tasks outgrows the job's environment: the spec goes through S3.
+      const key = `${taskPrefix(spec.flowName, spec.runId, spec.step, spec.taskId)}${spec.attempt}/spec.json`;
+      await run!.datastore.put(key, new TextEncoder().encode(item.json));
+      environment.push({ name: "TSFLOW_TASK_SPEC_KEY", value: key }, { name: "TSFLOW_TASK_DATASTORE", value: spec.datastore });
+    }
+    const { sdk, client: c } = await api();
+    const name = jobName(spec);
+    const submitted = await c.send(new sdk.SubmitJobCommand({ jobName: name, ...submitArgs(item), containerOverrides: { environment } }));
+    track(item, submitted.jobId!, name);
+  };
+
+  const submitArray = async (items: Submission[]) => {
+    const first = items[0]!.spec;
+    const prefix = `${taskPrefix(first.flowName, first.runId, first.step, first.taskId)}${first.attempt}/array/`;
+    const chunks: string[] = [];
+    for (let i = 0; i < items.length; i += ARRAY_CHUNK) chunks.push(`[${items.slice(i, i + ARRAY_CHUNK).map((it) => it.json).join(",")}]`);
+    for (let i = 0; i < chunks.length; i += 32) {
+      await Promise.all(chunks.slice(i, i + 32).map((text, k) => run!.datastore.put(`${prefix}${i + k}.json`, new TextEncoder().encode(text))));
+    }
+    const environment = [
+      ...items[0]!.environment,
+      { name: "TSFLOW_TASK_ARRAY_PREFIX", value: prefix },
+      { name: "TSFLOW_TASK_ARRAY_CHUNK", value: String(ARRAY_CHUNK) },
+      { name: "TSFLOW_TASK_DATASTORE", value: first.datastore },
+    ];
+    const { sdk, client: c } = await api();
+    const name = jobName({ ...first, taskId: `array${first.taskId}x${items.length}` });
+    const submitted = await c.send(new sdk.SubmitJobCommand({ jobName: name, ...submitArgs(items[0]!), arrayProperties: { size: items.length }, containerOverrides: { environment } }));
+    const id = submitted.jobId!;
+    const array: ArrayJob = { id, name, queue: items[0]!.queue, children: [], submittedAt: Date.now(), seenDone: 0 };
+    arrays.set(id, array);
+    array.children = items.map((item, i) => track(item, `${id}:${i}`, `${name}:${i}`, id));
+    // An abort during the submission fired before the children were listening.
+    for (const entry of array.children) {
+      if (entry.ctx.signal.aborted && !entry.aborting) {
+        entry.aborting = true;
+        abortLater(entry);
+      }
+    }
+  };
+
+  const flush = async (all: Submission[]) => {
+    const items = all.filter((it) => {
+      if (!it.ctx.signal.aborted) return true;
+      it.resolve({ completed: false, error: { type: "Cancelled", message: "the run was stopped before the task started" } });
+      return false;
+    });
+    const parts: Submission[][] = [];
+    for (let i = 0; i < items.length; i += ARRAY_MAX) parts.push(items.slice(i, i + ARRAY_MAX));
+    await Promise.all(
+      parts.map(async (part) => {
+        try {
+          if (part.length === 1) await submitOne(part[0]!);
+          else await submitArray(part);
+        } catch (e) {
+          for (const it of part) it.resolve({ completed: false, error: { type: "Executor", message: `[batch] cannot submit step '${it.spec.step}': ${(e as Error).message}` } });
+          return;
+        }
+        interval = minPoll;
+        schedulePoll();
+      }),
+    );
+  };
+
   return {
     name: NAME,
     storesOwnLogs: true,
     remote: true,
+    capacity: options.capacity ?? 10_000,
 
     check(datastore) {
       if (!datastore.url.startsWith("s3://")) {
@@ -277,63 +504,30 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
       for (const [k, v] of Object.entries(task.env)) environment.push({ name: k, value: v });
       const { environment: _values, ...decorators } = task.decorators;
       const json = JSON.stringify({ ...task, env: {}, decorators });
-      if (json.length < SPEC_ENV_LIMIT) environment.push({ name: "TSFLOW_TASK_SPEC", value: json });
-      else {
-        // A join of many foreach tasks outgrows the job's environment: the spec goes through S3.
-        const key = `${taskPrefix(spec.flowName, spec.runId, spec.step, spec.taskId)}${spec.attempt}/spec.json`;
-        await run.datastore.put(key, new TextEncoder().encode(json));
-        environment.push({ name: "TSFLOW_TASK_SPEC_KEY", value: key }, { name: "TSFLOW_TASK_DATASTORE", value: spec.datastore });
-      }
-      const { sdk, client: c } = await api();
-      const name = jobName(spec);
-      const submitted = await c.send(
-        new sdk.SubmitJobCommand({
-          jobName: name,
-          jobQueue: queue,
-          jobDefinition: definition,
-          containerOverrides: { environment },
-          retryStrategy: {
-            attempts: options.hostAttempts ?? 3,
-            evaluateOnExit: [
-              { onStatusReason: "Host EC2*", action: "RETRY" },
-              { onReason: "*", action: "EXIT" },
-              { onExitCode: "*", action: "EXIT" },
-            ],
-          },
-          ...(spec.timeoutSeconds ? { timeout: { attemptDurationSeconds: endpoint ? spec.timeoutSeconds : Math.max(60, Math.ceil(spec.timeoutSeconds)) } } : {}),
-        }),
-      );
-      const jobId = submitted.jobId!;
       return new Promise<TaskExit>((resolve) => {
-        const onAbort = () => {
-          if (!pending.has(jobId)) return;
-          void terminate(jobId, "tsflow: the run was stopped");
-          void settle(entry, undefined, { completed: false, error: { type: "Cancelled", message: `task ${spec.runId}/${spec.step}/${spec.taskId} was stopped: Batch job ${name} terminated` } });
-        };
-        const entry: Pending = {
-          spec,
-          ctx,
-          jobId,
-          jobName: name,
-          queue,
-          follower: new LogFollower(run!.datastore, { flow: spec.flowName, run: spec.runId, step: spec.step, task: spec.taskId, attempt: spec.attempt }),
-          tail: "",
-          resolve: (exit) => {
-            ctx.signal.removeEventListener("abort", onAbort);
-            resolve(exit);
-          },
-        };
-        pending.set(jobId, entry);
-        ctx.signal.addEventListener("abort", onAbort, { once: true });
-        interval = minPoll;
-        schedulePoll();
+        const item: Submission = { spec, ctx, json, queue, definition, environment, resolve };
+        // Attempts of one step with the same job shape gather for a moment: a foreach's items
+        // arrive together and go out as one array job.
+        const key = JSON.stringify([spec.runId, spec.step, spec.attempt, queue, definition, environment, spec.timeoutSeconds ?? 0]);
+        let group = gathering.get(key);
+        if (!group) gathering.set(key, (group = { items: [], firstAt: Date.now() }));
+        group.items.push(item);
+        clearTimeout(group.timer);
+        const wait = Math.max(0, Math.min(arrayWindow, group.firstAt + arrayWindow * 20 - Date.now()));
+        const g = group;
+        g.timer = setTimeout(() => {
+          gathering.delete(key);
+          void flush(g.items);
+        }, wait);
       });
     },
 
     async close() {
       if (timer) clearTimeout(timer);
-      await Promise.all([...pending.values()].map((t) => terminate(t.jobId, "tsflow: executor closed")));
+      const ids = new Set([...pending.values()].map((t) => t.arrayId ?? t.jobId));
+      await Promise.all([...ids].map((id) => terminate(id, "tsflow: executor closed")));
       pending.clear();
+      arrays.clear();
       if (client) (await client).client.destroy();
     },
   };

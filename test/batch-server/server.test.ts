@@ -172,6 +172,38 @@ describe("batch server, process executor", () => {
     expect(failed.attempts!.map((a) => a.container!.exitCode)).toEqual([3, 3]);
   });
 
+  it("runs an array job: children <parent>:<index> with AWS_BATCH_JOB_ARRAY_INDEX, retried per child; the parent sums them up", async () => {
+    // Child 1 fails its first attempt (retried), child 2 fails for good, the others succeed.
+    const code = "const i = process.env.AWS_BATCH_JOB_ARRAY_INDEX, a = process.env.AWS_BATCH_JOB_ATTEMPT; console.log('child', i); process.exit(i === '2' ? 5 : i === '1' && a === '1' ? 4 : 0)";
+    const parentId = await submit(batch, { jobDefinition: nodeDef, arrayProperties: { size: 4 }, retryStrategy: { attempts: 2 }, containerOverrides: { command: node(code) } });
+    const { job: parent, seen } = await waitFor(batch, parentId);
+    expect(seen[0]).toBe("SUBMITTED");
+    expect(seen.every((s) => ["SUBMITTED", "PENDING", "FAILED"].includes(s))).toBe(true);
+    expect(parent.status).toBe("FAILED");
+    expect(parent.arrayProperties).toMatchObject({ size: 4, statusSummary: { SUCCEEDED: 3, FAILED: 1 } });
+    const { jobs: children } = await batch.send(new DescribeJobsCommand({ jobs: [0, 1, 2, 3].map((i) => `${parentId}:${i}`) }));
+    expect(children!.map((c) => [c.arrayProperties?.index, c.status, c.attempts!.map((a) => a.container!.exitCode)])).toEqual([
+      [0, "SUCCEEDED", [0]],
+      [1, "SUCCEEDED", [4, 0]],
+      [2, "FAILED", [5, 5]],
+      [3, "SUCCEEDED", [0]],
+    ]);
+    expect(server.jobs.logs(`${parentId}:3`)).toBe("child 3\n");
+    const failed = await batch.send(new ListJobsCommand({ arrayJobId: parentId, jobStatus: "FAILED" }));
+    expect(failed.jobSummaryList!.map((j) => [j.jobId, j.arrayProperties?.index, j.container?.exitCode])).toEqual([[`${parentId}:2`, 2, 5]]);
+    await expect(submit(batch, { jobDefinition: nodeDef, arrayProperties: { size: 1 } })).rejects.toThrow(/between 2 and 10000/);
+  });
+
+  it("terminates every child of an array job through its parent", async () => {
+    const parentId = await submit(batch, { jobDefinition: nodeDef, arrayProperties: { size: 3 }, containerOverrides: { command: node("setInterval(() => {}, 1000)") } });
+    await waitFor(batch, `${parentId}:0`, ["RUNNING"]);
+    await batch.send(new TerminateJobCommand({ jobId: parentId, reason: "stopped by the test" }));
+    const { job } = await waitFor(batch, parentId);
+    expect(job.status).toBe("FAILED");
+    const { jobs: children } = await batch.send(new DescribeJobsCommand({ jobs: [0, 1, 2].map((i) => `${parentId}:${i}`) }));
+    expect(children!.map((c) => [c.status, c.statusReason])).toEqual(Array(3).fill(["FAILED", "stopped by the test"]));
+  });
+
   it("stops retrying when evaluateOnExit says EXIT", async () => {
     const jobId = await submit(batch, {
       jobDefinition: nodeDef,

@@ -153,6 +153,10 @@ interface Job {
   attempt?: Attempt;
   logs: string;
   timers: Set<NodeJS.Timeout>;
+  /** An array job's parent: it never runs, its status follows its children's. */
+  children?: Job[];
+  /** An array child's parent. */
+  parent?: Job;
 }
 
 /** Starts the server on 127.0.0.1 and resolves once it listens. */
@@ -219,23 +223,59 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
   };
 
   const setStatus = (job: Job, status: JobStatus, reason?: string) => {
+    const before = job.detail.status;
     job.detail.status = status;
     if (reason !== undefined) job.detail.statusReason = reason;
+    if (job.attempt) runningJobs.add(job);
+    else runningJobs.delete(job);
+    if (status === "RUNNABLE" && !job.attempt) runnable.add(job);
+    else runnable.delete(job);
+    if (job.parent) updateParent(job.parent, before, status);
     if (TERMINAL.has(status)) {
       job.detail.stoppedAt = Date.now();
       for (const t of job.timers) clearTimeout(t);
       job.timers.clear();
       // Jobs waiting on this one may now go on (or fail).
-      for (const other of jobs.values()) if (other.detail.status === "PENDING") advancePending(other);
+      if (waiting.size) for (const other of [...waiting]) if (other.detail.status === "PENDING") advancePending(other);
     }
     if (status === "RUNNABLE") job.runnableSince = Date.now();
     pump();
   };
 
+  /**
+   * An array parent, as AWS documents it: SUBMITTED, PENDING once a child is RUNNABLE, and once
+   * every child is over SUCCEEDED if they all succeeded, else FAILED; `statusSummary` counts the
+   * children in each status.
+   */
+  const updateParent = (parent: Job, from: JobStatus | undefined, to: JobStatus) => {
+    const summary = parent.detail.arrayProperties!.statusSummary!;
+    if (from) summary[from] = (summary[from] ?? 1) - 1;
+    summary[to] = (summary[to] ?? 0) + 1;
+    parent.detail.arrayProperties!.statusSummaryLastUpdatedAt = Date.now();
+    const size = parent.children!.length;
+    const done = (summary.SUCCEEDED ?? 0) + (summary.FAILED ?? 0);
+    if (done === size) {
+      if (TERMINAL.has(parent.detail.status!)) return;
+      parent.detail.status = summary.FAILED ? "FAILED" : "SUCCEEDED";
+      parent.detail.statusReason = summary.FAILED ? `${summary.FAILED} of ${size} child jobs failed` : undefined;
+      parent.detail.stoppedAt = Date.now();
+    } else if (parent.detail.status === "SUBMITTED" && ["RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"].includes(to)) {
+      parent.detail.status = "PENDING";
+    }
+  };
+
   const advancePending = (job: Job) => {
     const deps = (job.detail.dependsOn ?? []).map((d) => jobs.get(d.jobId ?? ""));
-    if (deps.some((d) => d?.detail.status === "FAILED")) return setStatus(job, "FAILED", "Dependent Job failed");
-    if (job.promoting || !deps.every((d) => !d || d.detail.status === "SUCCEEDED")) return;
+    if (deps.some((d) => d?.detail.status === "FAILED")) {
+      waiting.delete(job);
+      return setStatus(job, "FAILED", "Dependent Job failed");
+    }
+    if (job.promoting) return;
+    if (!deps.every((d) => !d || d.detail.status === "SUCCEEDED")) {
+      waiting.add(job);
+      return;
+    }
+    waiting.delete(job);
     job.promoting = true;
     later(job, () => {
       job.promoting = false;
@@ -243,7 +283,11 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
     });
   };
 
-  const running = () => [...jobs.values()].filter((j) => j.attempt).length;
+  // Indexes kept beside `jobs`, so a 10,000-child array is not scanned on every transition.
+  const runningJobs = new Set<Job>();
+  const runnable = new Set<Job>();
+  const waiting = new Set<Job>();
+  const running = () => runningJobs.size;
 
   // Starts RUNNABLE jobs, oldest first, while there is capacity. Not re-entrant: starting a job
   // changes its status, which calls pump again.
@@ -252,10 +296,8 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
     if (hold || closing || pumping) return;
     pumping = true;
     try {
-      const runnable = [...jobs.values()]
-        .filter((j) => j.detail.status === "RUNNABLE" && !j.attempt)
-        .sort((a, b) => a.runnableSince - b.runnableSince);
-      for (const job of runnable) {
+      // A Set iterates in insertion order: oldest RUNNABLE first.
+      for (const job of [...runnable]) {
         if (running() >= maxConcurrent) break;
         startAttempt(job);
       }
@@ -267,6 +309,8 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
   const startAttempt = (job: Job) => {
     const attempt: Attempt = { startedAt: Date.now(), taskId: randomUUID().replaceAll("-", "") };
     job.attempt = attempt;
+    runnable.delete(job);
+    runningJobs.add(job);
     job.detail.startedAt ??= attempt.startedAt;
     setStatus(job, "STARTING");
     const lost = pending.failJobs.shift();
@@ -295,6 +339,7 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
     const attempt = job.attempt!;
     clearTimeout(attempt.timer);
     job.attempt = undefined;
+    runningJobs.delete(job);
     const stoppedAt = Date.now();
     const statusReason =
       attempt.killed?.reason ?? outcome.statusReason ?? (outcome.reason ? "Task failed to start" : "Essential container in task exited");
@@ -346,6 +391,7 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
   };
 
   const batchEnv = (job: Job): Record<string, string> => ({
+    ...(job.parent ? { AWS_BATCH_JOB_ARRAY_INDEX: String(job.detail.arrayProperties!.index) } : {}),
     AWS_BATCH_JOB_ID: job.detail.jobId!,
     AWS_BATCH_JOB_ATTEMPT: String(job.detail.attempts!.length + 1),
     AWS_BATCH_JQ_NAME: job.detail.jobQueue!.slice(job.detail.jobQueue!.lastIndexOf("/") + 1),
@@ -569,6 +615,10 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
       );
       const retryStrategy = input.retryStrategy ?? definition.retryStrategy;
       const timeout = input.timeout ?? definition.timeout;
+      const size = input.arrayProperties?.size;
+      if (size !== undefined && (!Number.isInteger(size) || size < 2 || size > 10_000)) {
+        throw clientError(`arrayProperties.size must be between 2 and 10000 (got ${size})`);
+      }
       const jobId = randomUUID();
       const detail: JobDetail = {
         jobArn: arn("job", jobId),
@@ -603,10 +653,42 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
         timers: new Set(),
       };
       jobs.set(jobId, job);
-      later(job, () => {
-        setStatus(job, "PENDING");
-        advancePending(job);
-      });
+      if (size === undefined) {
+        later(job, () => {
+          setStatus(job, "PENDING");
+          advancePending(job);
+        });
+        return { jobArn: detail.jobArn, jobName, jobId };
+      }
+      // An array job: the parent only tracks; each child `<parent>:<index>` is a job of its own
+      // (own attempts, retries, timeout), with AWS_BATCH_JOB_ARRAY_INDEX in its environment.
+      detail.arrayProperties = { size, statusSummary: {}, statusSummaryLastUpdatedAt: Date.now() };
+      job.children = [];
+      for (let index = 0; index < size; index++) {
+        const childId = `${jobId}:${index}`;
+        const child: Job = {
+          ...job,
+          detail: {
+            ...structuredClone(detail),
+            jobArn: arn("job", childId),
+            jobId: childId,
+            arrayProperties: { index },
+            attempts: [],
+          },
+          container: structuredClone(container),
+          timers: new Set(),
+          children: undefined,
+          parent: job,
+        };
+        child.detail.container = containerDetail(child.container);
+        job.children.push(child);
+        jobs.set(childId, child);
+        detail.arrayProperties.statusSummary!.SUBMITTED = index + 1;
+        later(child, () => {
+          setStatus(child, "PENDING");
+          advancePending(child);
+        });
+      }
       return { jobArn: detail.jobArn, jobName, jobId };
     },
 
@@ -619,9 +701,16 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
     },
 
     listjobs(input) {
-      if (input.arrayJobId || input.multiNodeJobId) return { jobSummaryList: [] };
-      const queue = findQueue(requireString(input, "jobQueue"));
-      let list = [...jobs.values()].map((j) => j.detail).filter((d) => d.jobQueue === queue.detail.jobQueueArn);
+      if (input.multiNodeJobId) return { jobSummaryList: [] };
+      let list: JobDetail[];
+      if (input.arrayJobId) {
+        const parent = jobs.get(input.arrayJobId);
+        if (!parent?.children) throw clientError(`Job ${input.arrayJobId} is not an array job`);
+        list = parent.children.map((j) => j.detail);
+      } else {
+        const queue = findQueue(requireString(input, "jobQueue"));
+        list = [...jobs.values()].map((j) => j.detail).filter((d) => d.jobQueue === queue.detail.jobQueueArn);
+      }
       const filters = (input.filters ?? []) as { name?: string; values?: string[] }[];
       if (filters.length) {
         for (const f of filters) list = list.filter((d) => (f.values ?? []).some((v) => matchesFilter(d, f.name ?? "", v)));
@@ -629,7 +718,8 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
         // Without filters AWS lists only RUNNING jobs unless asked for another status.
         list = list.filter((d) => d.status === (input.jobStatus ?? "RUNNING"));
       }
-      list.sort((a, b) => b.createdAt! - a.createdAt!);
+      if (input.arrayJobId) list.sort((a, b) => a.arrayProperties!.index! - b.arrayProperties!.index!);
+      else list.sort((a, b) => b.createdAt! - a.createdAt!);
       const page = paginate(list, input);
       const jobSummaryList: JobSummary[] = page.items.map((d) => ({
         jobArn: d.jobArn,
@@ -644,6 +734,7 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
         jobDefinition: d.jobDefinition,
         isCancelled: d.isCancelled,
         isTerminated: d.isTerminated,
+        arrayProperties: d.arrayProperties && { index: d.arrayProperties.index, size: d.arrayProperties.size },
       }));
       return { jobSummaryList, nextToken: page.nextToken };
     },
@@ -653,6 +744,11 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
       const reason = requireString(input, "reason");
       if (TERMINAL.has(job.detail.status!)) return {};
       job.detail.isTerminated = true;
+      // Terminating an array's parent terminates every child that is not over.
+      if (job.children) {
+        for (const child of job.children) if (!TERMINAL.has(child.detail.status!)) ops.terminatejob!({ jobId: child.detail.jobId, reason });
+        return {};
+      }
       if (job.attempt?.child) kill(job, reason);
       else if (job.attempt) job.attempt.killed = { reason, timeout: false }; // STARTING: fails when it would run
       else setStatus(job, "FAILED", reason);
@@ -662,6 +758,10 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
     canceljob(input) {
       const job = mustJob(input);
       const reason = requireString(input, "reason");
+      if (job.children) {
+        for (const child of job.children) ops.canceljob!({ jobId: child.detail.jobId, reason });
+        return {};
+      }
       // Jobs already STARTING or RUNNING are not cancelled; the call still succeeds, as on AWS.
       if (["SUBMITTED", "PENDING", "RUNNABLE"].includes(job.detail.status!) && !job.attempt) {
         job.detail.isCancelled = true;

@@ -1,0 +1,132 @@
+/**
+ * Batch array jobs: a foreach on Batch goes out as one array job (plugins/executors/batch.ts),
+ * run by the local Batch server's array support (test/batch-server/server.ts): children
+ * `<parent>:<index>` as real processes, each a tsflow attempt of its own.
+ */
+import type { JobDetail } from "@aws-sdk/client-batch";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Datastore } from "../../core/types.ts";
+import { runFlow } from "../../mod.ts";
+import s3Datastore from "../../plugins/datastores/s3.ts";
+import batchExecutor, { type BatchOptions } from "../../plugins/executors/batch.ts";
+import { ArrayFlow, NestedArrayFlow } from "../fixtures/batch-array.ts";
+import { type BatchServer, startBatchServer } from "../batch-server/server.ts";
+import { type RunningS3rver, S3RVER_CREDENTIALS, startS3rver } from "../_s3rver.ts";
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+const FILE = new URL("../fixtures/batch-array.ts", import.meta.url).pathname;
+const options: BatchOptions = { queue: "default", image: "tsflow-node:20", poll: { min: 50, max: 400 } };
+
+let s3: RunningS3rver;
+let server: BatchServer;
+let datastore: Datastore;
+let saved: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  [s3, server] = await Promise.all([startS3rver({ buckets: ["tsflow"] }), startBatchServer({ executor: "process", maxConcurrent: 4, transitionMs: 20 })]);
+  saved = { ...process.env };
+  Object.assign(process.env, {
+    TSFLOW_S3_ENDPOINT: s3.endpoint,
+    TSFLOW_BATCH_ENDPOINT: server.url,
+    AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+    AWS_REGION: "us-east-1",
+  });
+  datastore = s3Datastore({ url: "s3://tsflow/array", endpoint: s3.endpoint, credentials: S3RVER_CREDENTIALS });
+}, 60_000);
+
+afterAll(async () => {
+  process.env = saved;
+  await datastore?.close?.();
+  await Promise.all([server?.close(), s3?.close()]);
+});
+
+/** The jobs the server got since `from`, parents and children apart. */
+function jobsSince(from: number) {
+  const all = server.jobs.list().slice(from);
+  return { parents: all.filter((j) => j.arrayProperties?.size !== undefined), children: all.filter((j) => j.arrayProperties?.index !== undefined), singles: all.filter((j) => !j.arrayProperties) };
+}
+const ops = (from: number) => server.requests.slice(from).map((r) => r.op.toLowerCase());
+
+describe("batch array jobs", () => {
+  it("submits a foreach as one array job; a failing item is retried alone and the run succeeds", async () => {
+    const executor = batchExecutor(options);
+    const jobs0 = server.jobs.list().length;
+    const req0 = server.requests.length;
+    try {
+      const run = await runFlow(ArrayFlow, { file: FILE, exportName: "ArrayFlow", executor, datastore, params: { n: 6, flaky: 2 }, maxWorkers: 1 });
+      expect(run.error).toBeUndefined();
+      expect(await run.data("total")).toBe(0 + 1 + 4 + 9 + 16 + 25);
+      const { parents, children, singles } = jobsSince(jobs0);
+      // start, the array of 6, the retry of item 2 alone, join, end.
+      expect(parents).toHaveLength(1);
+      expect(parents[0]!.arrayProperties!.size).toBe(6);
+      expect(children.map((c) => c.jobId)).toEqual(Array.from({ length: 6 }, (_, i) => `${parents[0]!.jobId}:${i}`));
+      // Every child ran to its end (exit 0: a step error is a result, not a job failure).
+      expect(parents[0]!.status).toBe("SUCCEEDED");
+      expect(parents[0]!.arrayProperties!.statusSummary).toMatchObject({ SUCCEEDED: 6 });
+      expect(singles).toHaveLength(4);
+      const attempts = (await run.step("work").tasks()).map((t) => t.attempt);
+      expect(attempts).toEqual([0, 0, 1, 0, 0, 0]);
+      expect(ops(req0).filter((o) => o === "submitjob")).toHaveLength(5);
+    } finally {
+      await executor.close?.();
+    }
+  }, 180_000);
+
+  it("fails the run when an item fails for good, naming the item's task", async () => {
+    const executor = batchExecutor(options);
+    const jobs0 = server.jobs.list().length;
+    try {
+      const run = await runFlow(ArrayFlow, { file: FILE, exportName: "ArrayFlow", executor, datastore, params: { n: 4, broken: 3 }, maxWorkers: 1 });
+      expect(run.successful).toBe(false);
+      expect(run.error?.message).toContain("broken item 3");
+      expect(run.error?.pathspec).toMatch(/\/work\/\d+$/);
+      const { parents } = jobsSince(jobs0);
+      expect(parents).toHaveLength(1);
+      expect(parents[0]!.arrayProperties!.size).toBe(4);
+    } finally {
+      await executor.close?.();
+    }
+  }, 180_000);
+
+  it("stops the whole array with one TerminateJob when the run is stopped", async () => {
+    const executor = batchExecutor(options);
+    const jobs0 = server.jobs.list().length;
+    const req0 = server.requests.length;
+    const stop = new AbortController();
+    try {
+      const pending = runFlow(ArrayFlow, { file: FILE, exportName: "ArrayFlow", executor, datastore, params: { n: 8, sleepMs: 60_000 }, maxWorkers: 1, signal: stop.signal });
+      await expect.poll(() => jobsSince(jobs0).children.filter((c) => c.status === "RUNNING").length, { timeout: 90_000, interval: 200 }).toBeGreaterThan(0);
+      stop.abort();
+      const run = await pending;
+      expect(run.successful).toBe(false);
+      expect(run.error?.type).toBe("Cancelled");
+      const parent = jobsSince(jobs0).parents[0]!;
+      await expect.poll(() => server.jobs.get(parent.jobId!)?.status, { timeout: 30_000 }).toBe("FAILED");
+      const children = jobsSince(jobs0).children;
+      expect(children).toHaveLength(8);
+      for (const c of children) expect(c.status).toBe("FAILED");
+      expect(ops(req0).filter((o) => o === "terminatejob")).toHaveLength(1);
+    } finally {
+      await executor.close?.();
+    }
+  }, 180_000);
+
+  it("runs a nested foreach whose inner level is an array job", async () => {
+    const executor = batchExecutor(options);
+    const jobs0 = server.jobs.list().length;
+    try {
+      const run = await runFlow(NestedArrayFlow, { file: FILE, exportName: "NestedArrayFlow", executor, datastore, maxWorkers: 1 });
+      expect(run.error).toBeUndefined();
+      expect(await run.data("all")).toEqual(["1", "2", "3", "1", "2", "3"]);
+      const { parents } = jobsSince(jobs0);
+      const leafArrays = parents.filter((p: JobDetail) => p.jobName!.includes("-leaf-"));
+      // Both outer tasks' inner items reach the executor together: one array (or one per outer task).
+      expect(leafArrays.reduce((n, p) => n + p.arrayProperties!.size!, 0)).toBe(6);
+      expect(parents.filter((p: JobDetail) => p.jobName!.includes("-split-")).map((p) => p.arrayProperties!.size)).toEqual([2]);
+    } finally {
+      await executor.close?.();
+    }
+  }, 180_000);
+});
