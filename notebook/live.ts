@@ -3,6 +3,7 @@
  * on (the kernel's `display_id` updates), then the finished run's line. Elsewhere (`console.log`)
  * the handle is that same line, once.
  */
+import { denoJupyter } from "../runner/notebook.ts";
 import type { RunHandle } from "../runner/run.ts";
 
 interface JupyterDisplay {
@@ -31,7 +32,7 @@ function bundle(handle: RunHandle): Record<string, unknown> {
  * every event (at most a few times a second); the cell's own result is then left empty.
  */
 export async function liveDisplay(handle: RunHandle, beforeSettle: (last: () => Promise<void>) => void): Promise<Record<string, unknown>> {
-  const jupyter = (globalThis as { Deno?: { jupyter?: JupyterDisplay } }).Deno?.jupyter;
+  const jupyter = denoJupyter<JupyterDisplay>();
   if (!jupyter?.display || handle.status === "succeeded" || handle.status === "failed") return bundle(handle);
   const id = `tsflow-${Math.random().toString(36).slice(2)}`;
   await jupyter.display(bundle(handle), { raw: true, display_id: id });

@@ -97,10 +97,20 @@ export async function notebookModule(flowClass: Function): Promise<NotebookModul
   return { file, exportName: name, source };
 }
 
-/** Whether `flowClass` was defined in a notebook kernel's cell (Deno's kernel, tslab) rather than a file. */
+/** Whether this process is a notebook kernel (Deno's), where a class without a file comes from a cell. */
 export function inNotebookKernel(): boolean {
-  const g = globalThis as { Deno?: { jupyter?: unknown }; $$?: unknown; tslab?: unknown };
-  return Boolean(g.Deno?.jupyter) || process.env.TSLAB !== undefined || typeof g.tslab !== "undefined";
+  return denoJupyter() !== undefined;
+}
+
+/** Deno's `Deno.jupyter`, in its kernel only: elsewhere reading it throws ("only available in `deno jupyter`"). */
+export function denoJupyter<T = unknown>(): T | undefined {
+  const deno = (globalThis as { Deno?: { jupyter?: T } }).Deno;
+  if (!deno) return undefined;
+  try {
+    return deno.jupyter ?? undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
