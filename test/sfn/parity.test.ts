@@ -24,6 +24,11 @@ interface Case {
   params?: Record<string, string>;
   /** `--with` decorators, for the deployment and the local run alike. */
   with?: string[];
+  /**
+   * The local run's executor: in-process (cheap on a 2-core machine) unless the flow needs a
+   * process to kill (a step outliving its @timeout).
+   */
+  local?: "process";
   /** Steps whose tasks both runs must have, as a check that the comparison is not vacuous. */
   tasks: number;
 }
@@ -41,7 +46,7 @@ const ALL_CASES: Case[] = [
   { file: "test/fixtures/retry.ts", tasks: 3 },
   { file: "test/fixtures/catch.ts", tasks: 3 },
   { file: "test/fixtures/catch.ts", with: ["retry:times=1"], tasks: 3 },
-  { file: "test/fixtures/sfn-shapes.ts", exportName: "TimeoutRetryFlow", tasks: 3 },
+  { file: "test/fixtures/sfn-shapes.ts", exportName: "TimeoutRetryFlow", local: "process", tasks: 3 },
   { file: "test/fixtures/sfn-shapes.ts", params: { n: "2" }, tasks: 15 },
 ];
 const CASES = process.env.PARITY_ONLY ? ALL_CASES.filter((c) => c.file.includes(process.env.PARITY_ONLY!)) : ALL_CASES;
@@ -96,7 +101,15 @@ describe("a production run computes what a local run computes", () => {
     const results = [];
     for (const d of deployed) {
       const local = tempStore();
-      const localRun = await runFlow(d.flowClass, { file: d.abs, exportName: d.c.exportName, params: d.c.params, with: parseWith(d.c.with ?? []), datastore: local, maxWorkers: 2 });
+      const localRun = await runFlow(d.flowClass, {
+        file: d.abs,
+        exportName: d.c.exportName,
+        params: d.c.params,
+        with: parseWith(d.c.with ?? []),
+        datastore: local,
+        maxWorkers: 2,
+        executor: d.c.local ?? "inline",
+      });
       results.push({ ...d, local, localRun });
     }
     for (const r of results) Object.assign(r, { execution: await aws.sfn.executions.wait(r.started.executionArn) });
