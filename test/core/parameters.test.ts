@@ -19,7 +19,7 @@ describe("parameters", () => {
       name: "world",
       count: 2,
       flag: false,
-      config: { a: 1 },
+      settings: { a: 1 },
       mode: "fast",
       token: "t",
       notes: notes.toString("utf8"),
@@ -31,10 +31,10 @@ describe("parameters", () => {
   it("parses command-line strings into typed values", async () => {
     const file = join(ds, "other.txt");
     writeFileSync(file, "included text");
-    const r = await run({ name: "tsflow", count: "42.5", flag: "yes", config: '{"layers":[4,2]}', mode: "slow", token: "t", notes: file });
+    const r = await run({ name: "tsflow", count: "42.5", flag: "yes", settings: '{"layers":[4,2]}', mode: "slow", token: "t", notes: file });
     expect(r.error).toBeUndefined();
     const s = await seen(r.runId);
-    expect(s).toMatchObject({ name: "tsflow", count: 42.5, flag: true, config: { layers: [4, 2] }, mode: "slow", notes: "included text" });
+    expect(s).toMatchObject({ name: "tsflow", count: 42.5, flag: true, settings: { layers: [4, 2] }, mode: "slow", notes: "included text" });
     // Parameters are read-only artifacts of every step.
     const end = await seen(r.runId, "end");
     expect(end).toMatchObject({ endCount: 42.5, assignThrew: true });
@@ -43,7 +43,7 @@ describe("parameters", () => {
     const runRefs = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8")).parameters;
     const [endId] = readdirSync(join(runDir, "tasks", "end"));
     const endRefs = JSON.parse(readFileSync(join(runDir, "tasks", "end", endId!, "done.json"), "utf8")).artifacts;
-    expect(endRefs.config).toEqual(runRefs.config);
+    expect(endRefs.settings).toEqual(runRefs.settings);
   });
 
   it.each([
@@ -51,7 +51,7 @@ describe("parameters", () => {
     [{ token: "t", count: "abc" }, /option --count must be a number, got 'abc'/],
     [{ token: "t", count: "" }, /option --count must be a number/],
     [{ token: "t", flag: "maybe" }, /option --flag must be true or false, got 'maybe'/],
-    [{ token: "t", config: "{bad" }, /option --config must be JSON/],
+    [{ token: "t", settings: "{bad" }, /option --settings must be JSON/],
     [{ token: "t", mode: "medium" }, /option --mode must be one of "fast", "slow", got "medium"/],
     [{ token: "t", notes: "/no/such/file.txt" }, /option --notes: cannot read file '\/no\/such\/file.txt'/],
     [{ token: "t", nope: "1" }, /has no parameter '--nope'/],
