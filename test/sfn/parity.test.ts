@@ -131,5 +131,8 @@ describe("a production run computes what a local run computes", () => {
       expect(run?.status).toBe("succeeded");
       expect(run?.doc.stepFunctions).toMatchObject({ executionArn: started.executionArn });
     }
+    // @resources reached the Batch jobs as resource requirements (the stand-in records them).
+    const b = aws.batch.jobs.list().find((j) => j.jobName === "ShapesFlow-b");
+    expect(b?.container?.resourceRequirements).toEqual(expect.arrayContaining([{ type: "VCPU", value: "2" }, { type: "MEMORY", value: "2048" }]));
   }, 600_000);
 });
