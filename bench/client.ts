@@ -21,11 +21,11 @@ import type { Row } from "./_measure.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const cli = join(root, "bin", "tsflow.mjs");
-const FLOW = "BenchClientFlow";
+export const FLOW = "BenchClientFlow";
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** 5,000 runs; every 7th failed, and the newest 10 failed so `latestSuccessfulRun` has to look past them. */
-async function writeRuns(dir: string, runs = 5000): Promise<void> {
+export async function writeRuns(dir: string, runs = 5000): Promise<void> {
   const store = fsDatastore({ root: dir });
   const host = nodeHost();
   const result = await storeArtifact(store, host, "result", { answer: 42, list: Array.from({ length: 100 }, (_, i) => i) });

@@ -4,7 +4,8 @@
  * ratios inside one run (the raw disk and hash limits are measured in the same run).
  *
  *   npm run bench              everything
- *   npm run bench -- core big  only some groups (core, big, client, viewer, executors, startup, cards, spin)
+ *   npm run bench -- core big  only some groups (core, big, client, viewer, executors, startup, cards, spin, scale;
+ *                                TSFLOW_BENCH_SCALE_BIG=1 adds a 100,000-way foreach and 100,000 runs)
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -113,6 +114,7 @@ const groups: Record<string, Group> = {
   startup: external("./startup.ts", "benchStartup"),
   cards: external("./cards.ts", "benchCards"),
   spin: external("./spin.ts", "benchSpin"),
+  scale: external("./scale.ts", "benchScale"),
 };
 
 async function main() {

@@ -359,12 +359,37 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
   };
 
   /** Starts following a submitted job (or array child) until it settles. */
+  // One abort listener per signal (the run's), not one per task: a foreach of 10,000 items
+  // would otherwise hang 10,000 listeners on it (and Node warns past 10).
+  const watched = new Map<AbortSignal, Set<Pending>>();
+  const watch = (entry: Pending) => {
+    const signal = entry.ctx.signal;
+    let set = watched.get(signal);
+    if (!set) {
+      const entries = new Set<Pending>();
+      watched.set(signal, (set = entries));
+      signal.addEventListener(
+        "abort",
+        () => {
+          watched.delete(signal);
+          for (const e of entries) {
+            e.aborting = true;
+            abortLater(e);
+          }
+        },
+        { once: true },
+      );
+    }
+    set.add(entry);
+  };
+  const unwatch = (entry: Pending) => {
+    const set = watched.get(entry.ctx.signal);
+    set?.delete(entry);
+    // The listener itself stays until the signal is gone: cheap, and one per run.
+  };
+
   const track = (item: Submission, jobId: string, name: string, arrayId?: string): Pending => {
     const { spec, ctx } = item;
-    const onAbort = () => {
-      entry.aborting = true;
-      abortLater(entry);
-    };
     const entry: Pending = {
       spec,
       ctx,
@@ -375,12 +400,12 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
       follower: new LogFollower(run!.datastore, { flow: spec.flowName, run: spec.runId, step: spec.step, task: spec.taskId, attempt: spec.attempt }),
       tail: "",
       resolve: (exit) => {
-        ctx.signal.removeEventListener("abort", onAbort);
+        unwatch(entry);
         item.resolve(exit);
       },
     };
     pending.set(jobId, entry);
-    ctx.signal.addEventListener("abort", onAbort, { once: true });
+    watch(entry);
     return entry;
   };
 
@@ -508,17 +533,24 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
         const item: Submission = { spec, ctx, json, queue, definition, environment, resolve };
         // Attempts of one step with the same job shape gather for a moment: a foreach's items
         // arrive together and go out as one array job.
-        const key = JSON.stringify([spec.runId, spec.step, spec.attempt, queue, definition, environment, spec.timeoutSeconds ?? 0]);
+        // The first attempts of one foreach split are awaited until all `count` have come (the
+        // runtime hands them over together), so a loaded machine does not cut an array in two;
+        // anything else goes out after a quiet period.
+        const frame = spec.foreach.at(-1);
+        const expected = frame && spec.attempt === 0 ? frame.count : 0;
+        const key = JSON.stringify([spec.runId, spec.step, spec.attempt, frame ? [frame.step, frame.task] : null, queue, definition, environment, spec.timeoutSeconds ?? 0]);
         let group = gathering.get(key);
         if (!group) gathering.set(key, (group = { items: [], firstAt: Date.now() }));
         group.items.push(item);
         clearTimeout(group.timer);
-        const wait = Math.max(0, Math.min(arrayWindow, group.firstAt + arrayWindow * 20 - Date.now()));
         const g = group;
-        g.timer = setTimeout(() => {
+        const go = () => {
           gathering.delete(key);
           void flush(g.items);
-        }, wait);
+        };
+        if (expected && g.items.length >= expected) return go();
+        const quiet = expected ? arrayWindow * 10 : arrayWindow;
+        g.timer = setTimeout(go, Math.max(0, Math.min(quiet, g.firstAt + quiet * 20 - Date.now())));
       });
     },
 

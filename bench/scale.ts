@@ -1,0 +1,74 @@
+/**
+ * How costs grow (#17.1): a foreach of tiny tasks at N = 10, 100, 1,000, 10,000 through the CLI
+ * (wall, cost per task, the orchestrator's peak RSS), and a datastore holding 100 and 10,000
+ * runs (`latestSuccessfulRun`, the newest 20, `tsflow runs`). Per-task cost and listing time
+ * should stay flat as N grows. `TSFLOW_BENCH_SCALE_BIG=1` adds N = 100,000 (a few minutes) and
+ * 100,000 runs.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createClient } from "../core/client.ts";
+import fsDatastore from "../plugins/datastores/fs.ts";
+import nodeHost from "../plugins/host/node.ts";
+import { FLOW, writeRuns } from "./client.ts";
+import { measure, type Row } from "./_measure.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const cli = join(root, "bin", "tsflow.mjs");
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const big = process.env.TSFLOW_BENCH_SCALE_BIG === "1";
+
+export async function benchScale(): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const n of [10, 100, 1000, 10_000, ...(big ? [100_000] : [])]) {
+    const ds = mkdtempSync(join(tmpdir(), "tsflow-bench-scale-"));
+    try {
+      const r = await measure(process.execPath, [cli, "run", "examples/foreach.ts", "--n", String(n), "--max-num-splits", String(n), "--datastore", ds]);
+      const tasks = n + 3;
+      const last = n === 100_000;
+      rows.push({ name: `scale foreach${n} wall`, value: r.seconds, unit: "s", target: last ? "≤ 180 s" : undefined });
+      rows.push({ name: `scale foreach${n} per task`, value: (r.seconds * 1000) / tasks, unit: "ms", target: "flat in N" });
+      rows.push({ name: `scale foreach${n} orchestrator peak RSS (largest process)`, value: r.peakOneMb, unit: "MB", target: last ? "≤ 500 MB" : undefined });
+    } finally {
+      rmSync(ds, { recursive: true, force: true });
+    }
+  }
+  for (const count of [100, 10_000, ...(big ? [100_000] : [])]) {
+    const dir = mkdtempSync(join(tmpdir(), "tsflow-bench-runs-"));
+    try {
+      await writeRuns(dir, count);
+      const client = createClient(fsDatastore({ root: dir }), nodeHost());
+      const flow = client.Flow.get(FLOW);
+      await flow.latestSuccessfulRun(); // warm the disk cache
+      const time = async (fn: () => Promise<unknown>) => {
+        const xs: number[] = [];
+        for (let i = 0; i < 7; i++) {
+          const t = performance.now();
+          await fn();
+          xs.push(performance.now() - t);
+        }
+        return median(xs);
+      };
+      rows.push({ name: `scale latestSuccessfulRun() (${count} runs)`, value: await time(() => flow.latestSuccessfulRun()), unit: "ms", target: "flat in runs" });
+      rows.push({ name: `scale newest 20 runs (${count} runs)`, value: await time(() => flow.runs({ limit: 20 }).toArray()), unit: "ms", target: "flat in runs" });
+      const walls: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const t = performance.now();
+        const out = spawnSync(process.execPath, [cli, "runs", FLOW, "--all", "--datastore", dir], { encoding: "utf8" });
+        walls.push(performance.now() - t);
+        if (out.status !== 0) throw new Error(`tsflow runs failed: ${out.stderr}`);
+      }
+      rows.push({ name: `scale \`tsflow runs\` wall (${count} runs)`, value: median(walls), unit: "ms", target: "flat in runs" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return rows;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  for (const r of await benchScale()) console.log(`${r.name}: ${r.value.toFixed(r.unit === "s" ? 3 : 1)} ${r.unit}${r.target ? ` (target ${r.target})` : ""}`);
+}
