@@ -106,6 +106,8 @@ export interface BatchServer {
     get(jobId: string): JobDetail | undefined;
     /** Everything the job's attempts wrote to stdout and stderr. */
     logs(jobId: string): string;
+    /** Every status the job has had, in order. */
+    history(jobId: string): JobStatus[];
   };
   /** Every API request answered so far, in order (faults included). */
   requests: { op: string; status: number }[];
@@ -153,6 +155,8 @@ interface Job {
   attempt?: Attempt;
   logs: string;
   timers: Set<NodeJS.Timeout>;
+  /** Every status the job has had, in order: tests check transitions here, not by polling fast. */
+  history: JobStatus[];
   /** An array job's parent: it never runs, its status follows its children's. */
   children?: Job[];
   /** An array child's parent. */
@@ -225,6 +229,7 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
   const setStatus = (job: Job, status: JobStatus, reason?: string) => {
     const before = job.detail.status;
     job.detail.status = status;
+    if (job.history.at(-1) !== status) job.history.push(status);
     if (reason !== undefined) job.detail.statusReason = reason;
     if (job.attempt) runningJobs.add(job);
     else runningJobs.delete(job);
@@ -257,10 +262,12 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
     if (done === size) {
       if (TERMINAL.has(parent.detail.status!)) return;
       parent.detail.status = summary.FAILED ? "FAILED" : "SUCCEEDED";
+      parent.history.push(parent.detail.status);
       parent.detail.statusReason = summary.FAILED ? `${summary.FAILED} of ${size} child jobs failed` : undefined;
       parent.detail.stoppedAt = Date.now();
     } else if (parent.detail.status === "SUBMITTED" && ["RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"].includes(to)) {
       parent.detail.status = "PENDING";
+      parent.history.push("PENDING");
     }
   };
 
@@ -651,6 +658,7 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
         runnableSince: 0,
         logs: "",
         timers: new Set(),
+        history: ["SUBMITTED"],
       };
       jobs.set(jobId, job);
       if (size === undefined) {
@@ -677,6 +685,7 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
           },
           container: structuredClone(container),
           timers: new Set(),
+          history: ["SUBMITTED"],
           children: undefined,
           parent: job,
         };
@@ -896,6 +905,7 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
         return job && structuredClone(job.detail);
       },
       logs: (id) => jobs.get(id)?.logs ?? "",
+      history: (id) => [...(jobs.get(id)?.history ?? [])],
     },
     requests,
     app,
