@@ -44,7 +44,7 @@ describe("option values (item 7)", () => {
   it("a boolean parameter may stand alone, and list options repeat", async () => {
     const r = await cli(["run", "examples/parameters.ts", "--datastore", ds, "--verbose", "--tag", "a", "--tag", "b"]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/config: \{"layers":\[8,4\]\}/);
+    expect(r.stdout).toMatch(/model: \{"layers":\[8,4\]\}/);
     expect(latestRun(ds, "ParametersFlow").tags).toEqual(["a", "b"]);
   });
 });
