@@ -97,9 +97,16 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export async function putJson(store: Datastore, key: string, value: unknown): Promise<void> {
-  await store.put(key, encoder.encode(JSON.stringify(value)));
+export async function putJson(store: Datastore, key: string, value: unknown, options?: PutOptions): Promise<void> {
+  await store.put(key, encoder.encode(JSON.stringify(value)), options);
 }
+
+/** The refusal of a `put` with `ifAbsent` on a key that exists. */
+export function keyExists(key: string, url: string): TsflowError {
+  return new TsflowError("KeyExists", `'${key}' already exists in ${url}`);
+}
+
+export const isKeyExists = (e: unknown): boolean => isTsflowError(e) && (e as TsflowError).code === "KeyExists";
 
 /**
  * Reads a JSON document; `null` when missing; a clear error naming the key when damaged. With
@@ -182,7 +189,12 @@ export function wrapDatastore(raw: Datastore, location: string | undefined = raw
     ...(raw.root !== undefined ? { root: raw.root } : {}),
     ...(raw.compress ? { compress: true } : {}),
     get: (key, options?: ReadOptions) => guard("read", key, false, async () => (await raw.get(key, options)) ?? null),
-    put: (key, data, options?: PutOptions) => guard("write", key, false, () => raw.put(key, data, options)),
+    put: (key, data, options?: PutOptions) =>
+      guard("write", key, false, async () => {
+        // A store that cannot create atomically: check first (a race window remains; see PutOptions).
+        if (options?.ifAbsent && !raw.atomicIfAbsent && (await raw.has(key))) throw keyExists(key, raw.url);
+        return raw.put(key, data, options);
+      }),
     has: (key) => guard("check", key, false, async () => Boolean(await raw.has(key))),
     list: (prefix) => guard("list", prefix, true, () => raw.list(prefix)),
     delete: (key) => guard("delete", key, false, () => raw.delete(key)),

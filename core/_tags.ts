@@ -9,7 +9,7 @@
  * datastore, with no locks or conditional writes. A run's tags are its run.json tags with the
  * changes applied in key order (time, then a random tie-break).
  */
-import { getJson, putJson } from "./_datastore.ts";
+import { getJson, isKeyExists, putJson } from "./_datastore.ts";
 import { tagChangeKey, tagsPrefix } from "./_layout.ts";
 import { TsflowError } from "./errors.ts";
 import type { Datastore } from "./types.ts";
@@ -35,10 +35,19 @@ export function checkTag(tag: string): string {
 /** Records a change of a run's tags. Concurrent changes (another `tsflow tag`, the run ending) all survive. */
 export async function changeTags(store: Datastore, flow: string, runId: string, change: { add?: string[]; remove?: string[] }): Promise<void> {
   for (const t of [...(change.add ?? []), ...(change.remove ?? [])]) checkTag(t);
-  const id = `${String(Date.now()).padStart(13, "0")}-${Math.floor(Math.random() * 36 ** 6)
-    .toString(36)
-    .padStart(6, "0")}`;
-  await putJson(store, tagChangeKey(flow, runId, id), { add: change.add ?? [], remove: change.remove ?? [], at: Date.now() } satisfies TagChange);
+  // Create-only: two tag commands on two machines in one millisecond with the same draw must
+  // not overwrite each other's change (a lost tag); the loser draws again.
+  for (let tries = 1; ; tries++) {
+    const id = `${String(Date.now()).padStart(13, "0")}-${Math.floor(Math.random() * 36 ** 6)
+      .toString(36)
+      .padStart(6, "0")}`;
+    try {
+      await putJson(store, tagChangeKey(flow, runId, id), { add: change.add ?? [], remove: change.remove ?? [], at: Date.now() } satisfies TagChange, { ifAbsent: true });
+      return;
+    } catch (e) {
+      if (!isKeyExists(e) || tries >= 5) throw e;
+    }
+  }
 }
 
 /** Applies `changes` (in order) to the tags a run started with. */

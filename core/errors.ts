@@ -24,6 +24,7 @@ export const ERROR_CODES = [
   "Cancelled",
   "UnmergedArtifact",
   "TooLarge",
+  "KeyExists",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -5,7 +5,7 @@
  * through the datastore (or the executor's report), so local workers, containers and Batch
  * jobs are scheduled the same way.
  */
-import { getJson, putJson } from "./_datastore.ts";
+import { getJson, isKeyExists, putJson } from "./_datastore.ts";
 import { attemptKey, doneKey, heartbeatKey, runKey, taskKey } from "./_layout.ts";
 import { LogWriter } from "./_logs.ts";
 import { watchSweeps } from "./_sweeps.ts";
@@ -112,7 +112,11 @@ interface TaskState {
 
 const HEARTBEAT_MS = 5000;
 
-/** A new run id: sortable by time, unique without coordination. */
+/**
+ * A new run id: sortable by time, unique without coordination across machines: the clock's
+ * millisecond plus 4 random base-36 characters (1.7 million per millisecond). Where the store
+ * creates atomically, run.json's create-only write catches the rare tie (see executeRun).
+ */
 export function newRunId(): string {
   const rand = Math.floor(Math.random() * 36 ** 4)
     .toString(36)
@@ -129,7 +133,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   const info = applyConfig(loadFlowInfo(options.flowClass, options.flowFile), configValues(loadFlowInfo(options.flowClass), options.parameters ?? {}));
   const graph = info.graph;
   const flow = info.name;
-  const runId = newRunId();
+  let runId = newRunId();
   const maxWorkers = Math.max(1, options.maxWorkers ?? host.cpus());
   const maxNumSplits = options.maxNumSplits ?? 1000;
   const reporter = options.reporter ?? {};
@@ -179,7 +183,18 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     checked.add(ex);
     await ex.check?.(store);
   }
-  await putJson(store, runKey(flow, runId), record);
+  // Create-only: two machines drawing the same id in the same millisecond must not share
+  // (and overwrite) one run. The loser draws again.
+  for (let tries = 1; ; tries++) {
+    try {
+      await putJson(store, runKey(flow, runId), record, { ifAbsent: true });
+      break;
+    } catch (e) {
+      if (!isKeyExists(e) || tries >= 5) throw e;
+      runId = newRunId();
+      record.runId = runId;
+    }
+  }
   // A gc that swept between storing the parameters and run.json may have taken their blobs.
   if (await sweeps?.swept()) await storeParameters(info, options.parameters ?? {}, store, host);
   await store.put(heartbeatKey(flow, runId), new TextEncoder().encode(String(Date.now())));

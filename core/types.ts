@@ -17,6 +17,13 @@ export interface PutOptions {
    * store may skip the write. Two writers racing on the same key must both succeed.
    */
   immutable?: boolean;
+  /**
+   * Write only if the key does not exist yet: a marker that must be written once (a run's
+   * `run.json`). When it exists the put rejects with a `TsflowError` named `KeyExists`. A store
+   * with {@link Datastore.atomicIfAbsent} decides atomically (S3 `If-None-Match: *`, a hard link
+   * on a disk); on others the wrapper checks first, which leaves a window between two writers.
+   */
+  ifAbsent?: boolean;
 }
 
 /** How much one read may load; see {@link Datastore.get}. */
@@ -80,6 +87,8 @@ export interface Datastore {
    * stored gzipped. Never set for a local disk, where compressing only costs time.
    */
   readonly compress?: boolean;
+  /** `put` honours {@link PutOptions.ifAbsent} atomically (the store itself refuses a second create). */
+  readonly atomicIfAbsent?: boolean;
   close?(): Promise<void>;
 }
 

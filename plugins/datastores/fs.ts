@@ -6,7 +6,7 @@
 import { accessSync, closeSync, constants, existsSync, fstatSync, openSync, readFileSync, realpathSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
-import { checkKey, tooLarge } from "../../core/_datastore.ts";
+import { checkKey, keyExists, tooLarge } from "../../core/_datastore.ts";
 import { TsflowError } from "../../core/errors.ts";
 import type { Bytes, Datastore, PutOptions } from "../../core/types.ts";
 
@@ -121,9 +121,17 @@ export default function fsDatastore(options: FsOptions): Datastore {
       } finally {
         await fh.close();
       }
-      await fsp.rename(tmp, file);
+      if (options?.ifAbsent) {
+        // link() refuses an existing name (EEXIST): of two writers exactly one creates the key.
+        try {
+          await fsp.link(tmp, file);
+        } finally {
+          await fsp.rm(tmp, { force: true });
+        }
+      } else await fsp.rename(tmp, file);
     } catch (e) {
       await fsp.rm(tmp, { force: true }).catch(() => {});
+      if ((e as NodeJS.ErrnoException).code === "EEXIST" && options?.ifAbsent) throw keyExists(key, root);
       fail("write", key, e);
     }
   }
@@ -133,6 +141,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
     url: root,
     location: root,
     root,
+    atomicIfAbsent: true,
 
     async get(key, options) {
       try {

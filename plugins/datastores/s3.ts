@@ -7,7 +7,7 @@
 import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
-import { checkKey, tooLarge } from "../../core/_datastore.ts";
+import { checkKey, keyExists, tooLarge } from "../../core/_datastore.ts";
 import { TsflowError } from "../../core/errors.ts";
 import type { Bytes, Datastore, PutOptions } from "../../core/types.ts";
 
@@ -193,6 +193,8 @@ export default function s3Datastore(options: S3Options): Datastore {
     return call("write", key, async (sdk) => {
       const k = objectKey(key);
       if (options?.immutable && (await head(sdk, k)) !== null) return;
+      // Big values are never create-only markers; a check first is all a multipart upload gets.
+      if (options?.ifAbsent && (await head(sdk, k)) !== null) throw keyExists(key, url);
       // Hand lib-storage part-sized views: given one 1 GB chunk it would concatenate (copy) it
       // whole before cutting parts, doubling the memory of a big artifact.
       const body = Readable.from(inPieces(source, partSize));
@@ -240,6 +242,7 @@ export default function s3Datastore(options: S3Options): Datastore {
     url,
     location: url,
     compress: options.compress ?? true,
+    atomicIfAbsent: true,
 
     get: (key, options) =>
       call("read", key, async (sdk) => {
@@ -276,7 +279,24 @@ export default function s3Datastore(options: S3Options): Datastore {
         const k = objectKey(key);
         if (options?.immutable && (await head(sdk, k)) !== null) return;
         const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
-        await sdk.client.send(new sdk.s3.PutObjectCommand({ Bucket: bucket, Key: k, Body: body, ContentLength: length }));
+        if (!options?.ifAbsent) {
+          await sdk.client.send(new sdk.s3.PutObjectCommand({ Bucket: bucket, Key: k, Body: body, ContentLength: length }));
+          return;
+        }
+        // Create-only: S3 refuses with 412 when the key exists (If-None-Match, S3 since 2024).
+        // Stores that ignore the header (s3rver, older S3-compatibles) would overwrite, so a HEAD
+        // first narrows that window to the time between the two requests.
+        if ((await head(sdk, k)) !== null) throw keyExists(key, url);
+        try {
+          await sdk.client.send(new sdk.s3.PutObjectCommand({ Bucket: bucket, Key: k, Body: body, ContentLength: length, IfNoneMatch: "*" }));
+        } catch (e) {
+          // 412 after a retry may be our own first attempt, which landed before its answer was
+          // lost: the key then holds exactly our bytes. 409: another create of it is in flight.
+          if (status(e) !== 412 && status(e) !== 409) throw e;
+          const now = await readObject(sdk, key, length + 1).catch(() => null);
+          if (status(e) === 412 && now && Buffer.from(now).equals(Buffer.from(body))) return;
+          throw keyExists(key, url);
+        }
       });
     },
 
