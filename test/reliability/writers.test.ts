@@ -106,7 +106,7 @@ describe(`${MACHINES} machines × ${RUNS_PER_MACHINE} runs into one bucket, gc a
 
     const exits = await all;
     await Promise.all([gcLoop, storm]);
-    exits.forEach((e, i) => expect(e.code, runs[i]!.stderr()).toBe(0));
+    for (const [i, e] of exits.entries()) expect(e.code, runs[i]!.stderr()).toBe(0);
 
     // Every run exists, succeeded and is distinct; each machine's user owns its own five.
     const reported = runs.map((r) => /Run \w+\/(\S+) succeeded/.exec(r.stdout())?.[1]);
