@@ -239,6 +239,9 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   let nextTaskId = 1;
   let taskCount = 0;
   let running = 0;
+  /** Success markers being written (see runTask): the run is not over while one is. */
+  let markers = 0;
+  let wake = () => {};
   let failure: RunResult["error"];
   const queue: TaskState[] = [];
   const joinBuckets = new Map<string, { parents: Map<string, string>; expected: number; frames: Frame[] }>();
@@ -369,9 +372,20 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       const outcome = await runAttempt(spec, executor);
       if (outcome.ok) {
         const done: DoneRecord = { ...outcome.result!, attempt };
-        await putJson(store, doneKey(flow, runId, task.step, task.id), done);
-        reporter.taskFinished?.({ pathspec, step: task.step, attempt, ok: true, willRetry: false });
-        onSuccess(task, done);
+        // The success marker is the one record synced to disk before dependents start. The sync
+        // does not hold a worker slot: markers of tasks finishing together are synced together
+        // (the journal joins them into one commit), and the next task starts meanwhile.
+        markers++;
+        putJson(store, doneKey(flow, runId, task.step, task.id), done, { durable: true })
+          .then(() => {
+            reporter.taskFinished?.({ pathspec, step: task.step, attempt, ok: true, willRetry: false });
+            onSuccess(task, done);
+          })
+          .catch((e) => fail({ ...errorInfo(e), pathspec }))
+          .finally(() => {
+            markers--;
+            wake();
+          });
         return;
       }
       lastError = outcome.error;
@@ -473,9 +487,10 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
           start(task!, lane);
         }
       }
-      if (running === 0 && (queue.length === 0 || controller.signal.aborted)) resolve();
+      if (running === 0 && markers === 0 && (queue.length === 0 || controller.signal.aborted)) resolve();
     };
     controller.signal.addEventListener("abort", () => queueMicrotask(pump));
+    wake = pump;
     pump();
   });
 

@@ -24,6 +24,12 @@ export interface PutOptions {
    * on a disk); on others the wrapper checks first, which leaves a window between two writers.
    */
   ifAbsent?: boolean;
+  /**
+   * A record that defines success (a task's `done.json`): once `put` resolves it must survive a
+   * power loss. A local store syncs it (docs/reliability.md, "Power loss"); object stores are
+   * durable on their answer already.
+   */
+  durable?: boolean;
 }
 
 /** How much one read may load; see {@link Datastore.get}. */

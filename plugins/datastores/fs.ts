@@ -15,13 +15,34 @@ export const NAME = "fs";
 export interface FsOptions {
   /** Directory holding the data; created on first write. */
   root: string;
+  /**
+   * What is synced to disk: `"markers"` (default) the records that define success (`durable`
+   * puts: a task's done.json, with its directory); `"none"` nothing (the page cache decides).
+   * Default `$TSFLOW_FSYNC`, else `"markers"`. See docs/reliability.md, "Power loss".
+   */
+  fsync?: "markers" | "none";
 }
 
 const TMP = ".tmp-";
 let counter = 0;
 
+// Each task's marker has its own directory; concurrent syncs of many markers are joined into
+// one journal commit by the filesystem (group commit), which is what batches them.
+async function syncDir(dir: string) {
+  const fh = await fsp.open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 export default function fsDatastore(options: FsOptions): Datastore {
   const root = resolve(options.root);
+  const fsync = options.fsync ?? (process.env.TSFLOW_FSYNC === "none" ? "none" : "markers");
+  if (process.env.TSFLOW_FSYNC && !["none", "markers"].includes(process.env.TSFLOW_FSYNC)) {
+    throw new TsflowError("BadOption", `TSFLOW_FSYNC='${process.env.TSFLOW_FSYNC}' is not a policy: use 'markers' (the default) or 'none'`);
+  }
   const path = (key: string) => join(root, checkKey(key));
   const fail = (action: string, key: string, e: unknown): never => {
     if (e instanceof TsflowError) throw e;
@@ -116,8 +137,10 @@ export default function fsDatastore(options: FsOptions): Datastore {
     try {
       await fsp.mkdir(dirname(file), { recursive: true });
       const fh = await fsp.open(tmp, "w");
+      const sync = options?.durable && fsync === "markers";
       try {
         await write(fh);
+        if (sync) await fh.datasync();
       } finally {
         await fh.close();
       }
@@ -129,6 +152,10 @@ export default function fsDatastore(options: FsOptions): Datastore {
           await fsp.rm(tmp, { force: true });
         }
       } else await fsp.rename(tmp, file);
+      // The rename is durable once its directory is synced. Everything renamed before it (the
+      // task's blobs and result) goes in the same or an earlier journal commit on ext4's default
+      // data=ordered mode, so a synced marker never points at lost data there.
+      if (sync) await syncDir(dirname(file));
     } catch (e) {
       await fsp.rm(tmp, { force: true }).catch(() => {});
       if ((e as NodeJS.ErrnoException).code === "EEXIST" && options?.ifAbsent) throw keyExists(key, root);

@@ -1,0 +1,77 @@
+/**
+ * The fs datastore's power-loss policy (docs/reliability.md, "Power loss"): a `durable` put (a
+ * task's done.json) is synced with its directory before it resolves; other writes are not.
+ * The syncs are counted on Node's real FileHandle.
+ */
+import * as fsp from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import fsDatastore from "../../plugins/datastores/fs.ts";
+import { runFlow } from "../../mod.ts";
+
+let root: string;
+const calls = { datasync: 0, sync: 0 };
+let restore: () => void;
+
+beforeAll(async () => {
+  root = await fsp.mkdtemp(join(tmpdir(), "tsflow-fsync-"));
+  const probe = await fsp.open(join(root, "probe"), "w");
+  const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void>; sync: () => Promise<void> };
+  await probe.close();
+  const { datasync, sync } = proto;
+  proto.datasync = function (this: unknown) {
+    calls.datasync++;
+    return datasync.call(this);
+  };
+  proto.sync = function (this: unknown) {
+    calls.sync++;
+    return sync.call(this);
+  };
+  restore = () => Object.assign(proto, { datasync, sync });
+});
+afterAll(async () => {
+  restore?.();
+  await fsp.rm(root, { recursive: true, force: true });
+});
+
+const reset = () => Object.assign(calls, { datasync: 0, sync: 0 });
+
+describe("fs datastore fsync policy", () => {
+  it("syncs a durable put and its directory, and nothing else", async () => {
+    const store = fsDatastore({ root: join(root, "a") });
+    reset();
+    await store.put("x/plain.json", new TextEncoder().encode("{}"));
+    expect(calls).toEqual({ datasync: 0, sync: 0 });
+    await store.put("x/done.json", new TextEncoder().encode("{}"), { durable: true });
+    expect(calls).toEqual({ datasync: 1, sync: 1 });
+    expect(new TextDecoder().decode((await store.get("x/done.json"))!)).toBe("{}");
+  });
+
+  it("syncs nothing with fsync: 'none'", async () => {
+    const store = fsDatastore({ root: join(root, "b"), fsync: "none" });
+    reset();
+    await store.put("x/done.json", new TextEncoder().encode("{}"), { durable: true });
+    expect(calls).toEqual({ datasync: 0, sync: 0 });
+  });
+
+  it("syncs one marker per successful task of a run", async () => {
+    const { default: ForeachFlow } = await import("../../examples/foreach.ts");
+    const store = fsDatastore({ root: join(root, "c") });
+    reset();
+    const run = await runFlow(ForeachFlow, { file: new URL("../../examples/foreach.ts", import.meta.url).pathname, executor: "inline", datastore: store, params: { n: 3 } });
+    expect(run.error).toBeUndefined();
+    expect(calls).toEqual({ datasync: run.tasks, sync: run.tasks });
+  });
+
+  it("refuses an unknown TSFLOW_FSYNC naming it", () => {
+    const saved = process.env.TSFLOW_FSYNC;
+    process.env.TSFLOW_FSYNC = "always";
+    try {
+      expect(() => fsDatastore({ root: join(root, "d") })).toThrow(/TSFLOW_FSYNC='always' is not a policy: use 'markers'/);
+    } finally {
+      if (saved === undefined) delete process.env.TSFLOW_FSYNC;
+      else process.env.TSFLOW_FSYNC = saved;
+    }
+  });
+});
