@@ -26,7 +26,8 @@ export interface RunningS3rver {
   requests: string[];
   /** The body size of each request in {@link requests}, same order (bytes written to S3). */
   requestBytes: number[];
-  close(): Promise<void>;
+  /** Stops the server; `keep` leaves its directory for a restart (see startS3rver's `dir`). */
+  close(options?: { keep?: boolean }): Promise<void>;
 }
 
 /**
@@ -57,8 +58,8 @@ const S3rver = require(process.env.S3RVER_MODULE);
     return { ...result, commonPrefixes: [...prefixes].sort() };
   };
 }
-const { buckets, dir } = JSON.parse(process.env.S3RVER_CONFIG);
-const server = new S3rver({ address: "127.0.0.1", port: 0, silent: process.env.S3RVER_LOG !== "1", directory: dir,
+const { buckets, dir, port: wanted } = JSON.parse(process.env.S3RVER_CONFIG);
+const server = new S3rver({ address: "127.0.0.1", port: wanted ?? 0, silent: process.env.S3RVER_LOG !== "1", directory: dir,
   configureBuckets: buckets.map((name) => ({ name })) });
 server.run().then(({ port }) => {
   server.httpServer.on("request", (req) => {
@@ -71,10 +72,11 @@ server.run().then(({ port }) => {
 process.stdin.on("end", () => process.exit(0)).resume();
 `;
 
-export async function startS3rver(options: { buckets: string[] }): Promise<RunningS3rver> {
-  const dir = await mkdtemp(join(tmpdir(), "tsflow-s3rver-"));
+/** `port` and `dir` restart a stopped server where it was, with its data (a store that comes back). */
+export async function startS3rver(options: { buckets: string[]; port?: number; dir?: string }): Promise<RunningS3rver> {
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "tsflow-s3rver-")));
   const child = spawn(process.execPath, ["--openssl-legacy-provider", "-e", CHILD], {
-    env: { ...process.env, S3RVER_MODULE: createRequire(import.meta.url).resolve("s3rver"), S3RVER_CONFIG: JSON.stringify({ buckets: options.buckets, dir }) },
+    env: { ...process.env, S3RVER_MODULE: createRequire(import.meta.url).resolve("s3rver"), S3RVER_CONFIG: JSON.stringify({ buckets: options.buckets, dir, port: options.port }) },
     stdio: ["pipe", "pipe", "inherit"],
   });
   const requests: string[] = [];
@@ -98,10 +100,10 @@ export async function startS3rver(options: { buckets: string[] }): Promise<Runni
     pid: child.pid!,
     requests,
     requestBytes,
-    async close() {
+    async close(closing) {
       child.stdin!.end();
       await exited;
-      await rm(dir, { recursive: true, force: true });
+      if (!closing?.keep) await rm(dir, { recursive: true, force: true });
     },
   };
 }
