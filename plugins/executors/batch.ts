@@ -14,7 +14,8 @@
  *   children. Their specs are stored in chunks of 16 under the first task's attempt; child `i`
  *   reads chunk `i / 16` (runner/task.ts, AWS_BATCH_JOB_ARRAY_INDEX). The poller describes the
  *   parent only (its `statusSummary`) and lists the children that ended when that count moves,
- *   so the Batch calls of a foreach do not grow with its size. Each child is still its own
+ *   no more often than 1/30 of the array's age, so the Batch calls of a foreach grow with the
+ *   log of its duration, not with its size. Each child is still its own
  *   tsflow attempt: a `@retry` resubmits only the failed items; a child's output is read when
  *   it ends (not streamed while it runs).
  * - One poller describes all pending jobs (100 per call) with backoff; throttling (HTTP 429) and
@@ -320,6 +321,11 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
       run?.logger.warn(`[batch] DescribeJobs failed (${(e as Error).message}); retrying`);
     }
     interval = changed ? minPoll : Math.min(maxPoll, interval * 1.5);
+    // While arrays run, look no more often than 1/30 of the oldest one's age (at most once a
+    // minute): a child's end is noticed at most ~3% late, and the polls of a whole array grow
+    // with the log of its duration, not with its size.
+    const oldest = Math.min(...[...arrays.values()].map((a) => a.submittedAt));
+    if (Number.isFinite(oldest)) interval = Math.max(interval, Math.min(60_000, (Date.now() - oldest) / 30));
     schedulePoll();
   };
   const schedulePoll = () => {
