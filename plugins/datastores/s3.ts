@@ -35,6 +35,11 @@ export interface S3Options {
   partSize?: number;
   /** Attempts per request, with backoff, on throttling, 5xx and dropped connections. Default 5. */
   maxAttempts?: number;
+  /**
+   * How long a refused connection (a store restarting) is retried before the operation fails,
+   * in seconds. Defaults to env `TSFLOW_S3_OUTAGE_SECONDS`, else 8; 0 fails at once. Streamed uploads are not retried (their source is gone).
+   */
+  outageSeconds?: number;
 }
 
 type Sdk = { s3: typeof import("@aws-sdk/client-s3"); Upload: typeof import("@aws-sdk/lib-storage").Upload; client: S3Client };
@@ -59,6 +64,10 @@ export default function s3Datastore(options: S3Options): Datastore {
   const threshold = options.multipartThreshold ?? 16 * MiB;
   const partSize = options.partSize ?? 8 * MiB;
   const maxAttempts = options.maxAttempts ?? 5;
+  const outageEnv = env.TSFLOW_S3_OUTAGE_SECONDS;
+  if (outageEnv !== undefined && outageEnv !== "" && !(Number(outageEnv) >= 0))
+    throw new TsflowError("Datastore", `[s3] TSFLOW_S3_OUTAGE_SECONDS must be a number of seconds ≥ 0, not '${outageEnv}'`);
+  const outageMs = (options.outageSeconds ?? (outageEnv ? Number(outageEnv) : 8)) * 1000;
   const where = endpoint ?? `AWS S3 (${region})`;
 
   let sdk: Promise<Sdk> | undefined;
@@ -111,12 +120,23 @@ export default function s3Datastore(options: S3Options): Datastore {
     throw new TsflowError("Datastore", `[s3] cannot ${action} '${key}' in ${url}: ${explain(e as SdkError)}`);
   };
 
-  async function call<T>(action: string, key: string, fn: (sdk: Sdk) => Promise<T>): Promise<T> {
+  /** ECONNREFUSED anywhere in an SDK error: nothing listens (yet) on the endpoint. */
+  const refused = (e: unknown) => [e, (e as SdkError)?.cause, ...((e as SdkError)?.errors ?? [])].some((x) => (x as SdkError)?.code === "ECONNREFUSED");
+
+  /**
+   * Runs one datastore operation. A refused connection is retried for `outageSeconds` (a store
+   * restarting on its port comes back within seconds; the SDK's own retries span about one).
+   */
+  async function call<T>(action: string, key: string, fn: (sdk: Sdk) => Promise<T>, replayable = true): Promise<T> {
     const loaded = await load();
-    try {
-      return await fn(loaded);
-    } catch (e) {
-      return fail(action, key, e);
+    const until = Date.now() + outageMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn(loaded);
+      } catch (e) {
+        if (!(replayable && refused(e) && Date.now() < until)) return fail(action, key, e);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** attempt)));
+      }
     }
   }
 
@@ -190,7 +210,10 @@ export default function s3Datastore(options: S3Options): Datastore {
 
   /** Multipart upload: lib-storage cuts the stream into parts, at most 4 in flight. */
   async function upload(key: string, source: Iterable<Bytes> | AsyncIterable<Bytes>, options?: PutOptions, length?: number) {
-    return call("write", key, async (sdk) => {
+    return call(
+      "write",
+      key,
+      async (sdk) => {
       const k = objectKey(key);
       if (options?.immutable && (await head(sdk, k)) !== null) return;
       // Big values are never create-only markers; a check first is all a multipart upload gets.
@@ -211,7 +234,10 @@ export default function s3Datastore(options: S3Options): Datastore {
       } finally {
         body.destroy();
       }
-    });
+    },
+      // An array of chunks can be sent again; a stream was consumed by the failed try.
+      Array.isArray(source),
+    );
   }
 
   /** ListObjectsV2 page by page (1,000 keys each): full S3 keys, then common prefixes. */

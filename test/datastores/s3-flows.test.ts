@@ -56,7 +56,7 @@ describe("flows on the s3 datastore (s3rver)", () => {
 
   it("names the datastore when S3 cannot be reached, and leaves nothing behind", async () => {
     const port = await closedPort();
-    const r = await tsflow(["run", "examples/hello.ts", "--datastore", "s3://flows/unreachable"], { TSFLOW_S3_ENDPOINT: `http://127.0.0.1:${port}` });
+    const r = await tsflow(["run", "examples/hello.ts", "--datastore", "s3://flows/unreachable"], { TSFLOW_S3_ENDPOINT: `http://127.0.0.1:${port}`, TSFLOW_S3_OUTAGE_SECONDS: "1" });
     expect(r.code).not.toBe(0);
     expect(r.err).toMatch(/s3:\/\/flows\/unreachable/);
     expect(r.err).toMatch(/cannot reach/);

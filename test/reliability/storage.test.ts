@@ -128,7 +128,7 @@ describe("an S3 server that stops mid-run", () => {
 
   it("killed: the run fails naming the S3 key and the unreachable endpoint, exit non-zero", async () => {
     const s3 = await startS3rver({ buckets: ["rel"] });
-    const env = { TSFLOW_S3_ENDPOINT: s3.endpoint, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_MAX_ATTEMPTS: "2" };
+    const env = { TSFLOW_S3_ENDPOINT: s3.endpoint, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_MAX_ATTEMPTS: "2", TSFLOW_S3_OUTAGE_SECONDS: "0" };
     const run = spawnCli(["run", rfixture("slow-foreach.ts"), "--datastore", "s3://rel/kill", "--n", "6", "--ms", "300", "--max-workers", "2"], env);
     try {
       await waitFor(() => /\/work\/\d+\] start/.test(run.stdout()), 30_000, "a work task to start");
