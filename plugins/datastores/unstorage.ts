@@ -7,16 +7,33 @@
  * check the driver before relying on it for real runs.
  */
 import { Buffer } from "node:buffer";
-import type { Driver } from "unstorage";
 import { checkKey } from "../../core/_datastore.ts";
 import { TsflowError } from "../../core/errors.ts";
 import type { Bytes, Datastore } from "../../core/types.ts";
+
+/**
+ * The part of unstorage's `Driver` this adapter calls, spelled out here rather than imported:
+ * unstorage's own declarations pull in every driver's types (Azure, chokidar, Node's), which
+ * would break `tsc` for a user whose project has neither those packages nor `@types/node`.
+ * Any unstorage driver fits it.
+ */
+export interface UnstorageDriver {
+  name?: string;
+  hasItem(key: string, opts: any): unknown;
+  getItem(key: string, opts?: any): unknown;
+  getItemRaw?(key: string, opts: any): unknown;
+  setItem?(key: string, value: string, opts: any): unknown;
+  setItemRaw?(key: string, value: any, opts: any): unknown;
+  removeItem?(key: string, opts: any): unknown;
+  getKeys(base: string, opts: any): string[] | Promise<string[]>;
+  dispose?(): unknown;
+}
 
 export const NAME = "unstorage";
 
 export interface UnstorageOptions {
   /** The unstorage driver holding the bytes, e.g. `memoryDriver()` from `unstorage/drivers/memory`. */
-  driver: Driver;
+  driver: UnstorageDriver;
   /** Datastore name in messages. Defaults to the driver's name. */
   name?: string;
   /** Shown in messages and handed to remote tasks. Defaults to `unstorage:<driver name>`. */
