@@ -152,9 +152,8 @@ export default function fsDatastore(options: FsOptions): Datastore {
           await fsp.rm(tmp, { force: true });
         }
       } else await fsp.rename(tmp, file);
-      // The rename is durable once its directory is synced. Everything renamed before it (the
-      // task's blobs and result) goes in the same or an earlier journal commit on ext4's default
-      // data=ordered mode, so a synced marker never points at lost data there.
+      // The rename is durable once its directory is synced (the blobs the marker names are not
+      // synced: docs/reliability.md, "Power loss").
       if (sync) await syncDir(dirname(file));
     } catch (e) {
       await fsp.rm(tmp, { force: true }).catch(() => {});
