@@ -47,6 +47,10 @@ describe("a read whose body is cut short after the headers", () => {
   });
 });
 
+const NORMAL = { latency: 0.06, error500: 0.03, error503: 0.02, slowDown: 0.03, resetRequest: 0.02, resetResponse: 0.02, truncated: 0.03 };
+/** Read by the proxy at every request: a test may make the weather worse for a while. */
+const rates: Partial<Record<string, number>> = { ...NORMAL };
+
 describe("chaos between tsflow and S3", () => {
   let s3: RunningS3rver;
   let proxy: ChaosProxy;
@@ -55,10 +59,7 @@ describe("chaos between tsflow and S3", () => {
 
   beforeAll(async () => {
     s3 = await startS3rver({ buckets: ["chaos"] });
-    proxy = await startChaosProxy(s3.port, {
-      seed: SEED,
-      rates: { latency: 0.06, error500: 0.03, error503: 0.02, slowDown: 0.03, resetRequest: 0.02, resetResponse: 0.02, truncated: 0.03 },
-    });
+    proxy = await startChaosProxy(s3.port, { seed: SEED, rates });
     store = s3Datastore({ url: "s3://chaos/team", endpoint: s3.endpoint, credentials: S3RVER_CREDENTIALS });
   });
   afterAll(async () => {
@@ -68,11 +69,16 @@ describe("chaos between tsflow and S3", () => {
     await s3?.close();
   });
 
-  /** Runs the flow through the chaos; resumes a failed run until it succeeds (at most 4 times). */
-  async function runThroughChaos(args: string[]) {
+  /**
+   * Runs the flow through the chaos; resumes a failed run until it succeeds (at most 4 times).
+   * `storm` makes the first run's weather bad enough that retries run out.
+   */
+  async function runThroughChaos(args: string[], storm?: Partial<Record<string, number>>) {
     const env = { ...awsEnv, TSFLOW_S3_ENDPOINT: proxy.endpoint };
     const before = new Set(Object.keys(await runStatuses(store, "ChaosFlow")));
+    if (storm) Object.assign(rates, storm);
     let r = await cli(["run", rfixture("chaos.ts"), "--datastore", "s3://chaos/team", ...args], { env, timeoutMs: 240_000 });
+    Object.assign(rates, NORMAL);
     const errors: string[] = [];
     let attempts = 1;
     while (r.code !== 0) {
@@ -107,6 +113,14 @@ describe("chaos between tsflow and S3", () => {
     const run = await runThroughChaos(["--seed", "7", "--mb", "17", "--n", "2", "--max-workers", "2"]);
     const join = await stepArtifactsOf(store, "ChaosFlow", run, "join");
     expect({ digests: join.digests, bigDigest: join.bigDigest }).toEqual(expected(7, 17, 2));
+  }, 600_000);
+
+  it("a storm that outlasts the retries: the run fails with a clear error, and resume reaches the same digests", async () => {
+    // 45% of requests fail (500, resets, cut bodies): 5 attempts all failing is ~2% per request,
+    // so a run of ~150 requests almost surely fails somewhere; the resumes see normal weather.
+    const run = await runThroughChaos(["--seed", "9", "--mb", "1", "--n", "6", "--max-workers", "3"], { error500: 0.25, resetResponse: 0.1, truncated: 0.1 });
+    const join = await stepArtifactsOf(store, "ChaosFlow", run, "join");
+    expect({ digests: join.digests, bigDigest: join.bigDigest }).toEqual(expected(9, 1, 6));
   }, 600_000);
 
   it("afterwards: every blob matches its hash, every done.json's artifacts exist and load", async () => {
