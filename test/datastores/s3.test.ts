@@ -46,7 +46,7 @@ function s3Tests(store: () => import("../../core/types.ts").Datastore) {
   });
 
   it("names the URL and the key when the endpoint is unreachable", async () => {
-    const s = extra({ endpoint: `http://127.0.0.1:${await closedPort()}` });
+    const s = extra({ endpoint: `http://127.0.0.1:${await closedPort()}`, outageSeconds: 1 });
     await expect(s.get("runs/x")).rejects.toThrow(/\[s3\] cannot read 'runs\/x' in s3:\/\/tsflow\/suite-root\/nested: cannot reach the S3 endpoint .*ECONNREFUSED/);
   });
 
