@@ -62,8 +62,13 @@ function execute(notebook: string, cwd: string, store: string): Cell[] {
   return (JSON.parse(readFileSync(out, "utf8")) as { cells: Cell[] }).cells;
 }
 
+// Deno 2.9's kernel sometimes lets a cell finish before the display of its last value is sent, and
+// nbclient then drops that output (seen under load; docs/notebooks.md). A notebook whose outputs
+// come back incomplete is executed again, up to twice, before the test fails.
+const RETRY = 2;
+
 describe.skipIf(!kernelReady)(`notebooks on Deno's kernel (${kernelReady ? "ready" : why})`, () => {
-  it("quickstart.ipynb: runs PetsFlow on workers, shows the run, the live handle, a failure and its resume", { timeout: 600_000 }, () => {
+  it("quickstart.ipynb: runs PetsFlow on workers, shows the run, the live handle, a failure and its resume", { timeout: 600_000, retry: RETRY }, () => {
     // The very command the docs give, on the committed notebook.
     const store = join(work, "qs-store");
     execFileSync("jupyter-nbconvert", ["--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=600", "--output-dir", work, "--output", "quickstart.out", join(NB_DIR, "quickstart.ipynb")], {
@@ -96,7 +101,7 @@ describe.skipIf(!kernelReady)(`notebooks on Deno's kernel (${kernelReady ? "read
     expect(fixed).toMatch(/<td>start<\/td><td>.*?<\/td><td>1 \(1 cloned\)/);
   });
 
-  it("explore.ipynb: the client across runs, a records table, a Vega-Lite chart, a card", { timeout: 600_000 }, () => {
+  it("explore.ipynb: the client across runs, a records table, a Vega-Lite chart, a card", { timeout: 600_000, retry: RETRY }, () => {
     const store = join(work, "ex-store");
     execFileSync("jupyter-nbconvert", ["--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=600", "--output-dir", work, "--output", "explore.out", join(NB_DIR, "explore.ipynb")], {
       env: { ...process.env, TSFLOW_DATASTORE: store },
@@ -120,7 +125,7 @@ describe.skipIf(!kernelReady)(`notebooks on Deno's kernel (${kernelReady ? "read
     expect(card).toMatch(/Final loss/);
   });
 
-  it("a flow cell edited and run again runs the new code on new workers", { timeout: 600_000 }, () => {
+  it("a flow cell edited and run again runs the new code on new workers", { timeout: 600_000, retry: RETRY }, () => {
     const flowCell = (word: string) =>
       `class EditFlow extends FlowSpec {\n  word = "";\n  pid = 0;\n  @step start() { this.word = ${JSON.stringify(word)}; this.pid = process.pid; this.next(this.end); }\n  @step end() { console.log("said", this.word); }\n}\nconst r = await runFlow(EditFlow);\nconsole.log("result", await r.data("word"), "kernel", process.pid, "worker", await r.data("pid"));`;
     const code = (source: string, id: string) => ({ cell_type: "code", id, metadata: {}, outputs: [], execution_count: null, source });
