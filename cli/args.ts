@@ -30,7 +30,7 @@ export interface RunFlags {
 }
 
 type FlagKind = "string" | "number" | "list" | "boolean";
-const FLAGS: Record<string, { key: keyof RunFlags; kind: FlagKind }> = {
+export const FLAGS: Record<string, { key: keyof RunFlags; kind: FlagKind }> = {
   flow: { key: "flow", kind: "string" },
   datastore: { key: "datastore", kind: "string" },
   executor: { key: "executor", kind: "string" },

@@ -209,7 +209,7 @@ function discoverFields(flowClass: Function, issues: GraphIssue[]) {
 /**
  * Parameters become `--name` options of `tsflow run` beside the run's own options, so a
  * parameter may not take one of their names (Metaflow reserves its option names the same way).
- * cli/options.ts parses exactly these; a unit test keeps the two lists equal.
+ * cli/args.ts parses exactly these; a unit test keeps the two lists equal.
  */
 export const RUN_OPTION_NAMES: ReadonlySet<string> = new Set(["flow", "datastore", "executor", "tag", "with", "max-workers", "max-num-splits", "fresh-workers", "origin-run-id", "no-cache", "config", "help"]);
 

@@ -5,7 +5,7 @@ import { containsConfigRef } from "../../core/flow.ts";
 import { formatGraph, loadFlowInfo } from "../../core/graph.ts";
 import { loadFlow } from "../../runner/load.ts";
 import nodeHost from "../../plugins/host/node.ts";
-import { parseConfigFlags, parseRunArgs } from "../options.ts";
+import { parseConfigFlags, parseRunArgs } from "../args.ts";
 
 export default defineCommand({
   meta: { name: "show", description: "Print a flow's steps, transitions, parameters and configs without running it" },

@@ -9,7 +9,7 @@ import { loadFlowInfo } from "../../core/graph.ts";
 import nodeHost from "../../plugins/host/node.ts";
 import { openDatastore } from "../../runner/stores.ts";
 import { loadFlow } from "../../runner/load.ts";
-import { parseWith } from "../options.ts";
+import { parseWith } from "../../runner/options.ts";
 import { formatTime, table } from "./_client.ts";
 
 type Kind = "string" | "boolean" | "list";

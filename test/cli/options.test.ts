@@ -140,7 +140,7 @@ export default class ReservedFlow extends FlowSpec {
   });
 
   it("the reserved names are exactly the options run parses", async () => {
-    const { FLAGS } = await import("../../cli/options.ts");
+    const { FLAGS } = await import("../../cli/args.ts");
     const { RUN_OPTION_NAMES } = await import("../../core/graph.ts");
     expect([...RUN_OPTION_NAMES].sort()).toEqual(Object.keys(FLAGS).sort());
   });

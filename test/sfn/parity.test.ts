@@ -9,7 +9,7 @@ import { contentHash } from "../../core/artifacts.ts";
 import { createClient } from "../../core/client.ts";
 import { loadFlowInfo } from "../../core/graph.ts";
 import type { Datastore } from "../../core/types.ts";
-import { parseWith } from "../../cli/options.ts";
+import { parseWith } from "../../runner/options.ts";
 import { runFlow } from "../../mod.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
 import s3Datastore from "../../plugins/datastores/s3.ts";
