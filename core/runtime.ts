@@ -165,14 +165,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     ...(options.originRunId ? { originRunId: options.originRunId } : {}),
     ...options.runRecord,
   };
-  // A step's own decorator options win over `--with`, but environment variables add up.
-  const decoratorsOf = (node: GraphNode) => {
-    const merged = { ...(options.with ?? {}), ...node.decorators };
-    const withVars = options.with?.environment?.vars;
-    const stepVars = node.decorators.environment?.vars;
-    if (withVars && stepVars) merged.environment = { vars: { ...(withVars as object), ...(stepVars as object) } };
-    return merged;
-  };
+  const decoratorsOf = (node: GraphNode) => stepDecorators(node, options.with);
   const selectExecutor = typeof options.executor === "function" ? options.executor : () => options.executor as Executor;
   // An executor that cannot carry out some step here (Batch jobs cannot reach a local disk)
   // refuses before a run record exists: no failed run is left behind for a setup mistake.
@@ -540,6 +533,18 @@ function displayable(v: unknown): unknown {
 }
 
 /** A compact graph for `run.json`: the viewer and client draw it without loading the code. */
+/**
+ * The decorators a step runs with: its own options win over `--with`, but environment variables
+ * add up. Local runs and Step Functions deployments both go through this one rule.
+ */
+export function stepDecorators(node: GraphNode, withDecorators: Record<string, Record<string, unknown>> | undefined): Record<string, Record<string, unknown>> {
+  const merged = { ...(withDecorators ?? {}), ...node.decorators };
+  const withVars = withDecorators?.environment?.vars;
+  const stepVars = node.decorators.environment?.vars;
+  if (withVars && stepVars) merged.environment = { vars: { ...(withVars as object), ...(stepVars as object) } };
+  return merged;
+}
+
 export function summarizeGraph(info: FlowInfo) {
   return {
     order: info.graph.order,

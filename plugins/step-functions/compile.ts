@@ -21,6 +21,7 @@
  */
 import { taskPrefix } from "../../core/_layout.ts";
 import { TsflowError } from "../../core/errors.ts";
+import { stepDecorators } from "../../core/runtime.ts";
 import type { FlowInfo, GraphNode } from "../../core/graph.ts";
 import type { ArtifactRef } from "../../core/types.ts";
 
@@ -146,13 +147,7 @@ export function compileFlow(options: CompileOptions): Record<string, unknown> {
   const configJson = JSON.stringify(config);
   const minTimeout = options.minTimeoutSeconds ?? 60;
 
-  const decoratorsOf = (node: GraphNode) => {
-    const merged = { ...(options.with ?? {}), ...node.decorators };
-    const withVars = options.with?.environment?.vars;
-    const stepVars = node.decorators.environment?.vars;
-    if (withVars && stepVars) merged.environment = { vars: { ...(withVars as object), ...(stepVars as object) } };
-    return merged;
-  };
+  const decoratorsOf = (node: GraphNode) => stepDecorators(node, options.with);
 
   /** The S3 key of a file a task writes, as a `States.Format` over the state's run and path. */
   const fileKey = (step: string, file: string) => {
