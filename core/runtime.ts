@@ -93,6 +93,8 @@ export interface RunResult {
   durationMs: number;
   /** How each `@exitHook` function went (absent when the flow has none). */
   exitHooks?: ExitHookOutcome[];
+  /** The final run.json as written, for callers that must not depend on reading it back. */
+  record: RunRecord & Record<string, unknown>;
 }
 
 /** Split/branch position of a task, outermost first. Foreach frames also reach the task. */
@@ -493,11 +495,12 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   if (!failure && joinBuckets.size > 0) failure = { type: "Error", message: "some joins never received all their inputs" };
   const status = failure ? "failed" : "succeeded";
   const finishedAt = Date.now();
-  await putJson(store, runKey(flow, runId), { ...record, status, finishedAt, ...(failure ? { error: failure } : {}) });
+  const final = { ...record, status, finishedAt, ...(failure ? { error: failure } : {}) };
+  await putJson(store, runKey(flow, runId), final);
   // The status is final before any exit hook runs: a hook can report, never change it.
   const report = (m: string) => (reporter.message ? reporter.message(m) : options.logger ? options.logger.warn(m) : console.warn(m));
   const exitHooks = await runExitHooks(options.flowClass, { store, host, flowName: flow, runId, report });
-  return { flow, runId, status, successful: !failure, error: failure, tasks: taskCount, durationMs: finishedAt - t0, ...(exitHooks.length ? { exitHooks } : {}) };
+  return { flow, runId, status, successful: !failure, error: failure, tasks: taskCount, durationMs: finishedAt - t0, ...(exitHooks.length ? { exitHooks } : {}), record: final };
 }
 
 /** Turns parameter values into artifacts (stored once, then referenced by every task). */

@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { contentHash, refOf } from "../core/artifacts.ts";
 import { type StepCache, stepCache } from "../core/cache.ts";
-import { createClient, type Run } from "../core/client.ts";
+import { createClient, Run, type RunDoc } from "../core/client.ts";
 import { watchDatastore } from "../core/_datastore.ts";
 import { applyConfig, configValues } from "../core/config.ts";
 import { TsflowError } from "../core/errors.ts";
@@ -328,7 +328,12 @@ async function execute<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: Res
     await cache?.finish();
   }
   const client = createClient(runOptions.store, runOptions.host);
-  const run = (await client.Flow.get<F>(result.flow).run(result.runId)) as FinishedRun<F>;
+  // The run's status is final once run.json is written. Reading it back gives current tags, but a
+  // store that fails that read (throttling, an outage) must not turn a finished run into an error:
+  // the record just written stands in.
+  const run = (await client.Flow.get<F>(result.flow)
+    .run(result.runId)
+    .catch(() => new Run<F>(result.flow, result.runId, result.record as unknown as RunDoc, undefined, client.context))) as FinishedRun<F>;
   return Object.assign(run, { runId: result.runId, tasks: result.tasks, durationMs: result.durationMs, ...(plan ? { cloned } : {}), ...(result.exitHooks ? { exitHooks: result.exitHooks } : {}) });
 }
 

@@ -107,9 +107,10 @@ describe("SIGKILL of a worker", () => {
     const root = tempStore();
     const run = spawnCli(["run", FLOW, "--datastore", root, "--n", "6", "--ms", "400", "--max-workers", "2", "--with", "retry"]);
     await waitFor(() => walk(root).some((f) => f.includes("/tasks/work/") && f.endsWith("start.json")), 20_000, "a work task to start");
-    const workers = workersOf(run.child.pid!);
-    expect(workers.length).toBeGreaterThan(0);
-    process.kill(workers[0]!, "SIGKILL");
+    // Workers start on demand: once both exist, both run one of the six 400 ms work tasks (a
+    // worker found earlier may be the one that ran `start`, idle for a moment). Kill them all.
+    await waitFor(() => workersOf(run.child.pid!).length >= 2, 20_000, "both workers to run work tasks");
+    for (const worker of workersOf(run.child.pid!)) process.kill(worker, "SIGKILL");
     const { code } = await run.exited;
     expect(run.stderr() + run.stdout()).toMatch(/exited with signal SIGKILL/);
     expect(code).toBe(0);
