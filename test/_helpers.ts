@@ -168,3 +168,27 @@ export async function stepArtifacts(datastore: string, flow: string, runId: stri
   }
   return out;
 }
+
+/** Debian's Chromium for the browser tests (`.ci/chromium.sh` installs it; `CHROMIUM` overrides). */
+export const CHROMIUM = [process.env.CHROMIUM, "/usr/lib/chromium/chromium", "/usr/bin/chromium"].find((p) => p && existsSync(p));
+
+/** Starts `tsflow view` on a free port over `datastore`; resolves with the server and its base URL. */
+export async function startViewer(datastore: string): Promise<{ server: ChildProcess; base: string }> {
+  const server = spawn(process.execPath, [CLI, "view", "--port", "0", "--datastore", datastore], { stdio: ["ignore", "pipe", "inherit"] });
+  const base = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    server.stdout!.setEncoding("utf8").on("data", (c: string) => {
+      out += c;
+      const m = /viewer on (http:\/\/\S+?)\/? /.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    server.once("exit", (code) => reject(new Error(`tsflow view exited (${code}): ${out}`)));
+  });
+  return { server, base };
+}
+
+/** Headless Chromium with the flags this machine needs (no sandbox as root, no background network). */
+export async function launchChromium() {
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"] });
+}

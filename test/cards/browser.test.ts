@@ -4,14 +4,13 @@
  * a card's own script cannot reach the viewer, and Markdown's `<script>` stays text. Skipped,
  * saying why, when chromium is missing (`.ci/chromium.sh` installs it).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, cli, tempStore } from "../_helpers.ts";
+import { CHROMIUM, cli, launchChromium, startViewer, tempStore } from "../_helpers.ts";
 
-const CHROMIUM = [process.env.CHROMIUM, "/usr/lib/chromium/chromium", "/usr/bin/chromium"].find((p) => p && existsSync(p));
 if (!CHROMIUM) console.warn("[card browser tests] skipped: no chromium at /usr/lib/chromium/chromium or /usr/bin/chromium (install it with .ci/chromium.sh, or set CHROMIUM)");
 
 const runIdOf = (out: string) => /Run \w+\/(\S+) (?:succeeded|failed)/.exec(out)?.[1];
@@ -34,18 +33,8 @@ describe.skipIf(!CHROMIUM)("cards in chromium", () => {
   beforeAll(async () => {
     store = tempStore();
     [runs.cards, runs.probe] = await Promise.all([run("examples/cards.ts", "--epochs", "30", "--pause", "0"), run("test/cards/fixtures/probe.ts")]);
-    server = spawn(process.execPath, [CLI, "view", "--port", "0", "--datastore", store], { stdio: ["ignore", "pipe", "inherit"] });
-    base = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      server.stdout!.setEncoding("utf8").on("data", (c: string) => {
-        out += c;
-        const m = /viewer on (http:\/\/\S+?)\/? /.exec(out);
-        if (m) resolve(m[1]!);
-      });
-      server.once("exit", (code) => reject(new Error(`tsflow view exited (${code}): ${out}`)));
-    });
-    const { chromium } = await import("playwright-core");
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"] });
+    ({ server, base } = await startViewer(store));
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     page.on("dialog", (d) => {
       dialogs++;

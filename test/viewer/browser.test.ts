@@ -4,14 +4,13 @@
  * to test/artifacts/viewer-*.png (git-ignored). Skipped, saying why, when chromium is missing
  * (`.ci/chromium.sh` installs it).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, cli, ROOT, tempStore } from "../_helpers.ts";
+import { CHROMIUM, cli, launchChromium, ROOT, startViewer, tempStore } from "../_helpers.ts";
 
-const CHROMIUM = [process.env.CHROMIUM, "/usr/lib/chromium/chromium", "/usr/bin/chromium"].find((p) => p && existsSync(p));
 const SHOTS = join(ROOT, "test", "artifacts");
 const XSS = "<script>alert(1)</script>";
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `viewer-${name}.png`) });
@@ -44,18 +43,8 @@ describe.skipIf(!CHROMIUM)("the viewer in chromium", () => {
       runFlow("examples/parameters.ts"),
       runFlow("test/viewer/fixtures/showcase.ts", "--tag", "<b>tag</b>"),
     ]);
-    server = spawn(process.execPath, [CLI, "view", "--port", "0", "--datastore", store], { stdio: ["ignore", "pipe", "inherit"] });
-    base = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      server.stdout!.setEncoding("utf8").on("data", (c: string) => {
-        out += c;
-        const m = /viewer on (http:\/\/\S+?)\/? /.exec(out);
-        if (m) resolve(m[1]!);
-      });
-      server.once("exit", (code) => reject(new Error(`tsflow view exited (${code}): ${out}`)));
-    });
-    const { chromium } = await import("playwright-core");
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"] });
+    ({ server, base } = await startViewer(store));
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1000, height: 760 } });
     page.on("dialog", (d) => {
       dialogs++;
