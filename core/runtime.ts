@@ -496,11 +496,29 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   const status = failure ? "failed" : "succeeded";
   const finishedAt = Date.now();
   const final = { ...record, status, finishedAt, ...(failure ? { error: failure } : {}) };
-  await putJson(store, runKey(flow, runId), final);
+  await writeFinalRecord(store, runKey(flow, runId), final);
   // The status is final before any exit hook runs: a hook can report, never change it.
   const report = (m: string) => (reporter.message ? reporter.message(m) : options.logger ? options.logger.warn(m) : console.warn(m));
   const exitHooks = await runExitHooks(options.flowClass, { store, host, flowName: flow, runId, report });
   return { flow, runId, status, successful: !failure, error: failure, tasks: taskCount, durationMs: finishedAt - t0, ...(exitHooks.length ? { exitHooks } : {}), record: final };
+}
+
+/**
+ * Writes the run's final status. It is the one record that says whether all the work before it
+ * counts, so it is tried harder than a task's writes: a store whose retries ran out in a burst of
+ * errors gets three more rounds a few seconds apart before the run is reported as failed. (A
+ * write whose response was lost may have landed anyway; a later `resume` then finds the run
+ * succeeded and says so.)
+ */
+async function writeFinalRecord(store: Datastore, key: string, doc: unknown): Promise<void> {
+  for (let round = 0; ; round++) {
+    try {
+      return await putJson(store, key, doc);
+    } catch (e) {
+      if (round >= 3 || isKeyExists(e)) throw e;
+      await new Promise((r) => setTimeout(r, 1000 * 2 ** round));
+    }
+  }
 }
 
 /** Turns parameter values into artifacts (stored once, then referenced by every task). */

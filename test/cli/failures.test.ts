@@ -12,7 +12,7 @@ let run = "";
 const as = (user: string) => ({ env: { TSFLOW_USER: user } });
 
 beforeAll(async () => {
-  const r = await cli(["run", fixture("failing-foreach.ts"), "--datastore", ds], as("alice"));
+  const r = await cli(["run", fixture("failing-foreach.ts"), "--max-workers", "1", "--datastore", ds], as("alice"));
   expect(r.code).toBe(1);
   run = `FailingForeachFlow/${latestRun(ds, "FailingForeachFlow").runId}`;
 });
@@ -38,22 +38,22 @@ describe("logs", () => {
   });
 
   it("--stderr of a failed task ends with the error's type, message and the user's frames", async () => {
-    const failed = await taskOf(1);
+    const failed = await taskOf(2);
     const r = await cli(["logs", failed, "--stderr", "--datastore", ds]);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trimEnd().split("\n");
-    expect(lines[0]).toBe("warning from item 1");
-    expect(lines[1]).toBe("RangeError: item 1 is out of range");
+    expect(lines[0]).toBe("warning from item 2");
+    expect(lines[1]).toBe("RangeError: item 2 is out of range");
     expect(lines[2]).toMatch(/^ {4}at explode \(.*failing-foreach\.ts:\d+:\d+\)$/);
     expect(r.stdout).not.toMatch(/\/(core|runner|cli)\/\w+\.ts/);
   });
 
   it("of a failed task's stdout says on stderr that the attempt failed and where the stack is", async () => {
-    const failed = await taskOf(1);
+    const failed = await taskOf(2);
     const r = await cli(["logs", failed, "--datastore", ds]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe("working on item 1\n");
-    expect(r.stderr).toMatch(new RegExp(`${failed} attempt 0 failed: RangeError: item 1 is out of range \\(the stack: tsflow logs ${failed} --stderr\\)`));
+    expect(r.stdout).toBe("working on item 2\n");
+    expect(r.stderr).toMatch(new RegExp(`${failed} attempt 0 failed: RangeError: item 2 is out of range \\(the stack: tsflow logs ${failed} --stderr\\)`));
   });
 
   it("of a successful task is unchanged: no error appended", async () => {
@@ -68,11 +68,11 @@ describe("dump of a failed run", () => {
   it("lists its tasks and shows the failed task's exception", async () => {
     const r = await cli(["dump", run, "--datastore", ds]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^Run ${run} failed in ${run}/work/\\d+: RangeError: item 1 is out of range`));
+    expect(r.stdout).toMatch(new RegExp(`^Run ${run} failed in ${run}/work/\\d+: RangeError: item 2 is out of range`));
     expect(r.stdout).toMatch(/4 tasks/);
     expect(r.stdout).toMatch(new RegExp(`${run}/start/\\d+ \\(succeeded\\)`));
-    expect(r.stdout).toMatch(new RegExp(`${run}/work/\\d+ \\[index 1\\] \\(failed at attempt 0\\)\\n {4}RangeError: item 1 is out of range\\n {8}at explode`));
-    expect(r.stdout).toMatch(new RegExp(`${run}/work/\\d+ \\[index 2\\] \\(succeeded\\)`));
+    expect(r.stdout).toMatch(new RegExp(`${run}/work/\\d+ \\[index 2\\] \\(failed at attempt 0\\)\\n {4}RangeError: item 2 is out of range\\n {8}at explode`));
+    expect(r.stdout).toMatch(new RegExp(`${run}/work/\\d+ \\[index 1\\] \\(succeeded\\)`));
     expect(r.stderr).not.toMatch(STACK_LINE);
   });
 
@@ -82,12 +82,12 @@ describe("dump of a failed run", () => {
     expect(doc.status).toBe("failed");
     expect(doc.error.type).toBe("RangeError");
     const failed = Object.values(doc.tasks as Record<string, { successful: boolean; error?: { message: string } }>).filter((t) => !t.successful);
-    expect(failed.map((t) => t.error?.message)).toEqual(["item 1 is out of range"]);
+    expect(failed.map((t) => t.error?.message)).toEqual(["item 2 is out of range"]);
   });
 
   it("of the failed step shows the exception under the task", async () => {
     const r = await cli(["dump", `${run}/work`, "--datastore", ds]);
-    expect(r.stdout).toMatch(/\[index 1\] \(failed at attempt 0, 0 artifacts\)\n {2}RangeError: item 1 is out of range/);
+    expect(r.stdout).toMatch(/\[index 2\] \(failed at attempt 0, 0 artifacts\)\n {2}RangeError: item 2 is out of range/);
     expect(r.stdout).toMatch(/\[index 0\] \(succeeded, 2 artifacts\)/);
   });
 });
