@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer as createHttpServer, request as httpRequest } from "node:http";
 import { createRequire } from "node:module";
-import { type AddressInfo, connect, createServer, type Socket } from "node:net";
+import { type AddressInfo, connect, createServer, type Server as NetServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -147,23 +147,48 @@ export async function startDroppingProxy(targetPort: number, dropAfterBytes: num
       });
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  proxy.port = (server.address() as AddressInfo).port;
-  proxy.endpoint = `http://127.0.0.1:${proxy.port}`;
+  const local = await listenLocal(server);
+  proxy.port = local.port;
+  proxy.endpoint = local.endpoint;
   proxy.close = async () => {
     for (const s of sockets) s.destroy();
-    await new Promise((resolve) => server.close(resolve));
+    await local.close();
   };
   return proxy;
 }
 
-/** A port nothing listens on: bound, then released. */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
+/** A server of a test listening on 127.0.0.1 at a free port. */
+export interface LocalServer {
+  port: number;
+  endpoint: string;
+  /** Cuts every open connection, then stops listening. */
+  close(): Promise<void>;
+}
+
+/** Starts `server` on 127.0.0.1 at a free port; `close` cuts open connections first. */
+export async function listenLocal(server: NetServer): Promise<LocalServer> {
+  const open = new Set<Socket>();
+  server.on("connection", (s: Socket) => {
+    open.add(s);
+    s.on("close", () => open.delete(s));
+  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  return {
+    port,
+    endpoint: `http://127.0.0.1:${port}`,
+    async close() {
+      for (const s of open) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** A port nothing listens on: bound, then released. */
+export async function closedPort(): Promise<number> {
+  const local = await listenLocal(createServer());
+  await local.close();
+  return local.port;
 }
 
 export interface HoldingProxy {
@@ -198,10 +223,9 @@ export async function startHoldingProxy(targetPort: number, hold: (method: strin
     upstream.on("error", () => res.destroy());
     req.pipe(upstream);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
+  const local = await listenLocal(server);
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: local.endpoint,
     reached,
     release() {
       released = true;
@@ -210,8 +234,7 @@ export async function startHoldingProxy(targetPort: number, hold: (method: strin
     async close() {
       released = true;
       onRelease();
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
+      await local.close();
     },
   };
 }

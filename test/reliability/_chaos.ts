@@ -15,7 +15,7 @@
  *   with the original Content-Length (what an ended TCP stream looks like to the client).
  */
 import { type IncomingMessage, createServer, request as httpRequest, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import { listenLocal } from "../_s3rver.ts";
 import { prng } from "./_util.ts";
 
 export const FAULTS = ["latency", "error500", "error503", "slowDown", "resetRequest", "resetResponse", "truncated"] as const;
@@ -52,7 +52,6 @@ export async function startChaosProxy(targetPort: number, options: ChaosOptions)
   const injected = Object.fromEntries(FAULTS.map((f) => [f, 0])) as Record<Fault, number>;
   let enabled = true;
   let upstreamPort = targetPort;
-  const sockets = new Set<Socket>();
 
   const draw = (method: string, path: string): Fault | undefined => {
     if (!enabled || (options.target && !options.target(method, path))) return undefined;
@@ -154,17 +153,10 @@ export async function startChaosProxy(targetPort: number, options: ChaosOptions)
         forward(req, res, fault);
     }
   });
-  server.on("connection", (s) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  proxy.port = (server.address() as AddressInfo).port;
-  proxy.endpoint = `http://127.0.0.1:${proxy.port}`;
-  proxy.close = async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise((resolve) => server.close(resolve));
-  };
+  const local = await listenLocal(server);
+  proxy.port = local.port;
+  proxy.endpoint = local.endpoint;
+  proxy.close = local.close;
   return proxy;
 }
 
