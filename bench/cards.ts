@@ -7,15 +7,15 @@
  *   npx tsx bench/cards.ts
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { CHROMIUM, launchChromium } from "../test/_chromium.ts";
 import type { Row } from "./_measure.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const CHROMIUM = [process.env.CHROMIUM, "/usr/lib/chromium/chromium", "/usr/bin/chromium"].find((p) => p && existsSync(p));
 
 async function overhead(): Promise<Row[]> {
   const { runFlow } = await import("../mod.ts");
@@ -69,12 +69,11 @@ async function openTime(): Promise<Row[]> {
   const run = spawnSync(process.execPath, [join(root, "bin", "tsflow.mjs"), "run", "bench/flows/bigcard.ts", "--datastore", dir], { cwd: root, encoding: "utf8" });
   if (run.status !== 0) throw new Error(`bigcard run failed: ${run.stderr}`);
   const runId = /Run BigCardFlow\/(\S+) succeeded/.exec(run.stdout)![1]!;
-  const [{ createViewerApp }, { serve }, { default: fsDatastore }, { default: nodeHost }, { chromium }] = await Promise.all([
+  const [{ createViewerApp }, { serve }, { default: fsDatastore }, { default: nodeHost }]= await Promise.all([
     import("../viewer/app.ts"),
     import("@hono/node-server"),
     import("../plugins/datastores/fs.ts"),
     import("../plugins/host/node.ts"),
-    import("playwright-core"),
   ]);
   const app = createViewerApp({ store: fsDatastore({ root: dir }), host: nodeHost() });
   const server = await new Promise<ReturnType<typeof serve>>((ok) => {
@@ -82,7 +81,7 @@ async function openTime(): Promise<Row[]> {
   });
   const addr = server.address();
   const base = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"] });
+  const browser = await launchChromium();
   try {
     const times: number[] = [];
     const firsts: number[] = [];

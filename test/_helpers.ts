@@ -169,8 +169,7 @@ export async function stepArtifacts(datastore: string, flow: string, runId: stri
   return out;
 }
 
-/** Debian's Chromium for the browser tests (`.ci/chromium.sh` installs it; `CHROMIUM` overrides). */
-export const CHROMIUM = [process.env.CHROMIUM, "/usr/lib/chromium/chromium", "/usr/bin/chromium"].find((p) => p && existsSync(p));
+export { CHROMIUM, launchChromium } from "./_chromium.ts";
 
 /** Starts `tsflow view` on a free port over `datastore`; resolves with the server and its base URL. */
 export async function startViewer(datastore: string): Promise<{ server: ChildProcess; base: string }> {
@@ -187,8 +186,3 @@ export async function startViewer(datastore: string): Promise<{ server: ChildPro
   return { server, base };
 }
 
-/** Headless Chromium with the flags this machine needs (no sandbox as root, no background network). */
-export async function launchChromium() {
-  const { chromium } = await import("playwright-core");
-  return chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"] });
-}
