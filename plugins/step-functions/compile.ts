@@ -158,6 +158,16 @@ export function compileFlow(options: CompileOptions): Record<string, unknown> {
   };
   const hasLoops = info.graph.order.some((s) => loops(info, s));
 
+  /** A state that reads the JSON document a task wrote at `key` into `{ [field]: … }` at `resultPath`. */
+  const readJson = (key: string, resultPath: string, field: string, next: string): State => ({
+    Type: "Task",
+    Resource: S3_GET_OBJECT,
+    Parameters: { Bucket: bucket, "Key.$": key },
+    ResultSelector: { [`${field}.$`]: "States.StringToJson($.Body)" },
+    ResultPath: resultPath,
+    Next: next,
+  });
+
   const jobState = (node: GraphNode | undefined, mode: "run" | "catch" | "fail", job: StepJob): State => {
     const d = node ? decoratorsOf(node) : {};
     const env: State[] = [
@@ -243,14 +253,7 @@ export function compileFlow(options: CompileOptions): Record<string, unknown> {
       if (options.maxWorkers) map.MaxConcurrency = options.maxWorkers;
       if (scope.inMap) {
         const itemsName = `${step}.items`;
-        scope.states[itemsName] = {
-          Type: "Task",
-          Resource: S3_GET_OBJECT,
-          Parameters: { Bucket: bucket, "Key.$": fileKey(step, ITEMS_FILE) },
-          ResultSelector: { "items.$": "States.StringToJson($.Body)" },
-          ResultPath: "$.foreach",
-          Next: mapName,
-        };
+        scope.states[itemsName] = readJson(fileKey(step, ITEMS_FILE), "$.foreach", "items", mapName);
         Object.assign(map, { ItemsPath: "$.foreach.items", ItemProcessor: { ProcessorConfig: { Mode: "INLINE" }, ...body } });
         link(state, itemsName);
       } else {
@@ -273,14 +276,7 @@ export function compileFlow(options: CompileOptions): Record<string, unknown> {
     } else if (node.condition) {
       const readName = `${step}.condition`;
       const choiceName = `${step}.switch`;
-      scope.states[readName] = {
-        Type: "Task",
-        Resource: S3_GET_OBJECT,
-        Parameters: { Bucket: bucket, "Key.$": fileKey(step, SWITCH_FILE) },
-        ResultSelector: { "value.$": "States.StringToJson($.Body)" },
-        ResultPath: "$.switch",
-        Next: choiceName,
-      };
+      scope.states[readName] = readJson(fileKey(step, SWITCH_FILE), "$.switch", "value", choiceName);
       const choice: State = { Type: "Choice", Choices: [] };
       scope.states[choiceName] = choice;
       link(state, readName);
