@@ -5,6 +5,8 @@
  *   blobs/<h[0:2]>/<hash>                         artifact bytes, content-addressed, immutable
  *   flows/<Flow>/runs/<run>/run.json              run metadata (status, params, tags, graph)
  *   flows/<Flow>/runs/<run>/heartbeat             touched while the orchestrator lives
+ *   flows/<Flow>/runs/<run>/index.json            the run index's manifest, written as the run ends
+ *   flows/<Flow>/runs/<run>/index/<n>.json        its parts: every task's records (see _tasks.ts)
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/task.json        parents, foreach position
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/start.json   attempt started
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/stdout/<n>     log chunks (8 digits, from
@@ -23,6 +25,8 @@ export const flowsPrefix = () => "flows/";
 export const runsPrefix = (flow: string) => `flows/${flow}/runs/`;
 export const runPrefix = (flow: string, run: string) => `flows/${flow}/runs/${run}/`;
 export const runKey = (flow: string, run: string) => `flows/${flow}/runs/${run}/run.json`;
+export const runIndexKey = (flow: string, run: string) => `flows/${flow}/runs/${run}/index.json`;
+export const runIndexPartKey = (flow: string, run: string, part: number) => `flows/${flow}/runs/${run}/index/${part}.json`;
 export const heartbeatKey = (flow: string, run: string) => `flows/${flow}/runs/${run}/heartbeat`;
 export const stepsPrefix = (flow: string, run: string) => `flows/${flow}/runs/${run}/tasks/`;
 export const stepPrefix = (flow: string, run: string, step: string) => `flows/${flow}/runs/${run}/tasks/${step}/`;

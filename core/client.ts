@@ -9,17 +9,20 @@
  * Listings (`flow.runs()`, `step.tasks()`) are {@link Listing}s: `for await` them to stop early
  * (nothing more is read), or `await` them for an array.
  */
-import { getJson, mapLimit, RECORD_MAX } from "./_datastore.ts";
+import { getJson, mapLimit } from "./_datastore.ts";
 import { type AttemptRef, readLog, readLogChunks, readLogTail } from "./_logs.ts";
-import { attemptKey, doneKey, flowsPrefix, runsPrefix, stepPrefix, stepsPrefix, taskKey, taskPrefix } from "./_layout.ts";
+import { doneKey, flowsPrefix, runsPrefix, stepsPrefix } from "./_layout.ts";
 import { effectiveStatus, listRunIds, newestFirst, readRun } from "./_status.ts";
 import { changeTags, checkTag, currentTags } from "./_tags.ts";
+import { listAttempts, listTaskIds, readIndexedTasks, readIndexManifest, readTask, readTasks, type RunIndexManifest, type TaskDoc, type TaskRecord } from "./_tasks.ts";
 import { type LoadLimits, loadArtifact } from "./artifacts.ts";
 import { type CardData, type CardRef, loadCardData, loadCardDocument, readCardRefs } from "./cards.ts";
 import { TsflowError } from "./errors.ts";
 import { type Artifacts, runningTask } from "./flow.ts";
 import type { DoneRecord } from "./task.ts";
 import type { ArtifactRef, Datastore, ForeachFrame, Host, TaskError, TaskResult } from "./types.ts";
+
+export type { TaskDoc };
 
 /** The run.json document, as the runtime writes it. */
 export interface RunDoc {
@@ -48,17 +51,6 @@ export interface StepSummary {
   cases?: Record<string, string>;
   isJoin?: boolean;
   decorators?: string[];
-}
-
-/** The task.json document. */
-export interface TaskDoc {
-  step: string;
-  taskId: string;
-  parents: string[];
-  foreach: ForeachFrame[];
-  /** For a step that loops on itself (a switch case): which iteration, when above 0. */
-  iteration?: number;
-  createdAt?: number;
 }
 
 /** What every client object shares: where to read and which namespace applies. */
@@ -345,10 +337,34 @@ export class Run<F = unknown> {
     return new Step<F>(this, name, this.ctx);
   }
 
+  private manifest: Promise<RunIndexManifest | null> | undefined;
+  private readonly indexed = new Map<string, Promise<TaskRecord[] | null>>();
+
+  /** @internal The manifest of a finished run's index, read once per Run object; `null` when it has none. */
+  indexManifest(): Promise<RunIndexManifest | null> {
+    if (!this.finished || this.abandoned) return Promise.resolve(null);
+    this.manifest ??= this.ctx.store().then((s) => readIndexManifest(s, this.flow, this.id, this.doc));
+    return this.manifest;
+  }
+
+  /**
+   * @internal A step's tasks from the run index (core/_tasks.ts), read once per Run object;
+   * `null` when the run has none (running, abandoned, stored before indexes): read task by task.
+   */
+  async taskIndex(step: string): Promise<TaskRecord[] | null> {
+    let p = this.indexed.get(step);
+    if (!p) {
+      p = this.indexManifest().then(async (m) => m && readIndexedTasks(await this.ctx.store(), this.flow, this.id, m, { steps: [step] }));
+      this.indexed.set(step, p);
+    }
+    return p;
+  }
+
   /** The steps that have tasks, in graph order. */
   async steps(): Promise<Step<F>[]> {
     const s = await this.ctx.store();
-    const present = new Set((await s.list(stepsPrefix(this.flow, this.id))).filter((e) => e.endsWith("/")).map((e) => e.slice(0, -1)));
+    const index = await this.indexManifest();
+    const present = new Set(index ? index.parts.map((p) => p.step) : (await s.list(stepsPrefix(this.flow, this.id))).filter((e) => e.endsWith("/")).map((e) => e.slice(0, -1)));
     const order = this.stepNames.length > 0 ? this.stepNames.filter((n) => present.has(n)) : [...present].sort();
     return order.map((n) => new Step<F>(this, n, this.ctx));
   }
@@ -418,25 +434,33 @@ export class Step<F = unknown> {
     return `Step ${this.pathspec}`;
   }
 
+  /** The step's tasks from the run index, when the run has one. */
+  private async indexed(): Promise<TaskRecord[] | null> {
+    return this.run.taskIndex(this.name);
+  }
+
   /** Task ids in numeric order. */
   async taskIds(): Promise<string[]> {
-    const s = await this.ctx.store();
-    const entries = await s.list(stepPrefix(this.run.flow, this.run.id, this.name));
-    return entries
-      .filter((e) => e.endsWith("/"))
-      .map((e) => e.slice(0, -1))
-      .filter((e) => PART.test(e))
-      .sort((a, b) => Number(a) - Number(b) || (a < b ? -1 : 1));
+    const index = await this.indexed();
+    if (index) return index.map((t) => t.task);
+    const ids = await listTaskIds(await this.ctx.store(), this.run.flow, this.run.id, this.name);
+    return ids.map((t) => t.task).filter((t) => PART.test(t));
   }
 
   /** The step's tasks in task-id order (foreach order within one split). */
   tasks(): Listing<Task<F>> {
     const self = this;
     return new Listing(async function* () {
+      const index = await self.indexed();
+      if (index) {
+        for (const t of index) yield new Task<F>(self, t, self.ctx);
+        return;
+      }
+      const s = await self.ctx.store();
       const ids = await self.taskIds();
-      for (let i = 0; i < ids.length; i += 16) {
-        const batch = await mapLimit(ids.slice(i, i + 16), 16, (id) => self.loadTask(id));
-        for (const t of batch) if (t) yield t;
+      for (let i = 0; i < ids.length; i += 64) {
+        const batch = await readTasks(s, self.run.flow, self.run.id, ids.slice(i, i + 64).map((task) => ({ step: self.name, task })), { lenient: false });
+        for (const t of batch) if (t) yield new Task<F>(self, t, self.ctx);
       }
     });
   }
@@ -462,16 +486,13 @@ export class Step<F = unknown> {
   }
 
   private async loadTask(id: string): Promise<Task<F> | null> {
-    const s = await this.ctx.store();
-    const { flow, id: run } = this.run;
-    const [doc, done] = await Promise.all([getJson<TaskDoc>(s, taskKey(flow, run, this.name, id), RECORD_MAX), getJson<DoneRecord>(s, doneKey(flow, run, this.name, id), RECORD_MAX)]);
-    if (!doc && !done) return null;
-    let last: { attempt: number; result: TaskResult | null } = { attempt: done?.attempt ?? 0, result: done };
-    if (!done) {
-      const attempt = (await attemptsOf(s, flow, run, this.name, id)).at(-1) ?? 0;
-      last = { attempt, result: await getJson<TaskResult>(s, attemptKey(flow, run, this.name, id, attempt, "result.json"), RECORD_MAX) };
+    const index = await this.indexed();
+    if (index) {
+      const t = index.find((x) => x.task === id);
+      return t ? new Task<F>(this, t, this.ctx) : null;
     }
-    return new Task<F>(this, id, doc ?? { step: this.name, taskId: id, parents: [], foreach: [] }, done, last, this.ctx);
+    const t = await readTask(await this.ctx.store(), this.run.flow, this.run.id, this.name, id, { lenient: false });
+    return t ? new Task<F>(this, t, this.ctx) : null;
   }
 }
 
@@ -486,17 +507,29 @@ export class Task<F = unknown> {
   readonly successful: boolean;
   /** Set when the task was reused from another run (resume, `@cached`): `run/step/task`. */
   readonly clonedFrom: string | undefined;
+  readonly id: string;
+  /** The task.json record. */
+  readonly doc: TaskDoc;
+  /** The done.json record, when the task succeeded. */
+  readonly done: DoneRecord | null;
+  /** The attempt that counts and its result (done.json when successful). */
+  private readonly last: { attempt: number; result: TaskResult | null };
+  /** The attempts that started, as read with the task. */
+  private readonly started: number[];
 
   constructor(
     readonly step: Step<F>,
-    readonly id: string,
-    readonly doc: TaskDoc,
-    /** The done.json record, when the task succeeded. */
-    readonly done: DoneRecord | null,
-    /** The attempt that counts and its result (done.json when successful). */
-    private readonly last: { attempt: number; result: TaskResult | null },
+    record: TaskRecord,
     private readonly ctx: ClientContext,
   ) {
+    const id = record.task;
+    this.id = id;
+    this.doc = record.doc ?? { step: step.name, taskId: id, parents: [], foreach: [] };
+    const doc = this.doc;
+    const done = record.done;
+    this.done = done;
+    this.last = record.last;
+    this.started = record.attempts.map((a) => a.attempt);
     this.pathspec = `${step.pathspec}/${id}`;
     this.foreach = doc.foreach ?? [];
     this.index = this.foreach.at(-1)?.index;
@@ -548,7 +581,9 @@ export class Task<F = unknown> {
   /** Attempt numbers that started, ascending. */
   async attempts(): Promise<number[]> {
     if (this.clonedFrom) return [this.attempt];
-    return attemptsOf(await this.ctx.store(), this.step.run.flow, this.step.run.id, this.step.name, this.id);
+    // A finished run's attempts are all known; a running task may start another.
+    if (this.step.run.finished) return [...this.started];
+    return listAttempts(await this.ctx.store(), this.step.run.flow, this.step.run.id, this.step.name, this.id);
   }
 
   /** The task's stdout of one attempt (default: the attempt that counts); `""` when none was stored. */
@@ -714,14 +749,6 @@ export class Artifact {
   async value(limits?: LoadLimits): Promise<unknown> {
     return loadArtifact(await this.ctx.store(), this.ctx.host, this.ref, this.name, this.task, limits);
   }
-}
-
-async function attemptsOf(s: Datastore, flow: string, run: string, step: string, task: string): Promise<number[]> {
-  const entries = await s.list(taskPrefix(flow, run, step, task));
-  return entries
-    .filter((e) => /^\d+\/$/.test(e))
-    .map((e) => Number(e.slice(0, -1)))
-    .sort((a, b) => a - b);
 }
 
 // ---------------------------------------------------------------- display in notebooks and consoles

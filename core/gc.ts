@@ -56,8 +56,8 @@ const SEG = "[A-Za-z0-9_.:@=+-]+";
 const CACHE_KEY = new RegExp(`^cache/(${SEG})/(${SEG})/[0-9a-f]{64}$`);
 /** Keys of a run, relative to `flows/<Flow>/runs/<run>/`. */
 // An attempt's files are one or two levels deep: start.json, result.json, logs (or their
-// segments, stdout/<n>), cards/<id>.json.
-const RUN_KEY = new RegExp(`^(run\\.json|heartbeat|tasks/${SEG}/${SEG}/(task\\.json|done\\.json|\\d+/${SEG}(/${SEG})?))$`);
+// segments, stdout/<n>), cards/<id>.json. The run index: index.json and index/<n>.json.
+const RUN_KEY = new RegExp(`^(run\\.json|heartbeat|index\\.json|index/\\d+\\.json|tasks/${SEG}/${SEG}/(task\\.json|done\\.json|\\d+/${SEG}(/${SEG})?))$`);
 /** Tag changes, relative to `flows/<Flow>/tags/<run>/`. */
 const TAG_CHANGE = /^\d{13}-[a-z0-9]{6}\.json$/;
 

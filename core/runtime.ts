@@ -8,6 +8,7 @@
 import { getJson, isKeyExists, putJson } from "./_datastore.ts";
 import { attemptKey, doneKey, heartbeatKey, runKey, taskKey } from "./_layout.ts";
 import { LogWriter } from "./_logs.ts";
+import { RunIndexWriter } from "./_tasks.ts";
 import { watchSweeps } from "./_sweeps.ts";
 import { storeArtifact } from "./artifacts.ts";
 import { applyConfig, configValues, readConfig, usesConfig } from "./config.ts";
@@ -193,6 +194,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   // A gc that swept between storing the parameters and run.json may have taken their blobs.
   if (await sweeps?.swept()) await storeParameters(info, options.parameters ?? {}, store, host);
   await store.put(heartbeatKey(flow, runId), new TextEncoder().encode(String(Date.now())));
+  // Every task's records, collected as they are written, for the run index (core/_tasks.ts).
+  const index = new RunIndexWriter(store, flow, runId, (e) => (options.logger ?? silentLogger).warn(`cannot write the index of run ${runId} (readers will read its tasks one by one): ${(e as Error)?.message ?? e}`));
   reporter.runStarted?.({ flow, runId, steps: graph.order });
 
   const controller = new AbortController();
@@ -302,20 +305,23 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     const decorators = decoratorsOf(node);
     const pathspec = `${runId}/${task.step}/${task.id}`;
     const foreach = task.frames.filter((f) => f.kind === "foreach").map(({ step, task, index, count }) => ({ step, task, index, count }));
-    await putJson(store, taskKey(flow, runId, task.step, task.id), {
+    const doc = {
       step: task.step,
       taskId: task.id,
       parents: task.parents,
       foreach,
       ...(task.iteration > 0 ? { iteration: task.iteration } : {}),
       createdAt: Date.now(),
-    });
+    };
+    await putJson(store, taskKey(flow, runId, task.step, task.id), doc);
+    index.begin(doc);
 
     if (options.reuse) {
       const branchPath = task.frames.map((f) => `${f.step}:${f.branch}`).join("/");
       const reused = await options.reuse({ step: task.step, parents: task.parents, foreach, branchPath, iteration: task.iteration });
       if (reused) {
         await putJson(store, doneKey(flow, runId, task.step, task.id), reused);
+        index.done(task.step, task.id, reused);
         reporter.taskFinished?.({ pathspec, step: task.step, attempt: reused.attempt, ok: true, willRetry: false, clonedFrom: reused.clonedFrom });
         onSuccess(task, reused);
         return;
@@ -373,10 +379,14 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         markers++;
         putJson(store, doneKey(flow, runId, task.step, task.id), done, { durable: true })
           .then(() => {
+            index.done(task.step, task.id, done);
             reporter.taskFinished?.({ pathspec, step: task.step, attempt, ok: true, willRetry: false });
             onSuccess(task, done);
           })
-          .catch((e) => fail({ ...errorInfo(e), pathspec }))
+          .catch((e) => {
+            index.undone(task.step, task.id, attempt, done);
+            fail({ ...errorInfo(e), pathspec });
+          })
           .finally(() => {
             markers--;
             wake();
@@ -426,13 +436,20 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     await logs?.close();
     const resultKey = attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, "result.json");
     const result = (exit.completed ? exit.result : undefined) ?? (await getJson<TaskResult>(store, resultKey).catch(() => null));
+    if (result) index.attempt(spec.step, spec.taskId, spec.attempt, startedAt, result);
     if (exit.completed && result) return result.ok ? { ok: true, result } : { ok: false, error: result.error, artifacts: Object.keys(result.artifacts ?? {}).length ? result.artifacts : undefined };
     // The attempt ended without its own result: killed by @timeout, crashed, or cancelled because
     // the run stopped. Its end record is written here, so every attempt says when and why it ended.
     const error = (exit.completed ? undefined : exit.error) ?? { type: "Executor", message: `task ${pathspec} ended without writing its result` };
     if (!result) {
       const end: TaskResult = { ok: false, error, artifacts: {}, next: [], startedAt, finishedAt: Date.now() };
-      await putJson(store, resultKey, end).catch((e) => options.logger?.warn(`cannot write the end record of ${pathspec}: ${(e as Error).message}`));
+      await putJson(store, resultKey, end).then(
+        () => index.attempt(spec.step, spec.taskId, spec.attempt, startedAt, end),
+        (e) => {
+          index.attempt(spec.step, spec.taskId, spec.attempt, startedAt, null);
+          options.logger?.warn(`cannot write the end record of ${pathspec}: ${(e as Error).message}`);
+        },
+      );
     }
     return { ok: false, error };
   };
@@ -496,6 +513,9 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   const status = failure ? "failed" : "succeeded";
   const finishedAt = Date.now();
   const final = { ...record, status, finishedAt, ...(failure ? { error: failure } : {}) };
+  // The index first: a run that reads as finished has it already; one whose final record is
+  // lost keeps an index naming a status run.json never got, which readers then ignore.
+  await index.finish({ status, finishedAt });
   await writeFinalRecord(store, runKey(flow, runId), final);
   // The status is final before any exit hook runs: a hook can report, never change it.
   const report = (m: string) => (reporter.message ? reporter.message(m) : options.logger ? options.logger.warn(m) : console.warn(m));

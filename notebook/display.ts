@@ -10,7 +10,7 @@
  */
 import { Artifact, Card, Flow, type NotebookRenderer, Run, Step, Task } from "../core/client.ts";
 import type { Datastore } from "../core/types.ts";
-import { getRun, getTasks, listTaskIds, type RunInfo, type TaskRow } from "../viewer/data.ts";
+import { getRun, getTasks, type RunInfo, type TaskRow } from "../viewer/data.ts";
 import { dagSvg, esc, fmtDur, fmtSize, fmtTime, type Links, stepStats } from "../viewer/html.ts";
 
 const STYLE = `<style>.tsflow-nb{font:13px/1.45 system-ui,-apple-system,Segoe UI,sans-serif}.tsflow-nb table{border-collapse:collapse;margin:4px 0 8px}.tsflow-nb th,.tsflow-nb td{padding:3px 9px;border-bottom:1px solid #dde1e6;text-align:left;vertical-align:top}.tsflow-nb th{background:#eef1f4}.tsflow-nb pre{background:#11161c;color:#e3e8ee;padding:8px;max-height:260px;overflow:auto;white-space:pre-wrap;margin:4px 0}.tsflow-nb svg text{font:12px system-ui,sans-serif}.tsflow-nb details{margin-left:14px}.tsflow-nb h4{margin:10px 0 4px}</style>`;
@@ -39,7 +39,7 @@ export const notebookRenderer: NotebookRenderer = async (obj, store) => {
 async function runInfo(run: Run, store: Datastore): Promise<{ info: RunInfo; tasks: TaskRow[] }> {
   const info = await getRun(store, run.flow, run.id);
   if (!info) throw new Error(`run ${run.pathspec} is not in ${store.url}`);
-  return { info, tasks: await getTasks(store, run.flow, run.id, info.state, await listTaskIds(store, run.flow, run.id)) };
+  return { info, tasks: await getTasks(store, info) };
 }
 
 /** Status, timings, parameters, the DAG coloured by status, the steps and the first failure. */
@@ -88,7 +88,7 @@ async function stepHtml(step: Step, store: Datastore): Promise<string> {
   if (tasks.length === 1) return wrap(`<h4>Step ${esc(step.pathspec)}</h4>${await taskHtml(tasks[0]!)}`);
   const info = await getRun(store, step.run.flow, step.run.id);
   const ids = tasks.map((t) => ({ step: step.name, task: t.id }));
-  const rows = info ? await getTasks(store, step.run.flow, step.run.id, info.state, ids) : [];
+  const rows = info ? await getTasks(store, info, ids) : [];
   const body = rows
     .map((t) => {
       const first = t.attempts[0]?.startedAt;

@@ -3,15 +3,15 @@
  * layout (core/_layout.ts). Read-only by construction: it only calls `get`, `list`, `listAll`
  * and `size`. Every name reaching a key was validated by the caller ({@link validName}).
  */
-import { checkKey, getJson, listAll, mapLimit, RECORD_MAX } from "../core/_datastore.ts";
-import { isTsflowError } from "../core/errors.ts";
+import { checkKey, listAll, mapLimit } from "../core/_datastore.ts";
 import { logSize, readLogTail } from "../core/_logs.ts";
-import { attemptKey, doneKey, stepsPrefix, taskKey } from "../core/_layout.ts";
+import { stepsPrefix } from "../core/_layout.ts";
 import { type EffectiveStatus, listRunIds as listStoredRunIds, newestFirst, readHeartbeat, readRun } from "../core/_status.ts";
+import { type AttemptInfo, listTaskIds, readRecord, readRunIndex, readTaskDetail, readTasks, type TaskId, type TaskRecord, type TaskState, taskState } from "../core/_tasks.ts";
 import type { RunDoc, StepSummary } from "../core/client.ts";
-import { type CardRef, readCardRefs } from "../core/cards.ts";
+import { readCardRefs } from "../core/cards.ts";
 import type { DoneRecord } from "../core/task.ts";
-import type { ArtifactRef, Datastore, ForeachFrame, Host, TaskError, TaskResult } from "../core/types.ts";
+import type { Datastore, Host } from "../core/types.ts";
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:@=+-]{0,199}$/;
 
@@ -40,15 +40,9 @@ export interface RunInfo extends RunDoc {
   state: EffectiveStatus;
 }
 
-export type TaskState = "pending" | "running" | "succeeded" | "failed";
+export type { AttemptInfo, TaskId, TaskState };
 
-export interface AttemptInfo {
-  attempt: number;
-  startedAt?: number;
-  finishedAt?: number;
-  ok?: boolean;
-}
-
+/** A task as the run page lists it: its state in the run, its attempts, its done record. */
 export interface TaskRow {
   step: string;
   task: string;
@@ -56,6 +50,8 @@ export interface TaskRow {
   attempts: AttemptInfo[];
   done?: DoneRecord;
 }
+
+const toRow = (t: TaskRecord, runState: EffectiveStatus): TaskRow => ({ step: t.step, task: t.task, state: taskState(t, runState), attempts: t.attempts, ...(t.done ? { done: t.done } : {}) });
 
 export async function listFlows(store: Datastore): Promise<string[]> {
   const entries = await store.list("flows/");
@@ -78,71 +74,8 @@ export function setViewerHost(host: Pick<Host, "processAlive"> | undefined): voi
   viewerHost = host;
 }
 
-/**
- * `getJson`, but through `getSync` when the store has one: for thousands of small documents on
- * a local disk a synchronous read is several times faster than a round trip through the
- * thread pool, and it is what keeps a 10,000-task run page under a second.
- */
-export async function readJson<T>(store: Datastore, key: string): Promise<T | null> {
-  if (!store.getSync) return getJson<T>(store, key, RECORD_MAX);
-  // A record over RECORD_MAX is refused before it is read (fs looks at its size first).
-  let bytes: Uint8Array | null;
-  try {
-    bytes = store.getSync(key, { maxBytes: RECORD_MAX });
-  } catch (e) {
-    if (isTsflowError(e) && e.code === "TooLarge") return getJson<T>(store, key, RECORD_MAX); // named as metadata
-    throw e;
-  }
-  if (bytes === null) return null;
-  if (bytes.byteLength > RECORD_MAX) return getJson<T>(store, key, RECORD_MAX); // the same TooLarge error
-  try {
-    return JSON.parse(decoder.decode(bytes)) as T;
-  } catch {
-    return getJson<T>(store, key); // the same clear error as everywhere else
-  }
-}
-const decoder = new TextDecoder();
-
-/**
- * `done.json` is written once, last, and never changes (a resumed run gets a new id), so it
- * is cached per datastore: a live page over a 10,000-task run re-reads only what is new.
- */
-const doneCache = new WeakMap<Datastore, Map<string, DoneRecord>>();
-const DONE_CACHE_MAX = 200_000;
-
-function cacheOf(store: Datastore): Map<string, DoneRecord> {
-  let c = doneCache.get(store);
-  if (!c) doneCache.set(store, (c = new Map()));
-  return c;
-}
-function remember(store: Datastore, key: string, done: DoneRecord | undefined): DoneRecord | undefined {
-  if (!done) return undefined;
-  const c = cacheOf(store);
-  if (c.size >= DONE_CACHE_MAX) c.clear();
-  c.set(key, done);
-  return done;
-}
-
-function readDoneSync(store: Datastore, key: string): DoneRecord | undefined {
-  const hit = cacheOf(store).get(key);
-  if (hit) return hit;
-  try {
-    const bytes = store.getSync!(key, { maxBytes: RECORD_MAX });
-    if (bytes && bytes.byteLength > RECORD_MAX) return undefined;
-    return bytes ? remember(store, key, JSON.parse(decoder.decode(bytes)) as DoneRecord) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function readDone(store: Datastore, key: string): Promise<DoneRecord | undefined> {
-  const hit = cacheOf(store).get(key);
-  if (hit) return hit;
-  return remember(store, key, (await readJson<DoneRecord>(store, key).catch(() => null)) ?? undefined);
-}
-
 export async function getRun(store: Datastore, flow: string, runId: string, now = Date.now()): Promise<RunInfo | null> {
-  const run = await readRun<RunDoc>(store, flow, runId, { now, host: viewerHost, read: readJson });
+  const run = await readRun<RunDoc>(store, flow, runId, { now, host: viewerHost, read: readRecord });
   if (!run) return null;
   return { ...run.doc, tags: run.tags, flow, runId, state: run.status };
 }
@@ -160,55 +93,53 @@ export async function getRuns(store: Datastore, refs: { flow: string; runId: str
 }
 
 /**
- * Every task of a run with its state and attempts. Listing is two levels deep only (steps,
- * then task ids): a finished task's `done.json` says which attempt succeeded, so only
- * unfinished or retried tasks need their own directory listed. A 10,000-task foreach is a
- * few listings and 10,000 small reads, not 20,000 directory walks.
+ * The tasks of a run for its page: from the run index when the run has one (a finished run: a
+ * few reads, shared between requests), else listed (two levels of directories) and read task
+ * by task when there are at most `max` (`rows: null` beyond: the page shows the listing).
  */
-export async function getTasks(store: Datastore, flow: string, runId: string, runState: EffectiveStatus, only?: TaskId[]): Promise<TaskRow[]> {
-  const prefix = stepsPrefix(flow, runId);
-  const ids = only ?? (await listTaskIds(store, flow, runId));
-  // With a synchronous store, read every done.json in one loop: 10,000 promises cost more
-  // than the reads themselves.
-  const doneSync = store.getSync ? ids.map(({ step, task }) => readDoneSync(store, doneKey(flow, runId, step, task))) : undefined;
-  const rows = await mapLimit(ids, 32, async ({ step, task }, i): Promise<TaskRow> => {
-    const done = doneSync ? doneSync[i] : await readDone(store, doneKey(flow, runId, step, task));
-    // The common case, a task that succeeded on its first attempt, needs nothing more.
-    if (done?.attempt === 0) return { step, task, state: "succeeded", attempts: done.clonedFrom ? [] : [{ attempt: 0, startedAt: done.startedAt, finishedAt: done.finishedAt, ok: true }], done };
-    let nums: number[];
-    if (done && done.attempt === 0) nums = done.clonedFrom ? [] : [0];
-    else {
-      const entries = await store.list(`${prefix}${step}/${task}/`);
-      nums = entries
-        .filter((e) => /^\d+\/$/.test(e))
-        .map((e) => Number(e.slice(0, -1)))
-        .sort((x, y) => x - y);
-    }
-    const attempts = await Promise.all(
-      nums.map(async (n): Promise<AttemptInfo> => {
-        if (done && done.attempt === n && !done.clonedFrom) return { attempt: n, startedAt: done.startedAt, finishedAt: done.finishedAt, ok: true };
-        const [start, result] = await Promise.all([
-          readJson<{ startedAt: number }>(store, attemptKey(flow, runId, step, task, n, "start.json")).catch(() => null),
-          readJson<TaskResult>(store, attemptKey(flow, runId, step, task, n, "result.json")).catch(() => null),
-        ]);
-        return { attempt: n, startedAt: result?.startedAt ?? start?.startedAt, finishedAt: result?.finishedAt, ok: result ? result.ok : undefined };
-      }),
-    );
-    const state: TaskState = done ? "succeeded" : runState === "running" && !attempts.some((a) => a.ok === false && a === attempts[attempts.length - 1]) ? (attempts.length > 0 ? "running" : "pending") : "failed";
-    return { step, task, state, attempts, done };
-  });
+export async function runTasks(store: Datastore, run: RunInfo, max = Number.POSITIVE_INFINITY): Promise<{ ids: TaskId[]; rows: TaskRow[] | null }> {
+  const indexed = await sharedIndex(store, run, max);
+  if (indexed) return { ids: indexed, rows: indexed.map((t) => toRow(t, run.state)) };
+  const ids = await sharedTaskIds(store, run.flow, run.runId, run.state !== "running");
+  if (ids.length > max) return { ids, rows: null };
+  return { ids, rows: await getTasks(store, run, ids) };
+}
+
+/** Tasks of a run with their state and attempts: every one, or those of `only` (in task id order). */
+export async function getTasks(store: Datastore, run: RunInfo, only?: TaskId[]): Promise<TaskRow[]> {
+  if (!only) return (await runTasks(store, run)).rows!;
+  const records = await readTasks(store, run.flow, run.runId, only, { doc: false });
+  const rows: TaskRow[] = [];
+  for (const [i, t] of records.entries()) rows.push(t ? toRow(t, run.state) : { ...only[i]!, state: taskState({ done: null, attempts: [] }, run.state), attempts: [] });
   return rows.sort((a, b) => Number(a.task) - Number(b.task) || (a.task < b.task ? -1 : a.task > b.task ? 1 : 0));
 }
 
-export interface TaskId {
-  step: string;
-  task: string;
+/**
+ * A finished run's index, shared: concurrent requests share one read, and the last few runs'
+ * records are kept (an index never changes once its run.json names it: the key holds the final
+ * status and end time).
+ */
+function sharedIndex(store: Datastore, run: RunInfo, max: number): Promise<TaskRecord[] | null> {
+  if (run.status !== "succeeded" && run.status !== "failed") return Promise.resolve(null);
+  let byRun = indexCache.get(store);
+  if (!byRun) indexCache.set(store, (byRun = new Map()));
+  const key = `${run.flow}/${run.runId}/${run.status}/${run.finishedAt}`;
+  let p = byRun.get(key);
+  if (p) byRun.delete(key); // most recently used last
+  else p = readRunIndex(store, run.flow, run.runId, run, { maxTasks: max });
+  byRun.set(key, p);
+  p.then((r) => {
+    if (!r) byRun.delete(key);
+  }, () => byRun.delete(key));
+  while (byRun.size > IDS_CACHE_RUNS) byRun.delete(byRun.keys().next().value!);
+  return p.catch(() => null);
 }
+const indexCache = new WeakMap<Datastore, Map<string, Promise<TaskRecord[] | null>>>();
 
 /**
- * {@link listTaskIds}, shared: concurrent requests for one run share one listing, and a
- * finished run's listing (which never changes) is kept for the next request — the listing of
- * a million-task run costs seconds and a few hundred MB, once instead of once per visitor.
+ * The task ids of a run by listing, shared: concurrent requests for one run share one listing,
+ * and a finished run's listing (which never changes) is kept for the next request — the listing
+ * of a million-task run costs seconds and a few hundred MB, once instead of once per visitor.
  */
 export function sharedTaskIds(store: Datastore, flow: string, runId: string, finished: boolean): Promise<TaskId[]> {
   let byRun = idsCache.get(store);
@@ -234,57 +165,12 @@ export function sharedTaskIds(store: Datastore, flow: string, runId: string, fin
 const idsCache = new WeakMap<Datastore, Map<string, Promise<TaskId[]>>>();
 const IDS_CACHE_RUNS = 4;
 
-/** Every task of a run, by listing only (two levels of directories), in task id order. */
-export async function listTaskIds(store: Datastore, flow: string, runId: string): Promise<TaskId[]> {
-  const prefix = stepsPrefix(flow, runId);
-  const steps = (await store.list(prefix)).filter((e) => e.endsWith("/")).map((e) => e.slice(0, -1));
-  const ids = (await Promise.all(steps.map(async (step) => (await store.list(`${prefix}${step}/`)).filter((e) => e.endsWith("/")).map((e) => ({ step, task: e.slice(0, -1) }))))).flat();
-  return ids.sort((a, b) => Number(a.task) - Number(b.task) || (a.task < b.task ? -1 : a.task > b.task ? 1 : 0));
-}
+export { listTaskIds };
 
-export interface TaskDoc {
-  step: string;
-  taskId: string;
-  parents: string[];
-  foreach: ForeachFrame[];
-  createdAt: number;
-}
+export type TaskDetail = NonNullable<Awaited<ReturnType<typeof readTaskDetail>>>;
 
-export interface TaskDetail {
-  doc: TaskDoc | null;
-  done: DoneRecord | null;
-  attempts: (AttemptInfo & { mode?: string; executor?: string; error?: TaskError; artifacts?: Record<string, ArtifactRef>; cards?: CardRef[] })[];
-}
-
-export async function getTask(store: Datastore, flow: string, runId: string, step: string, task: string): Promise<TaskDetail | null> {
-  const keys = await store.list(`${stepsPrefix(flow, runId)}${step}/${task}/`);
-  if (keys.length === 0) return null;
-  const [doc, done] = await Promise.all([readJson<TaskDoc>(store, taskKey(flow, runId, step, task)), keys.includes("done.json") ? readJson<DoneRecord>(store, doneKey(flow, runId, step, task)) : null]);
-  const nums = keys
-    .filter((k) => /^\d+\/$/.test(k))
-    .map((k) => Number(k.slice(0, -1)))
-    .sort((a, b) => a - b);
-  const attempts = await Promise.all(
-    nums.map(async (n) => {
-      const files = await store.list(`${stepsPrefix(flow, runId)}${step}/${task}/${n}/`);
-      const [start, result] = await Promise.all([
-        files.includes("start.json") ? readJson<{ startedAt: number; mode?: string; executor?: string }>(store, attemptKey(flow, runId, step, task, n, "start.json")) : null,
-        files.includes("result.json") ? readJson<TaskResult>(store, attemptKey(flow, runId, step, task, n, "result.json")) : null,
-      ]);
-      return {
-        attempt: n,
-        startedAt: result?.startedAt ?? start?.startedAt,
-        finishedAt: result?.finishedAt,
-        ok: result ? result.ok : undefined,
-        mode: start?.mode,
-        executor: start?.executor,
-        error: result?.error,
-        artifacts: result?.artifacts,
-        cards: result?.cards,
-      };
-    }),
-  );
-  return { doc, done, attempts };
+export function getTask(store: Datastore, flow: string, runId: string, step: string, task: string): Promise<TaskDetail | null> {
+  return readTaskDetail(store, flow, runId, step, task);
 }
 
 /** The last `max` bytes of a log, and its full size, reading only the chunks the tail needs. */

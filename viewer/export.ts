@@ -28,7 +28,7 @@ export async function exportRun(store: Datastore, host: Host, flow: string, runI
   if (!validName(flow) || !validName(runId)) throw new TsflowError("BadOption", `invalid run pathspec '${flow}/${runId}': give Flow/runId`);
   const run = await getRun(store, flow, runId);
   if (!run) throw new TsflowError("NotFound", `run ${flow}/${runId} is not in ${store.url}: list runs with tsflow view`);
-  const tasks = await getTasks(store, flow, runId, run.state);
+  const tasks = await getTasks(store, run);
   // Tasks with several attempts get a page per attempt; a link to the attempt of a task that
   // has only one (a timeline bar) is the task's page, so every link of the copy has its file.
   const retried = new Set(tasks.filter((t) => t.attempts.length > 1).map((t) => `${t.step}/${t.task}`));
