@@ -4,7 +4,7 @@
  * ratios inside one run (the raw disk and hash limits are measured in the same run).
  *
  *   npm run bench              everything
- *   npm run bench -- core big  only some groups (core, big, client, viewer, executors, startup, cards, spin, scale;
+ *   npm run bench -- core big  only some groups (core, big, s3, bigartifact, client, viewer, executors, startup, cards, spin, scale;
  *                                TSFLOW_BENCH_SCALE_BIG=1 adds a 100,000-way foreach and 100,000 runs)
  */
 import { createHash } from "node:crypto";
@@ -108,6 +108,7 @@ const groups: Record<string, Group> = {
   core: benchCore,
   big: benchBig,
   s3: external("./s3.ts", "benchS3"),
+  bigartifact: external("./bigartifact.ts", "benchBigArtifact"),
   client: external("./client.ts", "benchClient"),
   viewer: external("./viewer.ts", "benchViewer"),
   executors: external("./executors.ts", "benchExecutors"),

@@ -7,7 +7,7 @@ import { getCapped } from "./_datastore.ts";
 import { blobKey } from "./_layout.ts";
 import { TsflowError } from "./errors.ts";
 import { deserialize, SerializeError, serialize } from "./serialize.ts";
-import type { ArtifactRef, Bytes, Datastore, Host } from "./types.ts";
+import type { ArtifactRef, Bytes, Datastore, Hasher, Host } from "./types.ts";
 
 /** Hashes bytes given as several chunks, without joining them. */
 export function hashChunks(host: Host, chunks: readonly Bytes[]): string {
@@ -79,13 +79,14 @@ export interface LoadLimits {
   maxBytes?: number;
 }
 
-function decode(store: Datastore, host: Host, ref: ArtifactRef, name: string, where: string, stored: Bytes | null, limits: LoadLimits = {}): unknown {
+function decode(store: Datastore, host: Host, ref: ArtifactRef, name: string, where: string, stored: Bytes | null, limits: LoadLimits = {}, fed?: Fed): unknown {
   let bytes = stored;
   const label = `artifact '${name}'${where ? ` of ${where}` : ""}`;
   if (bytes === null) {
     throw new TsflowError("CorruptArtifact", `${label} is missing: blob ${ref.hash} is not in ${store.url} (was it deleted by gc or by hand?)`);
   }
-  const actual = hashChunks(host, [bytes]);
+  // The store may have hashed the bytes as they arrived (see ReadOptions.hasher).
+  const actual = fed && fed.bytes === bytes.byteLength ? fed.hasher.digest() : hashChunks(host, [bytes]);
   if (actual !== ref.hash) {
     throw new TsflowError("CorruptArtifact", `${label} is corrupt: blob ${blobKey(ref.hash)} in ${store.url} does not match its hash (got ${actual.slice(0, 12)}…)`);
   }
@@ -116,8 +117,31 @@ function decode(store: Datastore, host: Host, ref: ArtifactRef, name: string, wh
  */
 export async function loadArtifact(store: Datastore, host: Host, ref: ArtifactRef, name: string, where = "", limits: LoadLimits = {}): Promise<unknown> {
   const key = blobKey(ref.hash);
-  const stored = limits.maxBytes === undefined ? await store.get(key) : await getCapped(store, key, limits.maxBytes, `artifact '${name}'${where ? ` of ${where}` : ""}`);
-  return decode(store, host, ref, name, where, stored, limits);
+  const fed = feeding(host);
+  const stored =
+    limits.maxBytes === undefined ? await store.get(key, { hasher: fed.hasher }) : await getCapped(store, key, limits.maxBytes, `artifact '${name}'${where ? ` of ${where}` : ""}`);
+  return decode(store, host, ref, name, where, stored, limits, fed);
+}
+
+/** A hasher handed to a store's read, counting what the store fed it. */
+interface Fed {
+  hasher: Hasher;
+  bytes: number;
+}
+
+function feeding(host: Host): Fed {
+  const h = host.sha256();
+  const fed: Fed = {
+    bytes: 0,
+    hasher: {
+      update(data) {
+        fed.bytes += data.byteLength;
+        h.update(data);
+      },
+      digest: () => h.digest(),
+    },
+  };
+  return fed;
 }
 
 /** Synchronous {@link loadArtifact}, for stores with `getSync`. */

@@ -35,6 +35,12 @@ export interface PutOptions {
 /** How much one read may load; see {@link Datastore.get}. */
 export interface ReadOptions {
   maxBytes?: number;
+  /**
+   * A store that downloads a value in pieces may feed each byte of the value it returns to this
+   * hasher, once and in order, as the pieces arrive: hashing then overlaps the download. The
+   * caller counts what was fed and hashes the value itself when the count is not its length.
+   */
+  hasher?: Hasher;
 }
 
 /**

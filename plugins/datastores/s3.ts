@@ -9,7 +9,7 @@ import { Readable } from "node:stream";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { checkKey, keyExists, tooLarge } from "../../core/_datastore.ts";
 import { TsflowError } from "../../core/errors.ts";
-import type { Bytes, Datastore, PutOptions } from "../../core/types.ts";
+import type { Bytes, Datastore, Hasher, PutOptions } from "../../core/types.ts";
 
 export const NAME = "s3";
 
@@ -31,8 +31,10 @@ export interface S3Options {
   credentials?: S3ClientConfig["credentials"];
   /** Values of at least this many bytes go up as multipart uploads. Default 16 MiB. */
   multipartThreshold?: number;
-  /** Part size of multipart uploads; S3 wants at least 5 MiB. Default 8 MiB. */
+  /** Part size of multipart uploads and of the ranges a big read fetches; S3 wants at least 5 MiB. Default 8 MiB. */
   partSize?: number;
+  /** Parts of one value uploaded, or ranges of one value downloaded, at once. Default 8. */
+  concurrency?: number;
   /** Attempts per request, with backoff, on throttling, 5xx and dropped connections. Default 5. */
   maxAttempts?: number;
   /**
@@ -63,6 +65,7 @@ export default function s3Datastore(options: S3Options): Datastore {
   const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? "us-east-1";
   const threshold = options.multipartThreshold ?? 16 * MiB;
   const partSize = options.partSize ?? 8 * MiB;
+  const concurrency = Math.max(1, options.concurrency ?? 8);
   const maxAttempts = options.maxAttempts ?? 5;
   const outageEnv = env.TSFLOW_S3_OUTAGE_SECONDS;
   if (outageEnv !== undefined && outageEnv !== "" && !(Number(outageEnv) >= 0))
@@ -170,46 +173,156 @@ export default function s3Datastore(options: S3Options): Datastore {
       },
     );
 
-  const getObject = (sdk: Sdk, key: string) =>
-    sdk.client.send(new sdk.s3.GetObjectCommand({ Bucket: bucket, Key: key })).catch((e) => {
+  const getObject = (sdk: Sdk, key: string, range?: string, ifMatch?: string) =>
+    sdk.client.send(new sdk.s3.GetObjectCommand({ Bucket: bucket, Key: key, Range: range, IfMatch: ifMatch })).catch((e) => {
       if (isMissing(e)) return null;
       throw e;
     });
 
   /**
-   * One GET, its body read whole. An error while the body streams (after the SDK's retries are
-   * over) is marked `bodyRead`: the request worked, the connection failed, so `get` may retry.
+   * Streams a response body into `out` from `at`: exactly `length` bytes, or an error marked
+   * `bodyRead` (the request worked, the connection failed), which the caller may retry.
    */
-  async function readObject(sdk: Sdk, key: string, maxBytes: number | undefined): Promise<Uint8Array | null> {
-    const res = await getObject(sdk, objectKey(key));
-    if (!res?.Body) return null;
-    const length = res.ContentLength;
-    // Refused before the body is read: the announced length is enough to know.
-    if (maxBytes !== undefined && length !== undefined && length > maxBytes) {
-      (res.Body as { destroy?: () => void }).destroy?.();
-      throw tooLarge(`[s3] '${key}'`, length, maxBytes);
-    }
+  async function fill(body: unknown, out: Uint8Array, at: number, length: number) {
+    let pos = at;
     try {
-      if (length === undefined) return await res.Body.transformToByteArray();
-      // Fill one buffer of the announced size as the body streams in: a 1 GB artifact costs
-      // 1 GB, not the 2 GB of collecting chunks and concatenating them.
-      const out = new Uint8Array(length);
-      let at = 0;
-      for await (const chunk of res.Body as AsyncIterable<Uint8Array>) {
-        if (at + chunk.byteLength > length) throw new Error(`object is longer than its Content-Length ${length}`);
-        out.set(chunk, at);
-        at += chunk.byteLength;
+      for await (const chunk of body as AsyncIterable<Uint8Array>) {
+        if (pos + chunk.byteLength > at + length) throw new Error(`object is longer than its Content-Length ${length}`);
+        out.set(chunk, pos);
+        pos += chunk.byteLength;
       }
-      if (at !== length) throw Object.assign(new Error(`connection ended after ${at} of ${length} bytes`), { code: "ERR_STREAM_PREMATURE_CLOSE" });
-      return out;
+      if (pos !== at + length) throw Object.assign(new Error(`connection ended after ${pos - at} of ${length} bytes`), { code: "ERR_STREAM_PREMATURE_CLOSE" });
     } catch (e) {
-      (res.Body as { destroy?: () => void }).destroy?.();
+      (body as { destroy?: () => void }).destroy?.();
       throw Object.assign(e as Error, { bodyRead: true });
     }
   }
 
-  /** Multipart upload: lib-storage cuts the stream into parts, at most 4 in flight. */
-  async function upload(key: string, source: Iterable<Bytes> | AsyncIterable<Bytes>, options?: PutOptions, length?: number) {
+  /**
+   * One read. The first request asks for the first part's range: a small value comes whole in
+   * it, a big one says its size (Content-Range), and the other parts then come in parallel
+   * ranged GETs (pinned to the first answer's ETag) straight into one buffer of that size.
+   * Each range whose body is cut is fetched again on its own. `hasher` is fed every byte in
+   * order as the parts arrive, so verifying a blob overlaps its download.
+   */
+  async function readObject(sdk: Sdk, key: string, maxBytes: number | undefined, hasher?: Hasher): Promise<Uint8Array | null> {
+    const k = objectKey(key);
+    let res: Awaited<ReturnType<typeof getObject>>;
+    try {
+      res = await getObject(sdk, k, `bytes=0-${partSize - 1}`);
+    } catch (e) {
+      // An empty object has no byte 0: S3 answers 416 to any range.
+      if (status(e) !== 416) throw e;
+      res = await getObject(sdk, k);
+    }
+    if (!res?.Body) return null;
+    const total = /\/(\d+)$/.exec(res.ContentRange ?? "")?.[1];
+    const size = total !== undefined ? Number(total) : res.ContentLength;
+    // Refused before the body is read: the announced length is enough to know.
+    if (maxBytes !== undefined && size !== undefined && size > maxBytes) {
+      (res.Body as { destroy?: () => void }).destroy?.();
+      throw tooLarge(`[s3] '${key}'`, size, maxBytes);
+    }
+    // s3rver answers a range of an empty object with "bytes 0-0/0", a length of 1 and no body.
+    if (size === 0) {
+      (res.Body as { destroy?: () => void }).destroy?.();
+      return new Uint8Array(0);
+    }
+    if (size === undefined || res.ContentLength === undefined) {
+      try {
+        return await res.Body.transformToByteArray();
+      } catch (e) {
+        throw Object.assign(e as Error, { bodyRead: true });
+      }
+    }
+    // One buffer of the final size: a 1 GB artifact costs 1 GB, not the 2 GB of collecting
+    // chunks and concatenating them.
+    const out = new Uint8Array(size);
+    const first = res.ContentLength;
+    await fill(res.Body, out, 0, first);
+    hasher?.update(out.subarray(0, first));
+    if (first === size) return out;
+    const etag = res.ETag;
+    const count = Math.ceil((size - first) / partSize);
+    const done = new Array<boolean>(count).fill(false);
+    let hashed = 0;
+    let next = 0;
+    let failed = false;
+    const part = async (i: number) => {
+      const start = first + i * partSize;
+      const end = Math.min(start + partSize, size);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const r = await getObject(sdk, k, `bytes=${start}-${end - 1}`, etag);
+          if (!r?.Body) throw Object.assign(new Error("the object disappeared while it was read"), { bodyRead: true });
+          if (r.ContentLength !== end - start) throw Object.assign(new Error(`range ${start}-${end - 1} came back with ${r.ContentLength} bytes`), { bodyRead: true });
+          await fill(r.Body, out, start, end - start);
+          break;
+        } catch (e) {
+          // 412: the object changed since the first range; the caller reads it again whole.
+          if (status(e) === 412) throw Object.assign(e as Error, { bodyRead: true });
+          if (failed || !(e as SdkError).bodyRead || attempt >= maxAttempts) throw e;
+          await backoff(attempt);
+        }
+      }
+      done[i] = true;
+      // Hash the longest finished prefix: the parts finish out of order, SHA-256 is sequential.
+      for (; !failed && hashed < count && done[hashed]; hashed++) {
+        const at = first + hashed * partSize;
+        hasher?.update(out.subarray(at, Math.min(at + partSize, size)));
+      }
+    };
+    const lane = async () => {
+      while (!failed && next < count) await part(next++);
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane)).catch((e) => {
+      failed = true;
+      throw e;
+    });
+    return out;
+  }
+
+  /**
+   * Multipart upload of bytes already in memory: each part is a view of the caller's buffers
+   * (a copy only for a part that spans two of them), `concurrency` parts in flight, each part
+   * retried on its own by the SDK. No object appears unless every part landed.
+   */
+  async function multipart(sdk: Sdk, k: string, chunks: readonly Bytes[], length: number) {
+    const { s3, client } = sdk;
+    const created = await client.send(new s3.CreateMultipartUploadCommand({ Bucket: bucket, Key: k }));
+    const UploadId = created.UploadId!;
+    const count = Math.ceil(length / partSize);
+    const etags = new Array<string>(count);
+    let next = 0;
+    let failed = false;
+    const lane = async () => {
+      while (!failed && next < count) {
+        const i = next++;
+        const body = slice(chunks, i * partSize, Math.min((i + 1) * partSize, length));
+        const input = { Bucket: bucket, Key: k, UploadId, PartNumber: i + 1, Body: body, ContentLength: body.byteLength };
+        etags[i] = (await client.send(new s3.UploadPartCommand(input))).ETag!;
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane)).catch((e) => {
+        failed = true;
+        throw e;
+      });
+      const Parts = etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 }));
+      try {
+        await client.send(new s3.CompleteMultipartUploadCommand({ Bucket: bucket, Key: k, UploadId, MultipartUpload: { Parts } }));
+      } catch (e) {
+        // A retried Complete whose first try landed (its answer lost) finds the upload gone.
+        if ((e as Error).name !== "NoSuchUpload" || (await head(sdk, k)) !== length) throw e;
+      }
+    } catch (e) {
+      await client.send(new s3.AbortMultipartUploadCommand({ Bucket: bucket, Key: k, UploadId })).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Multipart upload of a stream: lib-storage cuts it into parts, `concurrency` in flight. */
+  async function upload(key: string, source: AsyncIterable<Bytes>, options?: PutOptions) {
     return call(
       "write",
       key,
@@ -221,10 +334,10 @@ export default function s3Datastore(options: S3Options): Datastore {
       // Hand lib-storage part-sized views: given one 1 GB chunk it would concatenate (copy) it
       // whole before cutting parts, doubling the memory of a big artifact.
       const body = Readable.from(inPieces(source, partSize));
-      const params = { Bucket: bucket, Key: k, Body: body, ...(length === undefined ? {} : { ContentLength: length }) };
+      const params = { Bucket: bucket, Key: k, Body: body };
       // We abort a failed upload ourselves (so no object appears): lib-storage would throw the
       // abort's own error instead of the real one when the abort fails too.
-      const up = new sdk.Upload({ client: sdk.client, params, partSize, queueSize: 4, leavePartsOnError: true });
+      const up = new sdk.Upload({ client: sdk.client, params, partSize, queueSize: concurrency, leavePartsOnError: true });
       try {
         await up.done();
       } catch (e) {
@@ -235,8 +348,8 @@ export default function s3Datastore(options: S3Options): Datastore {
         body.destroy();
       }
     },
-      // An array of chunks can be sent again; a stream was consumed by the failed try.
-      Array.isArray(source),
+      // A stream was consumed by the failed try.
+      false,
     );
   }
 
@@ -276,7 +389,7 @@ export default function s3Datastore(options: S3Options): Datastore {
         // them (a reset, a connection closed early) is retried here, the whole GET again.
         for (let attempt = 1; ; attempt++) {
           try {
-            return await readObject(sdk, key, options?.maxBytes);
+            return await readObject(sdk, key, options?.maxBytes, attempt === 1 ? options?.hasher : undefined);
           } catch (e) {
             if ((e as Error).name === "TooLarge" || e instanceof TsflowError || !(e as SdkError).bodyRead || attempt >= maxAttempts) throw e;
             await backoff(attempt);
@@ -300,10 +413,14 @@ export default function s3Datastore(options: S3Options): Datastore {
     async put(key, data, options) {
       const chunks = data instanceof Uint8Array ? [data] : data;
       const length = chunks.reduce((n, c) => n + c.byteLength, 0);
-      if (length >= threshold) return upload(key, chunks, options, length);
       return call("write", key, async (sdk) => {
         const k = objectKey(key);
         if (options?.immutable && (await head(sdk, k)) !== null) return;
+        if (length >= threshold) {
+          // Big values are never create-only markers; a check first is all a multipart upload gets.
+          if (options?.ifAbsent && (await head(sdk, k)) !== null) throw keyExists(key, url);
+          return multipart(sdk, k, chunks, length);
+        }
         const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
         if (!options?.ifAbsent) {
           await sdk.client.send(new sdk.s3.PutObjectCommand({ Bucket: bucket, Key: k, Body: body, ContentLength: length }));
@@ -354,6 +471,20 @@ export default function s3Datastore(options: S3Options): Datastore {
       sdk = undefined;
     },
   };
+}
+
+/** Bytes `start`–`end` of chunks laid end to end: a view when one chunk holds them all. */
+function slice(chunks: readonly Bytes[], start: number, end: number): Bytes {
+  const parts: Bytes[] = [];
+  let at = 0;
+  for (const c of chunks) {
+    const from = Math.max(start, at);
+    const to = Math.min(end, at + c.byteLength);
+    if (from < to) parts.push(c.subarray(from - at, to - at));
+    at += c.byteLength;
+    if (at >= end) break;
+  }
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, end - start);
 }
 
 async function* inPieces(source: Iterable<Bytes> | AsyncIterable<Bytes>, size: number): AsyncGenerator<Bytes> {

@@ -2,7 +2,10 @@ import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, expect, it, vi } from "vitest";
+import { loadArtifact, storeArtifact } from "../../core/artifacts.ts";
+import { blobKey } from "../../core/_layout.ts";
 import s3Datastore, { type S3Options } from "../../plugins/datastores/s3.ts";
+import nodeHost from "../../plugins/host/node.ts";
 import { closedPort, type RunningS3rver, S3RVER_CREDENTIALS, startDroppingProxy, startS3rver } from "../_s3rver.ts";
 import { datastoreSuite, TESTS } from "../../testing/datastores.ts";
 
@@ -91,6 +94,35 @@ function s3Tests(store: () => import("../../core/types.ts").Datastore) {
       expect(sent.some((r) => /^POST .*multipart\/blob\?uploadId=/.test(r))).toBe(true);
     });
     expect(sha256((await s.get("multipart/blob"))!)).toBe(sha256(value));
+  });
+
+  it("reads a big value in parallel ranges into one buffer, feeding the hasher in order as parts arrive", async () => {
+    const s = extra({ multipartThreshold: 5 * MiB, partSize: 5 * MiB, concurrency: 3 });
+    const value = new Uint8Array(randomBytes(23 * MiB + 17));
+    await s.put("ranged/blob", value);
+    const before = server.requests.length;
+    const h = createHash("sha256");
+    let fed = 0;
+    const got = await s.get("ranged/blob", { hasher: { update: (b) => void (h.update(b), (fed += b.byteLength)), digest: () => h.digest("hex") } });
+    expect(sha256(got!)).toBe(sha256(value));
+    expect(fed).toBe(value.byteLength);
+    expect(h.digest("hex")).toBe(sha256(value));
+    await vi.waitFor(() => expect(server.requests.slice(before).filter((r) => /^GET .*ranged\/blob(\?|$)/.test(r)).length).toBe(5));
+    // Small and empty values still come in one request.
+    await s.put("ranged/small", new Uint8Array([1, 2, 3]));
+    await s.put("ranged/empty", new Uint8Array(0));
+    expect([...(await s.get("ranged/small"))!]).toEqual([1, 2, 3]);
+    expect((await s.get("ranged/empty"))!.byteLength).toBe(0);
+  });
+
+  it("refuses a multipart artifact blob whose bytes do not match its hash, verified while it downloads", async () => {
+    const s = extra({ multipartThreshold: 5 * MiB, partSize: 5 * MiB });
+    const host = nodeHost();
+    const ref = await storeArtifact(s, host, "big", new Uint8Array(randomBytes(12 * MiB)));
+    expect(await loadArtifact(s, host, ref, "big")).toHaveLength(12 * MiB);
+    const bad = new Uint8Array(randomBytes(12 * MiB));
+    await s.put(blobKey(ref.hash), bad);
+    await expect(loadArtifact(s, host, ref, "big")).rejects.toThrow(/artifact 'big' is corrupt: blob .* does not match its hash/);
   });
 
   it("reports a connection dropped mid-upload and leaves no object behind", async () => {
