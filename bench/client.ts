@@ -3,7 +3,8 @@
  * documents through the layout helpers (no flow runs), then `latestSuccessfulRun()` and the
  * newest-20 listing timed in-process; a separate `node` script reading one artifact of the
  * latest run (what a notebook or a script pays); and `tsflow resume` of a foreach-100 run that
- * failed at its join.
+ * failed at its join; and a 10,000-task run on s3rver read with its run index and without
+ * (bench/bigrun.ts).
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +18,7 @@ import { createClient } from "../core/client.ts";
 import fsDatastore from "../plugins/datastores/fs.ts";
 import nodeHost from "../plugins/host/node.ts";
 import type { Row } from "./_measure.ts";
+import { benchBigRun } from "./bigrun.ts";
 
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -113,6 +115,8 @@ export async function benchClient(): Promise<Row[]> {
     }
     rows.push({ name: "resume foreach100 at its join (wall, CLI start included)", value: median(resumes), unit: "s", target: "≤ 0.6 s" });
     if (inRun.length) rows.push({ name: "resume foreach100 at its join (run time, 101 tasks cloned)", value: median(inRun), unit: "s" });
+    // A big finished run on S3, read with its index and without (bench/bigrun.ts).
+    rows.push(...(await benchBigRun()));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

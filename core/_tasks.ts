@@ -292,8 +292,12 @@ interface IndexEntry {
   result?: TaskResult;
 }
 
-/** A part is written once it holds this many bytes of JSON (the last one with whatever is left). */
-export const PART_BYTES = 2 << 20;
+/**
+ * A part is written once it holds this many bytes of JSON (the last one with whatever is left):
+ * a 10,000-task foreach step fits in one (about 500 bytes a task), a reader's cap (RECORD_MAX)
+ * is twice as much, and the orchestrator holds at most this much per step meanwhile.
+ */
+export const PART_BYTES = 8 << 20;
 /** A reader loads at most this many tasks from an index (about 100 MB of records); beyond, task by task. */
 export const INDEX_MAX_TASKS = 250_000;
 
