@@ -5,15 +5,21 @@
  * (workers included) read and parse a CA bundle (~55 ms): the figures are given with the
  * environment as it is and, for comparison, without that variable.
  *
- *   npx tsx bench/startup.ts        prints the table
+ * Then where the time of `tsflow run examples/hello.ts` on Node 20 goes (`breakdown`): the run
+ * is traced (TSFLOW_TRACE_STARTUP, runner/_trace.ts) and each phase on its critical path is
+ * given as the median over several runs, beside the floors measured in the same sitting (an
+ * empty `node -e 0`, `tsflow --version`). docs/performance.md explains the table.
+ *
+ *   npx tsx bench/startup.ts            prints both tables
+ *   npx tsx bench/startup.ts breakdown  only the breakdown
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { TraceLine } from "../runner/_trace.ts";
 import { type Row, treeOf } from "./_measure.ts";
-
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
@@ -105,13 +111,132 @@ export async function benchStartup(): Promise<Row[]> {
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+  rows.push(...(await breakdown()));
+  return rows;
+}
+
+/** The issue's target for `tsflow run examples/hello.ts` on Node 20 (#17.6). */
+const HELLO_TARGET_S = 0.2;
+const BREAKDOWN_RUNS = 9;
+
+/** One traced run: the bench's spawn and exit seen from here, and every process's trace lines. */
+interface Traced {
+  spawnAt: number;
+  exitAt: number;
+  lines: TraceLine[];
+}
+
+async function tracedRun(cmd: string[], env: NodeJS.ProcessEnv, cwd: string, file: string): Promise<Traced> {
+  writeFileSync(file, "");
+  const spawnAt = performance.timeOrigin + performance.now();
+  const child = spawn(cmd[0]!, cmd.slice(1), { cwd, env: { ...env, TSFLOW_TRACE_STARTUP: file }, stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  child.stderr.on("data", (d) => (err += d));
+  const code: number = await new Promise((r) => child.on("exit", (c) => r(c ?? 1)));
+  const exitAt = performance.timeOrigin + performance.now();
+  if (code !== 0) throw new Error(`${cmd.join(" ")} failed (${code}): ${err}`);
+  const lines = readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as TraceLine);
+  return { spawnAt, exitAt, lines };
+}
+
+/** Milliseconds from the bench's spawn, by phase, of the orchestrator and of the first worker. */
+function milestones(t: Traced): { cli: Map<string, number>; worker: Map<string, number>; cpu: { cli: number; workers: number[] } } {
+  const cliPid = t.lines.find((l) => l.role === "cli")?.pid;
+  const workerPids = [...new Set(t.lines.filter((l) => l.role === "worker").map((l) => l.pid))];
+  // The first worker is the one whose process started first.
+  const startOf = (pid: number) => t.lines.find((l) => l.pid === pid && l.phase === "process start")?.at ?? Number.POSITIVE_INFINITY;
+  workerPids.sort((a, b) => startOf(a) - startOf(b));
+  const of = (pid: number | undefined) => new Map(t.lines.filter((l) => l.pid === pid).map((l) => [l.phase, l.at - t.spawnAt] as const));
+  const cli = of(cliPid);
+  cli.set("spawn", 0);
+  cli.set("exit seen by the parent", t.exitAt - t.spawnAt);
+  const cpuOf = (pid: number | undefined) => Math.max(0, ...t.lines.filter((l) => l.pid === pid).map((l) => l.cpu));
+  return { cli, worker: of(workerPids[0]), cpu: { cli: cpuOf(cliPid), workers: workerPids.map(cpuOf) } };
+}
+
+/**
+ * The critical path of `tsflow run examples/hello.ts`, phase by phase (median of
+ * BREAKDOWN_RUNS traced runs), its CPU by process, and the floors beside it: an empty Node
+ * process and `tsflow --version` (Node plus loading the CLI bundle).
+ */
+export async function breakdown(): Promise<Row[]> {
+  const work = mkdtempSync(join(tmpdir(), "tsflow-startup-trace-"));
+  const hello = join(root, "examples", "hello.ts");
+  const cli = [process.execPath, join(root, "bin", "tsflow.mjs")];
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
+  const ds = join(work, "ds");
+  const trace = join(work, "trace.jsonl");
+  const rows: Row[] = [];
+  try {
+    // Warm the OS cache and the flow-module cache, unmeasured.
+    await tracedRun([...cli, "run", hello, "--datastore", ds], env, work, trace);
+    const runs: ReturnType<typeof milestones>[] = [];
+    const empty: number[] = [];
+    const version: number[] = [];
+    const noSync: number[] = [];
+    // Interleaved, so that a burst of load elsewhere hits every variant alike.
+    for (let i = 0; i < BREAKDOWN_RUNS; i++) {
+      runs.push(milestones(await tracedRun([...cli, "run", hello, "--datastore", ds], env, work, trace)));
+      empty.push((await measure([process.execPath, "-e", "0"], env, work)).seconds * 1000);
+      version.push((await measure([...cli, "--version"], env, work)).seconds * 1000);
+      noSync.push((await measure([...cli, "run", hello, "--datastore", ds], { ...env, TSFLOW_FSYNC: "none" }, work)).seconds * 1000);
+    }
+    const med = (f: (r: (typeof runs)[number]) => number | undefined) => {
+      const xs = runs.map(f).filter((x): x is number => x !== undefined && Number.isFinite(x));
+      return xs.length ? median(xs) : Number.NaN;
+    };
+    const at = (phase: string) => (r: (typeof runs)[number]) => r.cli.get(phase);
+    const wat = (phase: string) => (r: (typeof runs)[number]) => r.worker.get(phase);
+    const span = (from: string, to: string) => (r: (typeof runs)[number]) => (r.cli.get(to) ?? Number.NaN) - (r.cli.get(from) ?? Number.NaN);
+    const wspan = (from: string, to: string) => (r: (typeof runs)[number]) => (r.worker.get(to) ?? Number.NaN) - (r.worker.get(from) ?? Number.NaN);
+    const ms = (name: string, value: number, target?: string): Row => ({ name, value: round(value, 1), unit: "ms", ...(target ? { target } : {}) });
+    const total = med(at("exit seen by the parent"));
+    rows.push({ name: "hello wall, traced (node20)", value: round(total / 1000), unit: "s", target: `≤ ${HELLO_TARGET_S} s` });
+    // The orchestrator's critical path, one phase after the other.
+    const steps: [string, string, string][] = [
+      ["spawn", "process start", "exec and Node's native start"],
+      ["process start", "bin entry", "Node bootstrap (incl. NODE_EXTRA_CA_CERTS)"],
+      ["bin entry", "cli loaded", "CLI bundle read, compiled, evaluated"],
+      ["cli loaded", "run command parsed", "run command and its arguments"],
+      ["run command parsed", "worker spawn", "options, config lookup"],
+      ["worker spawn", "flow loaded", "worker spawned; flow module: build cache hit + import"],
+      ["flow loaded", "graph read", "graph read (acorn)"],
+      ["graph read", "run started (run.json written)", "parameters, run.json, heartbeat"],
+      ["run started (run.json written)", "task start sent to its worker", "start.json of the first task"],
+      ["task start sent to its worker", "task start done (done.json written)", "task start: worker runs it, done.json synced"],
+      ["task start done (done.json written)", "task end done (done.json written)", "task end: likewise"],
+      ["task end done (done.json written)", "run finished", "run end: final run.json"],
+      ["run finished", "workers closed", "workers told to exit, exit awaited"],
+      ["workers closed", "exit seen by the parent", "stdout drained, process exit"],
+    ];
+    for (const [from, to, what] of steps) rows.push(ms(`hello ▸ ${what}`, med(span(from, to))));
+    // How long the first task waited for its worker to be ready with the flow loaded.
+    rows.push(ms("hello ▸ of which: first task waiting for its worker", med((r) => Math.max(0, (r.worker.get("flow module imported") ?? 0) - (r.cli.get("task start sent to its worker") ?? 0)))));
+    // The first worker's own start-up, from its spawn.
+    rows.push(ms("hello worker ▸ spawn → process start", med((r) => (r.worker.get("process start") ?? Number.NaN) - (r.cli.get("worker spawn") ?? Number.NaN))));
+    rows.push(ms("hello worker ▸ Node bootstrap", med(wspan("process start", "bin entry"))));
+    rows.push(ms("hello worker ▸ CLI bundle loaded", med(wspan("bin entry", "cli loaded"))));
+    rows.push(ms("hello worker ▸ ready → flow module imported", med(wspan("worker ready", "flow module imported"))));
+    rows.push(ms("hello worker ▸ flow imported, from the parent's spawn", med(wat("flow module imported"))));
+    rows.push(ms("hello CPU: orchestrator", med((r) => r.cpu.cli)));
+    rows.push(ms("hello CPU: workers (all)", med((r) => r.cpu.workers.reduce((a, b) => a + b, 0))));
+    rows.push({ name: "hello workers started", value: med((r) => r.cpu.workers.length), unit: "" });
+    rows.push(ms("floor: node -e 0 wall", median(empty)));
+    rows.push(ms("floor: tsflow --version wall (Node + CLI bundle)", median(version)));
+    rows.push(ms("hello wall with TSFLOW_FSYNC=none", median(noSync)));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
   return rows;
 }
 
 const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const row of await benchStartup()) {
+  for (const row of process.argv.includes("breakdown") ? await breakdown() : await benchStartup()) {
     console.log(`${row.name.padEnd(62)} ${String(row.value).padStart(8)} ${row.unit}${row.target ? `   target ${row.target}` : ""}`);
   }
 }

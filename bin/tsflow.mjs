@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // The published entry: the single-file bundle built by `npm run build` (run by `npm ci`).
+// When Node reached this file, for TSFLOW_TRACE_STARTUP (runner/_trace.ts).
+globalThis[Symbol.for("tsflow.binStarted")] = performance.now();
 import { existsSync } from "node:fs";
 import module from "node:module";
+import { fileURLToPath } from "node:url";
 
 // Node ≥ 22.1 keeps V8's compiled code between runs, which shortens every start (workers too).
 module.enableCompileCache?.();
@@ -9,5 +12,21 @@ const bundle = new URL("../dist/tsflow.mjs", import.meta.url);
 if (!existsSync(bundle)) {
   process.stderr.write("✖ tsflow is not built: run `npm run build` (npm ci/install does it for you)\n");
   process.exit(1);
+}
+// The AWS SDK's Node 20 warning is silenced for every process, this one's workers included (cli/main.ts).
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+// `tsflow run` needs a worker, and starting one takes about as long as loading the CLI: start it
+// now so both load at once. The process executor adopts it as its first worker (it is started as
+// plugins/host/self.ts would); a run that needs none lets it go, and it leaves when stdin ends.
+const [command, ...rest] = process.argv.slice(2);
+if (command === "run" && !rest.includes("--help") && !rest.includes("-h") && !process.env.TSFLOW_NO_PREFORK) {
+  const [{ spawn }, { randomBytes }] = await Promise.all([import("node:child_process"), import("node:crypto")]);
+  const nonce = randomBytes(12).toString("hex");
+  const child = spawn(process.execPath, [fileURLToPath(bundle), "__worker"], {
+    stdio: ["pipe", "pipe", "pipe"],
+    env: { ...process.env, TSFLOW_WORKER_NONCE: nonce },
+  });
+  child.on("error", () => {});
+  globalThis[Symbol.for("tsflow.preforkedWorker")] = { child, nonce };
 }
 await import(bundle.href);

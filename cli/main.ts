@@ -7,6 +7,7 @@
 import { type CommandDef, defineCommand, renderUsage, runCommand } from "citty";
 import { isTsflowError } from "../core/errors.ts";
 import { VERSION } from "../core/version.ts";
+import { trace } from "../runner/_trace.ts";
 import { printable } from "./_terminal.ts";
 
 // The CLI bundle is also the library: a flow's `import "tsflow"` resolves to this file, so
@@ -46,6 +47,7 @@ const mainCommand = defineCommand({
 
 /** Runs the CLI with `argv` (without the node and script paths); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  trace("cli loaded", argv[0] === "__worker" ? "worker" : "cli");
   if (argv[0] === "__worker") {
     const { workerMain } = await import("../runner/worker.ts");
     return workerMain((code) => process.exit(code));
@@ -145,6 +147,7 @@ const isEntry = (() => {
 if (isEntry) {
   main(process.argv.slice(2)).then(
     (code) => {
+      trace("exit");
       // Let pending stdout writes drain before leaving.
       if (process.stdout.writableLength === 0) process.exit(code);
       else process.stdout.once("drain", () => process.exit(code));

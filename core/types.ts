@@ -299,9 +299,10 @@ export interface Executor {
   run(task: TaskSpec, context: ExecutionContext): Promise<TaskExit>;
   /**
    * Called as early as possible (before the flow is even loaded) with the expected
-   * concurrency, so slow start-up work (spawning processes) overlaps with the rest.
+   * concurrency, so slow start-up work (spawning processes) overlaps with the rest; called
+   * again with the flow once it is built, so workers can load it before their first task.
    */
-  warm?(concurrency: number): void;
+  warm?(concurrency: number, flow?: Pick<RunContext, "flowName" | "flowFile" | "exportName" | "flowModule">): void;
   /** Stops whatever the executor started. */
   close?(): Promise<void>;
   /** Executors that need the flow's code shipped as a package (containers, batch). */

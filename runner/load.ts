@@ -21,6 +21,7 @@ import { isFlowClass } from "../core/flow.ts";
 import type { Datastore, TaskSpec } from "../core/types.ts";
 import { detectRuntime } from "../plugins/host/node.ts";
 import { untrusted, userCacheDir } from "../plugins/host/trust.ts";
+import { trace } from "./_trace.ts";
 
 /** The module a flow's `import "tsflow"` gets: this library, bundled or from source. */
 export function libraryPath(): string {
@@ -62,6 +63,7 @@ export async function buildFlowModule(file: string): Promise<string> {
   // directory) are not reused.
   const manifest = join(cacheDir(file), `${createHash("sha256").update(`${file}\0${lib}\0${BUILD_FORMAT}`).digest("hex").slice(0, 24)}.json`);
   const cached = readManifest(manifest, file);
+  trace(cached ? "flow module found in the build cache" : "build cache missed");
   if (cached) return cached;
   const esbuild = await import("esbuild");
   let result: Awaited<ReturnType<typeof esbuild.build>>;
@@ -125,6 +127,7 @@ export async function buildFlowModule(file: string): Promise<string> {
   }
   const inputs = [...Object.keys(result.metafile!.inputs).map((p) => resolve(p)), ...tsconfigsOf(file)];
   writeManifest(manifest, { out, inputs: inputs.map(signature) });
+  trace("flow bundled by esbuild");
   return out;
 }
 
@@ -252,6 +255,7 @@ async function importFlow(abs: string, given: string, exportName?: string, flowN
   let mod: Record<string, unknown>;
   try {
     mod = await import(pathToFileURL(module).href);
+    trace("flow module imported");
   } catch (e) {
     if (e instanceof TsflowError) throw new TsflowError(e.code, `cannot load flow file '${given}': ${e.message}`);
     const err = e as Error;

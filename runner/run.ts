@@ -19,6 +19,7 @@ import { executeRun, type RunOptions, type RunReporter, type RunResult, resolveP
 import type { ArtifactRef, Datastore, Executor, Host, Logger, TaskError } from "../core/types.ts";
 import inlineExecutor from "../plugins/executors/inline.ts";
 import nodeHost from "../plugins/host/node.ts";
+import { releasePreforkedWorker } from "../plugins/host/self.ts";
 import { type ExecutorSet, executorSet } from "./executors.ts";
 import { buildFlowModule, loadFlow } from "./load.ts";
 import { liveDisplay, progressLine } from "../notebook/live.ts";
@@ -27,6 +28,7 @@ import { applyDefaults, parseWith } from "./options.ts";
 import { planResume, type ResumePlan, resumeReuse } from "./resume.ts";
 import { enterTaskEnvironment } from "./secrets.ts";
 import { resolveDatastore } from "./stores.ts";
+import { after, trace, tracedReporter, tracing } from "./_trace.ts";
 
 /** A flow: its class, or the file defining it (`"flows/pets.ts"`, with `exportName` when not the default export). */
 export type FlowRef<F = unknown> = (abstract new (...args: any[]) => F) | Function | string;
@@ -307,7 +309,8 @@ interface Prepared {
   plan?: ResumePlan;
 }
 
-async function execute<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: ResumeFlowOptions | undefined): Promise<FinishedRun<F>> {
+async function execute<F>(flow: FlowRef<F>, given: RunFlowOptions, resume: ResumeFlowOptions | undefined): Promise<FinishedRun<F>> {
+  const options = tracing ? { ...given, reporter: tracedReporter(given.reporter) } : given;
   const prepared = await prepare(flow, options, resume);
   const cloned = new Map<string, number>();
   const { options: runOptions, cache, executors, plan } = prepared;
@@ -323,9 +326,11 @@ async function execute<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: Res
       resume?.onPlan?.(plan);
     }
     result = await executeRun(runOptions);
+    trace("run finished");
   } finally {
     await executors.close();
     await cache?.finish();
+    trace("workers closed");
   }
   const client = createClient(runOptions.store, runOptions.host);
   // The run's status is final once run.json is written. Reading it back gives current tags, but a
@@ -363,16 +368,20 @@ async function prepare<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: Res
   if (defaultName === "process" && !file) {
     throw new TsflowError("BadOption", `cannot tell which file defines ${(flow as Function).name}; pass { file } or { executor: "inline" }`);
   }
-  // Start local workers while the flow is being built: they are ready when `start` is.
+  // Start a local worker while the flow is being built: it is ready when `start` is. Only one:
+  // `start` runs alone, and a second process starting beside the first (and this one) on a
+  // small machine slows all three; more follow once the graph says tasks can run at once.
   const early = defaultName === "process" ? await executorSet("process", [], {}, { freshWorkers: flags.freshWorkers, cwd }) : undefined;
-  early?.all()[0]?.warm?.(flags.maxWorkers ?? host.cpus());
+  trace("worker spawn");
+  early?.all()[0]?.warm?.(1);
+  if (!early) releasePreforkedWorker();
   let executors: ExecutorSet | undefined = early;
   let cache: StepCache | undefined;
   try {
     const storeArg = typeof options.datastore === "object" ? options.datastore : flags.datastore;
     const [loaded, store] = await Promise.all([
       typeof flow === "string"
-        ? loadFlow(flow, options.exportName, { cwd })
+        ? after("flow loaded", loadFlow(flow, options.exportName, { cwd }))
         : (async () => {
             // Local workers import the built module this process made; other executors (containers,
             // jobs, a plugin's threads) load the flow file themselves with their own tsflow.
@@ -380,10 +389,17 @@ async function prepare<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: Res
             const needsModule = known && defaultName === "process" && host.runtime === "node" && !/\.m?js$/.test(known);
             return { flowClass: flow as Function, file: known, exportName: notebook?.exportName ?? options.exportName, module: needsModule ? await buildFlowModule(known) : known };
           })(),
-      resolveDatastore(storeArg, cwd),
+      after("datastore opened", resolveDatastore(storeArg, cwd)),
     ]);
     const { flowClass } = loaded;
     const declared = loadFlowInfo(flowClass, notebook ? "the notebook (a class without a file)" : loaded.file);
+    trace("graph read");
+    // Without a split or foreach, no two tasks ever run at once: one worker does (and the
+    // executors' own warm-up at the run's start is told so).
+    const oneAtATime = !Object.values(declared.graph.nodes).some((n) => n.type === "split" || n.type === "foreach");
+    // Workers import the flow while this process writes the run's first records.
+    const flowToLoad = { flowName: declared.name, flowFile: loaded.file ?? `<inline ${declared.name}>`, exportName: loaded.exportName, flowModule: loaded.module };
+    early?.all()[0]?.warm?.(oneAtATime ? 1 : (flags.maxWorkers ?? host.cpus()), flowToLoad);
     options.validate?.(declared);
     let plan: ResumePlan | undefined;
     if (resume) {
@@ -431,7 +447,7 @@ async function prepare<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: Res
         executor: executors.select,
         parameters,
         tags: flags.tags,
-        maxWorkers: flags.maxWorkers,
+        maxWorkers: oneAtATime ? 1 : flags.maxWorkers,
         maxNumSplits: flags.maxNumSplits,
         with: withDecorators,
         freshWorkers: flags.freshWorkers,

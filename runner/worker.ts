@@ -11,6 +11,7 @@ import nodeHost from "../plugins/host/node.ts";
 import { openDatastore } from "./stores.ts";
 import { loadFlow, packageModule } from "./load.ts";
 import { enterTaskEnvironment, type TaskEnvironmentScope } from "./secrets.ts";
+import { trace } from "./_trace.ts";
 
 export async function workerMain(exit: (code: number) => never): Promise<number> {
   // A task started by a Step Functions state (a batch job): locate it in its run, then as below.
@@ -49,6 +50,7 @@ export async function workerMain(exit: (code: number) => never): Promise<number>
     send(msg);
   };
 
+  trace("worker ready");
   send({ type: "ready", pid: process.pid });
   // The orchestrator closes stdin only when idle workers should leave. If it closes while a
   // task runs, the orchestrator is gone (killed, crashed): nobody will collect the result, so

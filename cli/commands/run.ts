@@ -6,6 +6,7 @@ import { formatParameter, inspectFlow } from "../../core/graph.ts";
 import type { Logger } from "../../core/types.ts";
 import { loadFlow } from "../../runner/load.ts";
 import { type FinishedRun, type RunFlowOptions, runFlow } from "../../runner/run.ts";
+import { trace } from "../../runner/_trace.ts";
 import { checkBareParameters, parseConfigFlags, parseRunArgs, type RunFlags } from "../args.ts";
 import { type TerminalReporter, terminalReporter } from "../reporter.ts";
 
@@ -121,6 +122,7 @@ export default defineCommand({
     }
     if (!flags.file) throw new TsflowError("BadOption", "give the flow file to run, e.g. tsflow run flows/pets.ts");
     const file = flags.file;
+    trace("run command parsed");
     return runInTerminal(file, (extra) => runFlow(file, { ...runOptionsOf(flags), params: flags.params, ...extra }));
   },
 });

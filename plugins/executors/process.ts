@@ -16,10 +16,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import type { ExecutionContext, Executor, RunContext, TaskError, TaskExit, TaskSpec } from "../../core/types.ts";
-import { selfCommand } from "../host/self.ts";
+import { type PreforkedWorker, selfCommand, takePreforkedWorker } from "../host/self.ts";
 import { Demuxer, type WorkerCommand, type WorkerMessage } from "./_protocol.ts";
 
 export const NAME = "process";
+
+type WarmFlow = Parameters<NonNullable<Executor["warm"]>>[1] & {};
 
 /** How long a worker may take to load the flow before a step under `@timeout` starts. */
 const LOAD_GRACE_SECONDS = 60;
@@ -50,19 +52,26 @@ interface Task {
 }
 
 class Worker {
-  readonly nonce = randomBytes(12).toString("hex");
+  readonly nonce: string;
   readonly child: ChildProcess;
   task: Task | undefined;
   exited = false;
   ready: Promise<void>;
   private loaded = new Set<string>();
 
-  constructor(command: string[], env: Record<string, string>, onExit: (w: Worker) => void) {
-    const [cmd, ...args] = command;
-    this.child = spawn(cmd!, [...args, "__worker"], {
-      stdio: ["pipe", "pipe", "pipe"],
-      env: { ...process.env, ...env, TSFLOW_WORKER_NONCE: this.nonce },
-    });
+  /** Spawns `command __worker`, or takes over a worker already started the same way (`adopted`). */
+  constructor(command: string[], env: Record<string, string>, onExit: (w: Worker) => void, adopted?: PreforkedWorker) {
+    if (adopted) {
+      this.nonce = adopted.nonce;
+      this.child = adopted.child;
+    } else {
+      this.nonce = randomBytes(12).toString("hex");
+      const [cmd, ...args] = command;
+      this.child = spawn(cmd!, [...args, "__worker"], {
+        stdio: ["pipe", "pipe", "pipe"],
+        env: { ...process.env, ...env, TSFLOW_WORKER_NONCE: this.nonce },
+      });
+    }
     let markReady: () => void;
     this.ready = new Promise((r) => (markReady = r));
     const out = new Demuxer(
@@ -152,22 +161,31 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
   let command: string[] | undefined;
   let fresh = options.fresh ?? false;
   let context: RunContext | undefined;
+  // The flow, when known before the run starts (see Executor.warm).
+  let flow: WarmFlow | undefined;
   const maxRss = (options.maxRssMb ?? Number(process.env.TSFLOW_WORKER_MAX_RSS_MB ?? 4096)) * 1024 * 1024;
   const grace = options.killGraceSeconds ?? 3;
 
   const spawnWorker = () => {
     command ??= options.command ?? selfCommand();
+    // The worker bin/tsflow.mjs started for `tsflow run` is this tsflow's default worker.
+    const adopted = options.command === undefined && options.env === undefined ? takePreforkedWorker() : undefined;
     const w = new Worker(command, options.env ?? {}, (dead) => {
       all.delete(dead);
       const i = idle.indexOf(dead);
       if (i >= 0) idle.splice(i, 1);
-    });
+    }, adopted);
     all.add(w);
-    if (context) w.preload({ flowFile: context.flowFile, exportName: context.exportName, flowName: context.flowName, module: context.flowModule });
+    const load = context ?? flow;
+    if (load) w.preload({ flowFile: load.flowFile, exportName: load.exportName, flowName: load.flowName, module: load.flowModule });
     return w;
   };
 
-  const warm = (concurrency: number) => {
+  const warm = (concurrency: number, known?: WarmFlow) => {
+    if (known) {
+      flow = known;
+      for (const w of all) w.preload({ flowFile: known.flowFile, exportName: known.exportName, flowName: known.flowName, module: known.flowModule });
+    }
     if (fresh) return;
     const ahead = Math.min(concurrency, availableParallelism());
     while (all.size < ahead) idle.push(spawnWorker());

@@ -3,6 +3,7 @@
  * the compiled binary runs itself, the published bundle runs `dist/tsflow.mjs`, and a source
  * checkout runs `cli/main.ts` through tsx on Node or natively on Bun and Deno.
  */
+import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,4 +25,31 @@ export function selfCommand(): string[] {
   if (runtime === "bun" || bundled) return [process.execPath, script];
   const tsx = import.meta.resolve("tsx");
   return [process.execPath, "--import", tsx, script];
+}
+
+/**
+ * `tsflow run` from bin/tsflow.mjs starts its first worker before it loads the CLI bundle (the
+ * two then load side by side); the process executor adopts that worker instead of spawning one.
+ * It was started exactly as {@link selfCommand} would, with this process's environment.
+ */
+const PREFORKED = Symbol.for("tsflow.preforkedWorker");
+
+export interface PreforkedWorker {
+  child: ChildProcess;
+  /** Its TSFLOW_WORKER_NONCE. */
+  nonce: string;
+}
+
+/** The pre-started worker, once (later calls get `undefined`); none when it already died. */
+export function takePreforkedWorker(): PreforkedWorker | undefined {
+  const g = globalThis as Record<symbol, PreforkedWorker | undefined>;
+  const w = g[PREFORKED];
+  delete g[PREFORKED];
+  if (!w || w.child.exitCode !== null || w.child.signalCode !== null) return undefined;
+  return w;
+}
+
+/** Lets an unused pre-started worker go (it leaves when its stdin ends): the run needs none. */
+export function releasePreforkedWorker(): void {
+  takePreforkedWorker()?.child.stdin?.end();
 }
