@@ -17,7 +17,6 @@ export default defineCommand({
     const ns = client.getNamespace();
     const limit = Math.max(1, Number(args.limit ?? 20) || 20);
     const flows = args.flow ? [client.Flow.get(String(args.flow))] : await client.Flow.list();
-    if (args.flow) await flows[0]!.ensureExists();
     if (flows.length === 0) {
       process.stdout.write(`No runs in ${store.url}\n`);
       return 0;
@@ -37,6 +36,9 @@ export default defineCommand({
       }
     }
     for (const line of damaged) process.stderr.write(line);
+    // Only now, and only when nothing was listed: a flow with no runs at all is an error, one
+    // with none in this namespace is not (checking first would list the runs twice).
+    if (args.flow && rows.length === 0 && damaged.length === 0) await flows[0]!.ensureExists();
     if (rows.length === 0) {
       process.stdout.write(`No runs${ns ? ` in namespace ${ns}` : ""}${args.tag ? ` tagged ${args.tag}` : ""} in ${store.url}${ns ? " (tsflow runs --all shows every user's)" : ""}\n`);
       return 0;

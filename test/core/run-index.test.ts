@@ -18,6 +18,7 @@ import { createClient } from "../../core/client.ts";
 import type { Datastore } from "../../core/types.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
 import nodeHost from "../../plugins/host/node.ts";
+import { createViewerApp } from "../../viewer/app.ts";
 import { getRun, getTasks } from "../../viewer/data.ts";
 import { fixture, tempStore } from "../_helpers.ts";
 import ResumeForeachFlow from "../fixtures/resume-foreach.ts";
@@ -138,6 +139,27 @@ describe("one reader of a run's tasks, with the run index", () => {
       expect(indexed.clientRequests).toBeLessThan(plain.clientRequests);
     });
   }
+
+  it("the viewer's run page is the same with the index and without", async () => {
+    for (const name of ["retried", "failing", "resumed"]) {
+      const { flow, id } = runs[name]!;
+      const copy = `${id}p`;
+      cpSync(join(ds, "flows", flow, "runs", id), join(ds, "flows", flow, "runs", copy), { recursive: true });
+      deleteIndex(flow, copy);
+      const doc = JSON.parse(readFileSync(join(ds, "flows", flow, "runs", id, "run.json"), "utf8"));
+      writeFileSync(join(ds, "flows", flow, "runs", copy, "run.json"), JSON.stringify({ ...doc, runId: copy }));
+      const page = async (run: string) => {
+        const c = counting();
+        const app = createViewerApp({ store: c.store, host });
+        const res = await app.request(`http://127.0.0.1/runs/${flow}/${run}`, { headers: { Host: "127.0.0.1" } });
+        expect(res.status).toBe(200);
+        return { html: (await res.text()).replaceAll(copy, id), requests: c.requests() };
+      };
+      const [withIndex, without] = [await page(id), await page(copy)];
+      expect(without.html).toEqual(withIndex.html);
+      expect(withIndex.requests).toBeLessThan(without.requests);
+    }
+  });
 
   it("the retried task shows its failed attempts; the failed run its failed task's error", async () => {
     const r = await views(runs.retried!.flow, runs.retried!.id);

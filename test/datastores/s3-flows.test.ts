@@ -4,8 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getJson } from "../../core/_datastore.ts";
-import { doneKey, runsPrefix } from "../../core/_layout.ts";
+import { doneKey, runIndexKey, runsPrefix } from "../../core/_layout.ts";
 import { loadArtifact } from "../../core/artifacts.ts";
+import { createClient } from "../../core/client.ts";
 import type { DoneRecord } from "../../core/task.ts";
 import type { Datastore } from "../../core/types.ts";
 import s3Datastore from "../../plugins/datastores/s3.ts";
@@ -52,6 +53,32 @@ describe("flows on the s3 datastore (s3rver)", () => {
     const each = await tsflow(["run", "examples/foreach.ts", "--n", "12", "--datastore", "s3://flows/team"], env);
     expect(each.code).toBe(0);
     expect(each.out).toContain("sum of squares of 0..11 = 506");
+
+    // The finished run is read whole (every task of every step) from its run index: a few
+    // requests, not a few per task; the same run without its index costs more than one a task.
+    const foreachRun = runIdOf(each.out)!;
+    const readAll = async () => {
+      const before = s3.requests.length;
+      const client = createClient(s3Datastore({ url: "s3://flows/team", endpoint: s3.endpoint, credentials: S3RVER_CREDENTIALS }), host);
+      client.namespace(null);
+      const run = await client.Flow.get("ForeachFlow").run(foreachRun);
+      const tasks: string[] = [];
+      for (const step of await run.steps()) for await (const t of step.tasks()) if (t.successful) tasks.push(t.pathspec);
+      // s3rver reports each request over a pipe: wait until the count settles.
+      let n = -1;
+      while (n !== s3.requests.length) {
+        n = s3.requests.length;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      return { tasks, requests: n - before };
+    };
+    const indexed = await readAll();
+    expect(indexed.tasks.length).toBe(15);
+    expect(indexed.requests).toBeLessThanOrEqual(8);
+    await store.delete(runIndexKey("ForeachFlow", foreachRun));
+    const plain = await readAll();
+    expect(plain.tasks).toEqual(indexed.tasks);
+    expect(plain.requests).toBeGreaterThan(15);
   });
 
   it("names the datastore when S3 cannot be reached, and leaves nothing behind", async () => {
