@@ -69,6 +69,19 @@ if (!denoOnly) {
     build({ ...common, plugins: [lazyHeavy], entryPoints: { index: "mod.ts" }, outdir: "dist" }),
     build({ ...common, plugins: [lazyHeavy], entryPoints: { testing: "testing.ts" }, outdir: "dist" }),
   ]);
+  // dist/job.mjs: a Batch job's entry (cli/job.ts), started once per task of a foreach. The
+  // packages a task needs (the S3 client, secrets, cards) are inlined: resolving and lexing the
+  // AWS SDK's CommonJS files from node_modules cost each job ~100 ms of CPU. What a task
+  // never loads (the CLI's other clients, esbuild, the viewer's server) stays external.
+  const JOB_EXTERNAL = ["esbuild", "tsx", "citty", "consola", "hono", "@hono/node-server", "vega", "vega-lite", "vega-embed", "@aws-sdk/client-batch", "@aws-sdk/client-sfn", "@aws-sdk/client-scheduler", "@aws-sdk/client-eventbridge", ...Object.keys(pkg.devDependencies ?? {})];
+  await build({
+    ...common,
+    external: JOB_EXTERNAL.flatMap((name) => [name, `${name}/*`]),
+    plugins: [lazyHeavy],
+    entryPoints: { job: "cli/job.ts" },
+    outdir: "dist",
+    banner: { js: 'import { createRequire as __tsflowRequire } from "node:module"; const require = __tsflowRequire(import.meta.url);' },
+  });
   // The executor suite's workers import its fixture flows from a file beside the bundle.
   mkdirSync("dist/fixtures", { recursive: true });
   copyFileSync("testing/fixtures/suite.ts", "dist/fixtures/suite.ts");

@@ -37,6 +37,11 @@ export class LogWriter {
   /** Bytes written to the datastore, for tests and benchmarks. */
   written = 0;
 
+  /** Chunks written so far to `stream` (numbered 1…n): a reader that knows n need not list them. */
+  chunks(stream: LogStream): number {
+    return this.seq[stream];
+  }
+
   constructor(
     private readonly store: Datastore,
     private readonly at: AttemptRef,
@@ -191,6 +196,18 @@ export class LogFollower {
       // Chunks are written in order; stop at a gap so nothing is skipped.
       if (seq !== this.next[stream]) break;
       const bytes = await this.store.get(prefix + String(seq).padStart(8, "0"));
+      if (!bytes) break;
+      out.push(bytes);
+      this.next[stream] = seq + 1;
+    }
+    return out;
+  }
+
+  /** The chunks not returned yet up to chunk `last`, read without listing: the writer said how many it wrote. */
+  async readUpTo(stream: LogStream, last: number): Promise<Bytes[]> {
+    const out: Bytes[] = [];
+    for (let seq = this.next[stream]; seq <= last; seq++) {
+      const bytes = await this.store.get(logChunkKey(this.at.flow, this.at.run, this.at.step, this.at.task, this.at.attempt, stream, seq));
       if (!bytes) break;
       out.push(bytes);
       this.next[stream] = seq + 1;

@@ -8,6 +8,11 @@
  * the job's own log has it too): that is how the orchestrator streams a remote task's logs.
  * Exit code 0 means the attempt wrote its result (a step error included); anything else is an
  * infrastructure failure that the executor reports from the job's status.
+ *
+ * Last, once its result and logs are stored, the task puts an empty marker under
+ * `TSFLOW_TASK_ENDED_PREFIX` named `<index>-<stdout chunks>-<stderr chunks>[-failed]`: the batch
+ * executor learns which tasks ended (and how many log chunks to read) from one listing of that
+ * prefix per array, instead of asking Batch about each child or listing each one's logs.
  */
 import { putJson } from "../core/_datastore.ts";
 import { attemptKey } from "../core/_layout.ts";
@@ -26,7 +31,7 @@ const FLUSH_MS = Number(process.env.TSFLOW_LOG_FLUSH_MS ?? 1000);
  * chunk per flush (core/_logs.ts): the task is its log's only writer, and its bytes are
  * written once, however long it runs.
  */
-function captureOutput(store: Datastore, spec: TaskSpec) {
+function captureOutput(store: Datastore, spec: TaskSpec): (failed: boolean) => Promise<void> {
   const writer = new LogWriter(store, { flow: spec.flowName, run: spec.runId, step: spec.step, task: spec.taskId, attempt: spec.attempt }, { flushMs: FLUSH_MS });
   for (const name of ["stdout", "stderr"] as const) {
     const stream = process[name];
@@ -36,7 +41,15 @@ function captureOutput(store: Datastore, spec: TaskSpec) {
       return write(chunk, ...rest);
     }) as typeof stream.write;
   }
-  return () => writer.close();
+  return async (failed) => {
+    await writer.close();
+    const prefix = process.env.TSFLOW_TASK_ENDED_PREFIX;
+    if (!prefix) return;
+    const index = Number(process.env.AWS_BATCH_JOB_ARRAY_INDEX ?? 0);
+    const name = `${index}-${writer.chunks("stdout")}-${writer.chunks("stderr")}${failed ? "-failed" : ""}`;
+    // Not fatal: without it the executor learns the end from Batch, only later.
+    await store.put(`${prefix}${name}`, new Uint8Array(0)).catch(() => {});
+  };
 }
 
 export async function taskMain(): Promise<number> {
@@ -71,23 +84,24 @@ export async function taskMain(): Promise<number> {
     // The attempt ran and failed: a result the orchestrator reports with the source's name.
     const now = Date.now();
     await putJson(store, attemptKey(spec.flowName, spec.runId, spec.step, spec.taskId, spec.attempt, "result.json"), { ok: false, error: errorInfo(e), artifacts: {}, next: [], startedAt: now, finishedAt: now });
-    await stopCapture();
+    await stopCapture(false);
     await store.close?.();
     return 0;
   }
   scope.maskOutput();
+  let code = 1;
   try {
     const module = await packageModule(spec, store);
     const { flowClass } = await loadFlow(spec.flowFile, spec.exportName, { flowName: spec.flowName, module });
     await executeTask(spec, { store, host: nodeHost(), flowClass, redact: scope.redact });
-    return 0;
+    code = 0;
   } catch (e) {
     const info = errorInfo(e);
     process.stderr.write(`[tsflow] task ${spec.runId}/${spec.step}/${spec.taskId} could not run: ${info.type}: ${info.message}\n`);
-    return 1;
   } finally {
     scope.restore();
-    await stopCapture();
+    await stopCapture(code !== 0);
     await store.close?.();
   }
+  return code;
 }

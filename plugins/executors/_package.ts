@@ -107,15 +107,17 @@ async function fetchOnce(store: Datastore, hash: string): Promise<string> {
 }
 
 /**
- * The tsflow CLI script a container or batch job runs, and the directories it needs mounted
- * (itself and its `node_modules`), at the same paths as on this machine.
+ * The tsflow CLI script a container or batch job runs, the Batch job entry beside it
+ * (dist/job.mjs, cli/job.ts), and the directories they need mounted (themselves and their
+ * `node_modules`), at the same paths as on this machine.
  */
-export function runtimeFiles(): { script: string; mounts: string[] } {
+export function runtimeFiles(): { script: string; job: string; mounts: string[] } {
   const here = fileURLToPath(import.meta.url);
   const script = here.endsWith(".ts") ? fileURLToPath(new URL("../../dist/tsflow.mjs", import.meta.url)) : join(dirname(here), "tsflow.mjs");
   if (!existsSync(script)) throw new TsflowError("NotFound", `cannot find the tsflow CLI bundle at ${script} (run \`node build.mjs\`)`);
+  const job = join(dirname(script), "job.mjs");
   const nm = script.indexOf("/node_modules/");
-  if (nm >= 0) return { script, mounts: [script.slice(0, nm + "/node_modules".length)] };
+  if (nm >= 0) return { script, job, mounts: [script.slice(0, nm + "/node_modules".length)] };
   const root = dirname(dirname(script));
-  return { script, mounts: [dirname(script), ...(existsSync(join(root, "node_modules")) ? [join(root, "node_modules")] : [])] };
+  return { script, job, mounts: [dirname(script), ...(existsSync(join(root, "node_modules")) ? [join(root, "node_modules")] : [])] };
 }

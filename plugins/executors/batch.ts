@@ -12,22 +12,33 @@
  * - Array jobs: attempts of one step that reach the executor together (a foreach's items; the
  *   runtime hands them over at once, see `capacity`) go out as ONE array job of up to 10,000
  *   children. Their specs are stored in chunks of 16 under the first task's attempt; child `i`
- *   reads chunk `i / 16` (runner/task.ts, AWS_BATCH_JOB_ARRAY_INDEX). The poller describes the
- *   parent only (its `statusSummary`) and lists the children that ended when that count moves,
- *   no more often than 1/30 of the array's age, so the Batch calls of a foreach grow with the
- *   log of its duration, not with its size. Each child is still its own
- *   tsflow attempt: a `@retry` resubmits only the failed items; a child's output is read when
- *   it ends (not streamed while it runs).
- * - One poller describes all pending jobs (100 per call) with backoff; throttling (HTTP 429) and
- *   5xx are retried by the SDK and then by the poller.
+ *   reads chunk `i / 16` (runner/task.ts, AWS_BATCH_JOB_ARRAY_INDEX). Each child is still its own
+ *   tsflow attempt: a `@retry` resubmits only the failed items; a child's output is read when it
+ *   ends (not streamed while it runs).
+ * - Ends come through the datastore, not Batch: a job's task, once its result and logs are
+ *   stored, puts a marker `<index>-<stdout chunks>-<stderr chunks>` under its submission's
+ *   `ended/` prefix. One listing of that prefix per poll tells which tasks of an array ended and
+ *   what to read of each (its result.json, its log chunks), so a run asks Batch nothing per item.
+ * - Batch itself is asked (one DescribeJobs for up to 100 jobs) only to learn of jobs that end
+ *   without a word — crashed, killed, timed out, lost, never placed: each job or array is looked
+ *   at `statusCheck.min` after its submission, then whenever its age has doubled (at most
+ *   `statusCheck.max` apart). An array's children are listed (ListJobs) only when its parent
+ *   counts FAILED children not known yet, or ended with children that left no marker. The Batch
+ *   calls of a run therefore do not grow with its number of items; they grow with the log of its
+ *   duration (then linearly past `statusCheck.max`). Throttling (HTTP 429) and 5xx are retried
+ *   by the SDK and then by the poller.
  * - A job RUNNABLE for longer than `runnableTimeoutSeconds` (no capacity can place it) is
- *   terminated and fails its task with a message saying why. Aborting a run terminates its jobs.
+ *   terminated and fails its task with a message saying why (seen at a status check, so up to
+ *   one check late). Aborting a run terminates its jobs (an array with one call).
+ * - Jobs run `node <tsflow>/dist/job.mjs` (cli/job.ts): a bundle that starts a task with the
+ *   least work, since an array pays its start once per item.
  *
  * The endpoint comes from `TSFLOW_BATCH_ENDPOINT` (tests, a local stand-in), the region and
  * credentials from the standard AWS chain. `@aws-sdk/client-batch` loads only when used.
  */
 import { createHash } from "node:crypto";
 import type { BatchClient, JobDetail } from "@aws-sdk/client-batch";
+import { mapLimit } from "../../core/_datastore.ts";
 import { attemptKey, taskPrefix } from "../../core/_layout.ts";
 import { LogFollower } from "../../core/_logs.ts";
 import { TsflowError } from "../../core/errors.ts";
@@ -45,14 +56,21 @@ export interface BatchOptions {
   jobRoleArn?: string;
   /** Execution role (Fargate: pulls the image, writes CloudWatch logs). */
   executionRoleArn?: string;
-  /** Command that starts tsflow in the job. Default `$TSFLOW_BATCH_COMMAND` (split on spaces), else `node <this tsflow's dist/tsflow.mjs> __worker`. */
+  /** Command that starts tsflow in the job. Default `$TSFLOW_BATCH_COMMAND` (split on spaces), else `node <this tsflow's dist/job.mjs>`. */
   command?: string[];
   /** Fail a task whose job stays RUNNABLE (nothing can place it) longer than this. Default 1800. */
   runnableTimeoutSeconds?: number;
   /** Batch-level attempts for lost hosts (spot reclaim). Default 3. */
   hostAttempts?: number;
-  /** Poll interval bounds (ms): starts at `min`, backs off ×1.5 up to `max` while nothing changes. */
+  /** Bounds (ms) of the datastore poll for ended tasks: starts at `min`, backs off ×1.5 up to `max` while nothing ends. */
   poll?: { min?: number; max?: number };
+  /**
+   * When Batch is asked about a job (ms): `min` after its submission, then each time its age has
+   * doubled, at most `max` apart. These checks only find jobs that failed without ending their
+   * task (crash, kill, timeout, lost host, no capacity); tasks that end report it through the
+   * datastore. Default 1,000 / 30,000 with a local endpoint, 5,000 / 120,000 on AWS.
+   */
+  statusCheck?: { min?: number; max?: number };
   /**
    * Mount this tsflow's bundle into job containers from the host (same paths), as the docker
    * executor does. Only for a Batch stand-in running on this machine; on AWS, put tsflow in the image.
@@ -72,14 +90,14 @@ export interface BatchOptions {
 interface Pending {
   spec: TaskSpec;
   ctx: ExecutionContext;
+  /** Its Batch job: `<parent>:<index>` for an array's child. */
   jobId: string;
-  /** A child of this array job (its parent's id). */
-  arrayId?: string;
+  /** The submission it went out in, and its index there (0 for a job alone). */
+  group: Group;
+  index: number;
   aborting?: boolean;
   jobName: string;
   queue: string;
-  status?: string;
-  runnableSince?: number;
   /** Reads the job's log chunks as they appear (the job is their only writer). */
   follower: LogFollower;
   /** The end of the task's stderr, quoted when its job fails. */
@@ -104,14 +122,24 @@ interface Submission {
   resolve: (exit: TaskExit) => void;
 }
 
-interface ArrayJob {
+/** One SubmitJob: an array job (its children are `entries`) or a job alone (one entry). */
+interface Group {
   id: string;
   name: string;
   queue: string;
-  children: Pending[];
+  array: boolean;
+  entries: Pending[];
+  /** Where its tasks put their ended markers (runner/task.ts). */
+  endedPrefix: string;
   submittedAt: number;
-  /** SUCCEEDED + FAILED children last seen in the parent's statusSummary. */
-  seenDone: number;
+  /** When Batch is asked about it next (ms since the epoch). */
+  nextCheck: number;
+  /** FAILED children of the array already listed. */
+  failedSeen: number;
+  /** Entries not settled yet. */
+  open: number;
+  /** When a status check first saw the job (or all of the array's children) still RUNNABLE. */
+  runnableSince?: number;
   terminating?: boolean;
 }
 const PASS_ENV = ["TSFLOW_S3_ENDPOINT", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"];
@@ -143,6 +171,8 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
   };
   const definitions = new Map<string, Promise<string>>();
   const pending = new Map<string, Pending>();
+  const checkMin = options.statusCheck?.min ?? (endpoint ? 1000 : 5000);
+  const checkMax = options.statusCheck?.max ?? (endpoint ? 30_000 : 120_000);
   let timer: ReturnType<typeof setTimeout> | undefined;
   let interval = minPoll;
   let apiFailures = 0;
@@ -160,7 +190,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
 
   const definitionFor = async (spec: TaskSpec, image: string, role: string | undefined): Promise<string> => {
     const { cpu = 1, memory = 4096, gpu } = spec.resources;
-    const command = options.command ?? env.TSFLOW_BATCH_COMMAND?.split(" ") ?? ["node", runtimeFiles().script, "__worker"];
+    const command = options.command ?? env.TSFLOW_BATCH_COMMAND?.split(" ") ?? ["node", runtimeFiles().job];
     const mounts = options.mountRuntime ? runtimeFiles().mounts : [];
     const properties = {
       image,
@@ -196,15 +226,15 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     return p;
   };
 
+  const output = (task: Pending, stream: "stdout" | "stderr", chunks: Bytes[]) => {
+    for (const bytes of chunks) {
+      task.ctx.output(stream, bytes);
+      if (stream === "stderr") task.tail = `${task.tail}\n${new TextDecoder().decode(bytes.subarray(-400))}`.trim().split("\n").slice(-3).join("\n");
+    }
+  };
   const readNew = async (task: Pending) => {
     if (!run) return;
-    for (const stream of ["stdout", "stderr"] as const) {
-      const chunks: Bytes[] = await task.follower.poll(stream).catch(() => []);
-      for (const bytes of chunks) {
-        task.ctx.output(stream, bytes);
-        if (stream === "stderr") task.tail = `${task.tail}\n${new TextDecoder().decode(bytes.subarray(-400))}`.trim().split("\n").slice(-3).join("\n");
-      }
-    }
+    for (const stream of ["stdout", "stderr"] as const) output(task, stream, await task.follower.poll(stream).catch(() => []));
   };
 
   const terminate = async (jobId: string, reason: string) => {
@@ -212,15 +242,25 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     await c.send(new sdk.TerminateJobCommand({ jobId, reason })).catch((e) => run?.logger.warn(`[batch] cannot terminate job ${jobId}: ${(e as Error).message}`));
   };
 
+  /** Takes a task out of the pending ones; false when something settled it already. */
+  const claim = (task: Pending): boolean => {
+    if (!pending.delete(task.jobId)) return false;
+    if (--task.group.open === 0) groups.delete(task.group.id);
+    return true;
+  };
+
+  const readResult = async (task: Pending): Promise<TaskExit> => {
+    const bytes = await run!.datastore.get(attemptKey(task.spec.flowName, task.spec.runId, task.spec.step, task.spec.taskId, task.spec.attempt, "result.json"));
+    const result = bytes ? (JSON.parse(new TextDecoder().decode(bytes)) as TaskResult) : undefined;
+    return result ? { completed: true, result } : { completed: false, error: { type: "Executor", message: `[batch] job ${task.jobName} (${task.jobId}) succeeded without writing its result` } };
+  };
+
+  /** Settles a task from what Batch says of its job (it ended without a marker, or was stopped). */
   const settle = async (task: Pending, job: JobDetail | undefined, exit?: TaskExit) => {
-    pending.delete(task.jobId);
+    if (!claim(task)) return;
     await readNew(task);
     if (exit) return task.resolve(exit);
-    if (job?.status === "SUCCEEDED") {
-      const bytes = await run!.datastore.get(attemptKey(task.spec.flowName, task.spec.runId, task.spec.step, task.spec.taskId, task.spec.attempt, "result.json"));
-      const result = bytes ? (JSON.parse(new TextDecoder().decode(bytes)) as TaskResult) : undefined;
-      return task.resolve(result ? { completed: true, result } : { completed: false, error: { type: "Executor", message: `[batch] job ${task.jobName} (${task.jobId}) succeeded without writing its result` } });
-    }
+    if (job?.status === "SUCCEEDED") return task.resolve(await readResult(task));
     const reason = job?.statusReason ?? "unknown reason";
     const exitCode = job?.container?.exitCode ?? job?.attempts?.at(-1)?.container?.exitCode;
     const timedOut = /timeout|timed out/i.test(reason);
@@ -235,6 +275,16 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     });
   };
 
+  /** Settles a (claimed) task from its ended marker: its log chunks and result, read without listing. */
+  const settleEnded = async ([task, stdout, stderr, failed]: [Pending, number, number, boolean]) => {
+    for (const [stream, last] of [["stdout", stdout], ["stderr", stderr]] as const) output(task, stream, await task.follower.readUpTo(stream, last).catch(() => []));
+    if (!failed) return task.resolve(await readResult(task));
+    task.resolve({
+      completed: false,
+      error: { type: "WorkerCrashed", message: `Batch job ${task.jobName} (${task.jobId}) could not run its task${task.tail ? `: ${task.tail.split("\n").join(" | ")}` : ""}` },
+    });
+  };
+
   const runnableTimeoutExit = (name: string, id: string, queue: string): TaskExit => ({
     completed: false,
     error: {
@@ -243,97 +293,135 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     },
   });
 
-  /** Settles the children of an array that ended since the last look: one ListJobs per status and page. */
-  const settleArrayChildren = async (array: ArrayJob) => {
+  const MARKER = /^(\d+)-(\d+)-(\d+)(-failed)?$/;
+  /** Settles the tasks of `group` whose ended markers appeared: one listing, then their reads. Returns how many. */
+  const collectEnded = async (group: Group): Promise<number> => {
+    const names = await run!.datastore.list(group.endedPrefix);
+    const ended: [Pending, number, number, boolean][] = [];
+    for (const name of names) {
+      const m = MARKER.exec(name);
+      const entry = m ? group.entries[Number(m[1])] : undefined;
+      // Claimed before any read, so an overlapping look (or an abort) does not settle it twice.
+      if (entry && !entry.aborting && claim(entry)) ended.push([entry, Number(m![2]), Number(m![3]), m![4] !== undefined]);
+    }
+    await mapLimit(ended, 16, settleEnded);
+    return ended.length;
+  };
+
+  /** A status check of an array parent found children that ended in Batch without a marker: list and settle them. */
+  const settleListed = async (group: Group, status: "SUCCEEDED" | "FAILED") => {
     const { sdk, client: c } = await api();
-    for (const status of ["SUCCEEDED", "FAILED"] as const) {
-      let nextToken: string | undefined;
-      do {
-        const out = await c.send(new sdk.ListJobsCommand({ arrayJobId: array.id, jobStatus: status, maxResults: 1000, nextToken }));
-        nextToken = out.nextToken;
-        for (const summary of out.jobSummaryList ?? []) {
-          const entry = array.children[summary.arrayProperties?.index ?? -1];
-          if (entry && pending.has(entry.jobId)) await settle(entry, summary as JobDetail);
+    let nextToken: string | undefined;
+    const ended: [Pending, JobDetail][] = [];
+    do {
+      const out = await c.send(new sdk.ListJobsCommand({ arrayJobId: group.id, jobStatus: status, maxResults: 1000, nextToken }));
+      nextToken = out.nextToken;
+      for (const summary of out.jobSummaryList ?? []) {
+        const entry = group.entries[summary.arrayProperties?.index ?? -1];
+        if (entry && pending.has(entry.jobId)) ended.push([entry, summary as JobDetail]);
+      }
+    } while (nextToken);
+    await mapLimit(ended, 16, ([entry, job]) => settle(entry, job));
+  };
+
+  /** What a status check learns of one group from its job's detail. */
+  const checked = async (group: Group, job: JobDetail) => {
+    const now = Date.now();
+    if (!group.array) {
+      const task = group.entries[0]!;
+      if (job.status === "SUCCEEDED" || job.status === "FAILED") {
+        // Its marker may have landed since the last look: prefer it (no listing of logs).
+        if (!(await collectEnded(group)) && pending.has(task.jobId)) await settle(task, job);
+      } else if (job.status === "RUNNABLE") {
+        group.runnableSince ??= now;
+        if (now - group.runnableSince > runnableTimeout * 1000) {
+          await terminate(task.jobId, `tsflow: RUNNABLE for more than ${runnableTimeout} s`);
+          await settle(task, job, runnableTimeoutExit(task.jobName, task.jobId, task.queue));
         }
-      } while (nextToken);
+      } else group.runnableSince = undefined;
+      return;
+    }
+    const summary = job.arrayProperties?.statusSummary ?? {};
+    const terminal = job.status === "SUCCEEDED" || job.status === "FAILED";
+    const failed = summary.FAILED ?? 0;
+    if (failed > group.failedSeen || terminal) {
+      await collectEnded(group);
+      if (failed > group.failedSeen) await settleListed(group, "FAILED");
+      group.failedSeen = failed;
+      // Children that succeeded in Batch without a marker (a job image whose tsflow does not write them).
+      if (terminal && group.entries.some((e) => pending.has(e.jobId))) await settleListed(group, "SUCCEEDED");
+    }
+    const started = (summary.SUCCEEDED ?? 0) + failed + (summary.STARTING ?? 0) + (summary.RUNNING ?? 0);
+    if (!started && (summary.RUNNABLE ?? 0) > 0) {
+      group.runnableSince ??= now;
+      if (now - group.runnableSince > runnableTimeout * 1000) {
+        await terminate(group.id, `tsflow: RUNNABLE for more than ${runnableTimeout} s`);
+        for (const entry of group.entries) if (pending.has(entry.jobId)) await settle(entry, undefined, runnableTimeoutExit(entry.jobName, entry.jobId, group.queue));
+      }
+    } else group.runnableSince = undefined;
+  };
+
+  /** Asks Batch about the groups whose check is due: one DescribeJobs per 100 of them. */
+  const statusChecks = async () => {
+    const now = Date.now();
+    const due = [...groups.values()].filter((g) => g.nextCheck <= now);
+    if (!due.length) return;
+    const { sdk, client: c } = await api();
+    for (let i = 0; i < due.length; i += 100) {
+      const part = due.slice(i, i + 100);
+      const out = await c.send(new sdk.DescribeJobsCommand({ jobs: part.map((g) => g.id) }));
+      apiFailures = 0;
+      const byId = new Map((out.jobs ?? []).map((j) => [j.jobId, j]));
+      for (const group of part) {
+        // Next look once its age has doubled: the checks of a job grow with the log of its duration.
+        group.nextCheck = Date.now() + Math.min(checkMax, Math.max(checkMin, Date.now() - group.submittedAt));
+        const job = byId.get(group.id);
+        if (job && groups.has(group.id)) await checked(group, job);
+      }
     }
   };
 
+  let polling = false;
   const poll = async () => {
     timer = undefined;
-    const tasks = [...pending.values()].filter((t) => !t.arrayId);
-    const live = [...arrays.values()];
-    if (!tasks.length && !live.length) return;
-    let changed = false;
+    if (!groups.size || polling) return;
+    polling = true;
+    let ended = 0;
     try {
-      const { sdk, client: c } = await api();
-      for (let i = 0; i < live.length; i += 100) {
-        const group = live.slice(i, i + 100);
-        const out = await c.send(new sdk.DescribeJobsCommand({ jobs: group.map((a) => a.id) }));
-        apiFailures = 0;
-        const byId = new Map((out.jobs ?? []).map((j) => [j.jobId, j]));
-        for (const array of group) {
-          const parent = byId.get(array.id);
-          if (!parent || !arrays.has(array.id)) continue;
-          const summary = parent.arrayProperties?.statusSummary ?? {};
-          const done = (summary.SUCCEEDED ?? 0) + (summary.FAILED ?? 0);
-          if (done > array.seenDone || parent.status === "SUCCEEDED" || parent.status === "FAILED") {
-            changed = true;
-            array.seenDone = done;
-            await settleArrayChildren(array);
-          }
-          const started = done + (summary.STARTING ?? 0) + (summary.RUNNING ?? 0);
-          if (!started && Date.now() - array.submittedAt > runnableTimeout * 1000 && (summary.RUNNABLE ?? 0) > 0) {
-            await terminate(array.id, `tsflow: RUNNABLE for more than ${runnableTimeout} s`);
-            for (const entry of array.children) if (pending.has(entry.jobId)) await settle(entry, undefined, runnableTimeoutExit(entry.jobName, entry.jobId, array.queue));
-          }
-          if (array.children.every((e) => !pending.has(e.jobId))) arrays.delete(array.id);
-        }
-      }
-      for (let i = 0; i < tasks.length; i += 100) {
-        const batch = tasks.slice(i, i + 100);
-        const out = await c.send(new sdk.DescribeJobsCommand({ jobs: batch.map((t) => t.jobId) }));
-        apiFailures = 0;
-        const byId = new Map((out.jobs ?? []).map((j) => [j.jobId, j]));
-        for (const task of batch) {
-          const job = byId.get(task.jobId);
-          if (!job || !pending.has(task.jobId)) continue;
-          if (job.status !== task.status) {
-            changed = true;
-            task.status = job.status;
-            if (job.status === "RUNNABLE") task.runnableSince = Date.now();
-          }
-          if (job.status === "SUCCEEDED" || job.status === "FAILED") await settle(task, job);
-          else if (job.status === "RUNNING") await readNew(task);
-          else if (job.status === "RUNNABLE" && Date.now() - task.runnableSince! > runnableTimeout * 1000) {
-            await terminate(task.jobId, `tsflow: RUNNABLE for more than ${runnableTimeout} s`);
-            await settle(task, job, runnableTimeoutExit(task.jobName, task.jobId, task.queue));
-          }
-        }
-      }
+      // Ends, through the datastore: one listing per submission (an array of 1,000 children too).
+      const counts = await mapLimit([...groups.values()], 8, async (group) => {
+        const n = await collectEnded(group).catch((e) => {
+          run?.logger.warn(`[batch] cannot list ${group.endedPrefix} (${(e as Error).message}); retrying`);
+          return 0;
+        });
+        // A job alone streams its output while it runs; an array's children are read when they end.
+        if (!group.array && groups.has(group.id)) await readNew(group.entries[0]!);
+        return n;
+      });
+      ended = counts.reduce((a, n) => a + n, 0);
+      await statusChecks();
     } catch (e) {
-      // The SDK has already retried throttling and 5xx; keep polling, but not forever.
+      // The SDK has already retried throttling and 5xx; keep checking, but not forever.
       if (++apiFailures >= 20) {
         for (const task of [...pending.values()]) await settle(task, undefined, { completed: false, error: { type: "Executor", message: `[batch] cannot describe job ${task.jobId}: ${(e as Error).message}` } });
-        arrays.clear();
+        groups.clear();
         return;
       }
       run?.logger.warn(`[batch] DescribeJobs failed (${(e as Error).message}); retrying`);
+    } finally {
+      polling = false;
     }
-    interval = changed ? minPoll : Math.min(maxPoll, interval * 1.5);
-    // While arrays run, look no more often than 1/30 of the oldest one's age (at most once a
-    // minute): a child's end is noticed at most ~3% late, and the polls of a whole array grow
-    // with the log of its duration, not with its size.
-    const oldest = Math.min(...[...arrays.values()].map((a) => a.submittedAt));
-    if (Number.isFinite(oldest)) interval = Math.max(interval, Math.min(60_000, (Date.now() - oldest) / 30));
+    interval = ended ? minPoll : Math.min(maxPoll, interval * 1.5);
     schedulePoll();
   };
   const schedulePoll = () => {
-    if (!timer && pending.size) timer = setTimeout(() => void poll(), interval);
+    if (timer || !groups.size) return;
+    const nextCheck = Math.min(...[...groups.values()].map((g) => g.nextCheck));
+    timer = setTimeout(() => void poll(), Math.max(0, Math.min(interval, nextCheck - Date.now())));
   };
 
   const gathering = new Map<string, { items: Submission[]; firstAt: number; timer?: ReturnType<typeof setTimeout> }>();
-  const arrays = new Map<string, ArrayJob>();
+  const groups = new Map<string, Group>();
 
   // Aborts gather for a microtask: when a run stops, all of an array's children go with one
   // TerminateJob of its parent instead of one call per child.
@@ -346,18 +434,16 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     const batch = aborts;
     aborts = [];
     const whole = new Set<string>();
-    for (const entry of batch) {
-      if (!pending.has(entry.jobId)) continue;
-      const array = entry.arrayId ? arrays.get(entry.arrayId) : undefined;
-      if (array && !array.terminating && array.children.every((e) => e.aborting || !pending.has(e.jobId))) {
-        array.terminating = true;
-        whole.add(array.id);
+    for (const group of new Set(batch.map((e) => e.group))) {
+      if (group.array && !group.terminating && groups.has(group.id) && group.entries.every((e) => e.aborting || !pending.has(e.jobId))) {
+        group.terminating = true;
+        whole.add(group.id);
       }
     }
     const calls = [...whole].map((id) => terminate(id, "tsflow: the run was stopped"));
     for (const entry of batch) {
       if (!pending.has(entry.jobId)) continue;
-      if (!entry.arrayId || !whole.has(entry.arrayId)) calls.push(terminate(entry.jobId, "tsflow: the run was stopped"));
+      if (!whole.has(entry.group.id)) calls.push(terminate(entry.jobId, "tsflow: the run was stopped"));
       const { runId, step, taskId } = entry.spec;
       calls.push(settle(entry, undefined, { completed: false, error: { type: "Cancelled", message: `task ${runId}/${step}/${taskId} was stopped: Batch job ${entry.jobName} terminated` } }));
     }
@@ -394,13 +480,14 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     // The listener itself stays until the signal is gone: cheap, and one per run.
   };
 
-  const track = (item: Submission, jobId: string, name: string, arrayId?: string): Pending => {
+  const track = (item: Submission, group: Group, index: number, jobId: string, name: string): Pending => {
     const { spec, ctx } = item;
     const entry: Pending = {
       spec,
       ctx,
       jobId,
-      arrayId,
+      group,
+      index,
       jobName: name,
       queue: item.queue,
       follower: new LogFollower(run!.datastore, { flow: spec.flowName, run: spec.runId, step: spec.step, task: spec.taskId, attempt: spec.attempt }),
@@ -413,6 +500,13 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     pending.set(jobId, entry);
     watch(entry);
     return entry;
+  };
+
+  const newGroup = (id: string, name: string, queue: string, array: boolean, endedPrefix: string): Group => {
+    const now = Date.now();
+    const group: Group = { id, name, queue, array, entries: [], endedPrefix, submittedAt: now, nextCheck: now + checkMin, failedSeen: 0, open: 0 };
+    groups.set(id, group);
+    return group;
   };
 
   const submitArgs = (item: Submission) => ({
@@ -431,18 +525,22 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
 
   const submitOne = async (item: Submission) => {
     const { spec } = item;
-    const environment = [...item.environment];
+    const attemptDir = `${taskPrefix(spec.flowName, spec.runId, spec.step, spec.taskId)}${spec.attempt}/`;
+    const ended = `${attemptDir}batch/ended/`;
+    const environment = [...item.environment, { name: "TSFLOW_TASK_ENDED_PREFIX", value: ended }];
     if (item.json.length < SPEC_ENV_LIMIT) environment.push({ name: "TSFLOW_TASK_SPEC", value: item.json });
     else {
       // A join of many foreach tasks outgrows the job's environment: the spec goes through S3.
-      const key = `${taskPrefix(spec.flowName, spec.runId, spec.step, spec.taskId)}${spec.attempt}/spec.json`;
+      const key = `${attemptDir}spec.json`;
       await run!.datastore.put(key, new TextEncoder().encode(item.json));
       environment.push({ name: "TSFLOW_TASK_SPEC_KEY", value: key }, { name: "TSFLOW_TASK_DATASTORE", value: spec.datastore });
     }
     const { sdk, client: c } = await api();
     const name = jobName(spec);
     const submitted = await c.send(new sdk.SubmitJobCommand({ jobName: name, ...submitArgs(item), containerOverrides: { environment } }));
-    track(item, submitted.jobId!, name);
+    const group = newGroup(submitted.jobId!, name, item.queue, false, ended);
+    group.entries = [track(item, group, 0, submitted.jobId!, name)];
+    group.open = 1;
   };
 
   const submitArray = async (items: Submission[]) => {
@@ -450,24 +548,23 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     const prefix = `${taskPrefix(first.flowName, first.runId, first.step, first.taskId)}${first.attempt}/array/`;
     const chunks: string[] = [];
     for (let i = 0; i < items.length; i += ARRAY_CHUNK) chunks.push(`[${items.slice(i, i + ARRAY_CHUNK).map((it) => it.json).join(",")}]`);
-    for (let i = 0; i < chunks.length; i += 32) {
-      await Promise.all(chunks.slice(i, i + 32).map((text, k) => run!.datastore.put(`${prefix}${i + k}.json`, new TextEncoder().encode(text))));
-    }
+    await mapLimit(chunks, 32, (text, i) => run!.datastore.put(`${prefix}${i}.json`, new TextEncoder().encode(text)));
     const environment = [
       ...items[0]!.environment,
       { name: "TSFLOW_TASK_ARRAY_PREFIX", value: prefix },
       { name: "TSFLOW_TASK_ARRAY_CHUNK", value: String(ARRAY_CHUNK) },
       { name: "TSFLOW_TASK_DATASTORE", value: first.datastore },
+      { name: "TSFLOW_TASK_ENDED_PREFIX", value: `${prefix}ended/` },
     ];
     const { sdk, client: c } = await api();
     const name = jobName({ ...first, taskId: `array${first.taskId}x${items.length}` });
     const submitted = await c.send(new sdk.SubmitJobCommand({ jobName: name, ...submitArgs(items[0]!), arrayProperties: { size: items.length }, containerOverrides: { environment } }));
     const id = submitted.jobId!;
-    const array: ArrayJob = { id, name, queue: items[0]!.queue, children: [], submittedAt: Date.now(), seenDone: 0 };
-    arrays.set(id, array);
-    array.children = items.map((item, i) => track(item, `${id}:${i}`, `${name}:${i}`, id));
+    const group = newGroup(id, name, items[0]!.queue, true, `${prefix}ended/`);
+    group.entries = items.map((item, i) => track(item, group, i, `${id}:${i}`, `${name}:${i}`));
+    group.open = items.length;
     // An abort during the submission fired before the children were listening.
-    for (const entry of array.children) {
+    for (const entry of group.entries) {
       if (entry.ctx.signal.aborted && !entry.aborting) {
         entry.aborting = true;
         abortLater(entry);
@@ -562,10 +659,10 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
 
     async close() {
       if (timer) clearTimeout(timer);
-      const ids = new Set([...pending.values()].map((t) => t.arrayId ?? t.jobId));
+      const ids = new Set([...pending.values()].map((t) => t.group.id));
       await Promise.all([...ids].map((id) => terminate(id, "tsflow: executor closed")));
       pending.clear();
-      arrays.clear();
+      groups.clear();
       if (client) (await client).client.destroy();
     },
   };

@@ -90,6 +90,46 @@ describe("batch array jobs", () => {
     }
   }, 180_000);
 
+  it("fails the run when an item's job dies without a word, learnt from Batch (its parent's FAILED count, then ListJobs)", async () => {
+    const executor = batchExecutor(options);
+    const req0 = server.requests.length;
+    try {
+      const run = await runFlow(ArrayFlow, { file: FILE, exportName: "ArrayFlow", executor, datastore, params: { n: 4, crash: 1 }, maxWorkers: 1 });
+      expect(run.successful).toBe(false);
+      // The array's child died, then its @retry (a job alone) did too: both learnt from Batch.
+      expect(run.error?.message).toMatch(/Batch job .* failed: Essential container in task exited \(exit code 3\)/);
+      expect(run.error?.pathspec).toMatch(/\/work\/\d+$/);
+      expect(ops(req0)).toContain("listjobs");
+    } finally {
+      await executor.close?.();
+    }
+  }, 180_000);
+
+  it("makes the same Batch API calls for a foreach of 5 and of 50 items", async () => {
+    // Ends come through the datastore; Batch is asked only at status checks, whose number grows
+    // with the log of a run's duration (not its size): set past both runs, none happens, and
+    // what is left must not depend on N.
+    const count = async (n: number) => {
+      const executor = batchExecutor({ ...options, statusCheck: { min: 600_000 } });
+      const req0 = server.requests.length;
+      try {
+        const run = await runFlow(ArrayFlow, { file: FILE, exportName: "ArrayFlow", executor, datastore, params: { n }, maxWorkers: 1 });
+        expect(run.error).toBeUndefined();
+        expect(await run.data("total")).toBe(Array.from({ length: n }, (_, i) => i * i).reduce((a, b) => a + b, 0));
+      } finally {
+        await executor.close?.();
+      }
+      const kinds: Record<string, number> = {};
+      for (const op of ops(req0)) kinds[op] = (kinds[op] ?? 0) + 1;
+      return kinds;
+    };
+    const five = await count(5);
+    const fifty = await count(50);
+    expect(fifty).toEqual(five);
+    // start, the array, join, end: one SubmitJob each.
+    expect(five.submitjob).toBe(4);
+  }, 400_000);
+
   it("stops the whole array with one TerminateJob when the run is stopped", async () => {
     const executor = batchExecutor(options);
     const jobs0 = server.jobs.list().length;
