@@ -12,6 +12,8 @@ export interface Row {
   target?: string;
   /** Reference figure from the issue (Metaflow measured on the same machine). */
   reference?: string;
+  /** Said beside the figure when there is no reference (e.g. the CPU time of a phase). */
+  note?: string;
 }
 
 

@@ -135,9 +135,9 @@ async function main() {
   }
   const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(3));
   const width = Math.max(...all.map((r) => r.name.length), 10);
-  const lines = [`${"group".padEnd(9)} ${"benchmark".padEnd(width)} ${"value".padStart(10)} unit   target        reference`];
+  const lines = [`${"group".padEnd(9)} ${"benchmark".padEnd(width)} ${"value".padStart(10)} unit   target        reference / note`];
   for (const r of all) {
-    lines.push(`${r.group.padEnd(9)} ${r.name.padEnd(width)} ${fmt(r.value).padStart(10)} ${r.unit.padEnd(6)} ${(r.target ?? "").padEnd(13)} ${r.reference ?? ""}`);
+    lines.push(`${r.group.padEnd(9)} ${r.name.padEnd(width)} ${fmt(r.value).padStart(10)} ${r.unit.padEnd(6)} ${(r.target ?? "").padEnd(13)} ${r.reference ?? r.note ?? ""}`);
   }
   process.stdout.write(`${lines.join("\n")}\n`);
   mkdirSync(join(root, "bench", "results"), { recursive: true });

@@ -6,9 +6,10 @@
  * environment as it is and, for comparison, without that variable.
  *
  * Then where the time of `tsflow run examples/hello.ts` on Node 20 goes (`breakdown`): the run
- * is traced (TSFLOW_TRACE_STARTUP, runner/_trace.ts) and each phase on its critical path is
- * given as the median over several runs, beside the floors measured in the same sitting (an
- * empty `node -e 0`, `tsflow --version`). docs/performance.md explains the table.
+ * is traced (TSFLOW_TRACE_STARTUP, runner/_trace.ts) and each phase of the orchestrator and of
+ * its first worker is given as the median over several runs (wall, and the CPU the process
+ * spent in it), beside the floors measured in the same sitting (an empty `node -e 0` with and
+ * without NODE_EXTRA_CA_CERTS, `tsflow --version`). docs/performance.md explains the table.
  *
  *   npx tsx bench/startup.ts            prints both tables
  *   npx tsx bench/startup.ts breakdown  only the breakdown
@@ -142,101 +143,126 @@ async function tracedRun(cmd: string[], env: NodeJS.ProcessEnv, cwd: string, fil
   return { spawnAt, exitAt, lines };
 }
 
-/** Milliseconds from the bench's spawn, by phase, of the orchestrator and of the first worker. */
-function milestones(t: Traced): { cli: Map<string, number>; worker: Map<string, number>; cpu: { cli: number; workers: number[] } } {
+/** A process's phases: when (ms from the bench's spawn) and its CPU so far (ms), by phase. */
+type Timeline = Map<string, { at: number; cpu: number }>;
+
+/** The orchestrator's and the first worker's timelines of one traced run, and every process's CPU. */
+function timelines(t: Traced): { cli: Timeline; worker: Timeline; cpu: { cli: number; workers: number[] } } {
   const cliPid = t.lines.find((l) => l.role === "cli")?.pid;
   const workerPids = [...new Set(t.lines.filter((l) => l.role === "worker").map((l) => l.pid))];
   // The first worker is the one whose process started first.
   const startOf = (pid: number) => t.lines.find((l) => l.pid === pid && l.phase === "process start")?.at ?? Number.POSITIVE_INFINITY;
   workerPids.sort((a, b) => startOf(a) - startOf(b));
-  const of = (pid: number | undefined) => new Map(t.lines.filter((l) => l.pid === pid).map((l) => [l.phase, l.at - t.spawnAt] as const));
+  const of = (pid: number | undefined): Timeline => new Map(t.lines.filter((l) => l.pid === pid).map((l) => [l.phase, { at: l.at - t.spawnAt, cpu: l.cpu }] as const));
   const cli = of(cliPid);
-  cli.set("spawn", 0);
-  cli.set("exit seen by the parent", t.exitAt - t.spawnAt);
+  cli.set("spawn", { at: 0, cpu: 0 });
+  const last = Math.max(0, ...t.lines.filter((l) => l.pid === cliPid).map((l) => l.cpu));
+  cli.set("exit seen by the parent", { at: t.exitAt - t.spawnAt, cpu: last });
   const cpuOf = (pid: number | undefined) => Math.max(0, ...t.lines.filter((l) => l.pid === pid).map((l) => l.cpu));
-  return { cli, worker: of(workerPids[0]), cpu: { cli: cpuOf(cliPid), workers: workerPids.map(cpuOf) } };
+  return { cli, worker: of(workerPids[0]), cpu: { cli: last, workers: workerPids.map(cpuOf) } };
 }
 
 /**
- * The critical path of `tsflow run examples/hello.ts`, phase by phase (median of
- * BREAKDOWN_RUNS traced runs), its CPU by process, and the floors beside it: an empty Node
- * process and `tsflow --version` (Node plus loading the CLI bundle).
+ * Where the wall time of `tsflow run examples/hello.ts` goes: the orchestrator's phases one after
+ * the other (wall, and the orchestrator's CPU in each), the first worker's start beside them
+ * (it starts in bin/tsflow.mjs, before the CLI loads), each the median of BREAKDOWN_RUNS traced
+ * runs; the CPU of every process; and the floors measured in the same sitting: an empty Node
+ * process (with and without NODE_EXTRA_CA_CERTS), `tsflow --version` (Node plus the CLI bundle).
  */
 export async function breakdown(): Promise<Row[]> {
   const work = mkdtempSync(join(tmpdir(), "tsflow-startup-trace-"));
   const hello = join(root, "examples", "hello.ts");
   const cli = [process.execPath, join(root, "bin", "tsflow.mjs")];
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
+  const noCerts: NodeJS.ProcessEnv = { ...env };
+  delete noCerts.NODE_EXTRA_CA_CERTS;
   const ds = join(work, "ds");
   const trace = join(work, "trace.jsonl");
   const rows: Row[] = [];
   try {
     // Warm the OS cache and the flow-module cache, unmeasured.
     await tracedRun([...cli, "run", hello, "--datastore", ds], env, work, trace);
-    const runs: ReturnType<typeof milestones>[] = [];
-    const empty: number[] = [];
-    const version: number[] = [];
-    const noSync: number[] = [];
+    await tracedRun([...cli, "run", hello, "--datastore", ds], noCerts, work, trace);
+    const runs: ReturnType<typeof timelines>[] = [];
+    const runsNoCerts: number[] = [];
+    const floors = { empty: [] as number[], emptyNoCerts: [] as number[], version: [] as number[], noSync: [] as number[] };
     // Interleaved, so that a burst of load elsewhere hits every variant alike.
     for (let i = 0; i < BREAKDOWN_RUNS; i++) {
-      runs.push(milestones(await tracedRun([...cli, "run", hello, "--datastore", ds], env, work, trace)));
-      empty.push((await measure([process.execPath, "-e", "0"], env, work)).seconds * 1000);
-      version.push((await measure([...cli, "--version"], env, work)).seconds * 1000);
-      noSync.push((await measure([...cli, "run", hello, "--datastore", ds], { ...env, TSFLOW_FSYNC: "none" }, work)).seconds * 1000);
+      runs.push(timelines(await tracedRun([...cli, "run", hello, "--datastore", ds], env, work, trace)));
+      const bare = await tracedRun([...cli, "run", hello, "--datastore", ds], noCerts, work, trace);
+      runsNoCerts.push(bare.exitAt - bare.spawnAt);
+      floors.empty.push((await measure([process.execPath, "-e", "0"], env, work)).seconds * 1000);
+      floors.emptyNoCerts.push((await measure([process.execPath, "-e", "0"], noCerts, work)).seconds * 1000);
+      floors.version.push((await measure([...cli, "--version"], env, work)).seconds * 1000);
+      floors.noSync.push((await measure([...cli, "run", hello, "--datastore", ds], { ...env, TSFLOW_FSYNC: "none" }, work)).seconds * 1000);
     }
-    const med = (f: (r: (typeof runs)[number]) => number | undefined) => {
+    type Run = (typeof runs)[number];
+    const med = (f: (r: Run) => number | undefined) => {
       const xs = runs.map(f).filter((x): x is number => x !== undefined && Number.isFinite(x));
       return xs.length ? median(xs) : Number.NaN;
     };
-    const at = (phase: string) => (r: (typeof runs)[number]) => r.cli.get(phase);
-    const wat = (phase: string) => (r: (typeof runs)[number]) => r.worker.get(phase);
-    const span = (from: string, to: string) => (r: (typeof runs)[number]) => (r.cli.get(to) ?? Number.NaN) - (r.cli.get(from) ?? Number.NaN);
-    const wspan = (from: string, to: string) => (r: (typeof runs)[number]) => (r.worker.get(to) ?? Number.NaN) - (r.worker.get(from) ?? Number.NaN);
-    const ms = (name: string, value: number, target?: string): Row => ({ name, value: round(value, 1), unit: "ms", ...(target ? { target } : {}) });
-    const total = med(at("exit seen by the parent"));
-    rows.push({ name: "hello wall, traced (node20)", value: round(total / 1000), unit: "s", target: `≤ ${HELLO_TARGET_S} s` });
-    // The orchestrator's critical path, one phase after the other.
-    const steps: [string, string, string][] = [
-      ["spawn", "process start", "exec and Node's native start"],
-      ["process start", "bin entry", "Node bootstrap (incl. NODE_EXTRA_CA_CERTS)"],
-      ["bin entry", "cli loaded", "CLI bundle read, compiled, evaluated"],
-      ["cli loaded", "run command parsed", "run command and its arguments"],
-      ["run command parsed", "worker spawn", "options, config lookup"],
-      ["worker spawn", "flow loaded", "worker spawned; flow module: build cache hit + import"],
+    const gap = (line: (r: Run) => Timeline, from: string, to: string, what: "at" | "cpu") => (r: Run) => {
+      const a = line(r).get(from)?.[what];
+      const b = line(r).get(to)?.[what];
+      return a === undefined || b === undefined || a < 0 || b < 0 ? undefined : b - a;
+    };
+    const ms = (x: number) => Math.round(x * 10) / 10;
+    const total = med((r) => r.cli.get("exit seen by the parent")?.at);
+    rows.push({ name: "hello wall, traced (node20)", value: round(total / 1000), unit: "s", target: `≤ ${HELLO_TARGET_S} s`, note: `best ${round(Math.min(...runs.map((r) => r.cli.get("exit seen by the parent")!.at)) / 1000)} s; load average ${loadAverage()}` });
+    rows.push({ name: "hello wall, traced, without NODE_EXTRA_CA_CERTS", value: round(median(runsNoCerts) / 1000), unit: "s", target: `≤ ${HELLO_TARGET_S} s`, note: `best ${round(Math.min(...runsNoCerts) / 1000)} s` });
+    // The orchestrator, one phase after the other: together they are the run's wall time.
+    // [from, to, what, CPU counted from (when `from` has no CPU figure)]
+    const steps: [string, string, string, string?][] = [
+      ["spawn", "process start", "exec, Node's native start"],
+      ["process start", "bin entry", "Node bootstrap (NODE_EXTRA_CA_CERTS here)"],
+      ["bin entry", "worker spawned by bin", "bin: first worker spawned"],
+      ["worker spawned by bin", "cli loaded", "CLI bundle read, compiled, evaluated", "bin entry"],
+      ["cli loaded", "run command parsed", "run command, arguments"],
+      ["run command parsed", "worker spawn", "options, config lookup, executor"],
+      ["worker spawn", "flow loaded", "flow module: build cache hit, import"],
       ["flow loaded", "graph read", "graph read (acorn)"],
       ["graph read", "run started (run.json written)", "parameters, run.json, heartbeat"],
       ["run started (run.json written)", "task start sent to its worker", "start.json of the first task"],
-      ["task start sent to its worker", "task start done (done.json written)", "task start: worker runs it, done.json synced"],
+      ["task start sent to its worker", "task start done (done.json written)", "task start: in the worker, done.json synced"],
       ["task start done (done.json written)", "task end done (done.json written)", "task end: likewise"],
-      ["task end done (done.json written)", "run finished", "run end: final run.json"],
-      ["run finished", "workers closed", "workers told to exit, exit awaited"],
+      ["task end done (done.json written)", "run finished", "run end: final run.json, run index"],
+      ["run finished", "workers closed", "worker told to exit, exit awaited"],
       ["workers closed", "exit seen by the parent", "stdout drained, process exit"],
     ];
-    for (const [from, to, what] of steps) rows.push(ms(`hello ▸ ${what}`, med(span(from, to))));
-    // How long the first task waited for its worker to be ready with the flow loaded.
-    rows.push(ms("hello ▸ of which: first task waiting for its worker", med((r) => Math.max(0, (r.worker.get("flow module imported") ?? 0) - (r.cli.get("task start sent to its worker") ?? 0)))));
-    // The first worker's own start-up, from its spawn.
-    rows.push(ms("hello worker ▸ spawn → process start", med((r) => (r.worker.get("process start") ?? Number.NaN) - (r.cli.get("worker spawn") ?? Number.NaN))));
-    rows.push(ms("hello worker ▸ Node bootstrap", med(wspan("process start", "bin entry"))));
-    rows.push(ms("hello worker ▸ CLI bundle loaded", med(wspan("bin entry", "cli loaded"))));
-    rows.push(ms("hello worker ▸ ready → flow module imported", med(wspan("worker ready", "flow module imported"))));
-    rows.push(ms("hello worker ▸ flow imported, from the parent's spawn", med(wat("flow module imported"))));
-    rows.push(ms("hello CPU: orchestrator", med((r) => r.cpu.cli)));
-    rows.push(ms("hello CPU: workers (all)", med((r) => r.cpu.workers.reduce((a, b) => a + b, 0))));
-    rows.push({ name: "hello workers started", value: med((r) => r.cpu.workers.length), unit: "" });
-    rows.push(ms("floor: node -e 0 wall", median(empty)));
-    rows.push(ms("floor: tsflow --version wall (Node + CLI bundle)", median(version)));
-    rows.push(ms("hello wall with TSFLOW_FSYNC=none", median(noSync)));
+    const cliLine = (r: Run) => r.cli;
+    const workerLine = (r: Run) => r.worker;
+    for (const [from, to, what, cpuFrom] of steps) {
+      const cpu = med(gap(cliLine, cpuFrom ?? from, to, "cpu"));
+      rows.push({ name: `hello ▸ ${what}`, value: ms(med(gap(cliLine, from, to, "at"))), unit: "ms", ...(Number.isFinite(cpu) ? { note: `orchestrator CPU ${ms(cpu)} ms` } : {}) });
+    }
+    // The first task waits when its worker has not imported the flow by the time it is sent.
+    rows.push({ name: "hello ▸ of which the first task waited for its worker", value: ms(med((r) => Math.max(0, (r.worker.get("flow module imported")?.at ?? 0) - (r.cli.get("task start sent to its worker")?.at ?? 0)))), unit: "ms" });
+    // The first worker, from bin/tsflow.mjs's spawn (ms after the orchestrator's spawn).
+    const spawned = (r: Run) => r.cli.get("worker spawned by bin")?.at ?? r.cli.get("worker spawn")?.at;
+    rows.push({ name: "hello worker ▸ spawned by the orchestrator at", value: ms(med(spawned)), unit: "ms" });
+    rows.push({ name: "hello worker ▸ exec, Node's native start", value: ms(med((r) => (r.worker.get("process start")?.at ?? Number.NaN) - (spawned(r) ?? Number.NaN))), unit: "ms" });
+    const wcpu = (from: string, to: string) => ({ note: `worker CPU ${ms(med(gap(workerLine, from, to, "cpu")))} ms` });
+    rows.push({ name: "hello worker ▸ Node bootstrap and CLI bundle", value: ms(med(gap(workerLine, "process start", "cli loaded", "at"))), unit: "ms", ...wcpu("process start", "cli loaded") });
+    rows.push({ name: "hello worker ▸ ready → flow module imported", value: ms(med(gap(workerLine, "worker ready", "flow module imported", "at"))), unit: "ms", ...wcpu("worker ready", "flow module imported") });
+    rows.push({ name: "hello worker ▸ flow imported at", value: ms(med((r) => r.worker.get("flow module imported")?.at)), unit: "ms" });
+    rows.push({ name: "hello CPU: orchestrator", value: ms(med((r) => r.cpu.cli)), unit: "ms" });
+    rows.push({ name: "hello CPU: workers", value: ms(med((r) => r.cpu.workers.reduce((a, b) => a + b, 0))), unit: "ms", note: `${med((r) => r.cpu.workers.length)} worker(s)` });
+    rows.push({ name: "floor: node -e 0", value: ms(median(floors.empty)), unit: "ms" });
+    rows.push({ name: "floor: node -e 0 without NODE_EXTRA_CA_CERTS", value: ms(median(floors.emptyNoCerts)), unit: "ms" });
+    rows.push({ name: "floor: tsflow --version (Node + CLI bundle)", value: ms(median(floors.version)), unit: "ms" });
+    rows.push({ name: "hello with TSFLOW_FSYNC=none (no synced markers)", value: ms(median(floors.noSync)), unit: "ms" });
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
   return rows;
 }
 
+const loadAverage = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+
 const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   for (const row of process.argv.includes("breakdown") ? await breakdown() : await benchStartup()) {
-    console.log(`${row.name.padEnd(62)} ${String(row.value).padStart(8)} ${row.unit}${row.target ? `   target ${row.target}` : ""}`);
+    console.log(`${row.name.padEnd(62)} ${String(row.value).padStart(8)} ${row.unit.padEnd(3)}${row.target ? `   target ${row.target}` : ""}${row.note ? `   ${row.note}` : ""}`);
   }
 }

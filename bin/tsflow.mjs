@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 // The published entry: the single-file bundle built by `npm run build` (run by `npm ci`).
-// When Node reached this file, for TSFLOW_TRACE_STARTUP (runner/_trace.ts).
-globalThis[Symbol.for("tsflow.binStarted")] = performance.now();
+// child_process and crypto: the bundle imports them anyway; here they start the first worker.
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import module from "node:module";
 import { fileURLToPath } from "node:url";
 
+// When Node got here (its own start-up, and these builtins, done) and the CPU used so far, for
+// TSFLOW_TRACE_STARTUP (runner/_trace.ts).
+globalThis[Symbol.for("tsflow.binStarted")] = { at: performance.now(), cpu: process.cpuUsage() };
 // Node ≥ 22.1 keeps V8's compiled code between runs, which shortens every start (workers too).
 module.enableCompileCache?.();
 const bundle = new URL("../dist/tsflow.mjs", import.meta.url);
@@ -20,13 +24,13 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 // plugins/host/self.ts would); a run that needs none lets it go, and it leaves when stdin ends.
 const [command, ...rest] = process.argv.slice(2);
 if (command === "run" && !rest.includes("--help") && !rest.includes("-h") && !process.env.TSFLOW_NO_PREFORK) {
-  const [{ spawn }, { randomBytes }] = await Promise.all([import("node:child_process"), import("node:crypto")]);
   const nonce = randomBytes(12).toString("hex");
+  const startedAt = performance.now();
   const child = spawn(process.execPath, [fileURLToPath(bundle), "__worker"], {
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, TSFLOW_WORKER_NONCE: nonce },
   });
   child.on("error", () => {});
-  globalThis[Symbol.for("tsflow.preforkedWorker")] = { child, nonce };
+  globalThis[Symbol.for("tsflow.preforkedWorker")] = { child, nonce, startedAt };
 }
 await import(bundle.href);

@@ -34,9 +34,13 @@ export function trace(phase: string, as?: string): void {
   if (!started) {
     started = true;
     lines.push({ pid, role, phase: "process start", at: performance.timeOrigin, cpu: 0 });
-    // bin/tsflow.mjs notes when Node got to it: Node's own start-up ends there.
-    const bin = (globalThis as Record<symbol, unknown>)[Symbol.for("tsflow.binStarted")];
-    if (typeof bin === "number") lines.push({ pid, role, phase: "bin entry", at: performance.timeOrigin + bin, cpu: -1 });
+    // bin/tsflow.mjs notes when Node got to it (Node's own start-up ends there) and when it
+    // started the first worker of `tsflow run`.
+    const g = globalThis as Record<symbol, { at?: number; cpu?: NodeJS.CpuUsage; startedAt?: number } | undefined>;
+    const bin = g[Symbol.for("tsflow.binStarted")];
+    if (bin?.at !== undefined && bin.cpu) lines.push({ pid, role, phase: "bin entry", at: performance.timeOrigin + bin.at, cpu: (bin.cpu.user + bin.cpu.system) / 1000 });
+    const prefork = g[Symbol.for("tsflow.preforkedWorker")];
+    if (prefork?.startedAt !== undefined) lines.push({ pid, role, phase: "worker spawned by bin", at: performance.timeOrigin + prefork.startedAt, cpu: -1 });
   }
   const { user, system } = process.cpuUsage();
   lines.push({ pid, role, phase, at: performance.timeOrigin + performance.now(), cpu: (user + system) / 1000 });

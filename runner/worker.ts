@@ -4,6 +4,7 @@
  * `plugins/executors/_protocol.ts`.
  */
 import { createInterface } from "node:readline";
+import { inspectFlow } from "../core/graph.ts";
 import { executeTask, errorInfo } from "../core/task.ts";
 import type { TaskSpec } from "../core/types.ts";
 import { encodeControl, type WorkerCommand, type WorkerMessage } from "../plugins/executors/_protocol.ts";
@@ -65,8 +66,11 @@ export async function workerMain(exit: (code: number) => never): Promise<number>
     if (!line.trim()) continue;
     const cmd = JSON.parse(line) as WorkerCommand;
     if (cmd.type === "load") {
-      // Load ahead of the first task; a failure is reported when a task needs the flow.
-      loadFlow(cmd.flowFile, cmd.exportName, { flowName: cmd.flowName, module: cmd.module }).catch(() => {});
+      // Load ahead of the first task, and read its graph (cached per class), which the first
+      // task needs; a failure is reported when a task needs the flow.
+      loadFlow(cmd.flowFile, cmd.exportName, { flowName: cmd.flowName, module: cmd.module })
+        .then(({ flowClass }) => inspectFlow(flowClass))
+        .catch(() => {});
     } else if (cmd.type === "task") {
       busy = true;
       await runTask(cmd.spec);

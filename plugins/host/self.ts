@@ -38,6 +38,8 @@ export interface PreforkedWorker {
   child: ChildProcess;
   /** Its TSFLOW_WORKER_NONCE. */
   nonce: string;
+  /** When it was spawned (`performance.now()` of this process). */
+  startedAt: number;
 }
 
 /** The pre-started worker, once (later calls get `undefined`); none when it already died. */
