@@ -1,24 +1,54 @@
 /**
- * Artifacts as content-addressed blobs: the key is the SHA-256 of the serialized bytes, so an
+ * Artifacts as content-addressed blobs: the key is the hash of the serialized bytes, so an
  * identical value is stored once per datastore, an unchanged artifact passes downstream as a
  * reference (its hash), and every read can prove it got the bytes that were written.
+ *
+ * The hash is BLAKE3 where the host has a native one (`ref.alg: "blake3"`), SHA-256 elsewhere
+ * and in every datastore written before: a reference names its algorithm, so blobs of both
+ * kinds sit side by side under `blobs/` and each is verified by its own.
  */
+import { blake3 } from "./_blake3.ts";
 import { getCapped } from "./_datastore.ts";
 import { blobKey } from "./_layout.ts";
 import { TsflowError } from "./errors.ts";
 import { deserialize, SerializeError, serialize } from "./serialize.ts";
 import type { ArtifactRef, Bytes, Datastore, Hasher, Host } from "./types.ts";
 
-/** Hashes bytes given as several chunks, without joining them. */
+/** Hashes bytes given as several chunks, without joining them (SHA-256). */
 export function hashChunks(host: Host, chunks: readonly Bytes[]): string {
-  const h = host.sha256();
+  return hashWith(host, "sha256", chunks);
+}
+
+/** How an artifact's blob is addressed. */
+export type HashAlg = "sha256" | "blake3";
+
+/** The algorithm of a reference: SHA-256 unless it says otherwise. */
+export const algOf = (ref: ArtifactRef): HashAlg => ref.alg ?? "sha256";
+
+const preferred = new WeakMap<Host, HashAlg>();
+
+/** The algorithm new blobs get on this host: BLAKE3 where it is native. */
+export function preferredAlg(host: Host): HashAlg {
+  let alg = preferred.get(host);
+  if (!alg) preferred.set(host, (alg = host.blake3?.() ? "blake3" : "sha256"));
+  return alg;
+}
+
+function hasher(host: Host, alg: HashAlg): Hasher {
+  return alg === "blake3" ? (host.blake3?.() ?? blake3()) : host.sha256();
+}
+
+function hashWith(host: Host, alg: HashAlg, chunks: readonly Bytes[]): string {
+  const h = hasher(host, alg);
   for (const c of chunks) h.update(c);
   return h.digest();
 }
 
+const withAlg = (alg: HashAlg) => (alg === "blake3" ? { alg } : {});
+
 /** Serializes `value`, stores its blob (unless the store already has it) and returns its reference. */
-export async function storeArtifact(store: Datastore, host: Host, name: string, value: unknown): Promise<ArtifactRef> {
-  const { ref, chunks } = refOf(host, name, value);
+export async function storeArtifact(store: Datastore, host: Host, name: string, value: unknown, alg: HashAlg = preferredAlg(host)): Promise<ArtifactRef> {
+  const { ref, chunks } = refOf(host, name, value, alg);
   return storeEncoded(store, host, chunks, ref);
 }
 
@@ -26,9 +56,9 @@ export async function storeArtifact(store: Datastore, host: Host, name: string, 
 export async function storeEncoded(store: Datastore, host: Host, chunks: readonly Bytes[], ref: ArtifactRef): Promise<ArtifactRef> {
   const packed = maybeCompress(store, host, chunks, ref.size);
   if (packed) {
-    const hash = hashChunks(host, packed);
+    const hash = hashWith(host, algOf(ref), packed);
     await store.put(blobKey(hash), packed, { immutable: true });
-    return { hash, size: ref.size, type: ref.type, gzipped: packed.reduce((n, c) => n + c.byteLength, 0), content: ref.hash };
+    return { hash, ...withAlg(algOf(ref)), size: ref.size, type: ref.type, gzipped: packed.reduce((n, c) => n + c.byteLength, 0), content: ref.hash };
   }
   await store.put(blobKey(ref.hash), chunks, { immutable: true });
   return ref;
@@ -61,8 +91,11 @@ function maybeCompress(store: Datastore, host: Host, chunks: readonly Bytes[], s
   return stored(packed) < size * 0.8 ? packed : undefined;
 }
 
-/** The reference `value` would get, without storing it (to tell whether a loaded artifact changed). */
-export function refOf(host: Host, name: string, value: unknown): { ref: ArtifactRef; chunks: Bytes[] } {
+/**
+ * The reference `value` would get, without storing it (to tell whether a loaded artifact
+ * changed: pass the loaded reference's algorithm, so an unchanged value keeps its reference).
+ */
+export function refOf(host: Host, name: string, value: unknown, alg: HashAlg = preferredAlg(host)): { ref: ArtifactRef; chunks: Bytes[] } {
   let encoded: ReturnType<typeof serialize>;
   try {
     encoded = serialize(value, name);
@@ -70,7 +103,7 @@ export function refOf(host: Host, name: string, value: unknown): { ref: Artifact
     if (e instanceof SerializeError) throw new TsflowError("Serialize", e.message);
     throw e;
   }
-  return { ref: { hash: hashChunks(host, encoded.chunks), size: encoded.size, type: encoded.type }, chunks: encoded.chunks };
+  return { ref: { hash: hashWith(host, alg, encoded.chunks), ...withAlg(alg), size: encoded.size, type: encoded.type }, chunks: encoded.chunks };
 }
 
 /** How much one load may cost the process that displays a value (viewer, dump). */
@@ -86,7 +119,7 @@ function decode(store: Datastore, host: Host, ref: ArtifactRef, name: string, wh
     throw new TsflowError("CorruptArtifact", `${label} is missing: blob ${ref.hash} is not in ${store.url} (was it deleted by gc or by hand?)`);
   }
   // The store may have hashed the bytes as they arrived (see ReadOptions.hasher).
-  const actual = fed && fed.bytes === bytes.byteLength ? fed.hasher.digest() : hashChunks(host, [bytes]);
+  const actual = fed && fed.bytes === bytes.byteLength ? fed.hasher.digest() : hashWith(host, algOf(ref), [bytes]);
   if (actual !== ref.hash) {
     throw new TsflowError("CorruptArtifact", `${label} is corrupt: blob ${blobKey(ref.hash)} in ${store.url} does not match its hash (got ${actual.slice(0, 12)}…)`);
   }
@@ -117,7 +150,7 @@ function decode(store: Datastore, host: Host, ref: ArtifactRef, name: string, wh
  */
 export async function loadArtifact(store: Datastore, host: Host, ref: ArtifactRef, name: string, where = "", limits: LoadLimits = {}): Promise<unknown> {
   const key = blobKey(ref.hash);
-  const fed = feeding(host);
+  const fed = feeding(hasher(host, algOf(ref)));
   const stored =
     limits.maxBytes === undefined ? await store.get(key, { hasher: fed.hasher }) : await getCapped(store, key, limits.maxBytes, `artifact '${name}'${where ? ` of ${where}` : ""}`);
   return decode(store, host, ref, name, where, stored, limits, fed);
@@ -129,8 +162,7 @@ interface Fed {
   bytes: number;
 }
 
-function feeding(host: Host): Fed {
-  const h = host.sha256();
+function feeding(h: Hasher): Fed {
   const fed: Fed = {
     bytes: 0,
     hasher: {

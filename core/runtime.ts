@@ -545,7 +545,8 @@ async function writeFinalRecord(store: Datastore, key: string, doc: unknown): Pr
 async function storeParameters(info: FlowInfo, values: Record<string, unknown>, store: Datastore, host: Host): Promise<Record<string, ArtifactRef>> {
   const out: Record<string, ArtifactRef> = {};
   for (const [field, spec] of Object.entries(info.parameters)) {
-    out[field] = await storeArtifact(store, host, field, values[spec.name]);
+    // SHA-256 whatever the host prefers: @cached steps key on these hashes (runner/run.ts).
+    out[field] = await storeArtifact(store, host, field, values[spec.name], "sha256");
   }
   return out;
 }

@@ -11,7 +11,7 @@
 import { getJson, mapLimit } from "./_datastore.ts";
 import { attemptKey, blobKey, doneKey, runKey } from "./_layout.ts";
 import { type CardArtifact, CardSession, cardSpecsOf, previewComponent } from "./cards.ts";
-import { contentHash, loadArtifact, loadArtifactSync, refOf, storeArtifact, storeEncoded } from "./artifacts.ts";
+import { algOf, contentHash, type HashAlg, loadArtifact, loadArtifactSync, refOf, storeArtifact, storeEncoded } from "./artifacts.ts";
 import { TsflowError } from "./errors.ts";
 import { type CurrentInfo, INSTANCE_HOOKS, installRuntime, isParameterSpec, type MergeOptions, type RuntimeHooks } from "./flow.ts";
 import { type GraphNode, loadFlowInfo } from "./graph.ts";
@@ -115,8 +115,8 @@ export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise
     if (!(await (await stored.watch).swept())) break;
     stored.watch = undefined;
     try {
-      await mapLimit(stored.written, 4, async ({ name, value, hash }) => {
-        const again = await storeArtifact(env.store, env.host, name, value);
+      await mapLimit(stored.written, 4, async ({ name, value, hash, alg }) => {
+        const again = await storeArtifact(env.store, env.host, name, value, alg);
         if (again.hash !== hash) throw new TsflowError("Datastore", `artifact '${name}' changed while it was being stored (blob ${hash.slice(0, 12)}… became ${again.hash.slice(0, 12)}…)`);
       });
     } catch (e) {
@@ -137,7 +137,7 @@ export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise
 interface StoredBlobs {
   /** Started before the first put. */
   watch?: Promise<SweepWatch>;
-  written: { name: string; value: unknown; hash: string }[];
+  written: { name: string; value: unknown; hash: string; alg: HashAlg }[];
 }
 
 async function readRun(store: Datastore, spec: TaskSpec): Promise<RunRecord> {
@@ -341,7 +341,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     stored.watch ??= watchSweeps(store);
     await stored.watch;
     const out = await storeEncoded(store, host, chunks, ref);
-    stored.written.push({ name, value, hash: out.hash });
+    stored.written.push({ name, value, hash: out.hash, alg: algOf(out) });
     return out;
   };
   const names = [...new Set([...Object.keys(flow), ...slots.keys()])].filter((n) => !n.startsWith("_"));
@@ -362,7 +362,9 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
       return;
     }
     if (slot?.state === "loaded" && slot.ref) {
-      const { ref, chunks } = refOf(host, name, value);
+      // Hashed as the loaded blob was: an unchanged artifact of an older datastore (SHA-256)
+      // passes on by reference instead of being stored again under a BLAKE3 address.
+      const { ref, chunks } = refOf(host, name, value, algOf(slot.ref));
       if (ref.hash === contentHash(slot.ref)) {
         artifacts[name] = slot.ref;
         return;

@@ -489,7 +489,8 @@ function markCacheHits(reporter: RunReporter | undefined, cache: StepCache): Run
 /** Content hashes of the parameter values by field, for cache keys. */
 async function parameterHashes(info: FlowInfo, values: Record<string, unknown>, host: Host): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const [field, spec] of Object.entries(info.parameters)) out[field] = refOf(host, field, values[spec.name]).ref.hash;
+  // SHA-256 whatever the host prefers: cache keys stay the same across hosts and versions.
+  for (const [field, spec] of Object.entries(info.parameters)) out[field] = refOf(host, field, values[spec.name], "sha256").ref.hash;
   return out;
 }
 

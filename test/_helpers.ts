@@ -170,6 +170,7 @@ export async function stepArtifacts(datastore: string, flow: string, runId: stri
 }
 
 export { CHROMIUM, launchChromium } from "./_chromium.ts";
+export { matchesBlobName } from "./_blobs.ts";
 
 /** Starts `tsflow view` on a free port over `datastore`; resolves with the server and its base URL. */
 export async function startViewer(datastore: string): Promise<{ server: ChildProcess; base: string }> {

@@ -4,6 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { readFile } from "node:fs/promises";
 import { constants, gunzipSync, gzipSync } from "node:zlib";
 import { availableParallelism, hostname, userInfo } from "node:os";
@@ -22,6 +23,15 @@ export default function nodeHost(): Host {
     runtime: detectRuntime(),
     sha256() {
       const h = createHash("sha256");
+      return {
+        update: (data) => void h.update(data),
+        digest: () => h.digest("hex"),
+      };
+    },
+    blake3() {
+      const native = loadBlake3();
+      if (!native) return undefined;
+      const h = new native.Blake3Hasher();
       return {
         update: (data) => void h.update(data),
         digest: () => h.digest("hex"),
@@ -54,6 +64,25 @@ export default function nodeHost(): Host {
     gzip: (chunks) => chunks.filter((c) => c.byteLength > 0).map((c) => gzipSync(c, { level: constants.Z_BEST_SPEED })),
     gunzip: (data, maxOutput) => gunzipSync(data, maxOutput === undefined ? {} : { maxOutputLength: Math.max(1, maxOutput) }),
   };
+}
+
+type Blake3Module = { Blake3Hasher: new () => { update(data: Uint8Array): unknown; digest(format: "hex"): string } };
+let blake3Module: Blake3Module | null | undefined;
+
+/**
+ * The native BLAKE3 of @napi-rs/blake-hash, loaded on first use (a run that stores no artifact
+ * never pays for it); `null` where it cannot load (no prebuilt binary for this platform, a
+ * compiled binary without node_modules): artifacts are then addressed by SHA-256 as before.
+ */
+function loadBlake3(): Blake3Module | null {
+  if (blake3Module !== undefined) return blake3Module;
+  if (process.env.TSFLOW_HASH === "sha256") return (blake3Module = null);
+  try {
+    blake3Module = createRequire(import.meta.url)("@napi-rs/blake-hash") as Blake3Module;
+  } catch {
+    blake3Module = null;
+  }
+  return blake3Module;
 }
 
 /** The current user's name from /etc/passwd (POSIX), or null. */

@@ -1,9 +1,8 @@
 /** Artifacts through real runs: values JSON would lose, dedupe by content, unserializable values. */
-import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { blobFiles, cliRun, fixture, latestRun, stepArtifacts, tempStore } from "../_helpers.ts";
+import { blobFiles, cli, cliRun, fixture, latestRun, matchesBlobName, stepArtifacts, tempStore } from "../_helpers.ts";
 
 const MB = 1024 * 1024;
 
@@ -64,6 +63,59 @@ describe("artifacts", () => {
     // What start persisted still reads back (hash-verified), and every blob matches its name.
     const [start] = await stepArtifacts(ds, "FunctionArtifactFlow", run.runId, "start");
     expect(start!.good).toEqual([1, 2, 3]);
-    for (const b of blobFiles(ds)) expect(createHash("sha256").update(readFileSync(b.path)).digest("hex")).toBe(basename(b.path));
+    for (const b of blobFiles(ds)) expect(matchesBlobName(readFileSync(b.path), basename(b.path))).toBe(true);
+  });
+
+  it("a datastore written before BLAKE3 (SHA-256 addresses) still reads, and resumes: unchanged artifacts keep their old references", async () => {
+    const ds = tempStore();
+    cpSync(fixture("old-store"), ds, { recursive: true });
+    const origin = latestRun(ds, "OldStoreFlow");
+    expect(origin.status).toBe("failed");
+    const [start] = await stepArtifacts(ds, "OldStoreFlow", origin.runId, "start");
+    expect(start!.bytes).toEqual(new Uint8Array(100_000).map((_, i) => i % 251));
+    expect((start!.numbers as number[]).at(-1)).toBe(999 / 4);
+    expect(start!.label).toBe("written before BLAKE3");
+
+    const res = await cli(["resume", fixture("old-store.ts"), "--origin-run-id", origin.runId, "--datastore", ds]);
+    expect(res.code, res.stderr).toBe(0);
+    const run = latestRun(ds, "OldStoreFlow");
+    expect(run.runId).not.toBe(origin.runId);
+    expect(run.status).toBe("succeeded");
+    const done = (runId: string, step: string) => {
+      const dir = join(ds, "flows", "OldStoreFlow", "runs", runId, "tasks", step);
+      const [id] = readdirSync(dir).filter((e) => !e.endsWith(".json"));
+      return JSON.parse(readFileSync(join(dir, id!, "done.json"), "utf8")).artifacts;
+    };
+    const old = done(origin.runId, "start");
+    const sum = done(run.runId, "sum");
+    // Read (and so re-hashed) by `sum` but unchanged: passed on by the old SHA-256 reference.
+    expect(sum.bytes).toEqual(old.bytes);
+    expect(sum.numbers).toEqual(old.numbers);
+    expect(old.bytes.alg).toBeUndefined();
+    const [sumValues] = await stepArtifacts(ds, "OldStoreFlow", run.runId, "sum");
+    expect(sumValues!.total).toBe(((999 / 4) * 1000) / 2 + Array.from({ length: 100_000 }, (_, i) => i % 251).reduce((a, b) => a + b, 0));
+    const [end] = await stepArtifacts(ds, "OldStoreFlow", run.runId, "end");
+    expect(end!.label).toBe("written before BLAKE3, resumed");
+    // Old and new blobs side by side, each verified by its own algorithm.
+    for (const b of blobFiles(ds)) expect(matchesBlobName(readFileSync(b.path), basename(b.path))).toBe(true);
+  });
+
+  it("new artifacts are addressed by BLAKE3 where the host has it natively, by SHA-256 when TSFLOW_HASH=sha256", async () => {
+    for (const [hash, alg] of [
+      ["", "blake3"],
+      ["sha256", undefined],
+    ] as const) {
+      const ds = tempStore();
+      const res = await cli(["run", fixture("old-store.ts"), "--datastore", ds], { env: { TSFLOW_HASH: hash } });
+      expect(res.code, res.stderr).toBe(0);
+      const run = latestRun(ds, "OldStoreFlow");
+      const dir = join(ds, "flows", "OldStoreFlow", "runs", run.runId, "tasks", "end");
+      const [id] = readdirSync(dir).filter((e) => !e.endsWith(".json"));
+      const refs = JSON.parse(readFileSync(join(dir, id!, "done.json"), "utf8")).artifacts;
+      expect(refs.bytes.alg).toBe(alg);
+      expect(refs.label.alg).toBe(alg);
+      const [end] = await stepArtifacts(ds, "OldStoreFlow", run.runId, "end");
+      expect(end!.total).toBeGreaterThan(0);
+    }
   });
 });
