@@ -17,11 +17,10 @@
  */
 import { getJson, mapLimit, putJson, RECORD_MAX } from "./_datastore.ts";
 import { attemptKey, doneKey, runIndexKey, runIndexPartKey, stepPrefix, stepsPrefix, taskKey, taskPrefix } from "./_layout.ts";
+import type { CardRef } from "./cards.ts";
 import { isTsflowError } from "./errors.ts";
 import type { DoneRecord } from "./task.ts";
-import type { Datastore, ForeachFrame, TaskError, TaskResult } from "./types.ts";
-import type { CardRef } from "./cards.ts";
-import type { ArtifactRef } from "./types.ts";
+import type { ArtifactRef, Datastore, ForeachFrame, TaskError, TaskResult } from "./types.ts";
 
 /** The task.json document. */
 export interface TaskDoc {

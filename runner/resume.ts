@@ -4,8 +4,7 @@
  * origin's parameters. Cloning writes the origin task's done.json (with `clonedFrom`) as the
  * new task's done.json: no blob is copied.
  */
-import { getJson, listAll, mapLimit } from "../core/_datastore.ts";
-import { doneKey, stepsPrefix } from "../core/_layout.ts";
+import { listTaskIds, readRunIndex, readTasks, type TaskRecord } from "../core/_tasks.ts";
 import { createClient, type Run, type TaskDoc } from "../core/client.ts";
 import { TsflowError } from "../core/errors.ts";
 import type { FlowInfo } from "../core/graph.ts";
@@ -56,17 +55,18 @@ export async function planResume(store: Datastore, host: Host, info: FlowInfo, o
   // The origin's tasks: which succeeded, at which foreach position and loop iteration.
   const done = new Map<string, { pathspec: string; record: DoneRecord }>();
   const notDone = new Set<string>();
-  const keys = (await listAll(store, stepsPrefix(info.name, origin.id))).filter((k) => k.endsWith("/task.json"));
+  // From the origin's run index when it has one (a run that ended), else task by task (an
+  // abandoned run: its orchestrator died before writing one).
+  const tasks =
+    (await readRunIndex(store, info.name, origin.id, origin.doc)) ??
+    (await readTasks(store, info.name, origin.id, await listTaskIds(store, info.name, origin.id), { lenient: false })).filter((t): t is TaskRecord => t !== null);
   const docs = new Map<string, TaskDoc>();
-  await mapLimit(keys, 16, async (key) => {
-    const doc = await getJson<TaskDoc>(store, key);
-    if (doc) docs.set(`${origin.id}/${doc.step}/${doc.taskId}`, doc);
-  });
-  await mapLimit([...docs], 16, async ([pathspec, doc]) => {
-    const record = await getJson<DoneRecord>(store, doneKey(info.name, origin.id, doc.step, doc.taskId));
-    if (record) done.set(matchKey(doc.step, doc.foreach ?? [], iterationOf(pathspec, docs)), { pathspec, record });
-    else notDone.add(doc.step);
-  });
+  for (const t of tasks) if (t.doc) docs.set(`${origin.id}/${t.step}/${t.task}`, t.doc);
+  for (const t of tasks) {
+    if (!t.doc) continue;
+    if (t.done) done.set(matchKey(t.step, t.doc.foreach ?? [], iterationOf(`${origin.id}/${t.step}/${t.task}`, docs)), { pathspec: `${origin.id}/${t.step}/${t.task}`, record: t.done });
+    else notDone.add(t.step);
+  }
 
   let step = stepArg;
   if (step === undefined) {
