@@ -282,22 +282,31 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     defineSlot(key, { state: "default", value, initial: isObjectLike(value) ? hashOrUndefined(host, key, value) : undefined }, "default");
   }
 
+  await mapLimit(prefetchJobs, 8, (job) => job());
   const frame = spec.foreach.at(-1);
   if (frame) {
-    const splitDone = await readDone(store, spec.flowName, `${frame.run ?? spec.runId}/${frame.step}/${frame.task}`);
+    // The split is usually this task's parent: its record and, when prefetched, its foreach
+    // artifact are already here (a task on S3 read both twice).
+    const splitPath = `${frame.run ?? spec.runId}/${frame.step}/${frame.task}`;
+    const parentIndex = spec.parents.indexOf(splitPath);
+    const splitDone = parentIndex >= 0 ? parents[parentIndex]! : await readDone(store, spec.flowName, splitPath);
     const variable = info.graph.nodes[frame.step]?.foreach;
     const ref = variable ? splitDone.artifacts[variable] : undefined;
     if (!variable || !ref) throw new TsflowError("NotFound", `foreach artifact of step '${frame.step}' is missing for task ${where}`);
-    let items: unknown[];
-    if (foreachCache?.hash === ref.hash) items = foreachCache.items;
-    else {
-      items = toItems(await loadArtifact(store, host, ref, variable, `${frame.run ?? spec.runId}/${frame.step}/${frame.task}`), variable, frame.step);
+    const fetched = prefetchKey(splitPath, variable);
+    let input: unknown;
+    if (foreachCache?.hash === ref.hash) input = foreachCache.items[frame.index];
+    else if (prefetched.has(fetched)) {
+      // A copy, as `load` hands out a second read: the step may change its item and read the list.
+      input = structuredClone(toItems(prefetched.get(fetched), variable, frame.step)[frame.index]);
+    } else {
+      const items = toItems(await loadArtifact(store, host, ref, variable, splitPath), variable, frame.step);
       foreachCache = { hash: ref.hash, items };
+      input = items[frame.index];
     }
-    Object.defineProperty(flow, "input", { value: items[frame.index], enumerable: false, configurable: true });
+    Object.defineProperty(flow, "input", { value: input, enumerable: false, configurable: true });
     Object.defineProperty(flow, "index", { value: frame.index, enumerable: false, configurable: true });
   }
-  await mapLimit(prefetchJobs, 8, (job) => job());
 
   // Run the step with the task's context installed.
   let taken: { targets: string[]; foreach?: string; condition?: string; cases?: Record<string, string> } | undefined;

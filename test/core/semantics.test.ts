@@ -17,6 +17,7 @@ import { fixture, stepArtifacts, tempStore } from "../_helpers.ts";
 import TimeoutEndFlow, { CrashEndFlow } from "../fixtures/semantics/attempt-ends.ts";
 import CatchEndFlow from "../fixtures/semantics/catch-end.ts";
 import CatchForeachFlow from "../fixtures/semantics/catch-foreach.ts";
+import ForeachAliasFlow from "../fixtures/semantics/foreach-alias.ts";
 import ForeachIterablesFlow from "../fixtures/semantics/foreach-iterables.ts";
 import ConvergeForeachFlow, { ConvergeBranchFlow, ConvergeInBranchFlow } from "../fixtures/semantics/switch-converge.ts";
 import InitializersFlow from "../fixtures/semantics/initializers.ts";
@@ -128,6 +129,28 @@ describe("foreach over any iterable", () => {
     ]);
     const s = await run(ForeachIterablesFlow, { kind: "set" });
     expect((await stepArtifacts(ds, "ForeachIterablesFlow", s.runId, "join"))[0]!.seen).toEqual([3, 4]);
+  });
+
+  it("on a store read ahead of the step (no getSync, as S3): the list is read once a task, and the item is not the list's", async () => {
+    const mem = memoryDatastore();
+    const reads = new Map<string, number>();
+    const get = (key: string, o?: Parameters<typeof mem.get>[1]) => {
+      reads.set(key, (reads.get(key) ?? 0) + 1);
+      return mem.get(key, o);
+    };
+    const store = { ...mem, name: "remote", getSync: undefined, get };
+    const r = await runFlow(ForeachAliasFlow, { datastore: store, executor: "inline" });
+    expect(r.error).toBeUndefined();
+    expect(await r.data("seen")).toEqual([
+      [11, [1, 2]],
+      [12, [1, 2]],
+    ]);
+    // Each of the 2 body tasks reads the split's done record once (it was twice).
+    expect([...reads].filter(([k]) => /\/start\/\d+\/done\.json$/.test(k)).map(([, n]) => n)).toEqual([2]);
+    const done = [...reads.keys()].find((k) => /\/start\/\d+\/done\.json$/.test(k))!;
+    const rows = JSON.parse(new TextDecoder().decode((await mem.get(done))!)).artifacts.rows.hash as string;
+    // The list: once by each body task (it was twice), once per input by the join (small ones are read ahead).
+    expect([...reads].filter(([k]) => k.includes(rows)).map(([, n]) => n)).toEqual([2 + 2]);
   });
 
   it("anything else: a message that says what the value is and what a foreach takes", async () => {
