@@ -366,12 +366,21 @@ export class RunIndexWriter {
   private tasks = 0;
   private readonly writes: Promise<boolean>[] = [];
 
+  private readonly onError: (e: unknown) => void;
+
   constructor(
     private readonly store: Datastore,
     private readonly flow: string,
     private readonly runId: string,
-    private readonly onError: (e: unknown) => void = () => {},
-  ) {}
+    /** Told of the first failed write only (a storm fails every part alike). */
+    onError: (e: unknown) => void = () => {},
+  ) {
+    let told = false;
+    this.onError = (e) => {
+      if (!told) onError(e);
+      told = true;
+    };
+  }
 
   /** task.json was written. */
   begin(doc: TaskDoc): void {

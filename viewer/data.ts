@@ -123,7 +123,7 @@ function sharedIndex(store: Datastore, run: RunInfo, max: number): Promise<TaskR
   if (run.status !== "succeeded" && run.status !== "failed") return Promise.resolve(null);
   let byRun = indexCache.get(store);
   if (!byRun) indexCache.set(store, (byRun = new Map()));
-  const key = `${run.flow}/${run.runId}/${run.status}/${run.finishedAt}`;
+  const key = `${run.flow}/${run.runId}/${run.status}/${run.finishedAt}/${max}`;
   let p = byRun.get(key);
   if (p) byRun.delete(key); // most recently used last
   else p = readRunIndex(store, run.flow, run.runId, run, { maxTasks: max });

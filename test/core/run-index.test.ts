@@ -214,6 +214,31 @@ describe("one reader of a run's tasks, with the run index", () => {
     expect(tornViews.viewer).toEqual(before.viewer);
   });
 
+  it("a store that refuses the index: the run still succeeds, says so once, and reads task by task", async () => {
+    const dir = tempStore();
+    const fs = fsDatastore({ root: dir });
+    const refusing: Datastore = {
+      name: fs.name,
+      url: fs.url,
+      get: (k, o) => fs.get(k, o),
+      has: (k) => fs.has(k),
+      list: (p) => fs.list(p),
+      delete: (k) => fs.delete(k),
+      put: async (k, d, o) => {
+        if (/\/runs\/[^/]+\/index/.test(k)) throw new Error("refused on purpose");
+        return fs.put(k, d, o);
+      },
+    };
+    const warnings: string[] = [];
+    const logger = { info() {}, error() {}, warn: (m: string) => warnings.push(m) };
+    const run = await runFlow(RetryFlow, { datastore: refusing, executor: "inline", logger });
+    expect(run.successful).toBe(true);
+    expect(warnings.filter((w) => w.includes("cannot write the index"))).toHaveLength(1);
+    expect(await readRunIndex(fs, "RetryFlow", run.runId, (await getRun(fs, "RetryFlow", run.runId))!)).toBeNull();
+    const flaky = await (await createClient(fs, host).Flow.get("RetryFlow").run(run.runId)).step("flaky").onlyTask();
+    expect([flaky.successful, await flaky.attempts()]).toEqual([true, [0, 1, 2]]);
+  });
+
   it("tags changed after the run ended are read from their own records, not the index", async () => {
     const { flow, id } = runs.retried!;
     const client = createClient(fsDatastore({ root: ds }), host);
