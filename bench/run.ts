@@ -25,7 +25,7 @@ async function benchCore(): Promise<Row[]> {
   const rows: Row[] = [];
   const ds = mkdtempSync(join(tmpdir(), "tsflow-bench-"));
   const workloads: { name: string; file: string; args: string[]; target: number; reference: string; repeat: number; rss?: number }[] = [
-    { name: "hello", file: "examples/hello.ts", args: [], target: 0.3, reference: "1.7 s", repeat: 5 },
+    { name: "hello", file: "examples/hello.ts", args: [], target: 0.2, reference: "1.7 s", repeat: 5 },
     { name: "linear10", file: "bench/flows/linear10.ts", args: [], target: 0.6, reference: "6.9 s", repeat: 3 },
     { name: "foreach100", file: "examples/foreach.ts", args: ["--n", "100"], target: 1.5, reference: "55 s", repeat: 3 },
     { name: "foreach1000", file: "examples/foreach.ts", args: ["--n", "1000"], target: 6, reference: "437 s", repeat: 1 },
