@@ -67,6 +67,37 @@ type Slot = {
 const runCache = new Map<string, RunRecord>();
 let foreachCache: { hash: string; items: unknown[] } | undefined;
 
+/**
+ * Big values a task of this process just stored (or read and left unchanged), kept for the
+ * next task here that reads them: a worker running `start` then `use` hands the 100 MB array
+ * over instead of `use` reading it back from the store. A value is taken at most once (the
+ * taker owns it, as if it had read it) and only if it still serializes to its reference's
+ * hash — the same proof a read from the store gives. Entries left unclaimed are dropped when
+ * the next task persists; all of them together stay under HANDOFF_MAX bytes.
+ */
+const handoff = new Map<string, { value: unknown; size: number }>();
+const HANDOFF_MIN = 1024 * 1024;
+const HANDOFF_MAX = 1024 * 1024 * 1024;
+const handoffKey = (ref: ArtifactRef) => `${algOf(ref)}:${contentHash(ref)}`;
+
+function takeHandoff(host: Host, ref: ArtifactRef, name: string): { value: unknown } | undefined {
+  const key = handoffKey(ref);
+  const entry = handoff.get(key);
+  if (!entry) return undefined;
+  handoff.delete(key);
+  try {
+    if (refOf(host, name, entry.value, algOf(ref)).ref.hash === contentHash(ref)) return entry;
+  } catch {}
+  return undefined;
+}
+
+function offerHandoff(ref: ArtifactRef, value: unknown) {
+  if (ref.size < HANDOFF_MIN) return;
+  let total = ref.size;
+  for (const e of handoff.values()) total += e.size;
+  if (total <= HANDOFF_MAX) handoff.set(handoffKey(ref), { value, size: ref.size });
+}
+
 export function errorInfo(e: unknown): TaskError {
   if (e instanceof Error) {
     const code = (e as { code?: unknown }).code;
@@ -183,6 +214,8 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
       handedOut.set(k, v);
       return v;
     }
+    const handed = takeHandoff(host, ref, name);
+    if (handed) return handed.value;
     if (canReadSync) return loadArtifactSync(store, host, ref, name, source);
     // Read twice (inputs.a.x, then this.x merged from a): a second reader must not share the
     // first one's object, and the store cannot be read synchronously, so it gets a copy.
@@ -234,7 +267,8 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   const schedulePrefetch = (source: string, name: string, ref: ArtifactRef) => {
     if (want(name, ref)) {
       prefetchJobs.push(async () => {
-        prefetched.set(prefetchKey(source, name), await loadArtifact(store, host, ref, name, source));
+        const handed = takeHandoff(host, ref, name);
+        prefetched.set(prefetchKey(source, name), handed ? handed.value : await loadArtifact(store, host, ref, name, source));
       });
     }
   };
@@ -351,8 +385,11 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     await stored.watch;
     const out = await storeEncoded(store, host, chunks, ref);
     stored.written.push({ name, value, hash: out.hash, alg: algOf(out) });
+    offerHandoff(out, value);
     return out;
   };
+  // What the previous task here offered and this one did not take is not wanted.
+  handoff.clear();
   const names = [...new Set([...Object.keys(flow), ...slots.keys()])].filter((n) => !n.startsWith("_"));
   await mapLimit(names, 4, async (name) => {
     const slot = slots.get(name);
@@ -376,6 +413,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
       const { ref, chunks } = refOf(host, name, value, algOf(slot.ref));
       if (ref.hash === contentHash(slot.ref)) {
         artifacts[name] = slot.ref;
+        offerHandoff(slot.ref, value);
         return;
       }
       artifacts[name] = await put(name, value, chunks, ref);

@@ -118,4 +118,26 @@ describe("artifacts", () => {
       expect(end!.total).toBeGreaterThan(0);
     }
   });
+
+  it("a worker hands a big value to its next task without reading it back, unless it changed in between", async () => {
+    for (const mutate of ["", "1"]) {
+      const ds = tempStore();
+      const log = join(ds, "reads.log");
+      const res = await cli(["run", fixture("handoff.ts"), "--datastore", `./test/fixtures/reads-logged-store.ts:dir=${ds},log=${log}`, "--max-workers", "1"], {
+        env: { HANDOFF_MUTATE: mutate },
+      });
+      expect(res.code, res.stderr).toBe(0);
+      const [use] = await stepArtifacts(ds, "HandoffFlow", latestRun(ds, "HandoffFlow").runId, "use");
+      const pids = use!.pids as number[];
+      // The scenario needs both tasks in one worker; the process executor reuses its warm one.
+      expect(pids[1]).toBe(pids[0]);
+      // Written through a reference start kept: the handed-over value no longer hashes to its
+      // reference, so `use` reads the stored one.
+      expect(use!.seen).toBe("1,1,0.5");
+      const refs = JSON.parse(readFileSync(join(ds, "flows", "HandoffFlow", "runs", latestRun(ds, "HandoffFlow").runId, "tasks", "start", "1", "done.json"), "utf8")).artifacts;
+      const reads = existsSync(log) ? readFileSync(log, "utf8") : "";
+      expect(reads.includes(refs.other.hash)).toBe(false);
+      expect(reads.includes(refs.big.hash)).toBe(mutate === "1");
+    }
+  });
 });
