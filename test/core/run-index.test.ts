@@ -161,6 +161,17 @@ describe("one reader of a run's tasks, with the run index", () => {
     }
   });
 
+  it("reading the end step of an indexed run loads that step's part only", async () => {
+    const { flow, id } = runs.resumed!;
+    const c = counting();
+    const run = await createClient(c.store, host).Flow.get(flow).run(id);
+    const before = c.requests();
+    const end = await run.endTask();
+    expect(end?.successful).toBe(true);
+    // The manifest and the end step's part: not the foreach step's.
+    expect(c.requests() - before).toBe(2);
+  });
+
   it("the retried task shows its failed attempts; the failed run its failed task's error", async () => {
     const r = await views(runs.retried!.flow, runs.retried!.id);
     const flaky = r.client.find((t) => String(t.pathspec).includes("/flaky/"))!;
