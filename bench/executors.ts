@@ -78,7 +78,7 @@ export async function benchExecutors(): Promise<Row[]> {
     });
     try {
       const s3store = s3Datastore({ url: "s3://tsflow/bench", endpoint: s3.endpoint, credentials: S3RVER_CREDENTIALS });
-      rows.push(...(await batchRows(server, s3store, workers)));
+      rows.push(...(await batchRows(server, s3store, workers, s3.pid)));
       rows.push(await stepFunctionsPerTask(server.url, s3.endpoint, S3RVER_CREDENTIALS, s3store, Number(process.env.TSFLOW_BENCH_BATCH_N ?? 100), workers));
       await s3store.close?.();
     } finally {
@@ -98,31 +98,43 @@ function childCpuMs(): number {
   return ((Number(fields[13]) + Number(fields[14])) * 1000) / 100;
 }
 
+/** CPU time (ms) a running process has used (utime + stime): s3rver's. */
+function processCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
 /**
  * A foreach on the local Batch server (one array job; jobs run as processes, 4 at a time, on
  * this 2-core machine): wall time per task, the jobs' own CPU per task, and the same for an array
  * of jobs that only start Node (`node -e 0`): the floor that is the server's and Node's, not
  * tsflow's. Then the Batch API calls of a foreach at three sizes, by kind.
  */
-export async function batchRows(server: BatchServer, store: Datastore, workers: number): Promise<Row[]> {
+export async function batchRows(server: BatchServer, store: Datastore, workers: number, s3Pid: number): Promise<Row[]> {
   const rows: Row[] = [];
   const n = Number(process.env.TSFLOW_BENCH_BATCH_N ?? 100);
   const make = () => batchExecutor({ queue: "default", image: IMAGE, poll: { min: 50, max: 500 } });
   const executor = make();
   try {
     await perTask(executor, store, 2, workers); // warm-up: code package stored and cached
-    const cpu0 = childCpuMs();
+    const [cpu0, own0, s30] = [childCpuMs(), process.cpuUsage(), processCpuMs(s3Pid)];
     const t0 = performance.now();
     const run = await runFlow(ForeachFlow, { file: FILE, executor, datastore: store, params: { n }, maxWorkers: workers });
     const ms = performance.now() - t0;
     if (!run.successful) throw new Error(`foreach${n} failed on batch: ${run.error?.message}`);
     const jobCpu = (childCpuMs() - cpu0) / run.tasks;
+    const own = process.cpuUsage(own0);
+    const ownCpu = (own.user + own.system) / 1000 / run.tasks;
+    const s3Cpu = (processCpuMs(s3Pid) - s30) / run.tasks;
     const floor = await nodeStartFloor(server, n);
     const perTaskMs = ms / run.tasks;
     rows.push({ name: `executor batch (local server, process jobs, s3rver): foreach${n} per-task overhead (one array job)`, value: round(perTaskMs), unit: "ms/task", target: n >= 1000 ? "≤ 20 ms at N = 1,000" : "≤ 20 ms at N = 1,000 (run TSFLOW_BENCH_BATCH_N=1000)" });
     rows.push({ name: `  of which the floor: an array of ${n} jobs that only start Node (node -e 0) on the same server`, value: round(floor.wallPerJob), unit: `ms/job (${round(floor.cpuPerJob)} ms CPU/job)` });
     rows.push({ name: `  tsflow's part: per-task overhead above that floor`, value: round(perTaskMs - floor.wallPerJob), unit: "ms/task" });
     rows.push({ name: `  CPU of each job (its process, start to exit; the floor's node -e 0 is ${round(floor.cpuPerJob)} ms)`, value: round(jobCpu), unit: "ms CPU/task" });
+    rows.push({ name: "  CPU per task of the orchestrator (runFlow, the executor, and the local Batch server in the same process)", value: round(ownCpu), unit: "ms CPU/task" });
+    rows.push({ name: "  CPU per task of s3rver (the jobs' and the orchestrator's S3 requests)", value: round(s3Cpu), unit: "ms CPU/task" });
+    rows.push({ name: "  all CPU per task (2 cores: ≤ 40 ms would be needed for 20 ms of wall per task)", value: round(jobCpu + ownCpu + s3Cpu), unit: "ms CPU/task" });
   } finally {
     await executor.close?.();
   }
