@@ -57,18 +57,36 @@ export interface SweepWatch {
    * still sweeping; when it answers true, put the blobs again.
    */
   swept(): Promise<boolean>;
+  /**
+   * A watch for the writer's next puts that begins with the listing `swept()` just made (call
+   * it after `swept()` answered false): a worker running task after task lists once per task,
+   * not twice. A listing taken earlier than needed is still before the first put, which is all
+   * the protocol asks; it can only make `swept()` answer true more often, never less.
+   */
+  continued(): SweepWatch;
 }
 
 export async function watchSweeps(store: Datastore, sleep: (ms: number) => Promise<void> = defaultSleep): Promise<SweepWatch> {
-  const before = await sweepPhases(store);
+  return watchFrom(store, await sweepPhases(store), sleep);
+}
+
+function watchFrom(store: Datastore, before: Map<string, SweepPhase>, sleep: (ms: number) => Promise<void>): SweepWatch {
+  let last: Map<string, SweepPhase> | undefined;
   return {
+    continued() {
+      if (!last) throw new Error("SweepWatch.continued() needs a swept() that answered false first");
+      return watchFrom(store, last, sleep);
+    },
     async swept() {
       let after = await sweepPhases(store);
       let danger = false;
       for (const [id, phase] of after) if (phase !== "mark" && before.get(id) !== "done") danger = true;
       // A marker that vanished in between (old markers are cleaned up) may have swept too.
       for (const [id, phase] of before) if (phase !== "done" && !after.has(id)) danger = true;
-      if (!danger) return false;
+      if (!danger) {
+        last = after;
+        return false;
+      }
       // Wait for the sweeping ones: a gc that marked before the publication may still delete.
       const beats = new Map<string, { value: string; since: number }>();
       let pause = 100;

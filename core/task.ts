@@ -130,7 +130,7 @@ export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise
   }
   const finishCards = async () => {
     // Card blobs are put before the result.json that references them, like artifacts.
-    stored.watch ??= watchSweeps(env.store);
+    stored.watch ??= startWatch(env.store);
     await stored.watch;
     const refs = await cards.finish({ ok: result.ok, error: result.error, startedAt: result.startedAt, finishedAt: result.finishedAt, artifacts: cards.artifacts ?? [] });
     if (refs.length > 0) result.cards = refs;
@@ -143,7 +143,11 @@ export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise
   // with the same hashes; cards render anew (new hashes), so their new result.json opens a new
   // window, watched the same way.
   for (let round = 0; stored.watch && round < 3; round++) {
-    if (!(await (await stored.watch).swept())) break;
+    const watch = await stored.watch;
+    if (!(await watch.swept())) {
+      carried.set(env.store, watch.continued());
+      break;
+    }
     stored.watch = undefined;
     try {
       await mapLimit(stored.written, 4, async ({ name, value, hash, alg }) => {
@@ -162,6 +166,19 @@ export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise
     await env.store.put(resultKey, new TextEncoder().encode(JSON.stringify(result)));
   }
   return result;
+}
+
+/**
+ * The gc listing a task made after publishing its result, kept for the next task of this
+ * process to start from (see SweepWatch.continued): one listing per task instead of two.
+ */
+const carried = new WeakMap<Datastore, SweepWatch>();
+
+function startWatch(store: Datastore): Promise<SweepWatch> {
+  const watch = carried.get(store);
+  if (!watch) return watchSweeps(store);
+  carried.delete(store);
+  return Promise.resolve(watch);
 }
 
 /** What a task put: to put again when a gc may have swept it away before the result.json. */
@@ -184,10 +201,24 @@ async function readRun(store: Datastore, spec: TaskSpec): Promise<RunRecord> {
   return run;
 }
 
+/**
+ * Success markers read lately, by store and key. A done.json is written once and never
+ * changed, and the tasks of a foreach all read the same split task's: a worker reads it once.
+ */
+const doneCache = new WeakMap<Datastore, Map<string, DoneRecord>>();
+const DONE_CACHE_MAX = 64;
+
 async function readDone(store: Datastore, flow: string, pathspec: string): Promise<DoneRecord> {
   const [run, step, task] = pathspec.split("/") as [string, string, string];
-  const done = await getJson<DoneRecord>(store, doneKey(flow, run, step, task));
+  const key = doneKey(flow, run, step, task);
+  let cache = doneCache.get(store);
+  if (!cache) doneCache.set(store, (cache = new Map()));
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const done = await getJson<DoneRecord>(store, key);
   if (!done) throw new TsflowError("NotFound", `parent task ${flow}/${pathspec} has no success marker in ${store.url}`);
+  cache.set(key, done);
+  if (cache.size > DONE_CACHE_MAX) cache.delete(cache.keys().next().value!);
   return done;
 }
 
@@ -381,7 +412,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   const persist = async (): Promise<Record<string, ArtifactRef>> => {
   const artifacts: Record<string, ArtifactRef> = {};
   const put = async (name: string, value: unknown, chunks: Bytes[], ref: ArtifactRef) => {
-    stored.watch ??= watchSweeps(store);
+    stored.watch ??= startWatch(store);
     await stored.watch;
     const out = await storeEncoded(store, host, chunks, ref);
     stored.written.push({ name, value, hash: out.hash, alg: algOf(out) });

@@ -39,7 +39,8 @@ export async function workerMain(exit: (code: number) => never): Promise<number>
       const store = await openDatastore(spec.datastore);
       const module = await packageModule(spec, store);
       const { flowClass } = await loadFlow(spec.flowFile, spec.exportName, { flowName: spec.flowName, module });
-      send({ type: "started" });
+      // Only a @timeout needs to know when the step itself starts (one message less per task).
+      if (spec.timeoutSeconds) send({ type: "started" });
       const result = await executeTask(spec, { store, host, flowClass, redact: scope.redact });
       msg = { type: "done", result, rss: process.memoryUsage.rss() };
     } catch (e) {

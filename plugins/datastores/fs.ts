@@ -3,7 +3,26 @@
  * `.git`). Writes go to a temporary file that is renamed into place, so a crash never leaves
  * a half-written key behind.
  */
-import { accessSync, closeSync, constants, existsSync, fstatSync, openSync, readFileSync, realpathSync } from "node:fs";
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  fdatasync,
+  fstatSync,
+  fsync as fsyncFd,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writevSync,
+} from "node:fs";
 import * as fsp from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { checkKey, keyExists, tooLarge } from "../../core/_datastore.ts";
@@ -26,14 +45,32 @@ export interface FsOptions {
 const TMP = ".tmp-";
 let counter = 0;
 
+/**
+ * Writes and reads up to this size use synchronous calls. An asynchronous call is a round trip
+ * through libuv's thread pool (a queued job, a thread woken, an event back to the loop), which
+ * for a small record costs several times the system call itself: a 1,000-task foreach made
+ * ~50 such trips per task, most of its CPU (futex and epoll, not I/O). A small write to a local
+ * disk returns in microseconds, so the event loop is not held up; syncs (fsync) can take
+ * milliseconds and stay asynchronous, as do big values.
+ */
+const SYNC_MAX = 256 * 1024;
+
+/**
+ * One turn of the event loop. An operation done with synchronous calls still lets the loop
+ * run first: a caller polling `get` until a concurrent `put` lands must not starve that put.
+ * A turn costs no thread-pool round trip.
+ */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 // Each task's marker has its own directory; concurrent syncs of many markers are joined into
 // one journal commit by the filesystem (group commit), which is what batches them.
 async function syncDir(dir: string) {
-  const fh = await fsp.open(dir, "r");
+  // Opening and closing are quick; only the sync itself waits for the disk (see SYNC_MAX).
+  const fd = openSync(dir, "r");
   try {
-    await fh.sync();
+    await new Promise<void>((resolve, reject) => fsyncFd(fd, (e) => (e ? reject(e) : resolve())));
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
@@ -64,9 +101,27 @@ export default function fsDatastore(options: FsOptions): Datastore {
   let realRoot: string | undefined;
   const checkedDirs = new Set<string>();
   const refuse = (key: string, what: string) => new TsflowError("Datastore", `[fs] refusing to read '${key}' in ${root}: ${what}; only regular files inside the datastore are read`);
-  const insideRoot = (key: string, file: string) => {
-    const dir = dirname(file);
+  const insideRoot = (key: string, file: string) => checkDir(key, dirname(file));
+  const checkDir = (key: string, dir: string): void => {
     if (checkedDirs.has(dir)) return;
+    if (dir.startsWith(root + sep)) {
+      // A real directory (not a link) in a checked one is inside too: one lstat per new
+      // directory instead of resolving every component again (a join reads one new task
+      // directory per input).
+      checkDir(key, dirname(dir));
+      let st: ReturnType<typeof lstatSync>;
+      try {
+        st = lstatSync(dir);
+      } catch {
+        return; // missing: the open says so
+      }
+      if (st.isDirectory()) {
+        remember(dir);
+        return;
+      }
+      if (!st.isSymbolicLink()) return; // not a directory: the open says so
+    }
+    // The root itself, or a link: where does it really lead?
     let real: string;
     try {
       realRoot ??= realpathSync.native(root);
@@ -75,6 +130,9 @@ export default function fsDatastore(options: FsOptions): Datastore {
       return; // missing: the open says so
     }
     if (real !== realRoot && !real.startsWith(realRoot + sep)) throw refuse(key, `its directory leads outside the datastore (to ${real}) through a symbolic link`);
+    remember(dir);
+  };
+  const remember = (dir: string) => {
     if (checkedDirs.size > 50_000) checkedDirs.clear();
     checkedDirs.add(dir);
   };
@@ -126,7 +184,80 @@ export default function fsDatastore(options: FsOptions): Datastore {
     }
   }
 
+  /**
+   * A small key's bytes read with synchronous calls (see SYNC_MAX); `undefined` when the file
+   * is bigger, for the asynchronous path. Same checks as {@link openKey}.
+   */
+  function readSmallSync(key: string, maxBytes?: number): Bytes | null | undefined {
+    const file = path(key);
+    insideRoot(key, file);
+    let fd: number;
+    try {
+      fd = openSync(file, READ);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return null;
+      if (code === "ELOOP") throw refuse(key, "it is a symbolic link");
+      throw e;
+    }
+    try {
+      const st = fstatSync(fd);
+      if (st.isDirectory()) return null;
+      if (!st.isFile()) throw refuse(key, `it is ${kind(st)}`);
+      if (maxBytes !== undefined && st.size > maxBytes) throw tooLarge(`[fs] '${key}'`, st.size, maxBytes);
+      if (st.size > SYNC_MAX) return undefined;
+      return readFileSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   const tmpName = (file: string) => `${dirname(file)}/${TMP}${process.pid}-${++counter}-${file.slice(file.lastIndexOf("/") + 1)}`;
+
+  /** Directories this process created or found: no mkdir before each write into them. */
+  const knownDirs = new Set<string>();
+
+  /** {@link writeAtomic} with synchronous calls, for small values (see SYNC_MAX). */
+  async function writeSmall(key: string, chunks: readonly Bytes[], options?: PutOptions) {
+    const file = path(key);
+    const tmp = tmpName(file);
+    const sync = options?.durable && fsync === "markers";
+    let fd: number | undefined;
+    await turn();
+    try {
+      if (options?.immutable && refreshSync(file)) return;
+      const dir = dirname(file);
+      if (!knownDirs.has(dir)) makeDir(dir);
+      try {
+        fd = openSync(tmp, "w");
+      } catch (e) {
+        // A directory this process made may have been deleted since (a run deleted by hand).
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+        mkdirSync(dir, { recursive: true });
+        fd = openSync(tmp, "w");
+      }
+      if (knownDirs.size > 10_000) knownDirs.clear();
+      knownDirs.add(dir);
+      writeAllSync(fd, chunks);
+      if (sync) await datasync(fd);
+      closeSync(fd);
+      fd = undefined;
+      if (options?.ifAbsent) {
+        // link() refuses an existing name (EEXIST): of two writers exactly one creates the key.
+        try {
+          linkSync(tmp, file);
+        } finally {
+          rmSync(tmp, { force: true });
+        }
+      } else renameSync(tmp, file);
+      if (sync) await syncDir(dir);
+    } catch (e) {
+      if (fd !== undefined) closeSync(fd);
+      rmSync(tmp, { force: true });
+      if ((e as NodeJS.ErrnoException).code === "EEXIST" && options?.ifAbsent) throw keyExists(key, root);
+      fail("write", key, e);
+    }
+  }
 
   async function writeAtomic(key: string, write: (fh: fsp.FileHandle) => Promise<void>, options?: PutOptions) {
     const file = path(key);
@@ -140,7 +271,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
       const sync = options?.durable && fsync === "markers";
       try {
         await write(fh);
-        if (sync) await fh.datasync();
+        if (sync) await datasync(fh.fd);
       } finally {
         await fh.close();
       }
@@ -170,7 +301,10 @@ export default function fsDatastore(options: FsOptions): Datastore {
     atomicIfAbsent: true,
 
     async get(key, options) {
+      await turn();
       try {
+        const small = readSmallSync(key, options?.maxBytes);
+        if (small !== undefined) return small;
         const fh = await openKey(key, options?.maxBytes);
         if (!fh) return null;
         try {
@@ -193,6 +327,9 @@ export default function fsDatastore(options: FsOptions): Datastore {
 
     put(key, data, options) {
       const chunks = data instanceof Uint8Array ? [data] : data;
+      let size = 0;
+      for (const c of chunks) size += c.byteLength;
+      if (size <= SYNC_MAX) return writeSmall(key, chunks, options);
       return writeAtomic(
         key,
         async (fh) => {
@@ -226,7 +363,14 @@ export default function fsDatastore(options: FsOptions): Datastore {
     },
 
     async has(key) {
-      return exists(path(key));
+      const file = path(key);
+      await turn();
+      try {
+        // lstat: a symbolic link is not a key, even to a file.
+        return lstatSync(file).isFile();
+      } catch {
+        return false;
+      }
     },
 
     async size(key) {
@@ -317,6 +461,57 @@ function unwritable(dir: string): string | undefined {
     return undefined;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code;
+  }
+}
+
+/** Makes sure `dir` exists: usually one system call (its parent exists; or it exists). */
+function makeDir(dir: string) {
+  try {
+    mkdirSync(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    // Something else by that name: the open that follows says so.
+    if (code === "EEXIST") return;
+    if (code !== "ENOENT") throw e;
+    mkdirSync(dir, { recursive: true });
+  }
+}
+
+/** Writes every chunk at the file's current position. */
+function writeAllSync(fd: number, chunks: readonly Bytes[]) {
+  let pending = chunks.filter((c) => c.byteLength > 0);
+  while (pending.length > 0) {
+    const batch = pending.slice(0, 512);
+    let written = writevSync(fd, batch);
+    let consumed = 0;
+    while (consumed < batch.length && written >= batch[consumed]!.byteLength) {
+      written -= batch[consumed]!.byteLength;
+      consumed++;
+    }
+    const rest = pending.slice(consumed);
+    if (written > 0) rest[0] = rest[0]!.subarray(written);
+    pending = rest;
+  }
+}
+
+/** fdatasync in the thread pool: it waits for the disk, which may take milliseconds. */
+function datasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+}
+
+/** {@link refresh} with synchronous calls. */
+function refreshSync(file: string): boolean {
+  try {
+    const now = new Date();
+    utimesSync(file, now, now);
+    return statSync(file).isFile();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+    try {
+      return lstatSync(file).isFile();
+    } catch {
+      return false;
+    }
   }
 }
 

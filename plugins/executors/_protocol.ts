@@ -17,7 +17,7 @@ export type WorkerCommand = { type: "load"; flowFile: string; exportName?: strin
 export type WorkerMessage =
   | { type: "ready"; pid: number }
   | { type: "loaded"; error?: import("../../core/types.ts").TaskError }
-  /** The flow is loaded and the step is about to run: `@timeout` counts from here. */
+  /** The flow is loaded and the step is about to run: `@timeout` counts from here (sent only then). */
   | { type: "started" }
   | { type: "done"; result?: import("../../core/types.ts").TaskResult; error?: import("../../core/types.ts").TaskError; rss: number };
 

@@ -1,9 +1,12 @@
 /**
  * The fs datastore's power-loss policy (docs/reliability.md, "Power loss"): a `durable` put (a
  * task's done.json) is synced with its directory before it resolves; other writes are not.
- * The syncs are counted on Node's real FileHandle.
+ * The syncs are counted on Node's real `fs.fdatasync` and `fs.fsync` (the store calls them on
+ * descriptors; `syncBuiltinESMExports` makes its `node:fs` imports see the counting ones).
  */
+import fs from "node:fs";
 import * as fsp from "node:fs/promises";
+import { syncBuiltinESMExports } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,19 +19,20 @@ let restore: () => void;
 
 beforeAll(async () => {
   root = await fsp.mkdtemp(join(tmpdir(), "tsflow-fsync-"));
-  const probe = await fsp.open(join(root, "probe"), "w");
-  const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void>; sync: () => Promise<void> };
-  await probe.close();
-  const { datasync, sync } = proto;
-  proto.datasync = function (this: unknown) {
+  const { fdatasync, fsync } = fs;
+  fs.fdatasync = ((...args: Parameters<typeof fdatasync>) => {
     calls.datasync++;
-    return datasync.call(this);
-  };
-  proto.sync = function (this: unknown) {
+    return fdatasync(...args);
+  }) as typeof fdatasync;
+  fs.fsync = ((...args: Parameters<typeof fsync>) => {
     calls.sync++;
-    return sync.call(this);
+    return fsync(...args);
+  }) as typeof fsync;
+  syncBuiltinESMExports();
+  restore = () => {
+    Object.assign(fs, { fdatasync, fsync });
+    syncBuiltinESMExports();
   };
-  restore = () => Object.assign(proto, { datasync, sync });
 });
 afterAll(async () => {
   restore?.();
