@@ -132,7 +132,7 @@ export async function batchRows(server: BatchServer, store: Datastore, workers: 
     rows.push({ name: `  of which the floor: an array of ${n} jobs that only start Node (node -e 0) on the same server`, value: round(floor.wallPerJob), unit: `ms/job (${round(floor.cpuPerJob)} ms CPU/job)` });
     rows.push({ name: `  tsflow's part: per-task overhead above that floor`, value: round(perTaskMs - floor.wallPerJob), unit: "ms/task" });
     rows.push({ name: `  CPU of each job (its process, start to exit; the floor's node -e 0 is ${round(floor.cpuPerJob)} ms)`, value: round(jobCpu), unit: "ms CPU/task" });
-    rows.push({ name: "  CPU per task of the orchestrator (runFlow, the executor, and the local Batch server in the same process)", value: round(ownCpu), unit: "ms CPU/task" });
+    rows.push({ name: `  CPU per task of the orchestrator (runFlow, the executor, and the local Batch server in the same process: ${round(floor.serverCpuPerJob)} ms a job for the floor's)`, value: round(ownCpu), unit: "ms CPU/task" });
     rows.push({ name: "  CPU per task of s3rver (the jobs' and the orchestrator's S3 requests)", value: round(s3Cpu), unit: "ms CPU/task" });
     rows.push({ name: "  all CPU per task (2 cores: ≤ 40 ms would be needed for 20 ms of wall per task)", value: round(jobCpu + ownCpu + s3Cpu), unit: "ms CPU/task" });
   } finally {
@@ -162,16 +162,17 @@ export async function batchRows(server: BatchServer, store: Datastore, workers: 
 }
 
 /** An array of `n` jobs whose command is `node -e 0`, submitted and waited for on the server itself. */
-async function nodeStartFloor(server: BatchServer, n: number): Promise<{ wallPerJob: number; cpuPerJob: number }> {
+async function nodeStartFloor(server: BatchServer, n: number): Promise<{ wallPerJob: number; cpuPerJob: number; serverCpuPerJob: number }> {
   const { BatchClient, RegisterJobDefinitionCommand, SubmitJobCommand } = await import("@aws-sdk/client-batch");
   const client = new BatchClient({ endpoint: server.url, region: "us-east-1" });
   try {
     const def = await client.send(new RegisterJobDefinitionCommand({ jobDefinitionName: "bench-node-start", type: "container", containerProperties: { image: IMAGE, command: [process.execPath, "-e", "0"] } }));
-    const cpu0 = childCpuMs();
+    const [cpu0, own0] = [childCpuMs(), process.cpuUsage()];
     const t0 = performance.now();
     const { jobId } = await client.send(new SubmitJobCommand({ jobName: "bench-node-start", jobQueue: "default", jobDefinition: def.jobDefinitionArn!, arrayProperties: { size: n } }));
     while (!["SUCCEEDED", "FAILED"].includes(server.jobs.get(jobId!)?.status ?? "")) await new Promise((r) => setTimeout(r, 20));
-    return { wallPerJob: (performance.now() - t0) / n, cpuPerJob: (childCpuMs() - cpu0) / n };
+    const own = process.cpuUsage(own0);
+    return { wallPerJob: (performance.now() - t0) / n, cpuPerJob: (childCpuMs() - cpu0) / n, serverCpuPerJob: (own.user + own.system) / 1000 / n };
   } finally {
     client.destroy();
   }

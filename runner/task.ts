@@ -10,9 +10,10 @@
  * infrastructure failure that the executor reports from the job's status.
  *
  * Last, once its result and logs are stored, the task puts an empty marker under
- * `TSFLOW_TASK_ENDED_PREFIX` named `<index>-<stdout chunks>-<stderr chunks>[-failed]`: the batch
- * executor learns which tasks ended (and how many log chunks to read) from one listing of that
- * prefix per array, instead of asking Batch about each child or listing each one's logs.
+ * `TSFLOW_TASK_ENDED_PREFIX`, `<index / 100>/<index>-<stdout chunks>-<stderr chunks>[-failed]`:
+ * the batch executor learns which tasks ended (and how many log chunks to read) from a listing
+ * of the blocks of 100 it still waits for, instead of asking Batch about each child or listing
+ * each one's logs.
  */
 import { putJson } from "../core/_datastore.ts";
 import { attemptKey } from "../core/_layout.ts";
@@ -46,7 +47,7 @@ function captureOutput(store: Datastore, spec: TaskSpec): (failed: boolean) => P
     const prefix = process.env.TSFLOW_TASK_ENDED_PREFIX;
     if (!prefix) return;
     const index = Number(process.env.AWS_BATCH_JOB_ARRAY_INDEX ?? 0);
-    const name = `${index}-${writer.chunks("stdout")}-${writer.chunks("stderr")}${failed ? "-failed" : ""}`;
+    const name = `${Math.floor(index / 100)}/${index}-${writer.chunks("stdout")}-${writer.chunks("stderr")}${failed ? "-failed" : ""}`;
     // Not fatal: without it the executor learns the end from Batch, only later.
     await store.put(`${prefix}${name}`, new Uint8Array(0)).catch(() => {});
   };

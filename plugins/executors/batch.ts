@@ -16,9 +16,11 @@
  *   tsflow attempt: a `@retry` resubmits only the failed items; a child's output is read when it
  *   ends (not streamed while it runs).
  * - Ends come through the datastore, not Batch: a job's task, once its result and logs are
- *   stored, puts a marker `<index>-<stdout chunks>-<stderr chunks>` under its submission's
- *   `ended/` prefix. One listing of that prefix per poll tells which tasks of an array ended and
- *   what to read of each (its result.json, its log chunks), so a run asks Batch nothing per item.
+ *   stored, puts a marker `<index / 100>/<index>-<stdout chunks>-<stderr chunks>` under its
+ *   submission's `ended/` prefix. A poll lists the blocks of 100 that have markers, then those it
+ *   still waits for: that tells which tasks of an array ended and what to read of each (its
+ *   result.json, its log chunks), so a run asks Batch nothing per item, and a listing never
+ *   grows with the array (a 10,000-item array is listed ~100 keys at a time).
  * - Batch itself is asked (one DescribeJobs for up to 100 jobs) only to learn of jobs that end
  *   without a word — crashed, killed, timed out, lost, never placed: each job or array is looked
  *   at `statusCheck.min` after its submission, then whenever its age has doubled (at most
@@ -136,8 +138,9 @@ interface Group {
   nextCheck: number;
   /** FAILED children of the array already listed. */
   failedSeen: number;
-  /** Entries not settled yet. */
+  /** Entries not settled yet, in all and per block of 100 (the markers' sub-prefixes). */
   open: number;
+  openInBlock: number[];
   /** When a status check first saw the job (or all of the array's children) still RUNNABLE. */
   runnableSince?: number;
   terminating?: boolean;
@@ -245,6 +248,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
   /** Takes a task out of the pending ones; false when something settled it already. */
   const claim = (task: Pending): boolean => {
     if (!pending.delete(task.jobId)) return false;
+    task.group.openInBlock[Math.floor(task.index / 100)]!--;
     if (--task.group.open === 0) groups.delete(task.group.id);
     return true;
   };
@@ -294,9 +298,14 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
   });
 
   const MARKER = /^(\d+)-(\d+)-(\d+)(-failed)?$/;
-  /** Settles the tasks of `group` whose ended markers appeared: one listing, then their reads. Returns how many. */
+  /** Settles the tasks of `group` whose ended markers appeared: a listing of each block it waits for, then their reads. Returns how many. */
   const collectEnded = async (group: Group): Promise<number> => {
-    const names = await run!.datastore.list(group.endedPrefix);
+    const store = run!.datastore;
+    // An array lists its blocks first (one key per 100 children), then only the blocks that have
+    // markers and unsettled children: a poll never lists the markers of a finished block again.
+    const blocks = group.array ? (await store.list(group.endedPrefix)).filter((b) => b.endsWith("/")) : ["0/"];
+    const waiting = blocks.filter((b) => (group.openInBlock[Number.parseInt(b, 10)] ?? 0) > 0);
+    const names = (await mapLimit(waiting, 8, (b) => store.list(`${group.endedPrefix}${b}`))).flat();
     const ended: [Pending, number, number, boolean][] = [];
     for (const name of names) {
       const m = MARKER.exec(name);
@@ -504,7 +513,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
 
   const newGroup = (id: string, name: string, queue: string, array: boolean, endedPrefix: string): Group => {
     const now = Date.now();
-    const group: Group = { id, name, queue, array, entries: [], endedPrefix, submittedAt: now, nextCheck: now + checkMin, failedSeen: 0, open: 0 };
+    const group: Group = { id, name, queue, array, entries: [], endedPrefix, submittedAt: now, nextCheck: now + checkMin, failedSeen: 0, open: 0, openInBlock: [] };
     groups.set(id, group);
     return group;
   };
@@ -541,6 +550,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     const group = newGroup(submitted.jobId!, name, item.queue, false, ended);
     group.entries = [track(item, group, 0, submitted.jobId!, name)];
     group.open = 1;
+    group.openInBlock = [1];
   };
 
   const submitArray = async (items: Submission[]) => {
@@ -563,6 +573,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     const group = newGroup(id, name, items[0]!.queue, true, `${prefix}ended/`);
     group.entries = items.map((item, i) => track(item, group, i, `${id}:${i}`, `${name}:${i}`));
     group.open = items.length;
+    group.openInBlock = Array.from({ length: Math.ceil(items.length / 100) }, (_, b) => Math.min(100, items.length - b * 100));
     // An abort during the submission fired before the children were listening.
     for (const entry of group.entries) {
       if (entry.ctx.signal.aborted && !entry.aborting) {
