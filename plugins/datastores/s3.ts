@@ -200,7 +200,7 @@ export default function s3Datastore(options: S3Options): Datastore {
 
   /**
    * One read. The first request asks for the first part's range: a small value comes whole in
-   * it, a big one says its size (Content-Range), and the other parts then come in parallel
+   * it, a big one says its size (Content-Range) with its headers, and the other parts come in parallel
    * ranged GETs (pinned to the first answer's ETag) straight into one buffer of that size.
    * Each range whose body is cut is fetched again on its own. `hasher` is fed every byte in
    * order as the parts arrive, so verifying a blob overlaps its download.
@@ -239,18 +239,32 @@ export default function s3Datastore(options: S3Options): Datastore {
     // chunks and concatenating them.
     const out = new Uint8Array(size);
     const first = res.ContentLength;
-    await fill(res.Body, out, 0, first);
-    hasher?.update(out.subarray(0, first));
-    if (first === size) return out;
+    if (first === size) {
+      await fill(res.Body, out, 0, first);
+      hasher?.update(out);
+      return out;
+    }
     const etag = res.ETag;
-    const count = Math.ceil((size - first) / partSize);
+    // Part 0 is the first answer's body, still streaming while the other ranges start.
+    const count = 1 + Math.ceil((size - first) / partSize);
+    const bounds = (i: number) => {
+      const start = i === 0 ? 0 : first + (i - 1) * partSize;
+      return [start, i === 0 ? first : Math.min(start + partSize, size)] as const;
+    };
     const done = new Array<boolean>(count).fill(false);
     let hashed = 0;
-    let next = 0;
+    let next = 1;
     let failed = false;
+    const finished = (i: number) => {
+      done[i] = true;
+      // Hash the longest finished prefix: the parts finish out of order, the hash is sequential.
+      for (; !failed && hashed < count && done[hashed]; hashed++) {
+        const [start, end] = bounds(hashed);
+        hasher?.update(out.subarray(start, end));
+      }
+    };
     const part = async (i: number) => {
-      const start = first + i * partSize;
-      const end = Math.min(start + partSize, size);
+      const [start, end] = bounds(i);
       for (let attempt = 1; ; attempt++) {
         try {
           const r = await getObject(sdk, k, `bytes=${start}-${end - 1}`, etag);
@@ -265,17 +279,20 @@ export default function s3Datastore(options: S3Options): Datastore {
           await backoff(attempt);
         }
       }
-      done[i] = true;
-      // Hash the longest finished prefix: the parts finish out of order, SHA-256 is sequential.
-      for (; !failed && hashed < count && done[hashed]; hashed++) {
-        const at = first + hashed * partSize;
-        hasher?.update(out.subarray(at, Math.min(at + partSize, size)));
-      }
+      finished(i);
     };
     const lane = async () => {
       while (!failed && next < count) await part(next++);
     };
-    await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane)).catch((e) => {
+    // A cut first body is fetched again as a range, like any other part.
+    const head0 = fill(res.Body, out, 0, first).then(
+      () => finished(0),
+      (e) => {
+        if (failed || !(e as SdkError).bodyRead) throw e;
+        return part(0);
+      },
+    );
+    await Promise.all([head0, ...Array.from({ length: Math.min(concurrency - 1, count - 1) || 1 }, lane)]).catch((e) => {
       failed = true;
       throw e;
     });
@@ -291,14 +308,16 @@ export default function s3Datastore(options: S3Options): Datastore {
     const { s3, client } = sdk;
     const created = await client.send(new s3.CreateMultipartUploadCommand({ Bucket: bucket, Key: k }));
     const UploadId = created.UploadId!;
-    const count = Math.ceil(length / partSize);
+    // S3 takes at most 10,000 parts: past 80 GB (at 8 MiB) the parts grow.
+    const size = Math.max(partSize, Math.ceil(length / 10_000));
+    const count = Math.ceil(length / size);
     const etags = new Array<string>(count);
     let next = 0;
     let failed = false;
     const lane = async () => {
       while (!failed && next < count) {
         const i = next++;
-        const body = slice(chunks, i * partSize, Math.min((i + 1) * partSize, length));
+        const body = slice(chunks, i * size, Math.min((i + 1) * size, length));
         const input = { Bucket: bucket, Key: k, UploadId, PartNumber: i + 1, Body: body, ContentLength: body.byteLength };
         etags[i] = (await client.send(new s3.UploadPartCommand(input))).ETag!;
       }
