@@ -113,7 +113,7 @@ describe("chaos between tsflow and S3", () => {
     while (r.code !== 0) {
       // The final status write's response was lost although the write landed: the run did succeed.
       const landed = /run ChaosFlow\/(\S+) succeeded, so there is nothing to resume/.exec(r.stderr);
-      if (landed) {
+      if (landed && !before.has(landed[1]!)) {
         outcomes.push({ run: landed[1]!, attempts, errors });
         return landed[1]!;
       }
@@ -126,7 +126,11 @@ describe("chaos between tsflow and S3", () => {
         .filter((id) => !before.has(id))
         .sort()
         .at(-1);
-      r = await cli(["resume", rfixture("chaos.ts"), "--datastore", "s3://chaos/team", ...(origin ? ["--origin-run-id", origin] : [])], { env, timeoutMs: 240_000 });
+      // A run that failed before its run.json was written left nothing to resume (a resume
+      // without an origin would pick an earlier test's run): run it again.
+      r = origin
+        ? await cli(["resume", rfixture("chaos.ts"), "--datastore", "s3://chaos/team", "--origin-run-id", origin], { env, timeoutMs: 240_000 })
+        : await cli(["run", rfixture("chaos.ts"), "--datastore", "s3://chaos/team", ...args], { env, timeoutMs: 240_000 });
       attempts++;
     }
     const run = /Run \w+\/(\S+) succeeded/.exec(r.stdout)?.[1];
