@@ -25,6 +25,13 @@ export type HashAlg = "sha256" | "blake3";
 /** The algorithm of a reference: SHA-256 unless it says otherwise. */
 export const algOf = (ref: ArtifactRef): HashAlg => ref.alg ?? "sha256";
 
+/**
+ * Parameters are always addressed by SHA-256, whoever stores them (a local run, a Step Functions
+ * deployment or its start task): `@cached` keys and run-to-run comparisons hash them, and they
+ * must not change with the host that stored them.
+ */
+export const PARAMETER_ALG: HashAlg = "sha256";
+
 const preferred = new WeakMap<Host, HashAlg>();
 
 /** The algorithm new blobs get on this host: BLAKE3 where it is native. */

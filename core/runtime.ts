@@ -10,7 +10,7 @@ import { attemptKey, doneKey, heartbeatKey, runKey, taskKey } from "./_layout.ts
 import { LogWriter } from "./_logs.ts";
 import { RunIndexWriter } from "./_tasks.ts";
 import { watchSweeps } from "./_sweeps.ts";
-import { storeArtifact } from "./artifacts.ts";
+import { PARAMETER_ALG, storeArtifact } from "./artifacts.ts";
 import { applyConfig, configValues, readConfig, usesConfig } from "./config.ts";
 import { TsflowError } from "./errors.ts";
 import { type ExitHookOutcome, runExitHooks } from "./exit-hooks.ts";
@@ -546,7 +546,7 @@ async function storeParameters(info: FlowInfo, values: Record<string, unknown>, 
   const out: Record<string, ArtifactRef> = {};
   for (const [field, spec] of Object.entries(info.parameters)) {
     // SHA-256 whatever the host prefers: @cached steps key on these hashes (runner/run.ts).
-    out[field] = await storeArtifact(store, host, field, values[spec.name], "sha256");
+    out[field] = await storeArtifact(store, host, field, values[spec.name], PARAMETER_ALG);
   }
   return out;
 }

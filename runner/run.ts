@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
-import { contentHash, refOf } from "../core/artifacts.ts";
+import { contentHash, PARAMETER_ALG, refOf } from "../core/artifacts.ts";
 import { type StepCache, stepCache } from "../core/cache.ts";
 import { createClient, Run, type RunDoc } from "../core/client.ts";
 import { watchDatastore } from "../core/_datastore.ts";
@@ -490,7 +490,7 @@ function markCacheHits(reporter: RunReporter | undefined, cache: StepCache): Run
 async function parameterHashes(info: FlowInfo, values: Record<string, unknown>, host: Host): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   // SHA-256 whatever the host prefers: cache keys stay the same across hosts and versions.
-  for (const [field, spec] of Object.entries(info.parameters)) out[field] = refOf(host, field, values[spec.name], "sha256").ref.hash;
+  for (const [field, spec] of Object.entries(info.parameters)) out[field] = refOf(host, field, values[spec.name], PARAMETER_ALG).ref.hash;
   return out;
 }
 

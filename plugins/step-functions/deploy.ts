@@ -15,7 +15,7 @@ import type { FlowInfo } from "../../core/graph.ts";
 import { configValues } from "../../core/config.ts";
 import { productionOptions } from "../../core/production.ts";
 import { newRunId, resolveParameters } from "../../core/runtime.ts";
-import { refOf, storeArtifact } from "../../core/artifacts.ts";
+import { PARAMETER_ALG, refOf, storeArtifact } from "../../core/artifacts.ts";
 import type { ArtifactRef, Datastore, Host } from "../../core/types.ts";
 import { buildPackage, PACKAGE_PREFIX, runtimeFiles, uploadPackage } from "../executors/_package.ts";
 import { compileFlow, type DeploymentConfig, s3Location, type StepJob } from "./compile.ts";
@@ -135,7 +135,7 @@ export async function createDeployment(target: DeployTarget, options: CreateOpti
   const files: Record<string, ArtifactRef> = {};
   for (const [field, p] of Object.entries(info.parameters)) {
     if (p.kind !== "file" || values[p.name] === undefined) continue;
-    files[field] = options.onlyJson ? refOf(target.host, field, values[p.name]).ref : await storeArtifact(store, target.host, field, values[p.name]);
+    files[field] = options.onlyJson ? refOf(target.host, field, values[p.name], PARAMETER_ALG).ref : await storeArtifact(store, target.host, field, values[p.name], PARAMETER_ALG);
     delete parameters[p.name];
   }
 

@@ -18,7 +18,7 @@
  */
 import { getJson, putJson } from "../../core/_datastore.ts";
 import { attemptKey, doneKey, runKey, taskKey, taskPrefix } from "../../core/_layout.ts";
-import { storeArtifact } from "../../core/artifacts.ts";
+import { PARAMETER_ALG, storeArtifact } from "../../core/artifacts.ts";
 import { TsflowError } from "../../core/errors.ts";
 import type { FlowInfo } from "../../core/graph.ts";
 import { loadFlowInfo } from "../../core/graph.ts";
@@ -173,11 +173,11 @@ async function ensureRun(store: Datastore, info: FlowInfo, config: DeploymentCon
     const file = config.files?.[field];
     if (p.kind === "file") {
       if (file) parameters[field] = file;
-      else parameters[field] = await storeArtifact(store, host, field, undefined);
+      else parameters[field] = await storeArtifact(store, host, field, undefined, PARAMETER_ALG);
       parameterValues[p.name] = file ? `<${file.size} bytes, stored at create time>` : null;
       continue;
     }
-    parameters[field] = await storeArtifact(store, host, field, values[p.name]);
+    parameters[field] = await storeArtifact(store, host, field, values[p.name], PARAMETER_ALG);
     parameterValues[p.name] = values[p.name] === undefined ? null : values[p.name];
   }
   const executionArn = env.TSFLOW_SFN_EXECUTION ?? "";
