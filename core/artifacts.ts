@@ -3,9 +3,10 @@
  * identical value is stored once per datastore, an unchanged artifact passes downstream as a
  * reference (its hash), and every read can prove it got the bytes that were written.
  *
- * The hash is BLAKE3 where the host has a native one (`ref.alg: "blake3"`), SHA-256 elsewhere
- * and in every datastore written before: a reference names its algorithm, so blobs of both
- * kinds sit side by side under `blobs/` and each is verified by its own.
+ * The hash is BLAKE3 for values of 1 MiB or more where the host has a native one
+ * (`ref.alg: "blake3"`), SHA-256 otherwise and in every datastore written before: a reference
+ * names its algorithm, so blobs of both kinds sit side by side under `blobs/` and each is
+ * verified by its own.
  */
 import { blake3 } from "./_blake3.ts";
 import { getCapped } from "./_datastore.ts";
@@ -32,13 +33,20 @@ export const algOf = (ref: ArtifactRef): HashAlg => ref.alg ?? "sha256";
  */
 export const PARAMETER_ALG: HashAlg = "sha256";
 
-const preferred = new WeakMap<Host, HashAlg>();
+const native = new WeakMap<Host, boolean>();
 
-/** The algorithm new blobs get on this host: BLAKE3 where it is native. */
-export function preferredAlg(host: Host): HashAlg {
-  let alg = preferred.get(host);
-  if (!alg) preferred.set(host, (alg = host.blake3?.() ? "blake3" : "sha256"));
-  return alg;
+/**
+ * Values from this size on are addressed by BLAKE3 where the host has it natively. Below, SHA-256
+ * costs under a millisecond, and a run of small artifacts (hello) never loads the native module.
+ */
+const BLAKE3_FROM = 1024 * 1024;
+
+/** The algorithm a new blob of `size` serialized bytes gets on this host. */
+export function preferredAlg(host: Host, size: number): HashAlg {
+  if (size < BLAKE3_FROM) return "sha256";
+  let has = native.get(host);
+  if (has === undefined) native.set(host, (has = host.blake3?.() !== undefined));
+  return has ? "blake3" : "sha256";
 }
 
 function hasher(host: Host, alg: HashAlg): Hasher {
@@ -54,7 +62,7 @@ function hashWith(host: Host, alg: HashAlg, chunks: readonly Bytes[]): string {
 const withAlg = (alg: HashAlg) => (alg === "blake3" ? { alg } : {});
 
 /** Serializes `value`, stores its blob (unless the store already has it) and returns its reference. */
-export async function storeArtifact(store: Datastore, host: Host, name: string, value: unknown, alg: HashAlg = preferredAlg(host)): Promise<ArtifactRef> {
+export async function storeArtifact(store: Datastore, host: Host, name: string, value: unknown, alg?: HashAlg): Promise<ArtifactRef> {
   const { ref, chunks } = refOf(host, name, value, alg);
   return storeEncoded(store, host, chunks, ref);
 }
@@ -102,7 +110,7 @@ function maybeCompress(store: Datastore, host: Host, chunks: readonly Bytes[], s
  * The reference `value` would get, without storing it (to tell whether a loaded artifact
  * changed: pass the loaded reference's algorithm, so an unchanged value keeps its reference).
  */
-export function refOf(host: Host, name: string, value: unknown, alg: HashAlg = preferredAlg(host)): { ref: ArtifactRef; chunks: Bytes[] } {
+export function refOf(host: Host, name: string, value: unknown, given?: HashAlg): { ref: ArtifactRef; chunks: Bytes[] } {
   let encoded: ReturnType<typeof serialize>;
   try {
     encoded = serialize(value, name);
@@ -110,6 +118,7 @@ export function refOf(host: Host, name: string, value: unknown, alg: HashAlg = p
     if (e instanceof SerializeError) throw new TsflowError("Serialize", e.message);
     throw e;
   }
+  const alg = given ?? preferredAlg(host, encoded.size);
   return { ref: { hash: hashWith(host, alg, encoded.chunks), ...withAlg(alg), size: encoded.size, type: encoded.type }, chunks: encoded.chunks };
 }
 

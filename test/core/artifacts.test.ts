@@ -100,22 +100,22 @@ describe("artifacts", () => {
     for (const b of blobFiles(ds)) expect(matchesBlobName(readFileSync(b.path), basename(b.path))).toBe(true);
   });
 
-  it("new artifacts are addressed by BLAKE3 where the host has it natively, by SHA-256 when TSFLOW_HASH=sha256", async () => {
+  it("new artifacts of 1 MiB or more are addressed by BLAKE3 where the host has it natively, by SHA-256 when TSFLOW_HASH=sha256", async () => {
     for (const [hash, alg] of [
       ["", "blake3"],
       ["sha256", undefined],
     ] as const) {
       const ds = tempStore();
-      const res = await cli(["run", fixture("old-store.ts"), "--datastore", ds], { env: { TSFLOW_HASH: hash } });
+      const res = await cli(["run", fixture("handoff.ts"), "--datastore", ds], { env: { TSFLOW_HASH: hash } });
       expect(res.code, res.stderr).toBe(0);
-      const run = latestRun(ds, "OldStoreFlow");
-      const dir = join(ds, "flows", "OldStoreFlow", "runs", run.runId, "tasks", "end");
-      const [id] = readdirSync(dir).filter((e) => !e.endsWith(".json"));
-      const refs = JSON.parse(readFileSync(join(dir, id!, "done.json"), "utf8")).artifacts;
-      expect(refs.bytes.alg).toBe(alg);
-      expect(refs.label.alg).toBe(alg);
-      const [end] = await stepArtifacts(ds, "OldStoreFlow", run.runId, "end");
-      expect(end!.total).toBeGreaterThan(0);
+      const run = latestRun(ds, "HandoffFlow");
+      const refs = JSON.parse(readFileSync(join(ds, "flows", "HandoffFlow", "runs", run.runId, "tasks", "start", "1", "done.json"), "utf8")).artifacts;
+      expect(refs.big.alg).toBe(alg);
+      expect(refs.other.alg).toBe(alg);
+      expect(refs.pids.alg).toBeUndefined();
+      const [use] = await stepArtifacts(ds, "HandoffFlow", run.runId, "use");
+      expect(use!.seen).toBe("1,1,0.5");
+      for (const b of blobFiles(ds)) expect(matchesBlobName(readFileSync(b.path), basename(b.path))).toBe(true);
     }
   });
 

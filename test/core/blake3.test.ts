@@ -36,7 +36,7 @@ describe("artifacts addressed by BLAKE3", () => {
     const store = memoryDatastore();
     const withNative = nodeHost();
     const { blake3: _, ...without } = nodeHost();
-    const value = { big: new Float64Array(50_000).map((_, i) => i), text: "x".repeat(70_000) };
+    const value = { big: new Float64Array(200_000).map((_, i) => i), text: "x".repeat(70_000) };
     const ref = await storeArtifact(store, withNative, "v", value);
     expect(ref.alg).toBe("blake3");
     expect(await loadArtifact(store, without, ref, "v")).toEqual(value);
@@ -44,6 +44,8 @@ describe("artifacts addressed by BLAKE3", () => {
     expect(old.alg).toBeUndefined();
     expect(old.hash).not.toBe(ref.hash);
     expect(await loadArtifact(store, withNative, old, "v")).toEqual(value);
+    // Small values stay SHA-256 everywhere: SHA-256 costs nothing there, and hello never loads the native module.
+    expect((await storeArtifact(store, withNative, "small", new Float64Array(1000))).alg).toBeUndefined();
     // A blob that does not match its BLAKE3 address is refused, by either host.
     await store.put(`blobs/${ref.hash.slice(0, 2)}/${ref.hash}`, new TextEncoder().encode("not it"));
     for (const host of [withNative, without]) await expect(loadArtifact(store, host, ref, "v")).rejects.toThrow(/artifact 'v' is corrupt/);
