@@ -1,6 +1,6 @@
 /** Shared by every benchmark module (kept apart from run.ts, whose top-level await would deadlock an import cycle). */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -17,9 +17,22 @@ export interface Row {
 }
 
 
-/** Runs a command, sampling the resident memory of its whole process tree. */
-export async function measure(cmd: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
+/** GNU time, which reports the CPU of a command and of every process it waited for. */
+const TIME = existsSync("/usr/bin/time") ? "/usr/bin/time" : undefined;
+const CPU_MARK = "tsflow-bench-cpu";
+
+/**
+ * Runs a command, sampling the resident memory of its whole process tree. With `cpu`,
+ * `cpuSeconds` is the user+sys CPU of the command and of its children (workers), measured by
+ * /usr/bin/time when it is there (it adds its own start, ~1 ms, to the wall time): on a shared
+ * machine CPU moves far less with the load than the wall time does.
+ */
+export async function measure(cmd: string, args: string[], options: { cwd?: string; env?: Record<string, string>; cpu?: boolean } = {}) {
   const t0 = performance.now();
+  if (TIME && options.cpu) {
+    args = ["-f", `${CPU_MARK} %U %S`, cmd, ...args];
+    cmd = TIME;
+  }
   const child = spawn(cmd, args, { cwd: options.cwd ?? root, env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
@@ -42,7 +55,9 @@ export async function measure(cmd: string, args: string[], options: { cwd?: stri
   clearInterval(timer);
   const seconds = (performance.now() - t0) / 1000;
   if (code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${code}):\n${err || out}`);
-  return { seconds, peakTreeMb: peakTree / 1024 / 1024, peakOneMb: peakOne / 1024 / 1024, out };
+  const cpu = new RegExp(`${CPU_MARK} ([0-9.]+) ([0-9.]+)`).exec(err);
+  const cpuSeconds = cpu ? Number(cpu[1]) + Number(cpu[2]) : undefined;
+  return { seconds, cpuSeconds, peakTreeMb: peakTree / 1024 / 1024, peakOneMb: peakOne / 1024 / 1024, out };
 }
 
 /** A process and all its descendants, from /proc. */

@@ -34,9 +34,11 @@ async function benchCore(): Promise<Row[]> {
   try {
     for (const w of workloads) {
       const runs = [];
-      for (let i = 0; i < w.repeat; i++) runs.push(await measure(process.execPath, [cli, "run", w.file, ...w.args, "--datastore", ds]));
+      for (let i = 0; i < w.repeat; i++) runs.push(await measure(process.execPath, [cli, "run", w.file, ...w.args, "--datastore", ds], { cpu: true }));
       const secs = median(runs.map((r) => r.seconds));
       rows.push({ name: `${w.name} wall`, value: secs, unit: "s", target: `≤ ${w.target} s`, reference: w.reference });
+      const cpus = runs.map((r) => r.cpuSeconds).filter((c): c is number => c !== undefined);
+      if (cpus.length) rows.push({ name: `${w.name} CPU (user+sys, all processes)`, value: median(cpus), unit: "s" });
       rows.push({ name: `${w.name} peak RSS, largest process`, value: Math.max(...runs.map((r) => r.peakOneMb)), unit: "MB", target: w.rss ? `≤ ${w.rss} MB` : undefined });
       rows.push({ name: `${w.name} peak RSS, all processes`, value: Math.max(...runs.map((r) => r.peakTreeMb)), unit: "MB" });
     }

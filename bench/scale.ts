@@ -26,11 +26,12 @@ export async function benchScale(): Promise<Row[]> {
   for (const n of [10, 100, 1000, 10_000, ...(big ? [100_000] : [])]) {
     const ds = mkdtempSync(join(tmpdir(), "tsflow-bench-scale-"));
     try {
-      const r = await measure(process.execPath, [cli, "run", "examples/foreach.ts", "--n", String(n), "--max-num-splits", String(n), "--datastore", ds]);
+      const r = await measure(process.execPath, [cli, "run", "examples/foreach.ts", "--n", String(n), "--max-num-splits", String(n), "--datastore", ds], { cpu: true });
       const tasks = n + 3;
       const last = n === 100_000;
       rows.push({ name: `scale foreach${n} wall`, value: r.seconds, unit: "s", target: last ? "≤ 180 s" : undefined });
       rows.push({ name: `scale foreach${n} per task`, value: (r.seconds * 1000) / tasks, unit: "ms", target: "flat in N" });
+      if (r.cpuSeconds !== undefined) rows.push({ name: `scale foreach${n} CPU per task (user+sys, all processes)`, value: (r.cpuSeconds * 1000) / tasks, unit: "ms", target: "flat in N" });
       rows.push({ name: `scale foreach${n} orchestrator peak RSS (largest process)`, value: r.peakOneMb, unit: "MB", target: last ? "≤ 500 MB" : undefined });
     } finally {
       rmSync(ds, { recursive: true, force: true });

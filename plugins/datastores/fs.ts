@@ -15,6 +15,7 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   realpathSync,
   renameSync,
@@ -400,8 +401,13 @@ export default function fsDatastore(options: FsOptions): Datastore {
 
     async list(prefix) {
       const dir = prefix === "" ? root : path(prefix.replace(/\/$/, ""));
+      await turn();
       try {
-        const entries = await fsp.readdir(dir, { withFileTypes: true });
+        // A missing or one-block directory (gc markers, which every task lists) is read with
+        // synchronous calls (see SYNC_MAX); a big one in the thread pool.
+        const small = statSync(dir, { throwIfNoEntry: false });
+        if (!small) return [];
+        const entries = small.size <= 4096 ? readdirSync(dir, { withFileTypes: true }) : await fsp.readdir(dir, { withFileTypes: true });
         // Symbolic links, FIFOs, sockets and devices are not keys (see openKey).
         return entries
           .filter((e) => !e.name.startsWith(TMP) && (e.isFile() || e.isDirectory()))
