@@ -187,6 +187,23 @@ describe("the sweep protocol (core/_sweeps.ts) with a real gc", () => {
     expect(await inner.has(blobKey(w.ref.hash))).toBe(true);
   });
 
+  it("a writer's next task starts from its last listing: a gc that ran in between is seen, and what it took is put again", async () => {
+    const store = memoryDatastore();
+    const first = await writer(store);
+    await first.publish();
+    expect(await first.watch.swept()).toBe(false);
+    // The next task's watch begins with that listing (a worker lists once per task).
+    const next = first.watch.continued();
+    const value = `value ${Math.random()}`;
+    const ref = await storeArtifact(store, host, "y", value);
+    // A whole gc between the task's put and its publication takes the unreferenced blob.
+    expect((await collectGarbage(store, { graceMs: 0 })).deleted).toContain(blobKey(ref.hash));
+    await putJson(store, doneKey("W", "1-live", "s", "2"), { ok: true, artifacts: { y: ref }, next: [], attempt: 0, startedAt: 0, finishedAt: 0 });
+    expect(await next.swept()).toBe(true);
+    await storeArtifact(store, host, "y", value);
+    expect(await loadArtifact(store, host, ref, "y")).toBe(value);
+  });
+
   it("a gc sweeping when the writer publishes is waited for, and what it took is put again", async () => {
     const inner = memoryDatastore();
     const w = await writer(inner);

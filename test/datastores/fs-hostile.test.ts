@@ -54,6 +54,19 @@ describe("fs datastore: only regular files inside the root", () => {
     }
   });
 
+  it("refuses a symlinked directory planted below a directory it has already read from", async () => {
+    const { base, root } = await plant();
+    const store = fsDatastore({ root });
+    await store.put("a/k", new TextEncoder().encode("inside"));
+    expect(new TextDecoder().decode((await store.get("a/k"))!)).toBe("inside");
+    // `a` is known to be inside now; a link below it must still be resolved, not trusted.
+    symlinkSync(join(base, "elsewhere"), join(root, "a", "link"));
+    await expect(store.get("a/link/stdout")).rejects.toThrow(/leads outside the datastore .* through a symbolic link/);
+    mkdirSync(join(root, "a", "real", "deeper"), { recursive: true });
+    writeFileSync(join(root, "a", "real", "deeper", "k"), "deep");
+    expect(new TextDecoder().decode((await store.get("a/real/deeper/k"))!)).toBe("deep");
+  });
+
   it("does not hang on a FIFO run.json, and exports leave planted links out", async () => {
     const { base, root, file } = await plant();
     // A second run whose run.json is a FIFO nobody writes to.
