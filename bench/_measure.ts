@@ -40,8 +40,13 @@ export async function measure(cmd: string, args: string[], options: { cwd?: stri
   child.stderr.on("data", (d) => (err += d));
   let peakTree = 0;
   let peakOne = 0;
+  /** The command's own process (under GNU time, its child): the orchestrator of a run. */
+  let peakMain = 0;
+  const wrapped = cmd === TIME;
   const sample = () => {
     const pids = treeOf(child.pid!);
+    const main = wrapped ? pids[1] : pids[0];
+    if (main !== undefined) peakMain = Math.max(peakMain, rssOf(main));
     let sum = 0;
     for (const pid of pids) {
       const rss = rssOf(pid);
@@ -57,7 +62,7 @@ export async function measure(cmd: string, args: string[], options: { cwd?: stri
   if (code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${code}):\n${err || out}`);
   const cpu = new RegExp(`${CPU_MARK} ([0-9.]+) ([0-9.]+)`).exec(err);
   const cpuSeconds = cpu ? Number(cpu[1]) + Number(cpu[2]) : undefined;
-  return { seconds, cpuSeconds, peakTreeMb: peakTree / 1024 / 1024, peakOneMb: peakOne / 1024 / 1024, out };
+  return { seconds, cpuSeconds, peakTreeMb: peakTree / 1024 / 1024, peakOneMb: peakOne / 1024 / 1024, peakMainMb: peakMain / 1024 / 1024, out };
 }
 
 /** A process and all its descendants, from /proc. */
