@@ -301,9 +301,9 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
   /** Settles the tasks of `group` whose ended markers appeared: a listing of each block it waits for, then their reads. Returns how many. */
   const collectEnded = async (group: Group): Promise<number> => {
     const store = run!.datastore;
-    // An array lists its blocks first (one key per 100 children), then only the blocks that have
-    // markers and unsettled children: a poll never lists the markers of a finished block again.
-    const blocks = group.array ? (await store.list(group.endedPrefix)).filter((b) => b.endsWith("/")) : ["0/"];
+    // An array of more than 100 lists its blocks first (one key per 100 children), then only the
+    // blocks that have markers and unsettled children: a poll never lists a finished block again.
+    const blocks = group.openInBlock.length > 1 ? (await store.list(group.endedPrefix)).filter((b) => b.endsWith("/")) : ["0/"];
     const waiting = blocks.filter((b) => (group.openInBlock[Number.parseInt(b, 10)] ?? 0) > 0);
     const names = (await mapLimit(waiting, 8, (b) => store.list(`${group.endedPrefix}${b}`))).flat();
     const ended: [Pending, number, number, boolean][] = [];
