@@ -71,7 +71,7 @@ export async function main(argv: string[]): Promise<number> {
     if (INSPECTING.has(name)) {
       neutraliseControls();
       quietOnEpipe();
-    }
+    } else muteOnEpipe();
     if ((rest.includes("--help") || rest.includes("-h")) && name !== "run" && name !== "resume" && name !== "step-functions") {
       process.stdout.write(`${usageText(await renderUsage(cmd, mainCommand))}\n`);
       return 0;
@@ -119,6 +119,23 @@ function quietOnEpipe() {
     stream.on("error", (e: NodeJS.ErrnoException) => {
       if (e.code === "EPIPE") process.exit(0);
       throw e;
+    });
+  }
+}
+
+/**
+ * `tsflow run … | head`: the reader left, but the run goes on (ending it there would leave its
+ * tasks half done); what it would have printed is dropped, and its exit code still tells.
+ */
+function muteOnEpipe() {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE") throw e;
+      stream.write = ((_chunk: unknown, ...rest: unknown[]) => {
+        const done = rest.find((r) => typeof r === "function") as (() => void) | undefined;
+        done?.();
+        return true;
+      }) as typeof stream.write;
     });
   }
 }

@@ -5,7 +5,7 @@
  * who started each run, and follows the namespace rule (`--all`).
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { cli, fixture, latestRun, STACK_LINE, tempStore } from "../_helpers.ts";
+import { CLI, cli, exec, fixture, latestRun, STACK_LINE, tempStore } from "../_helpers.ts";
 
 const ds = tempStore();
 let run = "";
@@ -107,5 +107,18 @@ describe("runs", () => {
     expect(mine.stdout).toMatch(/No runs in namespace user:bob .*--all/);
     const all = await cli(["runs", "--all", "--datastore", ds], as("bob"));
     expect(all.stdout).toMatch(new RegExp(`${run}\\s+failed at work/\\d+\\s+alice`));
+  });
+});
+
+describe("run into a closed pipe", () => {
+  it("finishes the run, prints no stack and exits with the run's own code", async () => {
+    const store = tempStore();
+    const r = await exec(["bash", "-c", `set -o pipefail; '${process.execPath}' '${CLI}' run '${fixture("failing-foreach.ts")}' --max-workers 1 --datastore '${store}' | true`]);
+    expect(r.stderr).not.toMatch(STACK_LINE);
+    expect(r.stderr).not.toMatch(/EPIPE/);
+    // The flow fails on purpose (item 2): the code says so although nobody read the output.
+    expect(r.code).toBe(1);
+    const runs = await cli(["dump", `FailingForeachFlow/${latestRun(store, "FailingForeachFlow").runId}`, "--json", "--datastore", store]);
+    expect(Object.keys(JSON.parse(runs.stdout).tasks)).toHaveLength(4);
   });
 });
