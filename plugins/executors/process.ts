@@ -57,6 +57,8 @@ class Worker {
   task: Task | undefined;
   exited = false;
   ready: Promise<void>;
+  /** The worker said it is ready: a task sent now starts at once. */
+  isReady = false;
   private loaded = new Set<string>();
 
   /** Spawns `command __worker`, or takes over a worker already started the same way (`adopted`). */
@@ -79,7 +81,10 @@ class Worker {
       (text) => this.task?.context.output("stdout", new TextEncoder().encode(text)),
       (payload) => {
         const msg = JSON.parse(payload) as WorkerMessage;
-        if (msg.type === "ready") markReady();
+        if (msg.type === "ready") {
+          this.isReady = true;
+          markReady();
+        }
         else if (msg.type === "started") this.task?.started?.();
         else if (msg.type === "done" && this.task) {
           this.task.done = msg;
@@ -206,7 +211,10 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
 
     run(spec, ctx) {
       return new Promise<TaskExit>((resolve) => {
-        let worker = idle.pop();
+        // An idle worker that is ready first: the newest one may still be starting (a second
+        // worker warmed for a foreach), and a task sent to it would wait while a ready one idles.
+        const readyAt = idle.findLastIndex((w) => w.isReady && !w.exited);
+        let worker = readyAt >= 0 ? idle.splice(readyAt, 1)[0] : idle.pop();
         while (worker?.exited) worker = idle.pop();
         worker ??= spawnWorker();
         const task: Task = { spec, context: ctx, resolve, stderrEnded: false };
