@@ -64,13 +64,15 @@ function execute(notebook: string, cwd: string, store: string): Cell[] {
 
 // Deno 2.9's kernel sometimes lets a cell finish before the display of its last value is sent, and
 // nbclient then drops that output (seen under load; docs/notebooks.md). A notebook whose outputs
-// come back incomplete is executed again, up to twice, before the test fails.
+// come back incomplete is executed again, up to twice, before the test fails; each attempt on a
+// datastore of its own (the explore notebook counts the runs it finds).
 const RETRY = 2;
 
 describe.skipIf(!kernelReady)(`notebooks on Deno's kernel (${kernelReady ? "ready" : why})`, () => {
   it("quickstart.ipynb: runs PetsFlow on workers, shows the run, the live handle, a failure and its resume", { timeout: 600_000, retry: RETRY }, () => {
     // The very command the docs give, on the committed notebook.
-    const store = join(work, "qs-store");
+    // A fresh store per attempt: a retry must not see the runs of the attempt before it.
+    const store = mkdtempSync(join(work, "qs-store-"));
     execFileSync("jupyter-nbconvert", ["--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=600", "--output-dir", work, "--output", "quickstart.out", join(NB_DIR, "quickstart.ipynb")], {
       env: { ...process.env, TSFLOW_DATASTORE: store },
       stdio: ["ignore", "ignore", "pipe"],
@@ -102,7 +104,7 @@ describe.skipIf(!kernelReady)(`notebooks on Deno's kernel (${kernelReady ? "read
   });
 
   it("explore.ipynb: the client across runs, a records table, a Vega-Lite chart, a card", { timeout: 600_000, retry: RETRY }, () => {
-    const store = join(work, "ex-store");
+    const store = mkdtempSync(join(work, "ex-store-"));
     execFileSync("jupyter-nbconvert", ["--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=600", "--output-dir", work, "--output", "explore.out", join(NB_DIR, "explore.ipynb")], {
       env: { ...process.env, TSFLOW_DATASTORE: store },
       stdio: ["ignore", "ignore", "pipe"],
@@ -148,7 +150,7 @@ describe.skipIf(!kernelReady)(`notebooks on Deno's kernel (${kernelReady ? "read
     };
     const file = join(work, "edit.ipynb");
     writeFileSync(file, JSON.stringify(nb));
-    const cells = execute(file, NB_DIR, join(work, "edit-store"));
+    const cells = execute(file, NB_DIR, mkdtempSync(join(work, "edit-store-")));
     expect(errorsOf(cells)).toEqual([]);
     const first = /result (\w+) kernel (\d+) worker (\d+)/.exec(outputsOf(cells[1]!));
     const second = /result (\w+) kernel (\d+) worker (\d+)/.exec(outputsOf(cells[2]!));
