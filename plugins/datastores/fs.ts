@@ -162,7 +162,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
     if (st.isDirectory()) return null; // a prefix, not a key: missing, like S3
     throw refuse(key, `it is ${kind(st)}`);
   }
-  function readKeySync(key: string, maxBytes?: number): Bytes | null {
+  function readKeySync(key: string, maxBytes?: number, syncMax = Number.POSITIVE_INFINITY): Bytes | null | undefined {
     const file = path(key);
     insideRoot(key, file);
     let fd: number;
@@ -179,6 +179,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
       if (st.isDirectory()) return null;
       if (!st.isFile()) throw refuse(key, `it is ${kind(st)}`);
       if (maxBytes !== undefined && st.size > maxBytes) throw tooLarge(`[fs] '${key}'`, st.size, maxBytes);
+      if (st.size > syncMax) return undefined;
       return readFileSync(fd);
     } finally {
       closeSync(fd);
@@ -190,27 +191,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
    * is bigger, for the asynchronous path. Same checks as {@link openKey}.
    */
   function readSmallSync(key: string, maxBytes?: number): Bytes | null | undefined {
-    const file = path(key);
-    insideRoot(key, file);
-    let fd: number;
-    try {
-      fd = openSync(file, READ);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ENOENT" || code === "ENOTDIR") return null;
-      if (code === "ELOOP") throw refuse(key, "it is a symbolic link");
-      throw e;
-    }
-    try {
-      const st = fstatSync(fd);
-      if (st.isDirectory()) return null;
-      if (!st.isFile()) throw refuse(key, `it is ${kind(st)}`);
-      if (maxBytes !== undefined && st.size > maxBytes) throw tooLarge(`[fs] '${key}'`, st.size, maxBytes);
-      if (st.size > SYNC_MAX) return undefined;
-      return readFileSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    return readKeySync(key, maxBytes, SYNC_MAX);
   }
 
   const tmpName = (file: string) => `${dirname(file)}/${TMP}${process.pid}-${++counter}-${file.slice(file.lastIndexOf("/") + 1)}`;
@@ -320,7 +301,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
 
     getSync(key, options) {
       try {
-        return readKeySync(key, options?.maxBytes);
+        return readKeySync(key, options?.maxBytes) ?? null; // no syncMax: never undefined
       } catch (e) {
         return fail("read", key, e);
       }
