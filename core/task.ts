@@ -509,7 +509,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
         const ref = artifacts[name]!;
         const slot = slots.get(name);
         const value = !slot ? flow[name] : slot.state === "untouched" ? undefined : slot.value;
-        const shown = (!slot || slot.state !== "untouched") && ref.size <= CARD_PREVIEW_MAX;
+        const shown = slot?.state !== "untouched" && ref.size <= CARD_PREVIEW_MAX;
         return { name, type: ref.type, size: ref.size, ...(shown ? { preview: previewComponent(value) } : {}) };
       });
   }

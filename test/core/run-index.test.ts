@@ -35,10 +35,19 @@ function counting(): { store: Datastore; requests: () => number } {
   const store: Datastore = {
     name: fs.name,
     url: fs.url,
-    get: (k, o) => (n++, fs.get(k, o)),
+    get: (k, o) => {
+      n++;
+      return fs.get(k, o);
+    },
     put: (k, d, o) => fs.put(k, d, o),
-    has: (k) => (n++, fs.has(k)),
-    list: (p) => (n++, fs.list(p)),
+    has: (k) => {
+      n++;
+      return fs.has(k);
+    },
+    list: (p) => {
+      n++;
+      return fs.list(p);
+    },
     delete: (k) => fs.delete(k),
   };
   return { store, requests: () => n };

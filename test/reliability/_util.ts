@@ -4,7 +4,6 @@ import { matchesBlobName } from "../_blobs.ts";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CLI, ROOT } from "../_helpers.ts";
 
 export const SOAK = process.env.TSFLOW_SOAK === "1";
 export const rfixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
