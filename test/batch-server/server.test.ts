@@ -154,6 +154,29 @@ describe("batch server, process executor", () => {
     expect(server.jobs.logs(jobId)).toBe(`world bonjour ${jobId}\n`);
   });
 
+  it("gives a job a container's environment, not the server's: its own variables, the image's, credentials and endpoints", async () => {
+    const names = ["GREETING", "FROM_IMAGE", "PATH", "AWS_ACCESS_KEY_ID", "TSFLOW_S3_ENDPOINT", "NODE_EXTRA_CA_CERTS", "NODE_OPTIONS", "SUBMITTER_ONLY", "TSFLOW_LOG_FLUSH_MS"];
+    const saved = { ...process.env };
+    // What the submitting process has: only credentials and endpoints stand for something a real
+    // job gets (its role, a network to the services); the rest is this machine's and stays here.
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: "role-key", TSFLOW_S3_ENDPOINT: "http://127.0.0.1:9", NODE_EXTRA_CA_CERTS: "/etc/ssl/certs/ca-certificates.crt", NODE_OPTIONS: "--no-warnings", SUBMITTER_ONLY: "x", TSFLOW_LOG_FLUSH_MS: "5" });
+    const local = await startBatchServer({ executor: "process", transitionMs: 10, environment: { FROM_IMAGE: "yes" } });
+    const c = client(local);
+    try {
+      const def = await register(c, "env", { image: NODE_IMAGE, command: node(`console.log(JSON.stringify(Object.fromEntries(${JSON.stringify(names)}.map((n) => [n, process.env[n] ?? null]))))`) });
+      const jobId = await submit(c, { jobDefinition: def, containerOverrides: { environment: [{ name: "GREETING", value: "hi" }] } });
+      expect((await waitFor(c, jobId)).job.status).toBe("SUCCEEDED");
+      const seen = JSON.parse(local.jobs.logs(jobId)) as Record<string, string | null>;
+      expect(seen).toMatchObject({ GREETING: "hi", FROM_IMAGE: "yes", AWS_ACCESS_KEY_ID: "role-key", TSFLOW_S3_ENDPOINT: "http://127.0.0.1:9" });
+      expect(seen.PATH).toBeTruthy();
+      expect(seen).toMatchObject({ NODE_EXTRA_CA_CERTS: null, NODE_OPTIONS: null, SUBMITTER_ONLY: null, TSFLOW_LOG_FLUSH_MS: null });
+    } finally {
+      process.env = saved;
+      c.destroy();
+      await local.close();
+    }
+  });
+
   it("retries a failed job per retryStrategy and reports every attempt's exit code", async () => {
     const flaky = await submit(batch, {
       jobDefinition: nodeDef,

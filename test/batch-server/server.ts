@@ -16,6 +16,13 @@
  * - capacity is `maxConcurrent` running jobs, whatever their vCPUs; GPUs are only recorded
  *   (passed to `docker --gpus` when `dockerGpus` is set);
  * - in process mode images, volumes and resource limits are recorded but not applied;
+ * - a job's environment is what a container's would be, not this process's: the job definition's
+ *   and the overrides' variables, `AWS_BATCH_*`, and what AWS itself would provide — PATH and
+ *   HOME (the image's), `environment` (the image's other ENV), credentials (this process's
+ *   `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN` when the job starts stand
+ *   for its job role) and the endpoints of local stand-ins (`AWS_ENDPOINT_URL*`,
+ *   `TSFLOW_*_ENDPOINT`: the network that leads a job to them). Nothing else of the submitter's
+ *   environment (`NODE_EXTRA_CA_CERTS`, `NODE_OPTIONS`, secrets, `TSFLOW_*` settings) reaches a job;
  * - logs go nowhere like CloudWatch: read them with `server.jobs.logs(jobId)` or
  *   `GET /_local/jobs/<jobId>/logs`.
  *
@@ -66,6 +73,11 @@ export interface BatchServerOptions {
   killGraceSeconds?: number;
   /** Job queues that exist from the start. Default `["default"]`. */
   queues?: string[];
+  /**
+   * Variables every job gets below its own (the image's ENV). Process-mode jobs also get this
+   * process's PATH and HOME. See the header for what else a job gets, and what it does not.
+   */
+  environment?: Record<string, string>;
   /** Working directory of process-mode jobs. Default `process.cwd()`. */
   cwd?: string;
   /** Region and account that appear in ARNs. Default `us-east-1`, `123456789012`. */
@@ -127,6 +139,7 @@ class ApiError extends Error {
 const clientError = (message: string) => new ApiError(400, "ClientException", message);
 
 const TERMINAL = new Set<JobStatus>(["SUCCEEDED", "FAILED"]);
+const CREDENTIALS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
 const LOG_LIMIT = 1 << 20;
 
 interface Queue {
@@ -405,10 +418,31 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
     AWS_BATCH_CE_NAME: "local",
   });
 
+  /**
+   * What AWS gives a container besides its job's variables: credentials (its role's; here this
+   * process's at the job's start) and a network that reaches the local stand-ins (their endpoints).
+   */
+  const provided = (): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) {
+      if (v !== undefined && (CREDENTIALS.includes(k) || /^AWS_ENDPOINT_URL(_\w+)?$/.test(k) || /^TSFLOW_\w+_ENDPOINT$/.test(k))) out[k] = v;
+    }
+    return out;
+  };
+
+  // A job's whole environment, as a container would have it; the submitter's own stays out.
   const env = (job: Job) => ({
+    ...provided(),
+    ...options.environment,
     ...Object.fromEntries((job.container.environment ?? []).map((e) => [e.name!, e.value ?? ""])),
     ...batchEnv(job),
   });
+  /** An image's basics, which a process-mode job takes from this machine (it runs here). */
+  const image = (): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (const k of ["PATH", "HOME"]) if (process.env[k] !== undefined) out[k] = process.env[k]!;
+    return out;
+  };
 
   const exitCodeOf = (code: number | null, signal: NodeJS.Signals | null) =>
     code ?? 128 + (signal ? (osConstants.signals[signal] ?? 9) : 9);
@@ -420,7 +454,7 @@ export async function startBatchServer(options: BatchServerOptions = {}): Promis
     // Its own process group, so terminating a job also stops what its command started.
     const child = spawn(cmd, args, {
       cwd: options.cwd,
-      env: { ...process.env, ...env(job) },
+      env: { ...image(), ...env(job) },
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -89,7 +89,7 @@ describe("Config in executor decorators", () => {
   it("@batch({ queue, memory, cpu }) from a config reach the AWS Batch job (local Batch server, s3rver)", async () => {
     const [s3, server] = await Promise.all([startS3rver({ buckets: ["cfg"] }), startBatchServer({ executor: "process", transitionMs: 20, queues: ["default", "gpu"] })]);
     const aws = { AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey, AWS_REGION: "us-east-1", TSFLOW_S3_ENDPOINT: s3.endpoint };
-    // Process-mode jobs inherit this process's environment (their S3 credentials).
+    // Jobs of the local Batch server get this process's AWS credentials (standing for their role).
     const saved = { ...process.env };
     Object.assign(process.env, aws);
     try {

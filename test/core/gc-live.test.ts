@@ -128,7 +128,7 @@ describe("gc beside a live run", () => {
     const proxy = await startHoldingProxy(s3.port, (method, path) => method === "PUT" && path.includes("/tasks/start/1/0/result.json"));
     const awsEnv = { AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey, AWS_REGION: "us-east-1" };
     const batchEnv = { TSFLOW_BATCH_ENDPOINT: server.url, TSFLOW_BATCH_QUEUE: "default", TSFLOW_BATCH_IMAGE: NODE_IMAGE };
-    // Process-mode jobs inherit this process's environment (their S3 credentials).
+    // Jobs of the local Batch server get this process's AWS credentials (standing for their role).
     const saved = { ...process.env };
     Object.assign(process.env, awsEnv);
     const where = ["--datastore", "s3://gc/live"];

@@ -136,8 +136,8 @@ describe("@secrets", () => {
 
   it("AWS Batch (local server, s3rver): fetched inside the job; no value in the bucket, the job definitions or the job logs", async () => {
     const [s3, batch] = await Promise.all([startS3rver({ buckets: ["secrets"] }), startBatchServer({ executor: "process", transitionMs: 20 })]);
-    // Process-mode jobs inherit this process's environment: the SDK endpoint and S3 credentials
-    // (on AWS the job role gives them). The env: source is left out: a job has no such variable.
+    // Jobs of the local Batch server get this process's endpoints and S3 credentials (on AWS the
+    // job role gives them), nothing else of it. The env: source is left out: a job has no such variable.
     const saved = { ...process.env };
     Object.assign(process.env, env, { TSFLOW_S3_ENDPOINT: s3.endpoint });
     delete process.env.LOCAL_TOKEN;

@@ -88,7 +88,7 @@ function expectNoLeaks(s3dir: string, output: string) {
 describe("secrets in a large task spec (220-way foreach, s3rver)", () => {
   it("AWS Batch (local server): no value in the bucket, the job definitions or the logs", async () => {
     const [s3, server] = await Promise.all([startS3rver({ buckets: ["secrets"] }), startBatchServer({ executor: "process", transitionMs: 20 })]);
-    // Process-mode jobs inherit this process's environment (their S3 credentials).
+    // Jobs of the local Batch server get this process's AWS credentials (standing for their role).
     const saved = { ...process.env };
     Object.assign(process.env, awsEnv, { TSFLOW_S3_ENDPOINT: s3.endpoint });
     try {

@@ -19,7 +19,7 @@ export interface LocalAws {
 }
 
 export async function startLocalAws(options: { prefix?: string; maxConcurrent?: number } = {}): Promise<LocalAws> {
-  const [s3, batch] = await Promise.all([startS3rver({ buckets: ["tsflow"] }), startBatchServer({ executor: "process", maxConcurrent: options.maxConcurrent ?? 4, transitionMs: 10 })]);
+  const [s3, batch] = await Promise.all([startS3rver({ buckets: ["tsflow"] }), startBatchServer({ executor: "process", maxConcurrent: options.maxConcurrent ?? 4, transitionMs: 10, environment: { TSFLOW_LOG_FLUSH_MS: "200" } })]);
   const sfn = await startSfnServer({ batchEndpoint: batch.url, s3Endpoint: s3.endpoint, credentials: S3RVER_CREDENTIALS, timeScale: 0.05, pollMs: 50 });
   const datastore = `s3://tsflow/${options.prefix ?? "prod"}`;
   const env = {
@@ -38,8 +38,9 @@ export async function startLocalAws(options: { prefix?: string; maxConcurrent?: 
     TSFLOW_EVENTS_ROLE: "arn:aws:iam::123456789012:role/tsflow-events",
     TSFLOW_LOG_FLUSH_MS: "200",
   };
-  // Jobs in the Batch server's process mode inherit this process's environment. Every server is
-  // plain http on 127.0.0.1: extra CA certificates would only cost each job ~80 ms to load.
+  // Jobs of the Batch server get this process's credentials and endpoints (their role, their
+  // network), nothing else of it. Every server is plain http on 127.0.0.1: extra CA
+  // certificates would only cost this process's own clients their loading.
   Object.assign(process.env, env);
   delete process.env.NODE_EXTRA_CA_CERTS;
   return {
