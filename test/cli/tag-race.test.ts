@@ -3,9 +3,9 @@
  * write, and no tag change ever brings a finished run's status back (which read as abandoned).
  */
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { CLI, cli, fixture, ROOT, tempStore, waitFor } from "../_helpers.ts";
 
 function startRun(file: string, ds: string, ...args: string[]) {
@@ -14,6 +14,7 @@ function startRun(file: string, ds: string, ...args: string[]) {
   child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
   child.stderr.setEncoding("utf8").on("data", (c: string) => (out += c));
   const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+  onTestFinished(() => void child.kill("SIGKILL"));
   return { exited, output: () => out };
 }
 
@@ -25,7 +26,10 @@ const runIds = (ds: string, flow: string) => {
 describe("tags of a running run", () => {
   it("a tag added mid-run survives the run's final write, and the run stays succeeded", async () => {
     const ds = tempStore();
-    const run = startRun(fixture("slow-foreach.ts"), ds, "--max-workers", "2", "--tag", "initial");
+    // The run holds at its join until the gate opens: the tag changes below happen while it
+    // runs however long their CLI calls take on a loaded machine (6 × 700 ms items were not).
+    const gate = join(ds, "gate");
+    const run = startRun(fixture("slow-foreach.ts"), ds, "--max-workers", "2", "--tag", "initial", "--gate", gate);
     expect(await waitFor(() => runIds(ds, "SlowForeachFlow").length === 1, 20_000)).toBe(true);
     const id = runIds(ds, "SlowForeachFlow")[0]!;
     const add = await cli(["tag", "add", `SlowForeachFlow/${id}`, "mid-run", "--datastore", ds]);
@@ -34,6 +38,7 @@ describe("tags of a running run", () => {
     expect(swap.code, swap.stderr).toBe(0);
     // The change happened while the run was still going: its final write comes after it.
     expect(JSON.parse(readFileSync(join(ds, "flows", "SlowForeachFlow", "runs", id, "run.json"), "utf8")).status).toBe("running");
+    writeFileSync(gate, "");
     expect(await run.exited, run.output()).toBe(0);
     const list = await cli(["tag", "list", `SlowForeachFlow/${id}`, "--datastore", ds]);
     expect(list.stdout).toMatch(/User tags:\n {2}mid-run\n {2}renamed\n/);

@@ -1,10 +1,10 @@
 /** gc and delete: nothing a remaining run references is ever deleted; live runs are left alone. */
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { runFlow } from "tsflow";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { putJson } from "../../core/_datastore.ts";
 import { blobKey, doneKey, runKey, taskKey } from "../../core/_layout.ts";
 import { storeArtifact } from "../../core/artifacts.ts";
@@ -144,8 +144,12 @@ describe("gc with real runs", () => {
     // Garbage to collect: an old, deleted run's blobs.
     const old = await runFlow(ResumeForeachFlow, { datastore: ds, executor: "inline", params: { count: 2 } });
     await cli(["delete", `ResumeForeachFlow/${old.runId}`, "--datastore", ds]);
-    const child = spawn(process.execPath, [CLI, "run", fixture("slow-foreach.ts"), "--datastore", ds, "--max-workers", "2"], { cwd: ROOT, stdio: "ignore" });
+    // The run holds at its join (every item's blobs stored, the run still running) until the
+    // gate opens: the delete and the gc rounds below see it running however slow they start.
+    const gate = join(ds, "gate");
+    const child = spawn(process.execPath, [CLI, "run", fixture("slow-foreach.ts"), "--datastore", ds, "--max-workers", "2", "--gate", gate], { cwd: ROOT, stdio: "ignore" });
     const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    onTestFinished(() => void child.kill("SIGKILL"));
     const workDir = join(ds, "flows", "SlowForeachFlow", "runs");
     expect(await waitFor(() => existsSync(workDir) && readdirSync(workDir).some((r) => existsSync(join(workDir, r, "tasks", "work"))), 20_000)).toBe(true);
     const del = await cli(["delete", `SlowForeachFlow/${readdirSync(workDir)[0]}`, "--datastore", ds]);
@@ -156,8 +160,9 @@ describe("gc with real runs", () => {
       expect(gc.code, gc.stderr).toBe(0);
       rounds.push(gc.stdout);
     }
+    writeFileSync(gate, "");
     expect(await exited).toBe(0);
-    expect(rounds.some((o) => /\(1 running\)/.test(o))).toBe(true);
+    for (const o of rounds) expect(o).toMatch(/\(1 running\)/);
     const client = createClient(fsDatastore({ root: ds }), host);
     client.namespace(null);
     const run = (await client.Flow.get("SlowForeachFlow").latestRun())!;
