@@ -5,7 +5,7 @@
  * (`.ci/chromium.sh` installs it).
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -105,33 +105,47 @@ describe.skipIf(!CHROMIUM)("the viewer in chromium", () => {
   });
 
   it("updates a running run without a reload", async () => {
-    const running = cli(["run", "test/viewer/fixtures/slow.ts", "--datastore", store, "--max-workers", "1"], { timeoutMs: 60_000 });
-    const dir = join(store, "flows", "SlowFlow", "runs");
-    await expect.poll(() => existsSync(dir) && readdirSync(dir).some((r) => existsSync(join(dir, r, "tasks", "work"))), { timeout: 20_000, interval: 100 }).toBe(true);
-    const id = readdirSync(dir)[0]!;
-    // The task page of the first work task, while it runs: its logs and state arrive by themselves.
-    const taskPage = await browser.newPage({ viewport: { width: 1000, height: 760 } });
-    const workDir = join(dir, id, "tasks", "work");
-    const first = readdirSync(workDir).sort((a, b) => Number(a) - Number(b))[0]!;
-    await taskPage.goto(`${base}/runs/SlowFlow/${id}/work/${first}`);
-    expect(await taskPage.locator("h1 .st").textContent()).toBe("running");
-    await taskPage.evaluate(() => ((window as unknown as { marker: number }).marker = 7));
-    await expect.poll(() => taskPage.locator("#stdout").textContent(), { timeout: 20_000, interval: 250 }).toMatch(/item \d done/);
-    await expect.poll(() => taskPage.locator("h1 .st").textContent(), { timeout: 20_000, interval: 250 }).toBe("succeeded");
-    expect(await taskPage.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(7);
-    await taskPage.close();
-    await page.goto(`${base}/runs/SlowFlow/${id}`);
-    expect(await page.locator("h1 .st").textContent()).toBe("running");
-    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
-    await shot(page, "live-running");
-    const bars = await page.locator("svg.gantt rect").count();
-    await expect.poll(() => page.locator("h1 .st").textContent(), { timeout: 30_000, interval: 250 }).toBe("succeeded");
-    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
-    expect(await page.locator('svg.dag g[data-step="work"]').textContent()).toContain("3/3 tasks");
-    expect(await page.locator("svg.gantt rect").count()).toBeGreaterThan(bars);
-    await shot(page, "live-done");
-    expect((await running).code).toBe(0);
-  });
+    // Each work item holds until the test opens its gate, so the pages below meet the task and
+    // the run while they run however slowly chromium starts (a 2.5 s sleep per item was a race).
+    const gate = join(tempStore(), "gate");
+    const open = (item: number | string) => writeFileSync(`${gate}-${item}`, "");
+    const running = cli(["run", "test/viewer/fixtures/slow.ts", "--datastore", store, "--max-workers", "1", "--gate", gate], { timeoutMs: 120_000 });
+    try {
+      const dir = join(store, "flows", "SlowFlow", "runs");
+      await expect.poll(() => existsSync(dir) && readdirSync(dir).some((r) => existsSync(join(dir, r, "tasks", "work"))), { timeout: 30_000, interval: 100 }).toBe(true);
+      const id = readdirSync(dir)[0]!;
+      // The task page of the first work task, while it runs: its logs and state arrive by themselves.
+      const taskPage = await browser.newPage({ viewport: { width: 1000, height: 760 } });
+      const workDir = join(dir, id, "tasks", "work");
+      const first = readdirSync(workDir).sort((a, b) => Number(a) - Number(b))[0]!;
+      await taskPage.goto(`${base}/runs/SlowFlow/${id}/work/${first}`);
+      expect(await taskPage.locator("h1 .st").textContent()).toBe("running");
+      await taskPage.evaluate(() => ((window as unknown as { marker: number }).marker = 7));
+      // Which item this task is, from its own live log; then let it finish.
+      await expect.poll(() => taskPage.locator("#stdout").textContent(), { timeout: 30_000, interval: 250 }).toMatch(/working on item \d/);
+      open(/working on item (\d)/.exec((await taskPage.locator("#stdout").textContent())!)![1]!);
+      await expect.poll(() => taskPage.locator("#stdout").textContent(), { timeout: 30_000, interval: 250 }).toMatch(/item \d done/);
+      await expect.poll(() => taskPage.locator("h1 .st").textContent(), { timeout: 30_000, interval: 250 }).toBe("succeeded");
+      expect(await taskPage.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(7);
+      await taskPage.close();
+      // The other items wait at their gates: the run is running.
+      await page.goto(`${base}/runs/SlowFlow/${id}`);
+      expect(await page.locator("h1 .st").textContent()).toBe("running");
+      await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
+      await shot(page, "live-running");
+      const bars = await page.locator("svg.gantt rect").count();
+      for (const item of [0, 1, 2]) open(item);
+      await expect.poll(() => page.locator("h1 .st").textContent(), { timeout: 30_000, interval: 250 }).toBe("succeeded");
+      expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
+      expect(await page.locator('svg.dag g[data-step="work"]').textContent()).toContain("3/3 tasks");
+      expect(await page.locator("svg.gantt rect").count()).toBeGreaterThan(bars);
+      await shot(page, "live-done");
+      expect((await running).code).toBe(0);
+    } finally {
+      for (const item of [0, 1, 2]) open(item);
+      await running.catch(() => {});
+    }
+  }, 180_000);
 
   it("exports a static copy of a run that opens from disk", async () => {
     const out = join(tempStore(), "export");
