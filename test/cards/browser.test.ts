@@ -8,8 +8,8 @@ import type { ChildProcess } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHROMIUM, cli, launchChromium, startViewer, tempStore } from "../_helpers.ts";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { CHROMIUM, cli, launchChromium, spawnCli, startViewer, tempStore, workersOf } from "../_helpers.ts";
 
 if (!CHROMIUM) console.warn("[card browser tests] skipped: no chromium at /usr/lib/chromium/chromium or /usr/bin/chromium (install it with .ci/chromium.sh, or set CHROMIUM)");
 
@@ -81,7 +81,19 @@ describe.skipIf(!CHROMIUM)("cards in chromium", () => {
   });
 
   it("updates a live card while its task runs, without reloading the page or the card", async () => {
-    const running = cli(["run", "examples/cards.ts", "--datastore", store, "--epochs", "150", "--pause", "40", "--max-workers", "1"], { timeoutMs: 90_000 });
+    const running = spawnCli(["run", "examples/cards.ts", "--datastore", store, "--epochs", "150", "--pause", "40", "--max-workers", "1"]);
+    // While the page loads, the task's worker is stopped (SIGSTOP), so the page meets the task
+    // running and its progress short of the end however slowly chromium starts: the first
+    // task's 6 s of epochs was a race against the page's load on a loaded machine.
+    let stopped: number[] = [];
+    const resume = () => {
+      for (const pid of stopped) {
+        try {
+          process.kill(pid, "SIGCONT");
+        } catch {}
+      }
+      stopped = [];
+    };
     const dir = join(store, "flows", "CardsFlow", "runs");
     const known = new Set(readdirSync(dir));
     let id = "";
@@ -98,6 +110,12 @@ describe.skipIf(!CHROMIUM)("cards in chromium", () => {
         { timeout: 30_000, interval: 100 },
       )
       .toBe(true);
+    stopped = workersOf(running.child.pid!);
+    for (const pid of stopped) process.kill(pid, "SIGSTOP");
+    onTestFinished(() => {
+      resume();
+      running.child.kill("SIGKILL");
+    });
     const live = await browser.newPage({ viewport: { width: 1000, height: 800 } });
     await live.goto(`${base}/runs/CardsFlow/${id}/train/${task}`);
     expect(await live.locator("h1 .st").textContent()).toBe("running");
@@ -110,6 +128,7 @@ describe.skipIf(!CHROMIUM)("cards in chromium", () => {
     const value = async () => Number(await inner.locator(".tf-progress").getAttribute("data-value"));
     const first = await value();
     expect(first).toBeLessThan(150);
+    resume();
     await expect.poll(value, { timeout: 30_000, interval: 200 }).toBeGreaterThan(first);
     const second = await value();
     await expect.poll(value, { timeout: 30_000, interval: 200 }).toBeGreaterThan(second);
@@ -119,7 +138,7 @@ describe.skipIf(!CHROMIUM)("cards in chromium", () => {
     expect(await inner.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(9);
     await expect.poll(() => live.locator("h1 .st").textContent(), { timeout: 30_000, interval: 250 }).toBe("succeeded");
     await live.close();
-    expect((await running).code).toBe(0);
+    expect((await running.exited).code, running.stderr()).toBe(0);
   }, 150_000);
 
   it("keeps a card's script away from the viewer's page and API", async () => {
