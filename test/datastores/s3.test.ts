@@ -87,12 +87,13 @@ function s3Tests(store: () => import("../../core/types.ts").Datastore) {
     const value = new Uint8Array(randomBytes(12 * MiB));
     const before = server.requests.length;
     await s.put("multipart/blob", [value.subarray(0, 3 * MiB), value.subarray(3 * MiB)]);
-    // The request log comes over a pipe from s3rver's process: it may trail the responses.
+    // The request log comes over a pipe from s3rver's process: it may trail the responses (by
+    // more than vi.waitFor's default second when this process is starved on a loaded machine).
     await vi.waitFor(() => {
       const sent = server.requests.slice(before);
       expect(sent.filter((r) => /^PUT .*multipart\/blob\?.*partNumber=/.test(r)).length).toBe(3);
       expect(sent.some((r) => /^POST .*multipart\/blob\?uploadId=/.test(r))).toBe(true);
-    });
+    }, { timeout: 15_000 });
     expect(sha256((await s.get("multipart/blob"))!)).toBe(sha256(value));
   });
 
@@ -110,7 +111,7 @@ function s3Tests(store: () => import("../../core/types.ts").Datastore) {
     expect(sha256(got!)).toBe(sha256(value));
     expect(fed).toBe(value.byteLength);
     expect(h.digest("hex")).toBe(sha256(value));
-    await vi.waitFor(() => expect(server.requests.slice(before).filter((r) => /^GET .*ranged\/blob(\?|$)/.test(r)).length).toBe(5));
+    await vi.waitFor(() => expect(server.requests.slice(before).filter((r) => /^GET .*ranged\/blob(\?|$)/.test(r)).length).toBe(5), { timeout: 15_000 });
     // Small and empty values still come in one request.
     await s.put("ranged/small", new Uint8Array([1, 2, 3]));
     await s.put("ranged/empty", new Uint8Array(0));

@@ -59,7 +59,7 @@ describe.skipIf(!CHROMIUM)("the viewer in chromium", () => {
 
   it("tours runs → run → DAG → task → logs → artifact preview", async () => {
     await page.goto(`${base}/`);
-    await expect.poll(() => page.locator("h2").allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining("PetsFlow")]));
+    await expect.poll(() => page.locator("h2").allTextContents(), { timeout: 15_000 }).toEqual(expect.arrayContaining([expect.stringContaining("PetsFlow")]));
     await shot(page, "flows");
 
     await page.goto(`${base}/runs`);
