@@ -29,11 +29,18 @@ describe("effectiveStatus", () => {
   });
 });
 
-/** Starts a run, waits `delayMs` after its run.json appears, SIGKILLs the orchestrator. */
-async function killOrchestrator(root: string, delayMs: number, args: string[] = []) {
+/**
+ * Starts a run, waits `delayMs` after its run directory appears (and, with `ready`, until that
+ * holds of the run's directory), SIGKILLs the orchestrator.
+ */
+async function killOrchestrator(root: string, delayMs: number, args: string[] = [], ready?: (runDir: string) => boolean) {
   const run = spawnCli(["run", FLOW, "--datastore", root, "--n", "12", "--ms", "80", "--max-workers", "2", ...args]);
   const before = runDirs(root, "SlowForeachFlow").length;
   await waitFor(() => runDirs(root, "SlowForeachFlow").length > before || run.child.exitCode !== null, 20_000, "the run to start");
+  if (ready) {
+    const dir = join(root, "flows", "SlowForeachFlow", "runs", runDirs(root, "SlowForeachFlow").at(-1)!);
+    await waitFor(() => ready(dir) || run.child.exitCode !== null, 20_000, "the run to be ready for the kill");
+  }
   await sleep(delayMs);
   const workers = childrenOf(run.child.pid!);
   run.child.kill("SIGKILL");
@@ -70,7 +77,9 @@ describe("SIGKILL of the orchestrator", () => {
 
   it("a killed run's heartbeat stops; backdated past 60 s it reads as abandoned", async () => {
     const root = tempStore();
-    const { runId } = await killOrchestrator(root, 300);
+    // Killed once its first heartbeat is written (the directory appears with run.json, a moment
+    // before it): the test is about a heartbeat that stops, not one that never began.
+    const { runId } = await killOrchestrator(root, 300, [], (dir) => existsSync(join(dir, "heartbeat")));
     const { default: fsDatastore } = await import("../../plugins/datastores/fs.ts");
     const store = fsDatastore({ root });
     const hb = join(root, "flows", "SlowForeachFlow", "runs", runId, "heartbeat");
