@@ -226,6 +226,10 @@ export function wrapDatastore(raw: Datastore, location: string | undefined = raw
     const size = raw.size.bind(raw);
     store.size = (key) => guard("read the size of", key, false, async () => (await size(key)) ?? null);
   }
+  if (raw.sync) {
+    const sync = raw.sync.bind(raw);
+    store.sync = (key) => guard("sync", key, false, () => sync(key));
+  }
   if (raw.putStream) {
     const putStream = raw.putStream.bind(raw);
     store.putStream = (key, data, options) => guard("write", key, false, () => putStream(key, data, options));

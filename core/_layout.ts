@@ -14,8 +14,10 @@
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/stdout|stderr   a whole log (runs stored
  *                                                  before chunked logs)
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/result.json  what the attempt produced
+ *                                                  (none for a success that wrote done.json itself)
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/cards/<id>.json  a card (blobs: data, HTML)
- *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/done.json        success marker, written last
+ *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/done.json        success marker, written last: the
+ *                                                  successful attempt's result and number
  *   flows/<Flow>/tags/<run>/<time>-<rand>.json    a change of the run's tags (see _tags.ts)
  *   packages/<hash>                               code packages for remote executors
  *   gc/<id>.mark|sweep|done                       a gc at work (or over): see _sweeps.ts

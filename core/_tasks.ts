@@ -113,7 +113,9 @@ export async function readRecord<T>(store: Datastore, key: string): Promise<T | 
     if (isTsflowError(e) && e.code === "TooLarge") return getJson<T>(store, key, RECORD_MAX); // named as metadata
     throw e;
   }
-  if (bytes === null) return null;
+  // Empty: a record written by one process and synced by another (a task's done.json) that a
+  // power loss caught in between; it was never committed (docs/reliability.md, "Power loss").
+  if (bytes === null || bytes.byteLength === 0) return null;
   if (bytes.byteLength > RECORD_MAX) return getJson<T>(store, key, RECORD_MAX); // the same TooLarge error
   try {
     return JSON.parse(decoder.decode(bytes)) as T;
@@ -214,7 +216,7 @@ export async function readTasks(store: Datastore, flow: string, runId: string, i
         if (hit) return hit;
         try {
           const bytes = store.getSync!(key, { maxBytes: RECORD_MAX });
-          if (!bytes || bytes.byteLength > RECORD_MAX) return null;
+          if (!bytes || bytes.byteLength === 0 || bytes.byteLength > RECORD_MAX) return null;
           return remember(store, key, JSON.parse(decoder.decode(bytes)) as DoneRecord);
         } catch (e) {
           if (lenient) return null;
@@ -234,15 +236,20 @@ export interface AttemptDetail extends AttemptInfo {
   cards?: CardRef[];
 }
 
-/** Every attempt of one task with its start and end records (start.json, result.json). */
-export async function readAttemptDetails(store: Datastore, flow: string, runId: string, step: string, task: string, entries?: string[]): Promise<AttemptDetail[]> {
+/**
+ * Every attempt of one task with its start and end records (start.json, result.json). An
+ * attempt that committed itself (TaskSpec.commit) has no result.json: its task's `done`
+ * record is its result.
+ */
+export async function readAttemptDetails(store: Datastore, flow: string, runId: string, step: string, task: string, entries?: string[], done?: DoneRecord | null): Promise<AttemptDetail[]> {
   const nums = attemptNumbers(entries ?? (await store.list(taskPrefix(flow, runId, step, task))));
   return Promise.all(
     nums.map(async (n): Promise<AttemptDetail> => {
       const files = await store.list(`${taskPrefix(flow, runId, step, task)}${n}/`);
+      const committed = done && !done.clonedFrom && done.attempt === n ? done : null;
       const [start, result] = await Promise.all([
         files.includes("start.json") ? readRecord<{ startedAt?: number; mode?: string; executor?: string }>(store, attemptKey(flow, runId, step, task, n, "start.json")) : null,
-        files.includes("result.json") ? readRecord<TaskResult>(store, attemptKey(flow, runId, step, task, n, "result.json")) : null,
+        files.includes("result.json") ? readRecord<TaskResult>(store, attemptKey(flow, runId, step, task, n, "result.json")) : committed,
       ]);
       return { ...attemptInfo(n, start?.startedAt, result), mode: start?.mode, executor: start?.executor, error: result?.error, artifacts: result?.artifacts, cards: result?.cards };
     }),
@@ -253,11 +260,11 @@ export async function readAttemptDetails(store: Datastore, flow: string, runId: 
 export async function readTaskDetail(store: Datastore, flow: string, runId: string, step: string, task: string): Promise<{ doc: TaskDoc | null; done: DoneRecord | null; attempts: AttemptDetail[] } | null> {
   const keys = await store.list(taskPrefix(flow, runId, step, task));
   if (keys.length === 0) return null;
-  const [doc, done, attempts] = await Promise.all([
+  const [doc, done] = await Promise.all([
     readRecord<TaskDoc>(store, taskKey(flow, runId, step, task)),
     keys.includes("done.json") ? readRecord<DoneRecord>(store, doneKey(flow, runId, step, task)) : null,
-    readAttemptDetails(store, flow, runId, step, task, keys),
   ]);
+  const attempts = await readAttemptDetails(store, flow, runId, step, task, keys, done);
   return { doc, done, attempts };
 }
 

@@ -369,21 +369,26 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         username: user,
         // Metaflow's default: the namespace of the user who started the run.
         namespace: options.namespace === undefined ? `user:${user}` : options.namespace,
+        ...(commits(executor) ? { commit: true } : {}),
       };
       const outcome = await runAttempt(spec, executor);
       if (outcome.ok) {
         const done: DoneRecord = { ...outcome.result!, attempt };
-        // The success marker is the one record synced to disk before dependents start. The sync
-        // does not hold a worker slot: markers of tasks finishing together are synced together
-        // (the journal joins them into one commit), and the next task starts meanwhile.
+        // The success marker is the one record synced to disk before dependents start (written
+        // here, or by the task itself when it commits). The sync does not hold a worker slot:
+        // markers of tasks finishing together are synced together (the journal joins them into
+        // one commit), and the next task starts meanwhile.
         markers++;
-        putJson(store, doneKey(flow, runId, task.step, task.id), done, { durable: true })
+        const key = doneKey(flow, runId, task.step, task.id);
+        (spec.commit ? store.sync!(key) : putJson(store, key, done, { durable: true }))
           .then(() => {
             index.done(task.step, task.id, done);
             reporter.taskFinished?.({ pathspec, step: task.step, attempt, ok: true, willRetry: false });
             onSuccess(task, done);
           })
-          .catch((e) => {
+          .catch(async (e) => {
+            // A marker the task wrote but that could not be made durable does not count.
+            if (spec.commit) await store.delete(key).catch(() => {});
             index.undone(task.step, task.id, attempt, done);
             fail({ ...errorInfo(e), pathspec });
           })
@@ -435,6 +440,16 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     }
     await logs?.close();
     const resultKey = attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, "result.json");
+    if (spec.commit && !exit.completed) {
+      // Stopped (a timeout, a cancelled run, a crash) after it committed: it succeeded.
+      const done = await getJson<DoneRecord>(store, doneKey(flow, runId, spec.step, spec.taskId)).catch(() => null);
+      if (done?.attempt === spec.attempt && done.ok) exit = { completed: true, result: stripAttempt(done) };
+    }
+    if (spec.commit && exit.completed && !exit.result) {
+      // An executor that did not hand the result back: the task's own record says how it went.
+      const done = await getJson<DoneRecord>(store, doneKey(flow, runId, spec.step, spec.taskId)).catch(() => null);
+      if (done?.attempt === spec.attempt) exit = { completed: true, result: stripAttempt(done) };
+    }
     const result = (exit.completed ? exit.result : undefined) ?? (await getJson<TaskResult>(store, resultKey).catch(() => null));
     if (result) index.attempt(spec.step, spec.taskId, spec.attempt, startedAt, result);
     if (exit.completed && result) return result.ok ? { ok: true, result } : { ok: false, error: result.error, artifacts: Object.keys(result.artifacts ?? {}).length ? result.artifacts : undefined };
@@ -453,6 +468,10 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     }
     return { ok: false, error };
   };
+
+  // Tasks commit themselves where the executor hands their result back and the store can make
+  // a marker another process wrote durable (see TaskSpec.commit).
+  const commits = (ex: Executor) => Boolean(ex.commitsTasks && store.sync);
 
   // Executors with their own capacity, by step (see Executor.capacity).
   const lanes = new Map<Executor, { running: number; capacity: number }>();
@@ -521,6 +540,12 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   const report = (m: string) => (reporter.message ? reporter.message(m) : options.logger ? options.logger.warn(m) : console.warn(m));
   const exitHooks = await runExitHooks(options.flowClass, { store, host, flowName: flow, runId, report });
   return { flow, runId, status, successful: !failure, error: failure, tasks: taskCount, durationMs: finishedAt - t0, ...(exitHooks.length ? { exitHooks } : {}), record: final };
+}
+
+/** A task's done record as the result of the attempt that wrote it. */
+function stripAttempt(done: DoneRecord): TaskResult {
+  const { attempt: _attempt, clonedFrom: _cloned, ...result } = done;
+  return result;
 }
 
 /**

@@ -106,7 +106,10 @@ export function errorInfo(e: unknown): TaskError {
   return { type: "Error", message: String(e) };
 }
 
-/** Runs one attempt and writes its `result.json`. Step errors are returned, not thrown. */
+/**
+ * Runs one attempt and writes its `result.json` (or, with {@link TaskSpec.commit} and success,
+ * its task's `done.json`). Step errors are returned, not thrown.
+ */
 export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise<TaskResult> {
   const startedAt = Date.now();
   let result: TaskResult;
@@ -137,7 +140,14 @@ export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise
   };
   if (cardSpecs.length > 0) await finishCards();
   const resultKey = attemptKey(spec.flowName, spec.runId, spec.step, spec.taskId, spec.attempt, "result.json");
-  await env.store.put(resultKey, new TextEncoder().encode(JSON.stringify(result)));
+  // A committing attempt's success is its task's done.json (the orchestrator syncs it): the
+  // result.json it would otherwise write holds the same record (see TaskSpec.commit).
+  const markerKey = doneKey(spec.flowName, spec.runId, spec.step, spec.taskId);
+  const publish = async () => {
+    if (spec.commit && result.ok) await env.store.put(markerKey, new TextEncoder().encode(JSON.stringify({ ...result, attempt: spec.attempt } satisfies DoneRecord)));
+    else await env.store.put(resultKey, new TextEncoder().encode(JSON.stringify(result)));
+  };
+  await publish();
   // A gc that swept between our puts and the result.json may have taken blobs we put or
   // found: put them again before anyone reads them (see core/_sweeps.ts). Artifacts come back
   // with the same hashes; cards render anew (new hashes), so their new result.json opens a new
@@ -155,15 +165,17 @@ export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise
         if (again.hash !== hash) throw new TsflowError("Datastore", `artifact '${name}' changed while it was being stored (blob ${hash.slice(0, 12)}… became ${again.hash.slice(0, 12)}…)`);
       });
     } catch (e) {
+      // A marker already written for this attempt must not outlive its failure.
+      if (spec.commit && result.ok) await env.store.delete(markerKey);
       result = { ok: false, error: errorInfo(e), artifacts: {}, next: [], startedAt, finishedAt: Date.now() };
-      await env.store.put(resultKey, new TextEncoder().encode(JSON.stringify(result)));
+      await publish();
       break;
     }
     const cardBlobs = (result.cards ?? []).flatMap((c) => [c.data, c.html]).filter((h): h is string => typeof h === "string");
     const present = await Promise.all(cardBlobs.map((h) => env.store.has(blobKey(h))));
     if (present.every(Boolean)) break;
     await finishCards();
-    await env.store.put(resultKey, new TextEncoder().encode(JSON.stringify(result)));
+    await publish();
   }
   return result;
 }

@@ -92,6 +92,14 @@ export interface Datastore {
   putStream?(key: string, data: AsyncIterable<Bytes>, options?: PutOptions): Promise<void>;
   /** Size in bytes, or `null` when missing. */
   size?(key: string): Promise<number | null>;
+  /**
+   * Makes a key written earlier (by this process or another) survive a power loss, as a
+   * {@link PutOptions.durable} put would have: the orchestrator syncs the success marker a
+   * worker wrote before the task's dependents start. A store whose writes are durable when
+   * they return (S3) resolves at once. Rejects when the key is missing. Optional: without it a
+   * worker's task hands its result back and the orchestrator writes the marker itself.
+   */
+  sync?(key: string): Promise<void>;
   /** A local directory holding the keys, when there is one (lets executors mount it). */
   readonly root?: string;
   /**
@@ -224,6 +232,14 @@ export interface TaskSpec {
   originRunId?: string;
   username: string;
   namespace?: string | null;
+  /**
+   * The attempt commits itself: on success it writes the task's `done.json` (its result and
+   * `attempt`) instead of `<attempt>/result.json`, and the orchestrator only syncs it
+   * ({@link Datastore.sync}) before the dependents start. One record per task instead of two.
+   * Set by the runtime for executors with {@link Executor.commitsTasks}; a failed attempt
+   * writes its result.json as always.
+   */
+  commit?: boolean;
 }
 
 /** A failure of a task, as stored and as shown to users. */
@@ -336,6 +352,11 @@ export interface Executor {
    * has one writer.
    */
   readonly storesOwnLogs?: boolean;
+  /**
+   * The executor hands back the attempt's result ({@link TaskExit.result}) and may be given
+   * {@link TaskSpec.commit}: its tasks write their own success markers.
+   */
+  readonly commitsTasks?: boolean;
 }
 
 /** What an executor knows about the run before its first task. */

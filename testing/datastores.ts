@@ -37,6 +37,7 @@ export const TESTS = {
   has: "has tells present keys from missing ones",
   hasPrefix: "a prefix that holds keys is not itself a key",
   size: "size is the byte length, null when missing",
+  sync: "sync of a key written earlier keeps its value; of a missing key it rejects naming the key",
   list: "list returns the immediate children sorted, deeper prefixes as name/",
   listDeep: "list shows a prefix whose keys all sit two or more levels down",
   listPaged: "list and listAll return more than 1,000 keys",
@@ -170,6 +171,16 @@ export function datastoreSuite(name: string, make: () => Promise<SuiteStore>, op
       expect(await s.size(`${d}/three`)).toBe(3);
       expect(await s.size(`${d}/zero`)).toBe(0);
       expect(await s.size(`${d}/gone`)).toBeNull();
+    });
+
+    test(TESTS.sync, async () => {
+      const s = store();
+      if (!s.sync) return;
+      const d = dir();
+      await s.put(`${d}/done.json`, text("{}"));
+      await s.sync(`${d}/done.json`);
+      expect(new TextDecoder().decode((await s.get(`${d}/done.json`))!)).toBe("{}");
+      await expect(s.sync(`${d}/missing.json`)).rejects.toThrow(/missing\.json/);
     });
 
     test(TESTS.list, async () => {

@@ -199,6 +199,8 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
   return {
     name: NAME,
     warm,
+    // Workers hand each result back over the pipe, so their tasks may write their own markers.
+    commitsTasks: true,
 
     async prepare(run) {
       context = run;

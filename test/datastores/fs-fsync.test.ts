@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fsDatastore from "../../plugins/datastores/fs.ts";
+import { wrapDatastore } from "../../core/_datastore.ts";
 import { runFlow } from "../../mod.ts";
 
 let root: string;
@@ -66,6 +67,39 @@ describe("fs datastore fsync policy", () => {
     const run = await runFlow(ForeachFlow, { file: new URL("../../examples/foreach.ts", import.meta.url).pathname, executor: "inline", datastore: store, params: { n: 3 } });
     expect(run.error).toBeUndefined();
     expect(calls).toEqual({ datasync: run.tasks, sync: run.tasks });
+  });
+
+  it("sync(key) syncs a key written earlier and its directory; a missing key is an error naming it", async () => {
+    const store = fsDatastore({ root: join(root, "e") });
+    await store.put("x/done.json", new TextEncoder().encode("{}"));
+    reset();
+    await store.sync!("x/done.json");
+    expect(calls).toEqual({ datasync: 1, sync: 1 });
+    await expect(store.sync!("x/missing.json")).rejects.toThrow(/\[fs\] cannot sync 'x\/missing.json'/);
+    const none = fsDatastore({ root: join(root, "e"), fsync: "none" });
+    reset();
+    await none.sync!("x/done.json");
+    expect(calls).toEqual({ datasync: 0, sync: 0 });
+    await expect(none.sync!("x/missing.json")).rejects.toThrow(/\[fs\] cannot sync 'x\/missing.json'/);
+  });
+
+  it("on the process executor each task's worker writes its marker (no result.json) and the orchestrator syncs it", async () => {
+    const file = new URL("../../examples/foreach.ts", import.meta.url).pathname;
+    const { default: ForeachFlow } = await import("../../examples/foreach.ts");
+    const store = fsDatastore({ root: join(root, "f") });
+    reset();
+    const run = await runFlow(ForeachFlow, { file, executor: "process", datastore: store, params: { n: 3 }, maxWorkers: 2 });
+    expect(run.error).toBeUndefined();
+    // The workers (other processes) sync nothing; this process syncs every marker, file and directory.
+    expect(calls).toEqual({ datasync: run.tasks, sync: run.tasks });
+    const tasks = join(root, "f", "flows", "ForeachFlow", "runs", run.runId, "tasks");
+    const written = (await fsp.readdir(tasks, { recursive: true })).map(String).sort();
+    expect(written.filter((f) => f.endsWith("done.json"))).toHaveLength(run.tasks);
+    expect(written.filter((f) => f.endsWith("result.json"))).toEqual([]);
+    // Every reader finds the attempt's result in the marker.
+    const { readTaskDetail } = await import("../../core/_tasks.ts");
+    const detail = await readTaskDetail(wrapDatastore(store), "ForeachFlow", run.runId, "join", String(run.tasks - 1));
+    expect(detail?.attempts).toMatchObject([{ attempt: 0, ok: true, executor: "process", artifacts: { total: { type: "number" } } }]);
   });
 
   it("refuses an unknown TSFLOW_FSYNC naming it", () => {

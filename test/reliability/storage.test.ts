@@ -7,8 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, onTestFinished } from "vitest";
-import { getJson } from "../../core/_datastore.ts";
+import { getJson, wrapDatastore } from "../../core/_datastore.ts";
 import { doneKey, runKey } from "../../core/_layout.ts";
+import { readTasks } from "../../core/_tasks.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
 import { cliRun, fixture, spawnCli, tempStore, waitFor } from "../_helpers.ts";
 import { startS3rver } from "../_s3rver.ts";
@@ -105,6 +106,21 @@ describe("a truncated metadata file", () => {
     await expect(getJson(store, doneKey("LinearFlow", runId, "start", "1"))).rejects.toThrow(/metadata 'flows\/LinearFlow\/runs\/[^/]+\/tasks\/start\/1\/done\.json' .* is damaged/);
     writeFileSync(join(root, runKey("LinearFlow", runId)), "{\"flow\":");
     await expect(getJson(store, runKey("LinearFlow", runId))).rejects.toThrow(/run\.json' .* is damaged/);
+  });
+});
+
+describe("a success marker a power loss emptied before its sync", () => {
+  it("reads as no marker (the task did not commit): the client and resume's reader see it unfinished, not damaged", async () => {
+    const root = tempStore();
+    expect((await cliRun(fixture("linear.ts"), root)).code).toBe(0);
+    const runId = runDirs(root, "LinearFlow")[0]!;
+    // What ext4 can leave of a new file renamed into place but not yet synced.
+    writeFileSync(join(root, doneKey("LinearFlow", runId, "end", "3")), "");
+    const store = wrapDatastore(fsDatastore({ root }));
+    const [start, end] = await readTasks(store, "LinearFlow", runId, [{ step: "start", task: "1" }, { step: "end", task: "3" }], { lenient: false });
+    expect(start?.done?.ok).toBe(true);
+    expect(end?.done).toBeNull();
+    expect(end?.attempts.map((a) => a.attempt)).toEqual([0]);
   });
 });
 
