@@ -227,7 +227,7 @@ export const DECORATORS: Record<string, (options: Record<string, any>) => Record
   resources: (o) => attributes("resources", o, RESOURCE_ATTRS),
   environment: (o) => ({ vars: { ...((attributes("environment", o, { vars: "vars" }).vars as object) ?? {}) } }),
   docker: (o) => attributes("docker", o, { image: "string", ...RESOURCE_ATTRS }),
-  batch: (o) => attributes("batch", o, { queue: "string", image: "string", iamRole: "string", ...RESOURCE_ATTRS }),
+  batch: (o) => attributes("batch", o, { queue: "string", image: "string", iamRole: "string", itemsPerJob: "whole", ...RESOURCE_ATTRS }),
   cached: (o) => attributes("cached", o, {}),
   // `--with card` (and `card:type=blank,id=x`): one card; `@card` in code may add several.
   card: (o) => (Array.isArray(o.cards) ? { cards: o.cards } : { cards: [cardSpec(o)] }),
@@ -299,7 +299,7 @@ export const environment = factory<{ vars: Record<string, string> }>("environmen
 export const docker = factory<{ image?: string; cpu?: number; memory?: number; gpu?: number }>("docker", "defaults");
 
 /** Runs the step as an AWS Batch job. */
-export const batch = factory<{ queue?: string; image?: string; cpu?: number; memory?: number; gpu?: number; iamRole?: string }>("batch", "defaults");
+export const batch = factory<{ queue?: string; image?: string; cpu?: number; memory?: number; gpu?: number; iamRole?: string; itemsPerJob?: number }>("batch", "defaults");
 
 /** Reuses an earlier successful task when the step's code, inputs and parameters are the same. */
 export const cached = factory<Record<string, never>>("cached", "defaults");

@@ -11,10 +11,12 @@
  * - `@timeout` becomes the job's `attemptDurationSeconds` (at least 60 s on AWS).
  * - Array jobs: attempts of one step that reach the executor together (a foreach's items; the
  *   runtime hands them over at once, see `capacity`) go out as ONE array job of up to 10,000
- *   children. Their specs are stored in chunks of 16 under the first task's attempt; child `i`
- *   reads chunk `i / 16` (runner/task.ts, AWS_BATCH_JOB_ARRAY_INDEX). Each child is still its own
- *   tsflow attempt: a `@retry` resubmits only the failed items; a child's output is read when it
- *   ends (not streamed while it runs).
+ *   children, each running `itemsPerJob` consecutive items one after the other (a process start
+ *   and the bundle's load are paid once per child, not per item). Their specs are stored in
+ *   chunks under the first task's attempt; child `j` reads its slice (runner/task.ts,
+ *   AWS_BATCH_JOB_ARRAY_INDEX). Each item is still its own tsflow attempt with its own records,
+ *   logs and ended marker: a `@retry` resubmits only the failed items; an item's output is read
+ *   when it ends (not streamed while it runs).
  * - Ends come through the datastore, not Batch: a job's task, once its result and logs are
  *   stored, puts a marker `<index / 100>/<index>-<stdout chunks>-<stderr chunks>` under its
  *   submission's `ended/` prefix. A poll lists the blocks of 100 that have markers, then those it
@@ -84,6 +86,14 @@ export interface BatchOptions {
   capacity?: number;
   /** Submit attempts of one step arriving within this quiet period as one array job (ms). Default 100; 0 submits each attempt alone. */
   arrayWindowMs?: number;
+  /**
+   * Items of an array job each child runs, one after the other: fewer, longer children pay a
+   * container's and Node's start once per slice. `@batch({ itemsPerJob })` sets it per step;
+   * default `$TSFLOW_BATCH_ITEMS_PER_JOB`, else automatic: one item per child up to 199 items,
+   * then as many as keep about 100 children (at most 50 per child). Steps with `@timeout` run one
+   * item per child (Batch times out a whole child).
+   */
+  itemsPerJob?: number;
   /** Endpoint of the Batch API. Default `$TSFLOW_BATCH_ENDPOINT`, else AWS. */
   endpoint?: string;
   region?: string;
@@ -92,8 +102,10 @@ export interface BatchOptions {
 interface Pending {
   spec: TaskSpec;
   ctx: ExecutionContext;
-  /** Its Batch job: `<parent>:<index>` for an array's child. */
+  /** Its Batch job: `<parent>:<child>` for an array's item (several items may share a child). */
   jobId: string;
+  /** Its own key among the pending tasks: `<submission>/<index>`. */
+  key: string;
   /** The submission it went out in, and its index there (0 for a job alone). */
   group: Group;
   index: number;
@@ -108,9 +120,12 @@ interface Pending {
 }
 
 const SPEC_ENV_LIMIT = 6000;
-/** Specs per stored chunk of an array job: what each child downloads. */
+/** Specs per stored chunk of an array job of one item per child: what each child downloads. */
 export const ARRAY_CHUNK = 16;
 const ARRAY_MAX = 10_000;
+/** The automatic slicing keeps about this many children, with up to `SLICE_MAX` items each. */
+const SLICE_CHILDREN = 100;
+const SLICE_MAX = 50;
 
 /** One attempt waiting to be submitted, alone or in an array job. */
 interface Submission {
@@ -130,6 +145,8 @@ interface Group {
   name: string;
   queue: string;
   array: boolean;
+  /** Items per child of an array (`itemsPerJob`): entry `i` runs in child `i / per`. */
+  per: number;
   entries: Pending[];
   /** Where its tasks put their ended markers (runner/task.ts). */
   endedPrefix: string;
@@ -247,7 +264,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
 
   /** Takes a task out of the pending ones; false when something settled it already. */
   const claim = (task: Pending): boolean => {
-    if (!pending.delete(task.jobId)) return false;
+    if (!pending.delete(task.key)) return false;
     task.group.openInBlock[Math.floor(task.index / 100)]!--;
     if (--task.group.open === 0) groups.delete(task.group.id);
     return true;
@@ -257,6 +274,14 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     const bytes = await run!.datastore.get(attemptKey(task.spec.flowName, task.spec.runId, task.spec.step, task.spec.taskId, task.spec.attempt, "result.json"));
     const result = bytes ? (JSON.parse(new TextDecoder().decode(bytes)) as TaskResult) : undefined;
     return result ? { completed: true, result } : { completed: false, error: { type: "Executor", message: `[batch] job ${task.jobName} (${task.jobId}) succeeded without writing its result` } };
+  };
+
+  /** For an item of a child that runs several: which, since the child may have died running another. */
+  const slice = (task: Pending) => {
+    const { per, entries } = task.group;
+    if (per === 1) return "";
+    const from = Math.floor(task.index / per) * per;
+    return ` before task ${task.spec.taskId} ended (the child runs items ${from}-${Math.min(entries.length, from + per) - 1} of the array, this one is item ${task.index})`;
   };
 
   /** Settles a task from what Batch says of its job (it ended without a marker, or was stopped). */
@@ -274,7 +299,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
         type: timedOut ? "Timeout" : "WorkerCrashed",
         message: timedOut
           ? `step '${task.spec.step}' timed out after ${task.spec.timeoutSeconds} s (@timeout): Batch job ${task.jobName} (${task.jobId}) was stopped`
-          : `Batch job ${task.jobName} (${task.jobId}) failed: ${reason}${exitCode !== undefined ? ` (exit code ${exitCode})` : ""}${task.tail ? `; last output: ${task.tail.split("\n").join(" | ")}` : ""}`,
+          : `Batch job ${task.jobName} (${task.jobId}) failed${slice(task)}: ${reason}${exitCode !== undefined ? ` (exit code ${exitCode})` : ""}${task.tail ? `; last output: ${task.tail.split("\n").join(" | ")}` : ""}`,
       },
     });
   };
@@ -326,8 +351,11 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
       const out = await c.send(new sdk.ListJobsCommand({ arrayJobId: group.id, jobStatus: status, maxResults: 1000, nextToken }));
       nextToken = out.nextToken;
       for (const summary of out.jobSummaryList ?? []) {
-        const entry = group.entries[summary.arrayProperties?.index ?? -1];
-        if (entry && pending.has(entry.jobId)) ended.push([entry, summary as JobDetail]);
+        // A child's every item still open ended with it (those that never ran too).
+        const child = summary.arrayProperties?.index ?? -1;
+        for (const entry of group.entries.slice(child * group.per, (child + 1) * group.per)) {
+          if (child >= 0 && pending.has(entry.key)) ended.push([entry, summary as JobDetail]);
+        }
       }
     } while (nextToken);
     await mapLimit(ended, 16, ([entry, job]) => settle(entry, job));
@@ -340,7 +368,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
       const task = group.entries[0]!;
       if (job.status === "SUCCEEDED" || job.status === "FAILED") {
         // Its marker may have landed since the last look: prefer it (no listing of logs).
-        if (!(await collectEnded(group)) && pending.has(task.jobId)) await settle(task, job);
+        if (!(await collectEnded(group)) && pending.has(task.key)) await settle(task, job);
       } else if (job.status === "RUNNABLE") {
         group.runnableSince ??= now;
         if (now - group.runnableSince > runnableTimeout * 1000) {
@@ -358,14 +386,14 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
       if (failed > group.failedSeen) await settleListed(group, "FAILED");
       group.failedSeen = failed;
       // Children that succeeded in Batch without a marker (a job image whose tsflow does not write them).
-      if (terminal && group.entries.some((e) => pending.has(e.jobId))) await settleListed(group, "SUCCEEDED");
+      if (terminal && group.entries.some((e) => pending.has(e.key))) await settleListed(group, "SUCCEEDED");
     }
     const started = (summary.SUCCEEDED ?? 0) + failed + (summary.STARTING ?? 0) + (summary.RUNNING ?? 0);
     if (!started && (summary.RUNNABLE ?? 0) > 0) {
       group.runnableSince ??= now;
       if (now - group.runnableSince > runnableTimeout * 1000) {
         await terminate(group.id, `tsflow: RUNNABLE for more than ${runnableTimeout} s`);
-        for (const entry of group.entries) if (pending.has(entry.jobId)) await settle(entry, undefined, runnableTimeoutExit(entry.jobName, entry.jobId, group.queue));
+        for (const entry of group.entries) if (pending.has(entry.key)) await settle(entry, undefined, runnableTimeoutExit(entry.jobName, entry.jobId, group.queue));
       }
     } else group.runnableSince = undefined;
   };
@@ -448,15 +476,22 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     aborts = [];
     const whole = new Set<string>();
     for (const group of new Set(batch.map((e) => e.group))) {
-      if (group.array && !group.terminating && groups.has(group.id) && group.entries.every((e) => e.aborting || !pending.has(e.jobId))) {
+      if (group.array && !group.terminating && groups.has(group.id) && group.entries.every((e) => e.aborting || !pending.has(e.key))) {
         group.terminating = true;
         whole.add(group.id);
       }
     }
     const calls = [...whole].map((id) => terminate(id, "tsflow: the run was stopped"));
+    const stopped = new Set<string>();
     for (const entry of batch) {
-      if (!pending.has(entry.jobId)) continue;
-      if (!whole.has(entry.group.id)) calls.push(terminate(entry.jobId, "tsflow: the run was stopped"));
+      if (!pending.has(entry.key)) continue;
+      // A child running a slice stops only when every item of its slice is stopped.
+      const { group, index } = entry;
+      const slice = group.entries.slice(Math.floor(index / group.per) * group.per, (Math.floor(index / group.per) + 1) * group.per);
+      if (!whole.has(group.id) && !stopped.has(entry.jobId) && slice.every((e) => e.aborting || !pending.has(e.key))) {
+        stopped.add(entry.jobId);
+        calls.push(terminate(entry.jobId, "tsflow: the run was stopped"));
+      }
       const { runId, step, taskId } = entry.spec;
       calls.push(settle(entry, undefined, { completed: false, error: { type: "Cancelled", message: `task ${runId}/${step}/${taskId} was stopped: Batch job ${entry.jobName} terminated` } }));
     }
@@ -499,6 +534,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
       spec,
       ctx,
       jobId,
+      key: `${group.id}/${index}`,
       group,
       index,
       jobName: name,
@@ -510,14 +546,14 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
         item.resolve(exit);
       },
     };
-    pending.set(jobId, entry);
+    pending.set(entry.key, entry);
     watch(entry);
     return entry;
   };
 
   const newGroup = (id: string, name: string, queue: string, array: boolean, endedPrefix: string): Group => {
     const now = Date.now();
-    const group: Group = { id, name, queue, array, entries: [], endedPrefix, submittedAt: now, nextCheck: now + checkMin, failedSeen: 0, open: 0, openInBlock: [] };
+    const group: Group = { id, name, queue, array, per: 1, entries: [], endedPrefix, submittedAt: now, nextCheck: now + checkMin, failedSeen: 0, open: 0, openInBlock: [] };
     groups.set(id, group);
     return group;
   };
@@ -557,25 +593,42 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     group.openInBlock = [1];
   };
 
+  /** Items per child for an array of `items`: see `itemsPerJob`. */
+  const sliceOf = (items: Submission[]): number => {
+    // Batch's timeout applies to a whole child: a step's @timeout needs a child per item.
+    if (items.some((it) => it.spec.timeoutSeconds)) return 1;
+    const given = Number((items[0]!.spec.decorators.batch as { itemsPerJob?: number } | undefined)?.itemsPerJob || options.itemsPerJob || env.TSFLOW_BATCH_ITEMS_PER_JOB || 0);
+    if (!Number.isInteger(given) || given < 0) throw new TsflowError("BadOption", `[batch] itemsPerJob must be a whole number of at least 1, got '${given}'`);
+    const per = given || Math.min(SLICE_MAX, Math.max(1, Math.floor(items.length / SLICE_CHILDREN)));
+    // An array has at least 2 children.
+    return Math.min(per, Math.ceil(items.length / 2));
+  };
+
   const submitArray = async (items: Submission[]) => {
     const first = items[0]!.spec;
+    const per = sliceOf(items);
     const prefix = `${taskPrefix(first.flowName, first.runId, first.step, first.taskId)}${first.attempt}/array/`;
+    // A child reads one chunk: its own slice, or (one item per child) a chunk of 16 shared by 16 children.
+    const size = per > 1 ? per : ARRAY_CHUNK;
     const chunks: string[] = [];
-    for (let i = 0; i < items.length; i += ARRAY_CHUNK) chunks.push(`[${items.slice(i, i + ARRAY_CHUNK).map((it) => it.json).join(",")}]`);
+    for (let i = 0; i < items.length; i += size) chunks.push(`[${items.slice(i, i + size).map((it) => it.json).join(",")}]`);
     await mapLimit(chunks, 32, (text, i) => run!.datastore.put(`${prefix}${i}.json`, new TextEncoder().encode(text)));
+    const children = Math.ceil(items.length / per);
     const environment = [
       ...items[0]!.environment,
       { name: "TSFLOW_TASK_ARRAY_PREFIX", value: prefix },
-      { name: "TSFLOW_TASK_ARRAY_CHUNK", value: String(ARRAY_CHUNK) },
+      { name: "TSFLOW_TASK_ARRAY_CHUNK", value: String(size) },
+      { name: "TSFLOW_TASK_ARRAY_ITEMS", value: String(per) },
       { name: "TSFLOW_TASK_DATASTORE", value: first.datastore },
       { name: "TSFLOW_TASK_ENDED_PREFIX", value: `${prefix}ended/` },
     ];
     const { sdk, client: c } = await api();
     const name = jobName({ ...first, taskId: `array${first.taskId}x${items.length}` });
-    const submitted = await c.send(new sdk.SubmitJobCommand({ jobName: name, ...submitArgs(items[0]!), arrayProperties: { size: items.length }, containerOverrides: { environment } }));
+    const submitted = await c.send(new sdk.SubmitJobCommand({ jobName: name, ...submitArgs(items[0]!), arrayProperties: { size: children }, containerOverrides: { environment } }));
     const id = submitted.jobId!;
     const group = newGroup(id, name, items[0]!.queue, true, `${prefix}ended/`);
-    group.entries = items.map((item, i) => track(item, group, i, `${id}:${i}`, `${name}:${i}`));
+    group.per = per;
+    group.entries = items.map((item, i) => track(item, group, i, `${id}:${Math.floor(i / per)}`, `${name}:${Math.floor(i / per)}`));
     group.open = items.length;
     group.openInBlock = Array.from({ length: Math.ceil(items.length / 100) }, (_, b) => Math.min(100, items.length - b * 100));
     // An abort during the submission fired before the children were listening.

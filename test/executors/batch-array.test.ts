@@ -171,3 +171,107 @@ describe("batch array jobs", () => {
     }
   }, 180_000);
 });
+
+// The same semantics when each child runs a slice of the items (`itemsPerJob`): every item is
+// still a task with its own attempts, logs and end, whichever item of a child fails or crashes.
+describe("batch array jobs whose children run several items (itemsPerJob: 3)", () => {
+  const sliced: BatchOptions = { ...options, itemsPerJob: 3 };
+  const byIndex = async <T extends { index: number | undefined }>(tasks: PromiseLike<T[]>) => [...(await tasks)].sort((a, b) => a.index! - b.index!);
+
+  it("runs 7 items in 3 children; a failing item is retried alone, each item keeps its own log", async () => {
+    const executor = batchExecutor(sliced);
+    const jobs0 = server.jobs.list().length;
+    try {
+      const run = await runFlow(ArrayFlow, { file: FILE, exportName: "ArrayFlow", executor, datastore, params: { n: 7, flaky: 4 }, maxWorkers: 1 });
+      expect(run.error).toBeUndefined();
+      expect(await run.data("total")).toBe([0, 1, 2, 3, 4, 5, 6].reduce((a, i) => a + i * i, 0));
+      const { parents, children } = jobsSince(jobs0);
+      expect(parents).toHaveLength(1);
+      expect(parents[0]!.arrayProperties!.size).toBe(3);
+      expect(children).toHaveLength(3);
+      const tasks = await byIndex(run.step("work").tasks());
+      expect(tasks.map((t) => t.attempt)).toEqual([0, 0, 0, 0, 1, 0, 0]);
+      // Item 4's child went on with item 5 after item 4's step failed; each log is its item's only.
+      for (const t of tasks) expect((await t.stdout()).trim()).toBe(`item ${t.index} attempt ${t.attempt}`);
+      expect(await tasks[4]!.stdout(0)).toBe("");
+    } finally {
+      await executor.close?.();
+    }
+  }, 180_000);
+
+  it("fails the run when an item fails for good; the other items of its child still succeed", async () => {
+    const executor = batchExecutor(sliced);
+    try {
+      const run = await runFlow(ArrayFlow, { file: FILE, exportName: "ArrayFlow", executor, datastore, params: { n: 6, broken: 4 }, maxWorkers: 1 });
+      expect(run.successful).toBe(false);
+      expect(run.error?.message).toContain("broken item 4");
+      const tasks = await byIndex(run.step("work").tasks());
+      expect(run.error?.pathspec).toBe(tasks[4]!.pathspec.split("/").slice(1).join("/"));
+      expect(tasks.map((t) => t.successful)).toEqual([true, true, true, true, false, true]);
+      expect(tasks[4]!.attempt).toBe(1);
+    } finally {
+      await executor.close?.();
+    }
+  }, 180_000);
+
+  it("an item whose process dies fails with the items of its child that never ran; those are retried, the items done before are not", async () => {
+    const executor = batchExecutor(sliced);
+    try {
+      const run = await runFlow(ArrayFlow, { file: FILE, exportName: "ArrayFlow", executor, datastore, params: { n: 6, crash: 1 }, maxWorkers: 1 });
+      expect(run.successful).toBe(false);
+      expect(run.error?.message).toMatch(/Batch job .* failed.*: Essential container in task exited \(exit code 3\)/);
+      const tasks = await byIndex(run.step("work").tasks());
+      expect(run.error?.pathspec).toBe(tasks[1]!.pathspec.split("/").slice(1).join("/"));
+      // Item 0 ended before item 1 killed the child: not run again. Item 2 never ran in it: it
+      // failed with the child, naming the slice, and its retry succeeded.
+      expect(tasks[0]!.successful).toBe(true);
+      expect(await tasks[0]!.attempts()).toEqual([0]);
+      expect(tasks[2]!.successful).toBe(true);
+      expect(tasks[2]!.attempt).toBe(1);
+      expect(tasks[1]!.successful).toBe(false);
+      expect(tasks.slice(3).every((t) => t.successful && t.attempt === 0)).toBe(true);
+    } finally {
+      await executor.close?.();
+    }
+  }, 180_000);
+
+  it("stops every child with one TerminateJob when the run is stopped", async () => {
+    const executor = batchExecutor(sliced);
+    const jobs0 = server.jobs.list().length;
+    const req0 = server.requests.length;
+    const stop = new AbortController();
+    try {
+      const pending = runFlow(ArrayFlow, { file: FILE, exportName: "ArrayFlow", executor, datastore, params: { n: 8, sleepMs: 60_000 }, maxWorkers: 1, signal: stop.signal });
+      await expect.poll(() => jobsSince(jobs0).children.filter((c) => c.status === "RUNNING").length, { timeout: 90_000, interval: 200 }).toBeGreaterThan(0);
+      stop.abort();
+      const run = await pending;
+      expect(run.error?.type).toBe("Cancelled");
+      const parent = jobsSince(jobs0).parents[0]!;
+      expect(parent.arrayProperties!.size).toBe(3);
+      await expect.poll(() => server.jobs.get(parent.jobId!)?.status, { timeout: 30_000 }).toBe("FAILED");
+      for (const c of jobsSince(jobs0).children) expect(c.status).toBe("FAILED");
+      expect(ops(req0).filter((o) => o === "terminatejob")).toHaveLength(1);
+    } finally {
+      await executor.close?.();
+    }
+  }, 180_000);
+
+  it("runs a nested foreach whose inner level is a sliced array job", async () => {
+    const executor = batchExecutor({ ...options, itemsPerJob: 2 });
+    const jobs0 = server.jobs.list().length;
+    try {
+      const run = await runFlow(NestedArrayFlow, { file: FILE, exportName: "NestedArrayFlow", executor, datastore, maxWorkers: 1 });
+      expect(run.error).toBeUndefined();
+      expect(await run.data("all")).toEqual(["1", "2", "3", "1", "2", "3"]);
+      const { parents } = jobsSince(jobs0);
+      // 3 inner items, 2 per child: arrays of 2 children. The outer split of 2: one item each.
+      expect(parents.filter((p: JobDetail) => p.jobName!.includes("-leaf-")).map((p) => p.arrayProperties!.size)).toEqual([2, 2]);
+      expect(parents.filter((p: JobDetail) => p.jobName!.includes("-split-")).map((p) => p.arrayProperties!.size)).toEqual([2]);
+      const leaves = await run.step("leaf").tasks();
+      expect(leaves).toHaveLength(6);
+      expect(leaves.every((t) => t.successful && t.attempt === 0)).toBe(true);
+    } finally {
+      await executor.close?.();
+    }
+  }, 180_000);
+});
