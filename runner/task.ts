@@ -18,10 +18,10 @@
  * each one's logs.
  */
 import { putJson } from "../core/_datastore.ts";
-import { attemptKey } from "../core/_layout.ts";
+import { attemptKey, blobKey } from "../core/_layout.ts";
 import { LogWriter } from "../core/_logs.ts";
 import { errorInfo, executeTask } from "../core/task.ts";
-import type { Datastore, TaskSpec } from "../core/types.ts";
+import type { Bytes, Datastore, TaskSpec } from "../core/types.ts";
 import nodeHost from "../plugins/host/node.ts";
 import { openDatastore } from "./stores.ts";
 import { loadFlow, packageModule } from "./load.ts";
@@ -110,6 +110,32 @@ async function arrayItems(store: Datastore): Promise<{ spec: TaskSpec; index: nu
   return items;
 }
 
+/**
+ * The store as the items of one job see it: small blobs (immutable, content-addressed) are read
+ * once per job, not once per item — the items of a slice read the same parents' artifacts (a
+ * foreach's list, the parameters). Each read gets its own copy, since a step may change the bytes
+ * of a value in place; the reader still verifies the hash.
+ */
+function sharingBlobs(store: Datastore): Datastore {
+  const cache = new Map<string, Bytes>();
+  let total = 0;
+  const shared: Datastore = Object.create(store);
+  shared.get = async (key, options) => {
+    const hit = cache.get(key);
+    if (hit) return hit.slice();
+    const bytes = await store.get(key, options);
+    if (bytes && key.startsWith(BLOBS) && bytes.byteLength <= BLOB_MAX && total + bytes.byteLength <= CACHE_MAX) {
+      cache.set(key, bytes.slice());
+      total += bytes.byteLength;
+    }
+    return bytes;
+  };
+  return shared;
+}
+const BLOBS = blobKey("00").slice(0, "blobs/".length);
+const BLOB_MAX = 1 << 20;
+const CACHE_MAX = 64 << 20;
+
 /** Runs one task of this job to its end: its result (a step error included) and logs stored. */
 async function runItem(store: Datastore, spec: TaskSpec, end: (failed: boolean) => Promise<void>): Promise<boolean> {
   let scope: TaskEnvironmentScope;
@@ -157,6 +183,7 @@ export async function taskMain(): Promise<number> {
     if (!bytes) throw new Error(`task spec ${process.env.TSFLOW_TASK_SPEC_KEY} is missing from ${store.url}`);
     items = [{ spec: JSON.parse(new TextDecoder().decode(bytes)) as TaskSpec, index: 0 }];
   }
+  if (items.length > 1) store = sharingBlobs(store);
   const capture = captureOutput(store);
   // One item after the other; an item that cannot run does not stop the next ones (each is a
   // task of its own), but the job then exits 1 so that Batch counts it failed.

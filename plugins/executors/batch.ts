@@ -646,6 +646,9 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
       it.resolve({ completed: false, error: { type: "Cancelled", message: "the run was stopped before the task started" } });
       return false;
     });
+    // In the foreach's order (the runtime hands its items over in any order): a child's slice is
+    // then a run of consecutive items.
+    items.sort((a, b) => (a.spec.foreach.at(-1)?.index ?? 0) - (b.spec.foreach.at(-1)?.index ?? 0));
     const parts: Submission[][] = [];
     for (let i = 0; i < items.length; i += ARRAY_MAX) parts.push(items.slice(i, i + ARRAY_MAX));
     await Promise.all(
