@@ -1,5 +1,5 @@
 /** The card data model (core/cards.ts) and the renderer (cards/), without running a flow. */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { renderCard } from "../../cards/render.ts";
 import { ArtifactValue, CardError, Chart, card, cardSpecsOf, Image, Markdown, ProgressBar, Table, toBase64 } from "../../core/cards.ts";
 import { FlowSpec, getStepMeta, step } from "../../core/flow.ts";
@@ -123,22 +123,27 @@ describe("current.card in a task", () => {
     const { default: memoryDatastore } = await import("../../plugins/datastores/memory.ts");
     const { default: nodeHost } = await import("../../plugins/host/node.ts");
     const store = memoryDatastore();
-    const puts: string[] = [];
+    const puts: { key: string; at: number }[] = [];
     const put = store.put.bind(store);
     store.put = (key, data, o) => {
-      if (key.includes("/cards/")) puts.push(key);
+      if (key.includes("/cards/")) puts.push({ key, at: Date.now() });
       return put(key, data, o);
     };
     const session = new CardSession(spec, store, nodeHost(), [{ id: "default", type: "blank", options: {}, refreshInterval: 300 }]);
     const bar = new ProgressBar({ max: 100 });
     session.append(bar);
+    const t0 = Date.now();
     for (let i = 1; i <= 100; i++) {
       bar.update(i);
       session.refresh();
     }
-    await new Promise((r) => setTimeout(r, 100));
-    expect(puts).toHaveLength(1); // the first call; the other 99 wait for the trailing refresh
-    await new Promise((r) => setTimeout(r, 400));
+    // The first call stores a snapshot; the other 99 wait for one trailing refresh, an interval
+    // later. Waited for rather than timed: a snapshot's write goes through the event loop, so a
+    // starved process can see it after a fixed sleep meant to come before or after it.
+    await vi.waitFor(() => expect(puts).toHaveLength(2), { timeout: 15_000 });
+    expect(puts[1]!.at - t0).toBeGreaterThanOrEqual(290);
+    // Nothing else is pending: two more intervals bring no third snapshot.
+    await new Promise((r) => setTimeout(r, 600));
     expect(puts).toHaveLength(2);
     const [live] = await readCardRefs(store, "F", "1", "s", "2", 0);
     expect(live!.final).toBe(false);
