@@ -272,7 +272,9 @@ describe("batch server, process executor", () => {
       "Job attempt duration exceeded timeout",
       1,
     ]);
-    expect(job.stoppedAt! - job.attempts![0]!.startedAt!).toBeLessThan(2000);
+    // Stopped at its timeout, not at its command's end 60 s later (the bound leaves room for a
+    // loaded machine: the kill's SIGTERM and the exit it waits for are not instant there).
+    expect(job.stoppedAt! - job.attempts![0]!.startedAt!).toBeLessThan(15_000);
   });
 
   it("fails a job whose dependency failed", async () => {
