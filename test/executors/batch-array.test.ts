@@ -214,7 +214,7 @@ describe("batch array jobs whose children run several items (itemsPerJob: 3)", (
       const { children } = jobsSince(jobs0);
       const second = children.find((c) => c.jobId!.endsWith(":1") && server.jobs.logs(c.jobId!).includes("item 3 attempt 0"));
       expect(second, JSON.stringify(children.map((c) => [c.jobId, server.jobs.logs(c.jobId!)]))).toBeDefined();
-      expect(server.jobs.logs(second!.jobId!)).toMatch(/item 3 attempt 0\n[^]*item 5 attempt 0\n/);
+      expect(server.jobs.logs(second!.jobId!)).toMatch(/item 3 attempt 0\n[\s\S]*item 5 attempt 0\n/);
       expect(second!.status).toBe("SUCCEEDED");
       for (const i of [0, 1, 2, 3, 5]) expect(await tasks[i]!.attempts()).toEqual([0]);
     } finally {
