@@ -222,7 +222,7 @@ export async function breakdown(): Promise<Row[]> {
       ["worker spawn", "flow loaded", "flow module: build cache hit, import"],
       ["flow loaded", "graph read", "graph read (acorn)"],
       ["graph read", "run started (run.json written)", "parameters, run.json, heartbeat"],
-      ["run started (run.json written)", "task start sent to its worker", "start.json of the first task"],
+      ["run started (run.json written)", "task start sent to its worker", "first task sent to its worker"],
       ["task start sent to its worker", "task start done (done.json written)", "task start: in the worker, done.json synced"],
       ["task start done (done.json written)", "task end done (done.json written)", "task end: likewise"],
       ["task end done (done.json written)", "run finished", "run end: final run.json, run index"],

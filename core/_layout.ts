@@ -7,8 +7,10 @@
  *   flows/<Flow>/runs/<run>/heartbeat             touched while the orchestrator lives
  *   flows/<Flow>/runs/<run>/index.json            the run index's manifest, written as the run ends
  *   flows/<Flow>/runs/<run>/index/<n>.json        its parts: every task's records (see _tasks.ts)
- *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/task.json        parents, foreach position
- *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/start.json   attempt started
+ *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/task.json        parents, foreach position; `start`:
+ *                                                  the first attempt's start, when the task wrote it
+ *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/start.json   attempt started (not for an
+ *                                                  attempt task.json's `start` records)
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/stdout/<n>     log chunks (8 digits, from
  *                                                  00000001), appended while running; stderr/ too
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/stdout|stderr   a whole log (runs stored

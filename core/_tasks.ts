@@ -31,6 +31,11 @@ export interface TaskDoc {
   /** For a step that loops on itself (a switch case): which iteration, when above 0. */
   iteration?: number;
   createdAt?: number;
+  /**
+   * The first attempt's start, when the task recorded itself (TaskSpec.taskDoc): that attempt
+   * then has no `start.json`, and no directory unless it stored logs, cards or a failure.
+   */
+  start?: { attempt: number; mode?: string; executor?: string; startedAt?: number };
 }
 
 /** One attempt of a task as lists and timelines show it. */
@@ -85,10 +90,18 @@ export async function listTaskIds(store: Datastore, flow: string, runId: string,
   return ids.sort(byTaskId);
 }
 
-/** The attempt numbers with a directory under a task, ascending. */
+/** The attempt numbers that started (a directory, or the start in task.json), ascending. */
 export async function listAttempts(store: Datastore, flow: string, runId: string, step: string, task: string): Promise<number[]> {
-  return attemptNumbers(await store.list(taskPrefix(flow, runId, step, task)));
+  const entries = await store.list(taskPrefix(flow, runId, step, task));
+  const nums = attemptNumbers(entries);
+  const start = entries.includes("task.json") ? startOf(await readRecord<TaskDoc>(store, taskKey(flow, runId, step, task)).catch(() => null)) : undefined;
+  return withStart(nums, start);
 }
+
+/** The start record a task that recorded itself keeps in its task.json. */
+const startOf = (doc: TaskDoc | null | undefined) => (doc?.start && typeof doc.start.attempt === "number" ? doc.start : undefined);
+/** Attempt numbers with the one task.json records, when it has no directory. */
+const withStart = (nums: number[], start: TaskDoc["start"]) => (start && !nums.includes(start.attempt) ? [start.attempt, ...nums].sort((a, b) => a - b) : nums);
 
 const attemptNumbers = (entries: string[]) =>
   entries
@@ -178,9 +191,14 @@ export async function readTask(store: Datastore, flow: string, runId: string, st
   const entries = await store.list(taskPrefix(flow, runId, step, task));
   if (!doc && !done && entries.length === 0) return null;
   const results = new Map<number, TaskResult | null>();
+  const nums = attemptNumbers(entries);
+  // A task that recorded itself keeps its first attempt's start in task.json (read here when
+  // the caller did not ask for it and that attempt has no directory).
+  const inDoc = startOf(doc) ?? (options.doc === false && !nums.includes(0) && entries.includes("task.json") ? startOf(await soft(readRecord<TaskDoc>(store, taskKey(flow, runId, step, task)))) : undefined);
   const attempts = await Promise.all(
-    attemptNumbers(entries).map(async (n): Promise<AttemptInfo> => {
+    withStart(nums, inDoc).map(async (n): Promise<AttemptInfo> => {
       if (own && own.attempt === n) return own;
+      if (inDoc?.attempt === n && !nums.includes(n)) return attemptInfo(n, inDoc.startedAt, null);
       const [start, result] = await Promise.all([
         readRecord<{ startedAt?: number }>(store, attemptKey(flow, runId, step, task, n, "start.json")).catch(() => null),
         soft(readRecord<TaskResult>(store, attemptKey(flow, runId, step, task, n, "result.json"))),
@@ -241,17 +259,31 @@ export interface AttemptDetail extends AttemptInfo {
  * attempt that committed itself (TaskSpec.commit) has no result.json: its task's `done`
  * record is its result.
  */
-export async function readAttemptDetails(store: Datastore, flow: string, runId: string, step: string, task: string, entries?: string[], done?: DoneRecord | null): Promise<AttemptDetail[]> {
-  const nums = attemptNumbers(entries ?? (await store.list(taskPrefix(flow, runId, step, task))));
+export async function readAttemptDetails(
+  store: Datastore,
+  flow: string,
+  runId: string,
+  step: string,
+  task: string,
+  entries?: string[],
+  done?: DoneRecord | null,
+  doc?: TaskDoc | null,
+): Promise<AttemptDetail[]> {
+  const dirs = attemptNumbers(entries ?? (await store.list(taskPrefix(flow, runId, step, task))));
+  const inDoc = startOf(doc);
   return Promise.all(
-    nums.map(async (n): Promise<AttemptDetail> => {
-      const files = await store.list(`${taskPrefix(flow, runId, step, task)}${n}/`);
+    withStart(dirs, inDoc).map(async (n): Promise<AttemptDetail> => {
       const committed = done && !done.clonedFrom && done.attempt === n ? done : null;
+      if (inDoc?.attempt === n && !dirs.includes(n)) {
+        return { ...attemptInfo(n, inDoc.startedAt, committed), mode: inDoc.mode, executor: inDoc.executor, artifacts: committed?.artifacts, cards: committed?.cards };
+      }
+      const files = await store.list(`${taskPrefix(flow, runId, step, task)}${n}/`);
       const [start, result] = await Promise.all([
         files.includes("start.json") ? readRecord<{ startedAt?: number; mode?: string; executor?: string }>(store, attemptKey(flow, runId, step, task, n, "start.json")) : null,
         files.includes("result.json") ? readRecord<TaskResult>(store, attemptKey(flow, runId, step, task, n, "result.json")) : committed,
       ]);
-      return { ...attemptInfo(n, start?.startedAt, result), mode: start?.mode, executor: start?.executor, error: result?.error, artifacts: result?.artifacts, cards: result?.cards };
+      const begun = start ?? (inDoc?.attempt === n ? inDoc : null);
+      return { ...attemptInfo(n, begun?.startedAt, result), mode: begun?.mode, executor: begun?.executor, error: result?.error, artifacts: result?.artifacts, cards: result?.cards };
     }),
   );
 }
@@ -264,7 +296,7 @@ export async function readTaskDetail(store: Datastore, flow: string, runId: stri
     readRecord<TaskDoc>(store, taskKey(flow, runId, step, task)),
     keys.includes("done.json") ? readRecord<DoneRecord>(store, doneKey(flow, runId, step, task)) : null,
   ]);
-  const attempts = await readAttemptDetails(store, flow, runId, step, task, keys, done);
+  const attempts = await readAttemptDetails(store, flow, runId, step, task, keys, done, doc);
   return { doc, done, attempts };
 }
 

@@ -313,13 +313,13 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       ...(task.iteration > 0 ? { iteration: task.iteration } : {}),
       createdAt: Date.now(),
     };
-    await putJson(store, taskKey(flow, runId, task.step, task.id), doc);
     index.begin(doc);
 
     if (options.reuse) {
       const branchPath = task.frames.map((f) => `${f.step}:${f.branch}`).join("/");
       const reused = await options.reuse({ step: task.step, parents: task.parents, foreach, branchPath, iteration: task.iteration });
       if (reused) {
+        await putJson(store, taskKey(flow, runId, task.step, task.id), doc);
         await putJson(store, doneKey(flow, runId, task.step, task.id), reused);
         index.done(task.step, task.id, reused);
         reporter.taskFinished?.({ pathspec, step: task.step, attempt: reused.attempt, ok: true, willRetry: false, clonedFrom: reused.clonedFrom });
@@ -335,6 +335,11 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     const catchVar = decorators.catch && !node.foreach && !node.condition ? String(decorators.catch.var ?? "error") : undefined;
     const executor = selectExecutor(node, decorators);
     await prepare(executor);
+    // A task that commits itself also records itself: its first attempt writes task.json with its
+    // start (TaskSpec.taskDoc), so the orchestrator, the serial part of a big foreach, writes
+    // nothing per task on the way out either.
+    const selfRecorded = commits(executor);
+    if (!selfRecorded) await putJson(store, taskKey(flow, runId, task.step, task.id), doc);
 
     let lastError: TaskError | undefined;
     // What a failed attempt of a @catchError step stored before it raised (see core/task.ts).
@@ -369,7 +374,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         username: user,
         // Metaflow's default: the namespace of the user who started the run.
         namespace: options.namespace === undefined ? `user:${user}` : options.namespace,
-        ...(commits(executor) ? { commit: true } : {}),
+        ...(selfRecorded ? { commit: true } : {}),
+        ...(selfRecorded && attempt === 0 ? { taskDoc: { ...doc, start: { attempt, mode, executor: executor.name } } } : {}),
       };
       const outcome = await runAttempt(spec, executor);
       if (outcome.ok) {
@@ -424,7 +430,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       ? undefined
       : new LogWriter(store, { flow, run: runId, step: spec.step, task: spec.taskId, attempt: spec.attempt }, { onError: (e) => logWarning(pathspec, e) });
     const startedAt = Date.now();
-    await putJson(store, attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, "start.json"), { attempt: spec.attempt, mode: spec.mode, startedAt, executor: executor.name });
+    if (!spec.taskDoc) await putJson(store, attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, "start.json"), { attempt: spec.attempt, mode: spec.mode, startedAt, executor: executor.name });
     reporter.taskStarted?.({ pathspec, step: spec.step, attempt: spec.attempt, mode: spec.mode === "catch" ? "catch" : "run" });
     let exit: TaskExit;
     try {
@@ -444,6 +450,13 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       // Stopped (a timeout, a cancelled run, a crash) after it committed: it succeeded.
       const done = await getJson<DoneRecord>(store, doneKey(flow, runId, spec.step, spec.taskId)).catch(() => null);
       if (done?.attempt === spec.attempt && done.ok) exit = { completed: true, result: stripAttempt(done) };
+    }
+    const taskDoc = spec.taskDoc;
+    if (taskDoc && !exit.completed) {
+      // Gone before it recorded itself (a worker that could not load the flow, a crash): the
+      // task's record is written here, so the attempt's end record below has its task.
+      const key = taskKey(flow, runId, spec.step, spec.taskId);
+      if (!(await store.has(key).catch(() => true))) await putJson(store, key, { ...taskDoc, start: { ...taskDoc.start, startedAt } }).catch(() => {});
     }
     if (spec.commit && exit.completed && !exit.result) {
       // An executor that did not hand the result back: the task's own record says how it went.

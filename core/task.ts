@@ -9,7 +9,7 @@
  * nothing, and an artifact the step did not touch is passed on by reference, never rewritten.
  */
 import { getJson, mapLimit } from "./_datastore.ts";
-import { attemptKey, blobKey, doneKey, runKey } from "./_layout.ts";
+import { attemptKey, blobKey, doneKey, runKey, taskKey } from "./_layout.ts";
 import { type CardArtifact, CardSession, cardSpecsOf, previewComponent } from "./cards.ts";
 import { algOf, contentHash, type HashAlg, loadArtifact, loadArtifactSync, refOf, storeArtifact, storeEncoded } from "./artifacts.ts";
 import { TsflowError } from "./errors.ts";
@@ -240,6 +240,8 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   const node = info.graph.nodes[spec.step];
   if (!node) throw new TsflowError("NotFound", `flow ${info.name} has no step '${spec.step}'`);
   const where = `${spec.flowName}/${spec.runId}/${spec.step}/${spec.taskId}`;
+  // A task that records itself (TaskSpec.taskDoc): its task.json, with this attempt's start.
+  if (spec.taskDoc) await store.put(taskKey(spec.flowName, spec.runId, spec.step, spec.taskId), new TextEncoder().encode(JSON.stringify({ ...spec.taskDoc, start: { ...spec.taskDoc.start, startedAt } })));
   const run = await readRun(store, spec);
   cards.setRun({ parameters: (run.parameterValues ?? {}) as CardParameters, graph: run.graph as CardGraph });
   const parents = await Promise.all(spec.parents.map((p) => readDone(store, spec.flowName, p)));

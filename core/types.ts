@@ -240,6 +240,13 @@ export interface TaskSpec {
    * writes its result.json as always.
    */
   commit?: boolean;
+  /**
+   * With {@link TaskSpec.commit}, on a task's first attempt: its `task.json` (parents, foreach
+   * position), which the task writes as it starts, with the attempt's start record in `start`
+   * (it gets `startedAt` then) — one record instead of the orchestrator's task.json and
+   * `0/start.json`.
+   */
+  taskDoc?: { start: { attempt: number; mode: string; executor: string; startedAt?: number }; [field: string]: unknown };
 }
 
 /** A failure of a task, as stored and as shown to users. */

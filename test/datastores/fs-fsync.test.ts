@@ -8,10 +8,11 @@ import fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import { syncBuiltinESMExports } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, sep } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fsDatastore from "../../plugins/datastores/fs.ts";
 import { wrapDatastore } from "../../core/_datastore.ts";
+import { listAttempts, readTaskDetail, readTasks, taskState } from "../../core/_tasks.ts";
 import { runFlow } from "../../mod.ts";
 
 let root: string;
@@ -96,10 +97,21 @@ describe("fs datastore fsync policy", () => {
     const written = (await fsp.readdir(tasks, { recursive: true })).map(String).sort();
     expect(written.filter((f) => f.endsWith("done.json"))).toHaveLength(run.tasks);
     expect(written.filter((f) => f.endsWith("result.json"))).toEqual([]);
+    // Each task recorded itself: task.json with its first attempt's start, no start.json, and
+    // no attempt directory for a task that printed nothing (all but end).
+    expect(written.filter((f) => f.endsWith("start.json"))).toEqual([]);
+    expect(written.filter((f) => /\/\d+\/\d+$/.test(f))).toEqual([`end${sep}${run.tasks}${sep}0`]);
+    const doc = JSON.parse(await fsp.readFile(join(tasks, "join", String(run.tasks - 1), "task.json"), "utf8"));
+    expect(doc.start).toMatchObject({ attempt: 0, mode: "run", executor: "process", startedAt: expect.any(Number) });
     // Every reader finds the attempt's result in the marker.
-    const { readTaskDetail } = await import("../../core/_tasks.ts");
     const detail = await readTaskDetail(wrapDatastore(store), "ForeachFlow", run.runId, "join", String(run.tasks - 1));
     expect(detail?.attempts).toMatchObject([{ attempt: 0, ok: true, executor: "process", artifacts: { total: { type: "number" } } }]);
+    // A task still running (no marker yet) reads as running from task.json alone.
+    await fsp.rm(join(tasks, "join", String(run.tasks - 1), "done.json"));
+    const [running] = await readTasks(wrapDatastore(store), "ForeachFlow", run.runId, [{ step: "join", task: String(run.tasks - 1) }], { doc: false });
+    expect(running?.attempts).toEqual([{ attempt: 0, startedAt: doc.start.startedAt, finishedAt: undefined, ok: undefined }]);
+    expect(taskState(running!, "running")).toBe("running");
+    expect(await listAttempts(wrapDatastore(store), "ForeachFlow", run.runId, "join", String(run.tasks - 1))).toEqual([0]);
   });
 
   it("refuses an unknown TSFLOW_FSYNC naming it", () => {
