@@ -42,6 +42,8 @@ export async function measure(cmd: string, args: string[], options: { cwd?: stri
   let peakOne = 0;
   /** The command's own process (under GNU time, its child): the orchestrator of a run. */
   let peakMain = 0;
+  /** The largest of the other processes (a run's workers; a foreach's join worker holds every input). */
+  let peakWorker = 0;
   const wrapped = cmd === TIME;
   const sample = () => {
     const pids = treeOf(child.pid!);
@@ -52,6 +54,7 @@ export async function measure(cmd: string, args: string[], options: { cwd?: stri
       const rss = rssOf(pid);
       sum += rss;
       peakOne = Math.max(peakOne, rss);
+      if (pid !== main && pid !== pids[0]) peakWorker = Math.max(peakWorker, rss);
     }
     peakTree = Math.max(peakTree, sum);
   };
@@ -62,7 +65,7 @@ export async function measure(cmd: string, args: string[], options: { cwd?: stri
   if (code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${code}):\n${err || out}`);
   const cpu = new RegExp(`${CPU_MARK} ([0-9.]+) ([0-9.]+)`).exec(err);
   const cpuSeconds = cpu ? Number(cpu[1]) + Number(cpu[2]) : undefined;
-  return { seconds, cpuSeconds, peakTreeMb: peakTree / 1024 / 1024, peakOneMb: peakOne / 1024 / 1024, peakMainMb: peakMain / 1024 / 1024, out };
+  return { seconds, cpuSeconds, peakTreeMb: peakTree / 1024 / 1024, peakOneMb: peakOne / 1024 / 1024, peakMainMb: peakMain / 1024 / 1024, peakWorkerMb: peakWorker / 1024 / 1024, out };
 }
 
 /** A process and all its descendants, from /proc. */

@@ -9,6 +9,7 @@
  * nothing, and an artifact the step did not touch is passed on by reference, never rewritten.
  */
 import { getJson, mapLimit } from "./_datastore.ts";
+import { buildJoinInputs, joinInputOf, readJoinInputs } from "./_inputs.ts";
 import { attemptKey, blobKey, doneKey, runKey, taskKey } from "./_layout.ts";
 import { type CardArtifact, CardSession, cardSpecsOf, previewComponent } from "./cards.ts";
 import { algOf, contentHash, type HashAlg, loadArtifact, loadArtifactSync, refOf, storeArtifact, storeEncoded } from "./artifacts.ts";
@@ -244,7 +245,11 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   if (spec.taskDoc) await store.put(taskKey(spec.flowName, spec.runId, spec.step, spec.taskId), new TextEncoder().encode(JSON.stringify({ ...spec.taskDoc, start: { ...spec.taskDoc.start, startedAt } })));
   const run = await readRun(store, spec);
   cards.setRun({ parameters: (run.parameterValues ?? {}) as CardParameters, graph: run.graph as CardGraph });
-  const parents = await Promise.all(spec.parents.map((p) => readDone(store, spec.flowName, p)));
+  // A join's parents are reduced to their artifact references as they are read (core/_inputs.ts):
+  // a foreach's join may have 100,000 of them.
+  const joining = spec.mode === "run" && node.isJoin === true;
+  const joinInputs = joining ? await readJoinInputs(store, spec.flowName, spec.parents) : undefined;
+  const parents = joining ? [] : await Promise.all(spec.parents.map((p) => readDone(store, spec.flowName, p)));
 
   const canReadSync = typeof store.getSync === "function";
   const prefetched = new Map<string, unknown>();
@@ -322,22 +327,21 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   let inputs: unknown;
   // In a join: artifact name → the steps of the inputs that have it (for the error message).
   const inputSteps = new Map<string, string[]>();
-  if (spec.mode === "run" && node.isJoin) {
-    inputs = buildInputs(spec, parents, paramFields, (source, name, ref) => {
-      schedulePrefetch(source, name, ref);
-      return () => load(source, name, ref);
-    });
+  if (joinInputs) {
+    inputs = buildJoinInputs(joinInputs, load);
     // A join inherits nothing: its inputs may disagree. Reading one of their artifacts before
     // merging or assigning it is an error, not the field's initializer read silently.
-    parents.forEach((p, i) => {
-      const step = spec.parents[i]!.split("/")[1]!;
-      for (const name of Object.keys(p.artifacts)) {
-        if (paramFields.has(name) || name.startsWith("_")) continue;
+    for (const input of joinInputs) {
+      const step = input.source.split("/")[1]!;
+      input.names.forEach((name, i) => {
+        if (name.startsWith("_")) return;
+        schedulePrefetch(input.source, name, input.refs[i]!);
+        if (paramFields.has(name)) return;
         const steps = inputSteps.get(name) ?? [];
         if (!steps.includes(step)) steps.push(step);
         inputSteps.set(name, steps);
-      }
-    });
+      });
+    }
     for (const name of inputSteps.keys()) defineSlot(name, { state: "guarded" }, "join");
   } else if (parents.length === 1) {
     const source = spec.parents[0]!;
@@ -368,7 +372,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     // artifact are already here (a task on S3 read both twice).
     const splitPath = `${frame.run ?? spec.runId}/${frame.step}/${frame.task}`;
     const parentIndex = spec.parents.indexOf(splitPath);
-    const splitDone = parentIndex >= 0 ? parents[parentIndex]! : await readDone(store, spec.flowName, splitPath);
+    const splitDone = parents[parentIndex] ?? (await readDone(store, spec.flowName, splitPath));
     const variable = info.graph.nodes[frame.step]?.foreach;
     const ref = variable ? splitDone.artifacts[variable] : undefined;
     if (!variable || !ref) throw new TsflowError("NotFound", `foreach artifact of step '${frame.step}' is missing for task ${where}`);
@@ -414,7 +418,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
       taken = readRuntimeTransition(args, stepNames, spec.step);
     },
     merge(_flow, given, options) {
-      mergeArtifacts(node, given, options, slots, defineSlot);
+      mergeArtifacts(node, given, options, slots, defineSlot, paramFields);
     },
   };
   installRuntime(running);
@@ -577,54 +581,17 @@ function toItems(value: unknown, variable: string, step: string): unknown[] {
   throw new TsflowError("BadTransition", `step '${step}': foreach artifact '${variable}' is ${what}; a foreach goes over an array, a string or another iterable (Map, Set, typed array)`);
 }
 
-function buildInputs(
-  spec: TaskSpec,
-  parents: DoneRecord[],
-  paramFields: Set<string>,
-  lazy: (source: string, name: string, ref: ArtifactRef) => () => unknown,
-): unknown {
-  const entries = parents.map((p, i) => {
-    const source = spec.parents[i]!;
-    const entry: Record<string, unknown> = {};
-    for (const [name, ref] of Object.entries(p.artifacts)) {
-      if (name.startsWith("_")) continue;
-      const get = lazy(source, name, ref);
-      let cached: { v: unknown } | undefined;
-      Object.defineProperty(entry, name, {
-        enumerable: true,
-        get: () => (cached ??= { v: get() }).v,
-        set: () => {
-          throw new TsflowError("BadTransition", `inputs are read-only: cannot assign '${name}' of input ${source}; assign this.${name} instead`);
-        },
-      });
-    }
-    Object.defineProperty(entry, ARTIFACT_REFS, { value: p.artifacts });
-    Object.defineProperty(entry, PARAMS, { value: paramFields });
-    Object.defineProperty(entry, SOURCE, { value: source });
-    return { entry, step: source.split("/")[1]! };
-  });
-  const list = entries.map((e) => e.entry);
-  for (const { entry, step } of entries) {
-    if (!Object.hasOwn(list, step)) Object.defineProperty(list, step, { value: entry, enumerable: false });
-  }
-  return Object.freeze(list);
-}
-
-const ARTIFACT_REFS = Symbol("tsflow.inputRefs");
-const PARAMS = Symbol("tsflow.inputParams");
-const SOURCE = Symbol("tsflow.inputSource");
-
 /**
  * `this.mergeArtifacts(inputs)`, as Metaflow's merge_artifacts: every artifact of the inputs
  * that the join has not assigned is copied (by reference) when all inputs that have it agree.
  * A conflict copies nothing.
  */
-function mergeArtifacts(node: GraphNode, given: unknown, options: MergeOptions, slots: Map<string, Slot>, define: (name: string, slot: Slot, source: string) => void) {
+function mergeArtifacts(node: GraphNode, given: unknown, options: MergeOptions, slots: Map<string, Slot>, define: (name: string, slot: Slot, source: string) => void, params: ReadonlySet<string>) {
   const step = node.name;
   if (!node.isJoin) {
     throw new TsflowError("BadTransition", `step '${step}' is not a join: this.mergeArtifacts(inputs) only works in a join step (a step that takes inputs)`);
   }
-  if (!Array.isArray(given) || given.length === 0 || given.some((e) => !(e && (e as Record<symbol, unknown>)[ARTIFACT_REFS]))) {
+  if (!Array.isArray(given) || given.length === 0 || given.some((e) => !joinInputOf(e))) {
     throw new TsflowError("BadTransition", `step '${step}': this.mergeArtifacts() takes the join's inputs, as in this.mergeArtifacts(inputs)`);
   }
   if (options.include && options.exclude) {
@@ -632,13 +599,13 @@ function mergeArtifacts(node: GraphNode, given: unknown, options: MergeOptions, 
   }
   const include = options.include ? new Set(options.include) : undefined;
   const exclude = new Set(options.exclude ?? []);
-  const params = (given[0] as Record<symbol, Set<string>>)[PARAMS]!;
   const chosen = new Map<string, { ref: ArtifactRef; source: string }>();
   const conflicts = new Set<string>();
   for (const entry of given) {
-    const refs = (entry as Record<symbol, Record<string, ArtifactRef>>)[ARTIFACT_REFS]!;
-    const source = (entry as Record<symbol, string>)[SOURCE]!;
-    for (const [name, ref] of Object.entries(refs)) {
+    const { source, names, refs } = joinInputOf(entry)!;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      const ref = refs[i]!;
       if (params.has(name) || name.startsWith("_") || exclude.has(name) || (include && !include.has(name))) continue;
       // Assigned in the join before the call: the join resolved it.
       if (slots.get(name)?.state === "set") continue;
