@@ -11,6 +11,8 @@ const UNIT = [
   "test/core/flows.test.ts",
   "test/core/parameters.test.ts",
   "test/core/portable.test.ts",
+  "test/core/run-listing.test.ts",
+  "test/core/join-inputs.test.ts",
   "test/core/serialize.test.ts",
   "test/core/imports.test.ts",
   "test/reliability/graph-fuzz.test.ts",

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { mapLimit, putJson } from "../core/_datastore.ts";
 import { doneKey, runKey, taskKey } from "../core/_layout.ts";
+import { indexRun } from "../core/_status.ts";
 import { storeArtifact } from "../core/artifacts.ts";
 import { createClient } from "../core/client.ts";
 import fsDatastore from "../plugins/datastores/fs.ts";
@@ -38,6 +39,8 @@ export async function writeRuns(dir: string, runs = 5000): Promise<void> {
     async (i) => {
       const id = `${t0 + i * 1000}-r${String(i).padStart(4, "0")}`;
       const failed = i % 7 === 0 || i >= runs - 10;
+      // What the runtime writes for a new run: its time index entry, then run.json.
+      await indexRun(store, FLOW, id, t0 + i * 1000);
       await putJson(store, runKey(FLOW, id), {
         flow: FLOW,
         runId: id,

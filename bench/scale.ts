@@ -2,14 +2,15 @@
  * How costs grow (#17.1): a foreach of tiny tasks at N = 10, 100, 1,000, 10,000 through the CLI
  * (wall, cost per task, the orchestrator's peak RSS), and a datastore holding 100 and 10,000
  * runs (`latestSuccessfulRun`, the newest 20, `tsflow runs`). Per-task cost and listing time
- * should stay flat as N grows. `TSFLOW_BENCH_SCALE_BIG=1` adds N = 100,000 (a few minutes) and
- * 100,000 runs.
+ * should stay flat as N grows. `TSFLOW_BENCH_SCALE_BIG=1` adds N = 100,000 (3-4 minutes) and
+ * 100,000 runs; `TSFLOW_BENCH_SCALE_RUNS=1` only the 100,000 runs.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { runsByTimePrefix } from "../core/_layout.ts";
 import { createClient } from "../core/client.ts";
 import fsDatastore from "../plugins/datastores/fs.ts";
 import nodeHost from "../plugins/host/node.ts";
@@ -20,6 +21,8 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const cli = join(root, "bin", "tsflow.mjs");
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const big = process.env.TSFLOW_BENCH_SCALE_BIG === "1";
+/** Only the 100,000-run row of the big ones (writing them takes about a minute; no 100,000-task run). */
+const bigRuns = process.env.TSFLOW_BENCH_SCALE_RUNS === "1";
 
 export async function benchScale(): Promise<Row[]> {
   const rows: Row[] = [];
@@ -33,13 +36,15 @@ export async function benchScale(): Promise<Row[]> {
       rows.push({ name: `scale foreach${n} per task`, value: (r.seconds * 1000) / tasks, unit: "ms", target: "flat in N" });
       if (r.cpuSeconds !== undefined) rows.push({ name: `scale foreach${n} CPU per task (user+sys, all processes)`, value: (r.cpuSeconds * 1000) / tasks, unit: "ms", target: "flat in N" });
       rows.push({ name: `scale foreach${n} orchestrator peak RSS`, value: r.peakMainMb, unit: "MB", target: last ? "≤ 500 MB" : undefined });
-      // The largest process is the join's worker from N = 10,000 on (it holds every input).
-      rows.push({ name: `scale foreach${n} peak RSS, largest process`, value: r.peakOneMb, unit: "MB" });
+      // The largest worker is the join's from N = 10,000 on: it holds every input's references.
+      rows.push({ name: `scale foreach${n} peak RSS, largest worker (the join's)`, value: r.peakWorkerMb, unit: "MB" });
     } finally {
       rmSync(ds, { recursive: true, force: true });
     }
   }
-  for (const count of [100, 10_000, ...(big ? [100_000] : [])]) {
+  // The runs are written as the runtime writes them (the time index entry, then run.json),
+  // spaced 1 s apart: ~1,000 per 16.7-minute period of the index, its densest case here.
+  for (const count of [100, 10_000, ...(big || bigRuns ? [100_000] : [])]) {
     const dir = mkdtempSync(join(tmpdir(), "tsflow-bench-runs-"));
     try {
       await writeRuns(dir, count);
@@ -55,16 +60,24 @@ export async function benchScale(): Promise<Row[]> {
         }
         return median(xs);
       };
+      const cliRuns = () => {
+        const walls: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          const t = performance.now();
+          const out = spawnSync(process.execPath, [cli, "runs", FLOW, "--all", "--datastore", dir], { encoding: "utf8" });
+          walls.push(performance.now() - t);
+          if (out.status !== 0) throw new Error(`tsflow runs failed: ${out.stderr}`);
+        }
+        return median(walls);
+      };
       rows.push({ name: `scale latestSuccessfulRun() (${count} runs)`, value: await time(() => flow.latestSuccessfulRun()), unit: "ms", target: "flat in runs" });
       rows.push({ name: `scale newest 20 runs (${count} runs)`, value: await time(() => flow.runs({ limit: 20 }).toArray()), unit: "ms", target: "flat in runs" });
-      const walls: number[] = [];
-      for (let i = 0; i < 3; i++) {
-        const t = performance.now();
-        const out = spawnSync(process.execPath, [cli, "runs", FLOW, "--all", "--datastore", dir], { encoding: "utf8" });
-        walls.push(performance.now() - t);
-        if (out.status !== 0) throw new Error(`tsflow runs failed: ${out.stderr}`);
-      }
-      rows.push({ name: `scale \`tsflow runs\` wall (${count} runs)`, value: median(walls), unit: "ms", target: "flat in runs" });
+      rows.push({ name: `scale \`tsflow runs\` wall (${count} runs)`, value: cliRuns(), unit: "ms", target: "flat in runs" });
+      // The same store without its time index, as one written before it: every call lists and
+      // sorts all run ids (what each call cost before the index).
+      rmSync(join(dir, runsByTimePrefix(FLOW)), { recursive: true, force: true });
+      rows.push({ name: `scale latestSuccessfulRun() (${count} runs, no index: as before)`, value: await time(() => flow.latestSuccessfulRun()), unit: "ms" });
+      rows.push({ name: `scale newest 20 runs (${count} runs, no index: as before)`, value: await time(() => flow.runs({ limit: 20 }).toArray()), unit: "ms" });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -21,6 +21,9 @@
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/done.json        success marker, written last: the
  *                                                  successful attempt's result and number
  *   flows/<Flow>/tags/<run>/<time>-<rand>.json    a change of the run's tags (see _tags.ts)
+ *   flows/<Flow>/bytime/<t:4>/<t:7>/<run>          the flow's runs by creation time (t: 13-digit ms;
+ *                                                  empty keys): newest first in a few small
+ *                                                  listings, however many runs (see _status.ts)
  *   packages/<hash>                               code packages for remote executors
  *   gc/<id>.mark|sweep|done                       a gc at work (or over): see _sweeps.ts
  */
@@ -49,3 +52,20 @@ export const packageKey = (hash: string) => `packages/${hash}`;
 export const tagsPrefix = (flow: string, run: string) => `flows/${flow}/tags/${run}/`;
 export const tagChangeKey = (flow: string, run: string, id: string) => `flows/${flow}/tags/${run}/${id}.json`;
 
+
+/** The flow's time index of runs (see `runTimeKey`). */
+export const runsByTimePrefix = (flow: string) => `flows/${flow}/bytime/`;
+const TIME_ID = /^(\d{13})-/;
+/**
+ * A run's entry in its flow's time index: `bytime/<t:4>/<t:7>/<leaf>`, t the 13-digit ms of the
+ * run's creation (two levels of about 11.6 days and 16.7 minutes). A run id starts with that
+ * time (core/runtime.ts `newRunId`) and is its own leaf; any other id (a scheduled Step Functions
+ * execution's name) is filed under the run's `createdAt` as `<t>-=<id>` (see `runIdOfTimeLeaf`).
+ */
+export const runTimeKey = (flow: string, run: string, createdAt: number) => {
+  const t = TIME_ID.exec(run)?.[1] ?? String(Math.max(0, Math.floor(createdAt))).padStart(13, "0").slice(-13);
+  const leaf = TIME_ID.test(run) ? run : `${t}-=${run}`;
+  return `${runsByTimePrefix(flow)}${t.slice(0, 4)}/${t.slice(0, 7)}/${leaf}`;
+};
+/** The run id a time index leaf names. */
+export const runIdOfTimeLeaf = (leaf: string) => (/^\d{13}-=/.test(leaf) ? leaf.slice(15) : leaf);

@@ -6,7 +6,7 @@
  * The client, the CLI and the viewer all decide through {@link effectiveStatus}.
  */
 import { getJson, RECORD_MAX } from "./_datastore.ts";
-import { heartbeatKey, runKey, runsPrefix } from "./_layout.ts";
+import { heartbeatKey, runIdOfTimeLeaf, runKey, runsByTimePrefix, runsPrefix, runTimeKey } from "./_layout.ts";
 import { currentTags } from "./_tags.ts";
 import type { Datastore, Host } from "./types.ts";
 
@@ -107,4 +107,44 @@ export async function listRunIds(store: Datastore, flow: string, valid: (name: s
     .map((e) => e.slice(0, -1))
     .filter(valid)
     .sort(newestFirst);
+}
+
+/**
+ * Files a new run in its flow's time index (core/_layout.ts `runTimeKey`). Every writer of a new
+ * run.json calls it first: an entry whose run.json never came (a crash, a refused create) is
+ * passed over by readers, who read run.json anyway, while a run without an entry would be found
+ * only after every indexed one. `deleteRun` removes it after run.json.
+ */
+export async function indexRun(store: Datastore, flow: string, runId: string, createdAt: number): Promise<void> {
+  await store.put(runTimeKey(flow, runId, createdAt), new Uint8Array(0));
+}
+
+/**
+ * The run ids of a flow, newest first, as the consumer asks for them: from the time index first,
+ * a few small listings whatever the number of runs (the newest period, then the one before…),
+ * then the runs the index lacks (stored before it existed, or by a writer that does not file
+ * them) from the full listing of runs/, read only when the consumer gets that far. No run.json
+ * is read: an entry is only a name, which readers check against the run itself.
+ */
+export async function* runIdsNewestFirst(store: Datastore, flow: string, valid: (name: string) => boolean): AsyncGenerator<string> {
+  const seen = new Set<string>();
+  const root = runsByTimePrefix(flow);
+  const periods = async (prefix: string) =>
+    (await store.list(prefix))
+      .filter((e) => /^\d+\/$/.test(e))
+      .sort(newestFirst)
+      .map((e) => `${prefix}${e}`);
+  for (const outer of await periods(root)) {
+    for (const inner of await periods(outer)) {
+      // Every leaf starts with its run's 13-digit time: reverse lexical order is newest first.
+      const leaves = (await store.list(inner)).filter((e) => /^\d{13}-/.test(e)).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+      for (const leaf of leaves) {
+        const id = runIdOfTimeLeaf(leaf);
+        if (!valid(id) || seen.has(id)) continue;
+        seen.add(id);
+        yield id;
+      }
+    }
+  }
+  for (const id of await listRunIds(store, flow, valid)) if (!seen.has(id)) yield id;
 }

@@ -2,8 +2,9 @@
  * The client API: read runs back as `Flow → Run → Step → Task → Artifact` (Metaflow's shape).
  *
  * Portable: it takes a Datastore and a Host (mod.ts wires the default ones). Nothing is read
- * before it is asked for: listing runs reads the run ids (a directory listing; ids sort by
- * time), then `run.json` only for the runs actually returned, newest first; an artifact's bytes
+ * before it is asked for: listing runs reads the newest run ids from the flow's time index (a
+ * few small listings, however many runs), then `run.json` only for the runs actually returned,
+ * newest first; an artifact's bytes
  * are loaded only by `value()`/`data()`.
  *
  * Listings (`flow.runs()`, `step.tasks()`) are {@link Listing}s: `for await` them to stop early
@@ -12,7 +13,7 @@
 import { getJson, mapLimit } from "./_datastore.ts";
 import { type AttemptRef, readLog, readLogChunks, readLogTail } from "./_logs.ts";
 import { doneKey, flowsPrefix, runsPrefix, stepsPrefix } from "./_layout.ts";
-import { effectiveStatus, listRunIds, newestFirst, readRun } from "./_status.ts";
+import { effectiveStatus, listRunIds, newestFirst, readRun, runIdsNewestFirst } from "./_status.ts";
 import { changeTags, checkTag, currentTags } from "./_tags.ts";
 import { listAttempts, listTaskIds, readIndexedTasks, readIndexManifest, readTask, readTasks, type RunIndexManifest, type TaskDoc, type TaskRecord } from "./_tasks.ts";
 import { type LoadLimits, loadArtifact } from "./artifacts.ts";
@@ -213,16 +214,27 @@ export class Flow<F = unknown> {
   }
 
   private async *iterateRuns(options: RunsOptions): AsyncGenerator<Run<F>> {
-    const ids = await this.runIds();
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    if (limit <= 0) return;
+    // Newest first from the flow's time index: the newest runs cost a few small listings
+    // however many runs the flow has (core/_status.ts).
+    const ids = runIdsNewestFirst(await this.ctx.store(), this.name, (e) => PART.test(e));
     const ns = currentNamespace(this.ctx);
     const wanted = options.tags ?? [];
     let given = 0;
-    const limit = options.limit ?? Number.POSITIVE_INFINITY;
-    if (limit <= 0) return;
     // Read ahead in small batches: the common asks (latest, newest 20) stop after the first.
     const BATCH = 8;
-    for (let i = 0; i < ids.length; i += BATCH) {
-      const batch = await mapLimit(ids.slice(i, i + BATCH), BATCH, (id) =>
+    for (let done = false; !done; ) {
+      const next: string[] = [];
+      while (next.length < BATCH) {
+        const r = await ids.next();
+        if (r.done) {
+          done = true;
+          break;
+        }
+        next.push(r.value);
+      }
+      const batch = await mapLimit(next, BATCH, (id) =>
         this.loadRun(id).catch((e: Error) => {
           // One damaged record must not hide every other run: skip it, say so if asked.
           options.onDamaged?.(id, e);

@@ -12,7 +12,7 @@
  */
 import { deletePrefix, getJson, listAll, mapLimit } from "./_datastore.ts";
 import type { CardRef } from "./cards.ts";
-import { doneKey, flowsPrefix, runKey, runPrefix, runsPrefix, tagsPrefix } from "./_layout.ts";
+import { doneKey, flowsPrefix, runKey, runPrefix, runsPrefix, runTimeKey, tagsPrefix } from "./_layout.ts";
 import { ABANDONED_AFTER_MS, effectiveStatus, readHeartbeat } from "./_status.ts";
 import { BEAT_MS, FENCE_MS, type SweepPhase, sweepMarkerKey, sweepPhases } from "./_sweeps.ts";
 import { TsflowError } from "./errors.ts";
@@ -277,8 +277,11 @@ export async function deleteRun(store: Datastore, flow: string, runId: string, o
   const ours = runKeys.filter((k) => RUN_KEY.test(k.slice(prefix.length)));
   const ourTags = tagKeys.filter((k) => TAG_CHANGE.test(k.slice(tags.length)));
   const kept = [...runKeys.filter((k) => !ours.includes(k)), ...tagKeys.filter((k) => !ourTags.includes(k))];
-  // run.json goes first: a half-deleted run then no longer lists as a run.
-  const deleted = [runKey(flow, runId), ...ours.filter((k) => k !== runKey(flow, runId)), ...ourTags];
+  // run.json goes first: a half-deleted run then no longer lists as a run. Its entry in the
+  // flow's time index goes too (a leftover one is only passed over by readers).
+  const timeKey = runTimeKey(flow, runId, typeof doc?.createdAt === "number" ? doc.createdAt : 0);
+  const indexed = (/^\d{13}-/.test(runId) || typeof doc?.createdAt === "number") && (await store.has(timeKey)) ? [timeKey] : [];
+  const deleted = [runKey(flow, runId), ...ours.filter((k) => k !== runKey(flow, runId)), ...indexed, ...ourTags];
   if (options.dryRun) return { deleted, kept, damaged };
   await store.delete(runKey(flow, runId));
   await mapLimit(deleted.slice(1), 16, (k) => store.delete(k));

@@ -7,6 +7,7 @@
  */
 import { getJson, isKeyExists, putJson } from "./_datastore.ts";
 import { attemptKey, doneKey, heartbeatKey, runKey, taskKey } from "./_layout.ts";
+import { indexRun } from "./_status.ts";
 import { LogWriter } from "./_logs.ts";
 import { RunIndexWriter } from "./_tasks.ts";
 import { watchSweeps } from "./_sweeps.ts";
@@ -183,6 +184,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   // (and overwrite) one run. The loser draws again.
   for (let tries = 1; ; tries++) {
     try {
+      await indexRun(store, flow, runId, t0);
       await putJson(store, runKey(flow, runId), record, { ifAbsent: true });
       break;
     } catch (e) {

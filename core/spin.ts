@@ -11,6 +11,7 @@
 import { getJson, putJson } from "./_datastore.ts";
 import { SWEEPS_PREFIX } from "./_sweeps.ts";
 import { attemptKey, doneKey, runKey, taskKey } from "./_layout.ts";
+import { indexRun } from "./_status.ts";
 import { contentHash, loadArtifact } from "./artifacts.ts";
 import type { TaskDoc } from "./client.ts";
 import { applyConfig, configValues } from "./config.ts";
@@ -115,6 +116,7 @@ export async function spinTask(options: SpinOptions): Promise<SpinResult> {
     originRunId: run,
     spinOf: originPath,
   };
+  await indexRun(store, flow, runId, t0);
   await putJson(store, runKey(flow, runId), record);
   const foreach = (doc.foreach ?? []).map((f) => ({ ...f, run: f.run ?? run }));
   await putJson(store, taskKey(flow, runId, step, taskId), { step, taskId, parents: doc.parents, foreach, createdAt: Date.now(), spinOf: originPath });

@@ -18,6 +18,7 @@
  */
 import { getJson, putJson } from "../../core/_datastore.ts";
 import { attemptKey, doneKey, runKey, taskKey, taskPrefix } from "../../core/_layout.ts";
+import { indexRun } from "../../core/_status.ts";
 import { PARAMETER_ALG, storeArtifact } from "../../core/artifacts.ts";
 import { TsflowError } from "../../core/errors.ts";
 import type { FlowInfo } from "../../core/graph.ts";
@@ -199,6 +200,7 @@ async function ensureRun(store: Datastore, info: FlowInfo, config: DeploymentCon
     graph: summarizeGraph(info),
     stepFunctions: { stateMachine: config.stateMachine, stateMachineArn: stateMachineArnOf(executionArn), executionArn },
   };
+  await indexRun(store, info.name, runId, record.createdAt as number);
   await putJson(store, runKey(info.name, runId), record);
   return record;
 }
