@@ -10,18 +10,19 @@
  * Exit code 0 means the attempt wrote its result (a step error included); anything else is an
  * infrastructure failure that the executor reports from the job's status.
  *
- * Last, once its result and logs are stored, each task puts an empty marker under
- * `TSFLOW_TASK_ENDED_PREFIX`, `<index / 100>/<index>-<stdout chunks>-<stderr chunks>[-failed]`
- * (`index`: the item's in its array, 0 for a job alone):
- * the batch executor learns which tasks ended (and how many log chunks to read) from a listing
- * of the blocks of 100 it still waits for, instead of asking Batch about each child or listing
- * each one's logs.
+ * Last, once their results and logs are stored, the tasks report their ends under
+ * `TSFLOW_TASK_ENDED_PREFIX` (`EndReports`: each task's index in its array, log chunk counts and
+ * result, several tasks to a report): the batch executor learns which tasks ended, how they went
+ * and how many log chunks to read from a listing of the blocks of 100 it still waits for and a
+ * read of each new report, instead of asking Batch about each child, listing each one's logs or
+ * reading each one's result.
  */
 import { putJson } from "../core/_datastore.ts";
 import { attemptKey, blobKey } from "../core/_layout.ts";
 import { LogWriter } from "../core/_logs.ts";
 import { errorInfo, executeTask } from "../core/task.ts";
-import type { Bytes, Datastore, TaskSpec } from "../core/types.ts";
+import type { Bytes, Datastore, TaskResult, TaskSpec } from "../core/types.ts";
+import type { TaskEnd } from "../plugins/executors/batch.ts";
 import nodeHost from "../plugins/host/node.ts";
 import { openDatastore } from "./stores.ts";
 import { loadFlow, packageModule } from "./load.ts";
@@ -35,7 +36,7 @@ const FLUSH_MS = Number(process.env.TSFLOW_LOG_FLUSH_MS ?? 1000);
  * its bytes are written once, however long it runs. A child running a slice of an array's items
  * switches the target between items (`begin`), so each item keeps a log of its own.
  */
-function captureOutput(store: Datastore): { begin(spec: TaskSpec, index: number): (failed: boolean) => Promise<void> } {
+function captureOutput(store: Datastore): { begin(spec: TaskSpec): () => Promise<{ stdout: number; stderr: number }> } {
   let writer: LogWriter | undefined;
   for (const name of ["stdout", "stderr"] as const) {
     const stream = process[name];
@@ -46,23 +47,54 @@ function captureOutput(store: Datastore): { begin(spec: TaskSpec, index: number)
     }) as typeof stream.write;
   }
   return {
-    begin(spec, index) {
+    begin(spec) {
       const own = new LogWriter(store, { flow: spec.flowName, run: spec.runId, step: spec.step, task: spec.taskId, attempt: spec.attempt }, { flushMs: FLUSH_MS });
       writer = own;
-      return async (failed) => {
+      return async () => {
         await own.close();
         if (writer === own) writer = undefined;
-        const prefix = process.env.TSFLOW_TASK_ENDED_PREFIX;
-        if (!prefix) return;
-        // Not fatal: without it the executor learns the end from Batch, only later.
-        await store.put(`${prefix}${markerName(index, own.chunks("stdout"), own.chunks("stderr"), failed)}`, new Uint8Array(0)).catch(() => {});
+        return { stdout: own.chunks("stdout"), stderr: own.chunks("stderr") };
       };
     },
   };
 }
 
-/** An ended marker's name under the submission's prefix (plugins/executors/batch.ts reads it). */
-const markerName = (index: number, stdout: number, stderr: number, failed: boolean) => `${Math.floor(index / 100)}/${index}-${stdout}-${stderr}${failed ? "-failed" : ""}`;
+/**
+ * The ends of this job's tasks, told to the batch executor under `TSFLOW_TASK_ENDED_PREFIX` once
+ * each task's result and logs are stored: one report `<block>/r<first>-<last>` (`block`: index /
+ * 100) holding the ends, results included, of the tasks that ended since the last report. A
+ * slice of quick items is then one write here and one read there, not two requests per item;
+ * a report goes out at least every `REPORT_MS` while tasks end, and when the job is done.
+ */
+class EndReports {
+  private ends: TaskEnd[] = [];
+  private last = Date.now();
+  constructor(
+    private readonly store: Datastore,
+    private readonly prefix: string | undefined,
+  ) {}
+
+  async add(end: TaskEnd, more: boolean): Promise<void> {
+    if (!this.prefix) return;
+    this.ends.push(end);
+    if (more && Date.now() - this.last < REPORT_MS) return;
+    await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    const ends = this.ends;
+    this.ends = [];
+    this.last = Date.now();
+    const blocks = new Map<number, TaskEnd[]>();
+    for (const end of ends) {
+      const b = Math.floor(end.index / 100);
+      blocks.set(b, [...(blocks.get(b) ?? []), end]);
+    }
+    // Not fatal: without a report the executor learns the ends from Batch, only later.
+    await Promise.all([...blocks].map(([b, list]) => this.store.put(`${this.prefix}${b}/r${list[0]!.index}-${list.at(-1)!.index}`, new TextEncoder().encode(JSON.stringify(list))).catch(() => {})));
+  }
+}
+const REPORT_MS = 1000;
 
 /**
  * The items an array child runs: `TSFLOW_TASK_ARRAY_ITEMS` (default 1) consecutive items from
@@ -103,18 +135,25 @@ async function arrayItems(store: Datastore): Promise<{ spec: TaskSpec; index: nu
   const prefix = env.TSFLOW_TASK_ENDED_PREFIX;
   if (prefix && Number(env.AWS_BATCH_JOB_ATTEMPT ?? 1) > 1 && items.length > 1) {
     const blocks = [...new Set(items.map((it) => Math.floor(it.index / 100)))];
-    const names = (await Promise.all(blocks.map((b) => store.list(`${prefix}${b}/`)))).flat();
-    const ended = new Set(names.map((n) => Number.parseInt(n, 10)));
+    const ended = new Set<number>();
+    for (const b of blocks) {
+      for (const name of await store.list(`${prefix}${b}/`)) {
+        if (!name.startsWith("r")) continue;
+        const bytes = await store.get(`${prefix}${b}/${name}`);
+        for (const end of bytes ? (JSON.parse(new TextDecoder().decode(bytes)) as TaskEnd[]) : []) ended.add(end.index);
+      }
+    }
     return items.filter((it) => !ended.has(it.index));
   }
   return items;
 }
 
 /**
- * The store as the items of one job see it: small blobs (immutable, content-addressed) are read
- * once per job, not once per item — the items of a slice read the same parents' artifacts (a
- * foreach's list, the parameters). Each read gets its own copy, since a step may change the bytes
- * of a value in place; the reader still verifies the hash.
+ * The store as the tasks of one job see it: small blobs (immutable, content-addressed) are read
+ * once per job, not once per use — the items of a slice read the same parents' artifacts (a
+ * foreach's list, the parameters), and a join of N inputs may read the same inherited blob N
+ * times. Each read gets its own copy, since a step may change the bytes of a value in place; the
+ * reader still verifies the hash.
  */
 function sharingBlobs(store: Datastore): Datastore {
   const cache = new Map<string, Bytes>();
@@ -137,7 +176,7 @@ const BLOB_MAX = 1 << 20;
 const CACHE_MAX = 64 << 20;
 
 /** Runs one task of this job to its end: its result (a step error included) and logs stored. */
-async function runItem(store: Datastore, spec: TaskSpec, end: (failed: boolean) => Promise<void>): Promise<boolean> {
+async function runItem(store: Datastore, spec: TaskSpec, end: () => Promise<{ stdout: number; stderr: number }>): Promise<Omit<TaskEnd, "index">> {
   let scope: TaskEnvironmentScope;
   try {
     // @secrets are fetched here, inside the job: their values are in no job definition.
@@ -145,25 +184,23 @@ async function runItem(store: Datastore, spec: TaskSpec, end: (failed: boolean) 
   } catch (e) {
     // The attempt ran and failed: a result the orchestrator reports with the source's name.
     const now = Date.now();
-    await putJson(store, attemptKey(spec.flowName, spec.runId, spec.step, spec.taskId, spec.attempt, "result.json"), { ok: false, error: errorInfo(e), artifacts: {}, next: [], startedAt: now, finishedAt: now });
-    await end(false);
-    return true;
+    const result: TaskResult = { ok: false, error: errorInfo(e), artifacts: {}, next: [], startedAt: now, finishedAt: now };
+    await putJson(store, attemptKey(spec.flowName, spec.runId, spec.step, spec.taskId, spec.attempt, "result.json"), result);
+    return { ...(await end()), result };
   }
   scope.maskOutput();
-  let ok = false;
+  let result: TaskResult | undefined;
   try {
     const module = await packageModule(spec, store);
     const { flowClass } = await loadFlow(spec.flowFile, spec.exportName, { flowName: spec.flowName, module });
-    await executeTask(spec, { store, host: nodeHost(), flowClass, redact: scope.redact });
-    ok = true;
+    result = await executeTask(spec, { store, host: nodeHost(), flowClass, redact: scope.redact });
   } catch (e) {
     const info = errorInfo(e);
     process.stderr.write(`[tsflow] task ${spec.runId}/${spec.step}/${spec.taskId} could not run: ${info.type}: ${info.message}\n`);
   } finally {
     scope.restore();
-    await end(!ok);
   }
-  return ok;
+  return { ...(await end()), ...(result ? { result } : { failed: true }) };
 }
 
 export async function taskMain(): Promise<number> {
@@ -183,13 +220,16 @@ export async function taskMain(): Promise<number> {
     if (!bytes) throw new Error(`task spec ${process.env.TSFLOW_TASK_SPEC_KEY} is missing from ${store.url}`);
     items = [{ spec: JSON.parse(new TextDecoder().decode(bytes)) as TaskSpec, index: 0 }];
   }
-  if (items.length > 1) store = sharingBlobs(store);
+  store = sharingBlobs(store);
   const capture = captureOutput(store);
+  const reports = new EndReports(store, process.env.TSFLOW_TASK_ENDED_PREFIX);
   // One item after the other; an item that cannot run does not stop the next ones (each is a
   // task of its own), but the job then exits 1 so that Batch counts it failed.
   let code = 0;
-  for (const { spec, index } of items) {
-    if (!(await runItem(store, spec, capture.begin(spec, index)))) code = 1;
+  for (const [i, { spec, index }] of items.entries()) {
+    const end = await runItem(store, spec, capture.begin(spec));
+    if (end.failed) code = 1;
+    await reports.add({ index, ...end }, i < items.length - 1);
   }
   await store.close?.();
   return code;

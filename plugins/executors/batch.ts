@@ -119,6 +119,19 @@ interface Pending {
   resolve: (exit: TaskExit) => void;
 }
 
+/** How one task of a job ended, as the job reports it (runner/task.ts writes these). */
+export interface TaskEnd {
+  /** The task's index in its submission (its array; 0 for a job alone). */
+  index: number;
+  /** Log chunks the task wrote to each stream (a reader need not list them). */
+  stdout: number;
+  stderr: number;
+  /** It could not run (no result stored). */
+  failed?: boolean;
+  /** Its result (also in its result.json): the executor need not read it. */
+  result?: TaskResult;
+}
+
 const SPEC_ENV_LIMIT = 6000;
 /** Specs per stored chunk of an array job of one item per child: what each child downloads. */
 export const ARRAY_CHUNK = 16;
@@ -155,6 +168,8 @@ interface Group {
   nextCheck: number;
   /** FAILED children of the array already listed. */
   failedSeen: number;
+  /** End reports already read (runner/task.ts). */
+  reports: Set<string>;
   /** Entries not settled yet, in all and per block of 100 (the markers' sub-prefixes). */
   open: number;
   openInBlock: number[];
@@ -290,6 +305,10 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     await readNew(task);
     if (exit) return task.resolve(exit);
     if (job?.status === "SUCCEEDED") return task.resolve(await readResult(task));
+    // A job that died after this task stored its result, before the report of its end went out
+    // (a child running several tasks reports them together): the task itself is over.
+    const stored = await readResult(task).catch((): TaskExit => ({ completed: false, error: { type: "Executor", message: "" } }));
+    if (stored.completed) return task.resolve(stored);
     const reason = job?.statusReason ?? "unknown reason";
     const exitCode = job?.container?.exitCode ?? job?.attempts?.at(-1)?.container?.exitCode;
     const timedOut = /timeout|timed out/i.test(reason);
@@ -305,8 +324,9 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
   };
 
   /** Settles a (claimed) task from its ended marker: its log chunks and result, read without listing. */
-  const settleEnded = async ([task, stdout, stderr, failed]: [Pending, number, number, boolean]) => {
+  const settleEnded = async ([task, { stdout, stderr, failed, result }]: [Pending, Omit<TaskEnd, "index">]) => {
     for (const [stream, last] of [["stdout", stdout], ["stderr", stderr]] as const) output(task, stream, await task.follower.readUpTo(stream, last).catch(() => []));
+    if (result) return task.resolve({ completed: true, result });
     if (!failed) return task.resolve(await readResult(task));
     task.resolve({
       completed: false,
@@ -322,21 +342,38 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     },
   });
 
+  /** An end report of the job's tasks (runner/task.ts), and the empty per-task marker of earlier versions. */
+  const REPORT = /^r\d+-\d+$/;
   const MARKER = /^(\d+)-(\d+)-(\d+)(-failed)?$/;
-  /** Settles the tasks of `group` whose ended markers appeared: a listing of each block it waits for, then their reads. Returns how many. */
+  /** Settles the tasks of `group` whose ends were reported: a listing of each block it waits for, then a read of each new report. Returns how many. */
   const collectEnded = async (group: Group): Promise<number> => {
     const store = run!.datastore;
     // An array of more than 100 lists its blocks first (one key per 100 children), then only the
     // blocks that have markers and unsettled children: a poll never lists a finished block again.
     const blocks = group.openInBlock.length > 1 ? (await store.list(group.endedPrefix)).filter((b) => b.endsWith("/")) : ["0/"];
     const waiting = blocks.filter((b) => (group.openInBlock[Number.parseInt(b, 10)] ?? 0) > 0);
-    const names = (await mapLimit(waiting, 8, (b) => store.list(`${group.endedPrefix}${b}`))).flat();
-    const ended: [Pending, number, number, boolean][] = [];
-    for (const name of names) {
-      const m = MARKER.exec(name);
-      const entry = m ? group.entries[Number(m[1])] : undefined;
+    const lists = await mapLimit(waiting, 8, (b) => store.list(`${group.endedPrefix}${b}`));
+    const ends: TaskEnd[] = [];
+    const reports: string[] = [];
+    for (const [i, names] of lists.entries()) {
+      for (const name of names) {
+        const m = MARKER.exec(name);
+        if (m) ends.push({ index: Number(m[1]), stdout: Number(m[2]), stderr: Number(m[3]), failed: m[4] !== undefined });
+        // A report is read once (its names are unique: the indices of its first and last task).
+        else if (REPORT.test(name) && !group.reports.has(name)) reports.push(`${group.endedPrefix}${waiting[i]}${name}`);
+      }
+    }
+    await mapLimit(reports, 8, async (key) => {
+      const bytes = await store.get(key);
+      if (!bytes) return;
+      ends.push(...(JSON.parse(new TextDecoder().decode(bytes)) as TaskEnd[]));
+      group.reports.add(key.slice(key.lastIndexOf("/") + 1));
+    });
+    const ended: [Pending, Omit<TaskEnd, "index">][] = [];
+    for (const end of ends) {
+      const entry = group.entries[end.index];
       // Claimed before any read, so an overlapping look (or an abort) does not settle it twice.
-      if (entry && !entry.aborting && claim(entry)) ended.push([entry, Number(m![2]), Number(m![3]), m![4] !== undefined]);
+      if (entry && !entry.aborting && claim(entry)) ended.push([entry, end]);
     }
     await mapLimit(ended, 16, settleEnded);
     return ended.length;
@@ -553,7 +590,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
 
   const newGroup = (id: string, name: string, queue: string, array: boolean, endedPrefix: string): Group => {
     const now = Date.now();
-    const group: Group = { id, name, queue, array, per: 1, entries: [], endedPrefix, submittedAt: now, nextCheck: now + checkMin, failedSeen: 0, open: 0, openInBlock: [] };
+    const group: Group = { id, name, queue, array, per: 1, entries: [], endedPrefix, submittedAt: now, nextCheck: now + checkMin, failedSeen: 0, reports: new Set(), open: 0, openInBlock: [] };
     groups.set(id, group);
     return group;
   };
