@@ -42,13 +42,18 @@ export async function measure(cmd: string, args: string[], options: { cwd?: stri
   let peakOne = 0;
   /** The command's own process (under GNU time, its child): the orchestrator of a run. */
   let peakMain = 0;
+  /** The command's own process's CPU (user+sys, s), as last sampled: the orchestrator's share. */
+  let mainCpu = 0;
   /** The largest of the other processes (a run's workers; a foreach's join worker holds every input). */
   let peakWorker = 0;
   const wrapped = cmd === TIME;
   const sample = () => {
     const pids = treeOf(child.pid!);
     const main = wrapped ? pids[1] : pids[0];
-    if (main !== undefined) peakMain = Math.max(peakMain, rssOf(main));
+    if (main !== undefined) {
+      peakMain = Math.max(peakMain, rssOf(main));
+      mainCpu = Math.max(mainCpu, cpuOf(main));
+    }
     let sum = 0;
     for (const pid of pids) {
       const rss = rssOf(pid);
@@ -65,7 +70,7 @@ export async function measure(cmd: string, args: string[], options: { cwd?: stri
   if (code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${code}):\n${err || out}`);
   const cpu = new RegExp(`${CPU_MARK} ([0-9.]+) ([0-9.]+)`).exec(err);
   const cpuSeconds = cpu ? Number(cpu[1]) + Number(cpu[2]) : undefined;
-  return { seconds, cpuSeconds, peakTreeMb: peakTree / 1024 / 1024, peakOneMb: peakOne / 1024 / 1024, peakMainMb: peakMain / 1024 / 1024, peakWorkerMb: peakWorker / 1024 / 1024, out };
+  return { seconds, cpuSeconds, peakTreeMb: peakTree / 1024 / 1024, peakOneMb: peakOne / 1024 / 1024, peakMainMb: peakMain / 1024 / 1024, peakWorkerMb: peakWorker / 1024 / 1024, mainCpuSeconds: mainCpu, out };
 }
 
 /** A process and all its descendants, from /proc. */
@@ -78,6 +83,19 @@ export function treeOf(pid: number): number[] {
     } catch {}
   }
   return out;
+}
+
+const TICKS = 100; // USER_HZ on Linux
+
+/** User+sys CPU seconds of a process so far, from /proc (0 once it is gone). */
+function cpuOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / TICKS;
+  } catch {
+    return 0;
+  }
 }
 
 function rssOf(pid: number): number {
