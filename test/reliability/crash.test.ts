@@ -34,7 +34,9 @@ describe("effectiveStatus", () => {
  * holds of the run's directory), SIGKILLs the orchestrator.
  */
 async function killOrchestrator(root: string, delayMs: number, args: string[] = [], ready?: (runDir: string) => boolean) {
-  const run = spawnCli(["run", FLOW, "--datastore", root, "--n", "12", "--ms", "80", "--max-workers", "2", ...args]);
+  // 12 items of 150 ms on 2 workers: ≥ 0.9 s of run, so every kill point (0-700 ms) lands while it
+  // runs (with 80 ms, the faster task path finished some runs before the later points).
+  const run = spawnCli(["run", FLOW, "--datastore", root, "--n", "12", "--ms", "150", "--max-workers", "2", ...args]);
   const before = runDirs(root, "SlowForeachFlow").length;
   await waitFor(() => runDirs(root, "SlowForeachFlow").length > before || run.child.exitCode !== null, 20_000, "the run to start");
   if (ready) {
@@ -100,7 +102,7 @@ describe("SIGKILL of the orchestrator", () => {
       expect(r.code, r.stderr).toBe(0);
       const resumed = runDirs(root, "SlowForeachFlow").at(-1)!;
       expect(resumed).not.toBe(runId);
-      const ok = await cliRun(FLOW, root, "--n", "12", "--ms", "80");
+      const ok = await cliRun(FLOW, root, "--n", "12", "--ms", "150");
       expect(ok.code).toBe(0);
       const clean = runDirs(root, "SlowForeachFlow").at(-1)!;
       expect(await endArtifacts(root, "SlowForeachFlow", resumed)).toEqual(await endArtifacts(root, "SlowForeachFlow", clean));
