@@ -3,8 +3,8 @@
  * the flow's time index (core/_status.ts), never from a listing of every run. The index is a
  * copy, checked against the runs themselves: a stale entry (the run deleted behind its back) is
  * passed over, a run without an entry (stored before the index existed, or by another writer)
- * still lists after the indexed ones, a resumed run lists as the new run it is, and `tsflow
- * delete` removes the entry with the run.
+ * still lists after the indexed ones, an abandoned run lists as failed, a resumed run lists as
+ * the new run it is, and `tsflow delete` removes the entry with the run.
  */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
@@ -29,7 +29,11 @@ const DAY = 86_400_000;
 function listing(root: string): { store: Datastore; lists: string[] } {
   const fs = fsDatastore({ root });
   const lists: string[] = [];
-  return { store: { ...fs, list: (p) => (lists.push(p), fs.list(p)) }, lists };
+  const list = (p: string) => {
+    lists.push(p);
+    return fs.list(p);
+  };
+  return { store: { ...fs, list }, lists };
 }
 
 /** A run record as the runtime writes it (status, times, the current user's namespace). */
@@ -85,6 +89,19 @@ describe("run listings from the time index", () => {
     // A datastore with no index at all lists as before.
     rmSync(join(root, "flows", FLOW, "bytime"), { recursive: true });
     expect((await flow.runs()).map((r) => r.id)).toEqual([`${t0 + 2 * DAY}-new2`, `${t0 + 1000}-old2`, `${t0}-old1`]);
+  });
+
+  it("an abandoned run (running, its orchestrator gone) lists as the newest, failed, and latestSuccessfulRun looks past it", async () => {
+    const root = tempStore();
+    const { store } = listing(root);
+    const t0 = Date.now() - 10 * 60_000;
+    await writeRun(store, `${t0}-good`, t0, "succeeded");
+    await writeRun(store, `${t0 + 1000}-dead`, t0 + 1000, "running");
+    const flow = createClient(store, host).Flow.get(FLOW);
+    const latest = (await flow.latestRun())!;
+    expect(latest.id).toBe(`${t0 + 1000}-dead`);
+    expect([latest.status, latest.abandoned]).toEqual(["failed", true]);
+    expect((await flow.latestSuccessfulRun())?.id).toBe(`${t0}-good`);
   });
 
   it("an id that does not start with its time (a scheduled execution's name) is filed under createdAt", async () => {
