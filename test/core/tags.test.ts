@@ -1,5 +1,6 @@
 /** The client's tag API (issue #12 item 6): run.addTag/removeTag/replaceTag, also on a running run. */
-import { resolve } from "node:path";
+import { writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { expect, it } from "vitest";
 import { createClient } from "../../core/client.ts";
 import nodeHost from "../../plugins/host/node.ts";
@@ -11,13 +12,18 @@ it("a tag added while the run goes on is kept when it ends; remove and replace c
   const ds = tempStore();
   const file = resolve(fixture("slow-foreach.ts"));
   const { default: SlowForeachFlow } = (await import(file)) as { default: Function };
-  const handle = startFlow(SlowForeachFlow, { file, datastore: ds, maxWorkers: 2, tags: ["first"] });
+  // The run holds at its join until the gate opens: the tag is added while it runs, however slow
+  // the machine.
+  const gate = join(ds, "gate");
+  const handle = startFlow(SlowForeachFlow, { file, datastore: ds, maxWorkers: 2, tags: ["first"], params: { gate } });
   const id = await handle.started;
   const client = createClient(await openDatastore(ds), nodeHost());
   const live = await client.Flow.get("SlowForeachFlow").run(id);
   expect(live.status).toBe("running");
   expect(await live.addTag("mid-run", "second")).toEqual(["first", "mid-run", "second"]);
   expect(live.tags).toEqual(["first", "mid-run", "second"]);
+  expect((await client.Flow.get("SlowForeachFlow").run(id)).status).toBe("running");
+  writeFileSync(gate, "");
   const done = await handle.wait();
   expect(done.successful).toBe(true);
   const after = await client.Flow.get("SlowForeachFlow").run(id);
