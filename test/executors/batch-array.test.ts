@@ -9,7 +9,7 @@ import type { Datastore } from "../../core/types.ts";
 import { runFlow } from "../../mod.ts";
 import s3Datastore from "../../plugins/datastores/s3.ts";
 import batchExecutor, { type BatchOptions } from "../../plugins/executors/batch.ts";
-import { ArrayFlow, NestedArrayFlow } from "../fixtures/batch-array.ts";
+import { ArrayFlow, NestedArrayFlow, SlicedStepsFlow } from "../fixtures/batch-array.ts";
 import { type BatchServer, startBatchServer } from "../batch-server/server.ts";
 import { type RunningS3rver, S3RVER_CREDENTIALS, startS3rver } from "../_s3rver.ts";
 
@@ -258,6 +258,22 @@ describe("batch array jobs whose children run several items (itemsPerJob: 3)", (
       await expect.poll(() => server.jobs.get(parent.jobId!)?.status, { timeout: 30_000 }).toBe("FAILED");
       for (const c of jobsSince(jobs0).children) expect(c.status).toBe("FAILED");
       expect(ops(req0).filter((o) => o === "terminatejob")).toHaveLength(1);
+    } finally {
+      await executor.close?.();
+    }
+  }, 180_000);
+
+  it("takes a step's own @batch({ itemsPerJob }), and runs a @timeout step one item per child (Batch times out a whole child)", async () => {
+    const executor = batchExecutor(sliced);
+    const jobs0 = server.jobs.list().length;
+    try {
+      const run = await runFlow(SlicedStepsFlow, { file: FILE, exportName: "SlicedStepsFlow", executor, datastore, maxWorkers: 1 });
+      expect(run.error).toBeUndefined();
+      expect(await run.data("sumB")).toBe(30);
+      expect(await (await run.step("joinA").tasks())[0]!.data("sumA")).toBe(30);
+      const { parents } = jobsSince(jobs0);
+      expect(parents.find((p) => p.jobName!.includes("-double-"))?.arrayProperties?.size).toBe(3);
+      expect(parents.find((p) => p.jobName!.includes("-triple-"))?.arrayProperties?.size).toBe(4);
     } finally {
       await executor.close?.();
     }
