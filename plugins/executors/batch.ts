@@ -15,19 +15,21 @@
  *   and the bundle's load are paid once per child, not per item). Their specs are stored in
  *   chunks under the first task's attempt; child `j` reads its slice (runner/task.ts,
  *   AWS_BATCH_JOB_ARRAY_INDEX). Each item is still its own tsflow attempt with its own records,
- *   logs and ended marker: a `@retry` resubmits only the failed items; an item's output is read
+ *   logs and end: a `@retry` resubmits only the failed items; an item's output is read
  *   when it ends (not streamed while it runs).
- * - Ends come through the datastore, not Batch: a job's task, once its result and logs are
- *   stored, puts a marker `<index / 100>/<index>-<stdout chunks>-<stderr chunks>` under its
- *   submission's `ended/` prefix. A poll lists the blocks of 100 that have markers, then those it
- *   still waits for: that tells which tasks of an array ended and what to read of each (its
- *   result.json, its log chunks), so a run asks Batch nothing per item, and a listing never
- *   grows with the array (a 10,000-item array is listed ~100 keys at a time).
+ * - Ends come through the datastore, not Batch: a job, once its tasks' results and logs are
+ *   stored, puts a report `<index / 100>/r<first>-<last>` under its submission's `ended/` prefix
+ *   (`TaskEnd`s: index, log chunk counts, result; several tasks of a slice to a report). A poll
+ *   lists the blocks of 100 that have reports, then those it still waits for, and reads the new
+ *   reports: that tells which tasks of an array ended, how, and what to read of their logs, so a
+ *   run asks Batch nothing per item, and a listing never grows with the array (a 10,000-item
+ *   array is listed ~100 keys at a time). Empty per-task markers of earlier versions
+ *   (`<index / 100>/<index>-<stdout chunks>-<stderr chunks>`) are still understood.
  * - Batch itself is asked (one DescribeJobs for up to 100 jobs) only to learn of jobs that end
  *   without a word — crashed, killed, timed out, lost, never placed: each job or array is looked
  *   at `statusCheck.min` after its submission, then whenever its age has doubled (at most
  *   `statusCheck.max` apart). An array's children are listed (ListJobs) only when its parent
- *   counts FAILED children not known yet, or ended with children that left no marker. The Batch
+ *   counts FAILED children not known yet, or ended with children that left no report. The Batch
  *   calls of a run therefore do not grow with its number of items; they grow with the log of its
  *   duration (then linearly past `statusCheck.max`). Throttling (HTTP 429) and 5xx are retried
  *   by the SDK and then by the poller.
@@ -161,7 +163,7 @@ interface Group {
   /** Items per child of an array (`itemsPerJob`): entry `i` runs in child `i / per`. */
   per: number;
   entries: Pending[];
-  /** Where its tasks put their ended markers (runner/task.ts). */
+  /** Where its jobs put their end reports (runner/task.ts). */
   endedPrefix: string;
   submittedAt: number;
   /** When Batch is asked about it next (ms since the epoch). */
@@ -323,7 +325,7 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     });
   };
 
-  /** Settles a (claimed) task from its ended marker: its log chunks and result, read without listing. */
+  /** Settles a (claimed) task from its reported end: its log chunks read without listing, its result as reported. */
   const settleEnded = async ([task, { stdout, stderr, failed, result }]: [Pending, Omit<TaskEnd, "index">]) => {
     for (const [stream, last] of [["stdout", stdout], ["stderr", stderr]] as const) output(task, stream, await task.follower.readUpTo(stream, last).catch(() => []));
     if (result) return task.resolve({ completed: true, result });
