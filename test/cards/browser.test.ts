@@ -81,8 +81,9 @@ describe.skipIf(!CHROMIUM)("cards in chromium", () => {
   });
 
   it("updates a live card while its task runs, without reloading the page or the card", async () => {
-    const running = spawnCli(["run", "examples/cards.ts", "--datastore", store, "--epochs", "150", "--pause", "40", "--max-workers", "1"]);
-    // While the page loads, the task's worker is stopped (SIGSTOP), so the page meets the task
+    // The four models train at once (6 s each): one at a time, the run took 24 s of the suite.
+    const running = spawnCli(["run", "examples/cards.ts", "--datastore", store, "--epochs", "150", "--pause", "40", "--max-workers", "4"]);
+    // While the page loads, the tasks' workers are stopped (SIGSTOP), so the page meets the task
     // running and its progress short of the end however slowly chromium starts: the first
     // task's 6 s of epochs was a race against the page's load on a loaded machine.
     let stopped: number[] = [];
