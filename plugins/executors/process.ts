@@ -25,6 +25,8 @@ type WarmFlow = Parameters<NonNullable<Executor["warm"]>>[1] & {};
 
 /** How long a worker may take to load the flow before a step under `@timeout` starts. */
 const LOAD_GRACE_SECONDS = 60;
+/** How long a task waits for one of the starting workers to get ready before it takes one anyway. */
+const TAKE_WAIT_MS = 10_000;
 
 export interface ProcessOptions {
   /** Command that starts a tsflow CLI; `__worker` is appended. Defaults to this tsflow. */
@@ -186,6 +188,38 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
     return w;
   };
 
+  // Tasks waiting in `take` for an idle worker that is still starting.
+  let waiting = 0;
+  /**
+   * The worker for the next task: an idle one that is ready; else, while idle workers are still
+   * starting, the first of them to get ready (one per waiting task); else a new one. A task is
+   * not tied to one starting worker: which of two starts first is not fixed (on a loaded machine
+   * the worker started later, while the orchestrator loads, is often ready before the one
+   * started earlier), and a task sent to the slower one waited for it while the other idled.
+   */
+  const take = async (): Promise<Worker> => {
+    const waitUntil = Date.now() + TAKE_WAIT_MS;
+    for (;;) {
+      const readyAt = idle.findLastIndex((w) => w.isReady && !w.exited);
+      if (readyAt >= 0) return idle.splice(readyAt, 1)[0]!;
+      const starting = idle.filter((w) => !w.exited);
+      if (starting.length <= waiting) return spawnWorker();
+      const left = waitUntil - Date.now();
+      // A worker that does not get ready (a hung start) still gets the task, as before, so
+      // the task's @timeout (armed once it is sent) can stop it.
+      if (left <= 0) return idle.splice(idle.indexOf(starting.at(-1)!), 1)[0]!;
+      waiting++;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        // `ready` also settles when a worker exits; the loop then looks again.
+        await Promise.race([...starting.map((w) => w.ready), new Promise<void>((r) => (timer = setTimeout(r, left)))]);
+      } finally {
+        clearTimeout(timer);
+        waiting--;
+      }
+    }
+  };
+
   const warm = (concurrency: number, known?: WarmFlow) => {
     if (known) {
       flow = known;
@@ -211,16 +245,10 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
       warm(Math.max(1, run.maxWorkers));
     },
 
-    run(spec, ctx) {
+    async run(spec, ctx) {
+      const w = await take();
       return new Promise<TaskExit>((resolve) => {
-        // An idle worker that is ready first: the newest one may still be starting (a second
-        // worker warmed for a foreach), and a task sent to it would wait while a ready one idles.
-        const readyAt = idle.findLastIndex((w) => w.isReady && !w.exited);
-        let worker = readyAt >= 0 ? idle.splice(readyAt, 1)[0] : idle.pop();
-        while (worker?.exited) worker = idle.pop();
-        worker ??= spawnWorker();
         const task: Task = { spec, context: ctx, resolve, stderrEnded: false };
-        const w = worker;
         w.task = task;
         const finish = (exit: TaskExit) => {
           ctx.signal.removeEventListener("abort", onAbort);

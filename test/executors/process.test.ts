@@ -3,11 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import processExecutor from "../../plugins/executors/process.ts";
+import { selfCommand } from "../../plugins/host/self.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
 import { runFlow } from "../../mod.ts";
 import { executorSuite } from "../../testing/executors.ts";
 import { stepArtifacts } from "../_helpers.ts";
 import GrowFlow from "./fixtures/grow.ts";
+import SlowStartFlow from "./fixtures/slow-start.ts";
 
 executorSuite("process", async () => ({ executor: processExecutor() }));
 executorSuite("process (fresh workers)", async () => ({ executor: processExecutor({ fresh: true }) }));
@@ -39,4 +41,24 @@ describe("process executor: worker memory", () => {
   it("workers that stay small run task after task", async () => {
     expect(new Set(await pidsOf(0)).size).toBe(1);
   });
+});
+
+describe("process executor: starting workers", () => {
+  it("a task sent while every worker is still starting goes to the first one ready, not the newest", async () => {
+    // Two workers warm up (--max-workers 2); the second one is held back until `start` ran. The
+    // task used to be tied to the newest worker, and waited for it while the other one idled.
+    const dir = await mkdtemp(join(tmpdir(), "tsflow-slowstart-"));
+    const wrapper = new URL("./fixtures/slow-start.mjs", import.meta.url).pathname;
+    const executor = processExecutor({ command: [process.execPath, wrapper, ...selfCommand()], env: { TSFLOW_TEST_DIR: dir } });
+    try {
+      const file = new URL("./fixtures/slow-start.ts", import.meta.url).pathname;
+      const run = await runFlow(SlowStartFlow, { file, executor, datastore: fsDatastore({ root: join(dir, "store") }), maxWorkers: 2 });
+      expect(run.error).toBeUndefined();
+      const [start] = await stepArtifacts(join(dir, "store"), "SlowStartFlow", run.runId, "start");
+      expect(start!.slow).toBe(false);
+    } finally {
+      await executor.close?.();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
