@@ -58,6 +58,53 @@ const S3rver = require(process.env.S3RVER_MODULE);
     return { ...result, commonPrefixes: [...prefixes].sort() };
   };
 }
+// s3rver writes a PUT's bytes in place, so a writer killed mid-body (a terminated Batch job)
+// leaves a short object that later readers take for the whole one. S3 stores an object only
+// once its body is complete: write to a temporary file and rename it into place when the
+// request's body arrived whole.
+{
+  const path = require("node:path");
+  const fs = require("node:fs");
+  const crypto = require("node:crypto");
+  const FilesystemStore = require(path.join(path.dirname(process.env.S3RVER_MODULE), "stores", "filesystem.js"));
+  FilesystemStore.prototype.putObject = async function (object) {
+    const objectPath = this.getResourcePath(object.bucket, object.key, "object");
+    await fs.promises.mkdir(path.dirname(objectPath), { recursive: true });
+    const tmp = objectPath + ".tmp-" + crypto.randomBytes(6).toString("hex");
+    const md5 = crypto.createHash("md5");
+    let size = 0;
+    try {
+      await new Promise((resolve, reject) => {
+        const out = fs.createWriteStream(tmp);
+        out.on("error", reject).on("finish", resolve);
+        if (Buffer.isBuffer(object.content)) {
+          md5.update(object.content);
+          size = object.content.length;
+          out.end(object.content);
+          return;
+        }
+        const body = object.content;
+        body.on("error", reject).on("aborted", () => reject(new Error("request aborted")));
+        body.on("data", (chunk) => {
+          md5.update(chunk);
+          size += chunk.length;
+          if (!out.write(chunk)) {
+            body.pause();
+            out.once("drain", () => body.resume());
+          }
+        });
+        body.on("end", () => (body.complete === false ? reject(new Error("request body incomplete")) : out.end()));
+      });
+      await fs.promises.rename(tmp, objectPath);
+    } catch (e) {
+      await fs.promises.rm(tmp, { force: true });
+      throw e;
+    }
+    const digest = md5.digest("hex");
+    await this.putMetadata(object.bucket, object.key, object.metadata, digest);
+    return { size, md5: digest };
+  };
+}
 const { buckets, dir, port: wanted } = JSON.parse(process.env.S3RVER_CONFIG);
 const server = new S3rver({ address: "127.0.0.1", port: wanted ?? 0, silent: process.env.S3RVER_LOG !== "1", directory: dir,
   configureBuckets: buckets.map((name) => ({ name })) });

@@ -434,7 +434,10 @@ export default function s3Datastore(options: S3Options): Datastore {
       const length = chunks.reduce((n, c) => n + c.byteLength, 0);
       return call("write", key, async (sdk) => {
         const k = objectKey(key);
-        if (options?.immutable && (await head(sdk, k)) !== null) return;
+        // A content-addressed object is skipped only when it has the value's length: a writer
+        // killed mid-PUT can leave a short object behind on some S3 servers (s3rver keeps the
+        // bytes it got), and skipping it would hand every later reader a corrupt blob.
+        if (options?.immutable && (await head(sdk, k)) === length) return;
         if (length >= threshold) {
           // Big values are never create-only markers; a check first is all a multipart upload gets.
           if (options?.ifAbsent && (await head(sdk, k)) !== null) throw keyExists(key, url);

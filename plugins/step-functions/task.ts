@@ -293,7 +293,10 @@ function reaches(info: FlowInfo, from: string, to: string, stop: string): boolea
 async function markFailed(store: Datastore, info: FlowInfo, runId: string, sfnError: string) {
   const run = await getJson<Record<string, unknown>>(store, runKey(info.name, runId));
   if (!run) return;
+  // list-runs may have marked the run first with its fallback (type StepFunctions, no task named)
+  // when it read run.json before this job wrote it; the failed task's own error is the better one.
   let error = run.error as (TaskError & { pathspec?: string }) | undefined;
+  if (error?.type === "StepFunctions") error = undefined;
   if (!error) {
     const { listAll } = await import("../../core/_datastore.ts");
     const keys = (await listAll(store, `flows/${info.name}/runs/${runId}/tasks/`)).filter((k) => k.endsWith("/task.json"));
