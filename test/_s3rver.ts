@@ -37,13 +37,14 @@ export interface RunningS3rver {
  */
 const CHILD = `
 const S3rver = require(process.env.S3RVER_MODULE);
+const path = require("node:path");
+const fs = require("node:fs");
+const crypto = require("node:crypto");
+const FilesystemStore = require(path.join(path.dirname(process.env.S3RVER_MODULE), "stores", "filesystem.js"));
 // s3rver 3.7's delimited listing skips every directory below a common prefix before it has seen
 // a key in it, so "flows/" lists nothing when all its keys are deeper (flows/F/runs/…), while S3
 // lists "F/". Add the missing common prefixes: the sub-directories of the prefix's directory.
 {
-  const path = require("node:path");
-  const fs = require("node:fs");
-  const FilesystemStore = require(path.join(path.dirname(process.env.S3RVER_MODULE), "stores", "filesystem.js"));
   const listObjects = FilesystemStore.prototype.listObjects;
   FilesystemStore.prototype.listObjects = async function (bucket, options) {
     const result = await listObjects.call(this, bucket, options);
@@ -63,10 +64,6 @@ const S3rver = require(process.env.S3RVER_MODULE);
 // once its body is complete: write to a temporary file and rename it into place when the
 // request's body arrived whole.
 {
-  const path = require("node:path");
-  const fs = require("node:fs");
-  const crypto = require("node:crypto");
-  const FilesystemStore = require(path.join(path.dirname(process.env.S3RVER_MODULE), "stores", "filesystem.js"));
   FilesystemStore.prototype.putObject = async function (object) {
     const objectPath = this.getResourcePath(object.bucket, object.key, "object");
     await fs.promises.mkdir(path.dirname(objectPath), { recursive: true });
