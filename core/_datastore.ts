@@ -229,6 +229,15 @@ export function wrapDatastore(raw: Datastore, location: string | undefined = raw
   if (raw.sync) {
     const sync = raw.sync.bind(raw);
     store.sync = (key) => guard("sync", key, false, () => sync(key));
+    const many = raw.syncMany?.bind(raw);
+    store.syncMany = async (keys) => {
+      for (const key of keys) checkKey(key);
+      if (!many) {
+        await Promise.all(keys.map((key) => store.sync!(key)));
+        return;
+      }
+      await guard("sync", keys[0] ?? "", true, () => many(keys));
+    };
   }
   if (raw.putStream) {
     const putStream = raw.putStream.bind(raw);

@@ -9,6 +9,7 @@ import { getJson, isKeyExists, putJson } from "./_datastore.ts";
 import { attemptKey, doneKey, heartbeatKey, runKey, taskKey } from "./_layout.ts";
 import { indexRun } from "./_status.ts";
 import { LogWriter } from "./_logs.ts";
+import { MarkerSyncer } from "./_markers.ts";
 import { RunIndexWriter } from "./_tasks.ts";
 import { watchSweeps } from "./_sweeps.ts";
 import { PARAMETER_ALG, storeArtifact } from "./artifacts.ts";
@@ -244,6 +245,22 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   let wake = () => {};
   let failure: RunResult["error"];
   const queue: TaskState[] = [];
+  /**
+   * Tasks whose parents' markers are not all durable yet: they wait for the next marker flush
+   * (core/_markers.ts), outside the queue, so nothing scans them while they wait.
+   */
+  let held: TaskState[] = [];
+  // A store that can sync a key written earlier gets its markers written plainly and synced
+  // later, in batches, when a dependent or the run's end needs them; one that cannot makes
+  // each marker durable as it writes it (S3: on its answer).
+  const markerSync = store.sync
+    ? new MarkerSyncer(store, () => {
+        const waiting = held;
+        held = [];
+        for (const task of waiting) (task.parents.every((p) => markerSync!.durable(p)) ? queue : held).push(task);
+        wake();
+      })
+    : undefined;
   const joinBuckets = new Map<string, { parents: Map<string, string>; expected: number; frames: Frame[] }>();
 
   const fail = (error: TaskError & { pathspec?: string }) => {
@@ -252,7 +269,36 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   };
 
   const schedule = (step: string, parents: string[], frames: Frame[], iteration = 0) => {
-    queue.push({ id: String(nextTaskId++), step, parents, frames, iteration });
+    const task = { id: String(nextTaskId++), step, parents, frames, iteration };
+    if (!markerSync || parents.every((p) => markerSync.durable(p))) queue.push(task);
+    else {
+      held.push(task);
+      markerSync.request();
+    }
+  };
+
+  /**
+   * A task's success marker is written (by the orchestrator or the task): the task is reported
+   * as finished and its dependents scheduled at once, but they start only once the marker is
+   * synced (see `schedule`). The run index records the task once it is durable; a marker that
+   * cannot be synced is removed and fails the run naming the task.
+   */
+  const committed = (task: TaskState, key: string, done: DoneRecord, report: () => void) => {
+    const pathspec = `${runId}/${task.step}/${task.id}`;
+    if (markerSync) {
+      markerSync.add({
+        pathspec,
+        key,
+        synced: () => index.done(task.step, task.id, done),
+        failed: async (e) => {
+          await store.delete(key).catch(() => {});
+          index.undone(task.step, task.id, done.attempt, done);
+          fail({ ...errorInfo(e), pathspec });
+        },
+      });
+    } else index.done(task.step, task.id, done);
+    report();
+    onSuccess(task, done);
   };
 
   const onSuccess = (task: TaskState, result: TaskResult) => {
@@ -322,10 +368,10 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       const reused = await options.reuse({ step: task.step, parents: task.parents, foreach, branchPath, iteration: task.iteration });
       if (reused) {
         await putJson(store, taskKey(flow, runId, task.step, task.id), doc);
-        await putJson(store, doneKey(flow, runId, task.step, task.id), reused);
-        index.done(task.step, task.id, reused);
-        reporter.taskFinished?.({ pathspec, step: task.step, attempt: reused.attempt, ok: true, willRetry: false, clonedFrom: reused.clonedFrom });
-        onSuccess(task, reused);
+        const key = doneKey(flow, runId, task.step, task.id);
+        await putJson(store, key, reused);
+        // A clone's marker counts like a run task's: synced before its dependents start.
+        committed(task, key, reused, () => reporter.taskFinished?.({ pathspec, step: task.step, attempt: reused.attempt, ok: true, willRetry: false, clonedFrom: reused.clonedFrom }));
         return;
       }
     }
@@ -383,23 +429,25 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       if (outcome.ok) {
         const done: DoneRecord = { ...outcome.result!, attempt };
         // The success marker is the one record synced to disk before dependents start (written
-        // here, or by the task itself when it commits). The sync does not hold a worker slot:
-        // markers of tasks finishing together are synced together (the journal joins them into
-        // one commit), and the next task starts meanwhile.
-        markers++;
+        // here, or by the task itself when it commits). Its sync is deferred and batched (see
+        // `committed`); a store without `sync` makes the write itself durable, which does not
+        // hold a worker slot: the next task starts meanwhile.
         const key = doneKey(flow, runId, task.step, task.id);
-        (spec.commit ? store.sync!(key) : putJson(store, key, done, { durable: true }))
-          .then(() => {
-            index.done(task.step, task.id, done);
-            reporter.taskFinished?.({ pathspec, step: task.step, attempt, ok: true, willRetry: false });
-            onSuccess(task, done);
-          })
-          .catch(async (e) => {
-            // A marker the task wrote but that could not be made durable does not count.
-            if (spec.commit) await store.delete(key).catch(() => {});
-            index.undone(task.step, task.id, attempt, done);
-            fail({ ...errorInfo(e), pathspec });
-          })
+        const report = () => reporter.taskFinished?.({ pathspec, step: task.step, attempt, ok: true, willRetry: false });
+        if (spec.commit) {
+          committed(task, key, done, report);
+          return;
+        }
+        markers++;
+        putJson(store, key, done, markerSync ? undefined : { durable: true })
+          .then(
+            () => committed(task, key, done, report),
+            (e) => {
+              index.undone(task.step, task.id, attempt, done);
+              fail({ ...errorInfo(e), pathspec });
+            },
+          )
+          .catch((e) => fail({ ...errorInfo(e), pathspec }))
           .finally(() => {
             markers--;
             wake();
@@ -533,13 +581,16 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
           start(task!, lane);
         }
       }
-      if (running === 0 && markers === 0 && (queue.length === 0 || controller.signal.aborted)) resolve();
+      if (running === 0 && markers === 0 && !markerSync?.busy && ((queue.length === 0 && held.length === 0) || controller.signal.aborted)) resolve();
     };
     controller.signal.addEventListener("abort", () => queueMicrotask(pump));
     wake = pump;
     pump();
   });
 
+  // Markers nothing needed yet (the end step's, a foreach's whose join never came): durable
+  // before the final record says whether they count, also when the run failed.
+  await markerSync?.flushAll();
   clearInterval(heartbeat);
   options.signal?.removeEventListener("abort", onAbort);
   if (!failure && options.signal?.aborted) failure = { type: "Cancelled", message: "the run was stopped (Ctrl-C)" };

@@ -100,6 +100,14 @@ export interface Datastore {
    * worker's task hands its result back and the orchestrator writes the marker itself.
    */
   sync?(key: string): Promise<void>;
+  /**
+   * {@link Datastore.sync} of many keys at once: the orchestrator defers each marker's sync
+   * until a dependent needs it and then makes every pending marker durable in one call (a
+   * foreach's join: all its inputs). A store can do that for less than one sync per key (the
+   * fs store: one `syncfs` of its filesystem). Rejects when any key is missing or could not be
+   * made durable, naming a key. Optional: the core falls back to `sync` of each key.
+   */
+  syncMany?(keys: readonly string[]): Promise<void>;
   /** A local directory holding the keys, when there is one (lets executors mount it). */
   readonly root?: string;
   /**

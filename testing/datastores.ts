@@ -38,6 +38,7 @@ export const TESTS = {
   hasPrefix: "a prefix that holds keys is not itself a key",
   size: "size is the byte length, null when missing",
   sync: "sync of a key written earlier keeps its value; of a missing key it rejects naming the key",
+  syncMany: "syncMany of keys written earlier (a few, or a hundred) keeps their values; a missing one rejects naming it",
   list: "list returns the immediate children sorted, deeper prefixes as name/",
   listDeep: "list shows a prefix whose keys all sit two or more levels down",
   listPaged: "list and listAll return more than 1,000 keys",
@@ -181,6 +182,20 @@ export function datastoreSuite(name: string, make: () => Promise<SuiteStore>, op
       await s.sync(`${d}/done.json`);
       expect(new TextDecoder().decode((await s.get(`${d}/done.json`))!)).toBe("{}");
       await expect(s.sync(`${d}/missing.json`)).rejects.toThrow(/missing\.json/);
+    });
+
+    test(TESTS.syncMany, async () => {
+      const s = store();
+      if (!s.syncMany) return;
+      const d = dir();
+      // A hundred: over the fs store's threshold for one flush of the filesystem.
+      const keys = Array.from({ length: 100 }, (_, i) => `${d}/${i}/done.json`);
+      for (const k of keys) await s.put(k, text(k));
+      await s.syncMany(keys.slice(0, 2));
+      await s.syncMany(keys);
+      for (const k of [keys[0]!, keys[99]!]) expect(new TextDecoder().decode((await s.get(k))!)).toBe(k);
+      await expect(s.syncMany([keys[0]!, `${d}/missing.json`])).rejects.toThrow(/missing\.json/);
+      await expect(s.syncMany([...keys, `${d}/missing.json`])).rejects.toThrow(/missing\.json/);
     });
 
     test(TESTS.list, async () => {

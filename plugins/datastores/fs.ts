@@ -24,9 +24,11 @@ import {
   utimesSync,
   writevSync,
 } from "node:fs";
+import { spawn } from "node:child_process";
 import * as fsp from "node:fs/promises";
+import { release } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
-import { checkKey, keyExists, tooLarge } from "../../core/_datastore.ts";
+import { checkKey, keyExists, mapLimit, tooLarge } from "../../core/_datastore.ts";
 import { TsflowError } from "../../core/errors.ts";
 import type { Bytes, Datastore, PutOptions } from "../../core/types.ts";
 
@@ -73,6 +75,38 @@ async function syncDir(dir: string) {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * From this many keys on, {@link Datastore.syncMany} flushes the whole filesystem once (syncfs)
+ * instead of syncing each file and its directory. One syncfs here took 35-50 ms for 1,000 tasks'
+ * files (it also writes whatever else is dirty on the filesystem); per-file syncs ~0.2 ms each.
+ */
+const SYNCFS_MIN = 64;
+/** Per-file syncs in flight at once: two descriptors each, and libuv has four threads anyway. */
+const SYNC_PARALLEL = 32;
+
+/**
+ * syncfs(2) is reached through GNU coreutils' `sync -f` (Node has no binding): Linux only, and
+ * only from 5.8 on, where it reports writeback errors (before, it returned success regardless).
+ */
+const syncfsPossible = (() => {
+  if (process.platform !== "linux") return false;
+  const [major = 0, minor = 0] = release().split(".").map((n) => Number.parseInt(n, 10));
+  return major > 5 || (major === 5 && minor >= 8);
+})();
+
+/** `sync -f dir`: resolves whether it ran and succeeded. */
+function syncfs(dir: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    try {
+      const child = spawn("sync", ["-f", dir], { stdio: "ignore" });
+      child.on("error", () => resolve(false));
+      child.on("close", (code) => resolve(code === 0));
+    } catch {
+      resolve(false);
+    }
+  });
 }
 
 export default function fsDatastore(options: FsOptions): Datastore {
@@ -275,6 +309,28 @@ export default function fsDatastore(options: FsOptions): Datastore {
     }
   }
 
+  /** Makes one key written earlier durable: the file's bytes and its name in its directory. */
+  async function syncOne(key: string) {
+    const file = path(key);
+    let fd: number | undefined;
+    try {
+      if (fsync === "none") {
+        // Nothing to flush, but the contract holds: a missing key is an error.
+        if (!lstatSync(file).isFile()) throw Object.assign(new Error(`'${key}' is not a file`), { code: "ENOENT" });
+        return;
+      }
+      fd = openSync(file, "r");
+      // The file's bytes and its name in the directory, flushed side by side: one wait, not two.
+      await Promise.all([datasync(fd), syncDir(dirname(file))]);
+    } catch (e) {
+      fail("sync", key, e);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+  let syncfsWorks = syncfsPossible;
+  let rootDev: number | undefined;
+
   return {
     name: NAME,
     url: root,
@@ -344,23 +400,32 @@ export default function fsDatastore(options: FsOptions): Datastore {
       );
     },
 
-    async sync(key) {
-      const file = path(key);
-      let fd: number | undefined;
-      try {
-        if (fsync === "none") {
-          // Nothing to flush, but the contract holds: a missing key is an error.
-          if (!lstatSync(file).isFile()) throw Object.assign(new Error(`'${key}' is not a file`), { code: "ENOENT" });
-          return;
+    sync: syncOne,
+
+    async syncMany(keys) {
+      if (fsync === "none" || (keys.length >= SYNCFS_MIN && syncfsWorks)) {
+        // Nothing flushed per key, but the contract holds: a missing key is an error. One
+        // filesystem covers them all unless a directory in the store is another mount.
+        rootDev ??= statSync(root).dev;
+        let oneFs = true;
+        for (const key of keys) {
+          let st: ReturnType<typeof lstatSync>;
+          try {
+            st = lstatSync(path(key));
+            if (!st.isFile()) throw Object.assign(new Error(`'${key}' is not a file`), { code: "ENOENT" });
+          } catch (e) {
+            return fail("sync", key, e);
+          }
+          if (st.dev !== rootDev) oneFs = false;
         }
-        fd = openSync(file, "r");
-        // The file's bytes and its name in the directory, flushed side by side: one wait, not two.
-        await Promise.all([datasync(fd), syncDir(dirname(file))]);
-      } catch (e) {
-        fail("sync", key, e);
-      } finally {
-        if (fd !== undefined) closeSync(fd);
+        if (fsync === "none") return;
+        // One flush of the filesystem writes these markers, their directories and everything
+        // else dirty on it (the tasks' blobs and task.json too). If `sync` is missing or fails,
+        // the per-file syncs below do the work, and name the key whose sync fails.
+        if (oneFs && (await syncfs(root))) return;
+        if (oneFs) syncfsWorks = false;
       }
+      await mapLimit(keys, SYNC_PARALLEL, syncOne);
     },
 
     async has(key) {

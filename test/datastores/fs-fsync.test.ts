@@ -1,13 +1,16 @@
 /**
- * The fs datastore's power-loss policy (docs/reliability.md, "Power loss"): a `durable` put (a
- * task's done.json) is synced with its directory before it resolves; other writes are not.
+ * The fs datastore's power-loss policy (docs/reliability.md, "Power loss"): a `durable` put is
+ * synced with its directory before it resolves; other writes are not; `sync`/`syncMany` make
+ * keys written earlier durable (a run's markers, in batches: a big batch with one syncfs).
  * The syncs are counted on Node's real `fs.fdatasync` and `fs.fsync` (the store calls them on
- * descriptors; `syncBuiltinESMExports` makes its `node:fs` imports see the counting ones).
+ * descriptors; `syncBuiltinESMExports` makes its `node:fs` imports see the counting ones), and
+ * the `sync -f` children on the real `child_process.spawn`.
  */
+import childProcess from "node:child_process";
 import fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import { syncBuiltinESMExports } from "node:module";
-import { tmpdir } from "node:os";
+import os, { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fsDatastore from "../../plugins/datastores/fs.ts";
@@ -17,6 +20,8 @@ import { runFlow } from "../../mod.ts";
 
 let root: string;
 const calls = { datasync: 0, sync: 0 };
+/** `sync` children spawned (their arguments). */
+const spawned: string[][] = [];
 let restore: () => void;
 
 beforeAll(async () => {
@@ -30,9 +35,15 @@ beforeAll(async () => {
     calls.sync++;
     return fsync(...args);
   }) as typeof fsync;
+  const { spawn } = childProcess;
+  childProcess.spawn = ((...args: Parameters<typeof spawn>) => {
+    if (args[0] === "sync") spawned.push([...((args[1] as string[]) ?? [])]);
+    return (spawn as (...a: unknown[]) => ReturnType<typeof spawn>)(...args);
+  }) as typeof spawn;
   syncBuiltinESMExports();
   restore = () => {
     Object.assign(fs, { fdatasync, fsync });
+    Object.assign(childProcess, { spawn });
     syncBuiltinESMExports();
   };
 });
@@ -41,7 +52,13 @@ afterAll(async () => {
   await fsp.rm(root, { recursive: true, force: true });
 });
 
-const reset = () => Object.assign(calls, { datasync: 0, sync: 0 });
+const reset = () => {
+  Object.assign(calls, { datasync: 0, sync: 0 });
+  spawned.length = 0;
+};
+/** syncfs through `sync -f` is used on Linux 5.8+ (plugins/datastores/fs.ts). */
+const syncfs = process.platform === "linux" && (([a = 0, b = 0]) => a > 5 || (a === 5 && b >= 8))(os.release().split(".").map(Number));
+const keys = (n: number) => Array.from({ length: n }, (_, i) => `m/${i}/done.json`);
 
 describe("fs datastore fsync policy", () => {
   it("syncs a durable put and its directory, and nothing else", async () => {
@@ -82,6 +99,59 @@ describe("fs datastore fsync policy", () => {
     await none.sync!("x/done.json");
     expect(calls).toEqual({ datasync: 0, sync: 0 });
     await expect(none.sync!("x/missing.json")).rejects.toThrow(/\[fs\] cannot sync 'x\/missing.json'/);
+  });
+
+  it.skipIf(!syncfs)("syncMany of many keys flushes their filesystem once (sync -f), of a few syncs each key; a missing key is an error naming it", async () => {
+    const dir = join(root, "g");
+    const store = fsDatastore({ root: dir });
+    for (const k of keys(70)) await store.put(k, new TextEncoder().encode("{}"));
+    reset();
+    await store.syncMany!(keys(70));
+    expect(spawned).toEqual([["-f", dir]]);
+    expect(calls).toEqual({ datasync: 0, sync: 0 });
+    reset();
+    await store.syncMany!(keys(3));
+    expect(spawned).toEqual([]);
+    expect(calls).toEqual({ datasync: 3, sync: 3 });
+    reset();
+    await expect(store.syncMany!([...keys(70), "m/missing/done.json"])).rejects.toThrow(/\[fs\] cannot sync 'm\/missing\/done.json'/);
+    expect(spawned).toEqual([]);
+    const none = fsDatastore({ root: dir, fsync: "none" });
+    reset();
+    await none.syncMany!(keys(70));
+    await expect(none.syncMany!(["m/1/done.json", "m/missing/done.json"])).rejects.toThrow(/cannot sync 'm\/missing\/done.json'/);
+    expect({ ...calls, spawned }).toEqual({ datasync: 0, sync: 0, spawned: [] });
+  });
+
+  it.skipIf(!syncfs)("without a `sync` command a big batch is synced key by key, and the store stops trying it", async () => {
+    const dir = join(root, "g");
+    const store = fsDatastore({ root: dir });
+    const empty = await fsp.mkdtemp(join(tmpdir(), "tsflow-nopath-"));
+    const path = process.env.PATH;
+    process.env.PATH = empty;
+    try {
+      reset();
+      await store.syncMany!(keys(70));
+      expect(spawned).toEqual([["-f", dir]]);
+      expect(calls).toEqual({ datasync: 70, sync: 70 });
+      reset();
+      await store.syncMany!(keys(70));
+      expect({ ...calls, spawned }).toEqual({ datasync: 70, sync: 70, spawned: [] });
+    } finally {
+      process.env.PATH = path;
+      await fsp.rm(empty, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!syncfs)("a run syncs a big foreach's markers with one syncfs when its join needs them", async () => {
+    const { default: ForeachFlow } = await import("../../examples/foreach.ts");
+    const store = fsDatastore({ root: join(root, "h") });
+    reset();
+    const run = await runFlow(ForeachFlow, { file: new URL("../../examples/foreach.ts", import.meta.url).pathname, executor: "inline", datastore: store, params: { n: 70 } });
+    expect(run.error).toBeUndefined();
+    // start, join and end one by one (each needed alone), the 70 bodies at once.
+    expect(spawned).toEqual([["-f", join(root, "h")]]);
+    expect(calls).toEqual({ datasync: 3, sync: 3 });
   });
 
   it("on the process executor each task's worker writes its marker (no result.json) and the orchestrator syncs it", async () => {
