@@ -143,15 +143,16 @@ describe("fs datastore fsync policy", () => {
     }
   });
 
-  it.skipIf(!syncfs)("a run syncs a big foreach's markers with one syncfs when its join needs them", async () => {
+  it.skipIf(!syncfs)("a run syncs a big foreach's markers in batches: 64 with one syncfs as soon as they are pending, the rest when the join needs them", async () => {
     const { default: ForeachFlow } = await import("../../examples/foreach.ts");
     const store = fsDatastore({ root: join(root, "h") });
     reset();
     const run = await runFlow(ForeachFlow, { file: new URL("../../examples/foreach.ts", import.meta.url).pathname, executor: "inline", datastore: store, params: { n: 70 } });
     expect(run.error).toBeUndefined();
-    // start, join and end one by one (each needed alone), the 70 bodies at once.
+    // The first 64 bodies in one syncfs (core/_markers.ts, EAGER); the last 6, start, join and
+    // end file by file.
     expect(spawned).toEqual([["-f", join(root, "h")]]);
-    expect(calls).toEqual({ datasync: 3, sync: 3 });
+    expect(calls).toEqual({ datasync: 9, sync: 9 });
   });
 
   it("on the process executor each task's worker writes its marker (no result.json) and the orchestrator syncs it", async () => {
