@@ -4,22 +4,37 @@
  * edited and run again runs the new code in fresh worker processes.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ROOT } from "../_helpers.ts";
 
 const NB_DIR = join(ROOT, "examples", "notebooks");
-import { existsSync } from "node:fs";
 // Debian's Jupyter lives in the system Python, which may not be the first python3 on PATH.
 const PY = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 const has = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: "utf8" }).status === 0;
-const kernelReady = has("jupyter-nbconvert", ["--version"]) && /\bdeno\b/.test(spawnSync(PY, ["-c", "from jupyter_client.kernelspec import KernelSpecManager as K; print(list(K().find_kernel_specs()))"], { encoding: "utf8" }).stdout ?? "");
-const why = "needs jupyter-nbconvert and the Deno kernel (.ci/run installs both: apt-get install jupyter-nbconvert; npx deno jupyter --install)";
+// This checkout's deno (npm's deno package), the kernel the notebooks are executed on.
+const DENO = join(ROOT, "node_modules", ".bin", "deno");
+const kernelReady = has("jupyter-nbconvert", ["--version"]) && existsSync(DENO);
+const why = "needs jupyter-nbconvert and npm's deno (.ci/run installs both: apt-get install jupyter-nbconvert; npm ci)";
 
 const work = mkdtempSync(join(tmpdir(), "tsflow-nb-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+// The kernelspec `deno` that `npx deno jupyter --install` writes is per user, not per checkout:
+// it names the deno of whichever clone installed it last, and a clone removed since leaves it
+// pointing nowhere ("No such file .../deno"), so the tests failed or ran another clone's deno.
+// They run this checkout's deno through a kernelspec of their own: JUPYTER_PATH comes first in
+// Jupyter's search, so it shadows the user's `deno` for these processes only.
+const jupyterPath = join(work, "jupyter");
+mkdirSync(join(jupyterPath, "kernels", "deno"), { recursive: true });
+writeFileSync(
+  join(jupyterPath, "kernels", "deno", "kernel.json"),
+  JSON.stringify({ argv: [DENO, "jupyter", "--kernel", "--conn", "{connection_file}"], display_name: "Deno", language: "typescript" }),
+);
+/** The environment of a notebook's execution: its own datastore, this checkout's kernel. */
+const nbEnv = (store: string) => ({ ...process.env, TSFLOW_DATASTORE: store, JUPYTER_PATH: [jupyterPath, process.env.JUPYTER_PATH].filter(Boolean).join(":") });
 
 interface Output {
   output_type: string;
@@ -57,7 +72,7 @@ function execute(notebook: string, cwd: string, store: string): Cell[] {
       cwd,
       out,
     ],
-    { env: { ...process.env, TSFLOW_DATASTORE: store }, stdio: ["ignore", "ignore", "pipe"], timeout: 600_000 },
+    { env: nbEnv(store), stdio: ["ignore", "ignore", "pipe"], timeout: 600_000 },
   );
   return (JSON.parse(readFileSync(out, "utf8")) as { cells: Cell[] }).cells;
 }
@@ -74,7 +89,7 @@ describe.skipIf(!kernelReady)(`notebooks on Deno's kernel (${kernelReady ? "read
     // A fresh store per attempt: a retry must not see the runs of the attempt before it.
     const store = mkdtempSync(join(work, "qs-store-"));
     execFileSync("jupyter-nbconvert", ["--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=600", "--output-dir", work, "--output", "quickstart.out", join(NB_DIR, "quickstart.ipynb")], {
-      env: { ...process.env, TSFLOW_DATASTORE: store },
+      env: nbEnv(store),
       stdio: ["ignore", "ignore", "pipe"],
       timeout: 600_000,
     });
@@ -106,7 +121,7 @@ describe.skipIf(!kernelReady)(`notebooks on Deno's kernel (${kernelReady ? "read
   it("explore.ipynb: the client across runs, a records table, a Vega-Lite chart, a card", { timeout: 600_000, retry: RETRY }, () => {
     const store = mkdtempSync(join(work, "ex-store-"));
     execFileSync("jupyter-nbconvert", ["--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=600", "--output-dir", work, "--output", "explore.out", join(NB_DIR, "explore.ipynb")], {
-      env: { ...process.env, TSFLOW_DATASTORE: store },
+      env: nbEnv(store),
       stdio: ["ignore", "ignore", "pipe"],
       timeout: 600_000,
     });
