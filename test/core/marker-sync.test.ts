@@ -9,13 +9,14 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { runFlow } from "tsflow";
+import { resumeFlow, runFlow } from "tsflow";
 import { describe, expect, it } from "vitest";
 import { doneKey } from "../../core/_layout.ts";
 import type { Datastore } from "../../core/types.ts";
 import ForeachFlow from "../../examples/foreach.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
-import { ROOT, tempStore } from "../_helpers.ts";
+import ResumeForeachFlow from "../fixtures/resume-foreach.ts";
+import { fixture, ROOT, tempStore } from "../_helpers.ts";
 
 const FLOW = join(ROOT, "examples", "foreach.ts");
 
@@ -116,5 +117,36 @@ describe("success markers are synced when needed, in batches", () => {
     expect(single.sort()).toEqual(others);
     for (const k of others) expect(existsSync(join(root, k))).toBe(true);
     expect(events.at(-1)).toEqual({ final: "failed" });
+  });
+
+  it("resume syncs its clones' markers like run tasks': the join starts after its cloned inputs' markers are synced", async () => {
+    const root = tempStore();
+    process.env.TSFLOW_TEST_FAIL_JOIN = "1";
+    let failed: Awaited<ReturnType<typeof runFlow<ResumeForeachFlow>>>;
+    try {
+      failed = await runFlow(ResumeForeachFlow, { datastore: root, file: fixture("resume-foreach.ts"), executor: "inline", params: { count: 4 } });
+    } finally {
+      delete process.env.TSFLOW_TEST_FAIL_JOIN;
+    }
+    expect(failed.successful).toBe(false);
+    const events: Event[] = [];
+    const resumed = await resumeFlow(ResumeForeachFlow, {
+      datastore: recording(root, events),
+      file: fixture("resume-foreach.ts"),
+      originRunId: failed.runId,
+      executor: "process",
+      reporter: { taskStarted: ({ pathspec }) => events.push({ started: pathspec }) },
+    });
+    expect(resumed.error).toBeUndefined();
+    const started = events.flatMap((e) => ("started" in e ? [e.started] : []));
+    // Only the join and end ran; start and the four bodies were cloned.
+    expect(started.map((p) => p.split("/")[1])).toEqual(["join", "end"]);
+    const syncs = events.flatMap((e) => ("synced" in e ? [e.synced] : []));
+    expect(syncs.map((k) => k.length)).toEqual([1, 4, 1, 1]);
+    const bodies = syncs[1]!.map((k) => k.split("/").slice(-3, -1).join("/"));
+    expect(bodies.every((b) => b.startsWith("body/"))).toBe(true);
+    const joinAt = events.findIndex((e) => "started" in e && e.started.includes("/join/"));
+    expect(events.findIndex((e) => "synced" in e && e.synced.length === 4)).toBeLessThan(joinAt);
+    expect(events.at(-1)).toEqual({ final: "succeeded" });
   });
 });
