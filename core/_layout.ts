@@ -8,7 +8,9 @@
  *   flows/<Flow>/runs/<run>/index.json            the run index's manifest, written as the run ends
  *   flows/<Flow>/runs/<run>/index/<n>.json        its parts: every task's records (see _tasks.ts)
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/task.json        parents, foreach position; `start`:
- *                                                  the first attempt's start, when the task wrote it
+ *                                                  the first attempt's start, when the task wrote it.
+ *                                                  None for a task that recorded itself and
+ *                                                  succeeded quickly: its done.json has this `doc`
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/start.json   attempt started (not for an
  *                                                  attempt task.json's `start` records)
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/stdout/<n>     log chunks (8 digits, from
@@ -19,7 +21,8 @@
  *                                                  (none for a success that wrote done.json itself)
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/cards/<id>.json  a card (blobs: data, HTML)
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/done.json        success marker, written last: the
- *                                                  successful attempt's result and number
+ *                                                  successful attempt's result and number (and
+ *                                                  the task's `doc`, when it recorded itself)
  *   flows/<Flow>/tags/<run>/<time>-<rand>.json    a change of the run's tags (see _tags.ts)
  *   flows/<Flow>/bytime/<t:4>/<t:7>/<run>          the flow's runs by creation time (t: 13-digit ms;
  *                                                  empty keys): newest first in a few small

@@ -22,7 +22,10 @@ import { isTsflowError } from "./errors.ts";
 import type { DoneRecord } from "./task.ts";
 import type { ArtifactRef, Datastore, ForeachFrame, TaskError, TaskResult } from "./types.ts";
 
-/** The task.json document. */
+/**
+ * The task.json document. A task that recorded itself and succeeded quickly has no task.json:
+ * its done.json carries this document (`DoneRecord.doc`), and every reader here falls back to it.
+ */
 export interface TaskDoc {
   step: string;
   taskId: string;
@@ -51,7 +54,7 @@ export interface AttemptInfo {
 export interface TaskRecord {
   step: string;
   task: string;
-  /** task.json; `null` when missing or not asked for (`doc: false`). */
+  /** task.json, else the doc in done.json; `null` when neither has one or not asked for (`doc: false`). */
   doc: TaskDoc | null;
   /** done.json, when the task succeeded. */
   done: DoneRecord | null;
@@ -90,12 +93,36 @@ export async function listTaskIds(store: Datastore, flow: string, runId: string,
   return ids.sort(byTaskId);
 }
 
-/** The attempt numbers that started (a directory, or the start in task.json), ascending. */
+/** The attempt numbers that started (a directory, or the start in task.json or done.json's doc), ascending. */
 export async function listAttempts(store: Datastore, flow: string, runId: string, step: string, task: string): Promise<number[]> {
   const entries = await store.list(taskPrefix(flow, runId, step, task));
   const nums = attemptNumbers(entries);
-  const start = entries.includes("task.json") ? startOf(await readRecord<TaskDoc>(store, taskKey(flow, runId, step, task)).catch(() => null)) : undefined;
-  return withStart(nums, start);
+  const doc =
+    entries.includes("task.json") ? await readRecord<TaskDoc>(store, taskKey(flow, runId, step, task)).catch(() => null)
+    : entries.includes("done.json") ? docOf(await readDone(store, doneKey(flow, runId, step, task), true))
+    : null;
+  return withStart(nums, startOf(doc));
+}
+
+/** The doc a task that recorded itself keeps in its done.json (it may have no task.json). */
+export const docOf = (done: DoneRecord | null | undefined): TaskDoc | null => (done?.doc && typeof done.doc === "object" && !done.clonedFrom ? done.doc : null);
+
+/**
+ * A done record as readers show it: the result, without the doc it may carry (that is the
+ * record's `doc`), so a task reads the same from its files as from the run index.
+ */
+const resultOf = (done: DoneRecord | null): DoneRecord | null => {
+  if (!done || done.doc === undefined) return done;
+  const { doc: _doc, ...rest } = done;
+  return rest;
+};
+
+/**
+ * A task's doc: its task.json, else the one in its done.json; `null` when neither has one.
+ * For readers of one task (spin, @cached); lists read through {@link readTasks}.
+ */
+export async function readTaskDoc(store: Datastore, flow: string, runId: string, step: string, task: string): Promise<TaskDoc | null> {
+  return (await readRecord<TaskDoc>(store, taskKey(flow, runId, step, task))) ?? docOf(await readDone(store, doneKey(flow, runId, step, task), false));
 }
 
 /** The start record a task that recorded itself keeps in its task.json. */
@@ -181,10 +208,13 @@ export interface ReadTaskOptions {
 export async function readTask(store: Datastore, flow: string, runId: string, step: string, task: string, options: ReadTaskOptions = {}, knownDone?: DoneRecord | null): Promise<TaskRecord | null> {
   const lenient = options.lenient ?? true;
   const soft = <T>(p: Promise<T | null>) => (lenient ? p.catch(() => null) : p);
-  const [doc, done] = await Promise.all([
-    options.doc === false ? null : soft(readRecord<TaskDoc>(store, taskKey(flow, runId, step, task))),
+  // A done record that carries the doc spares the read of task.json (most tasks have none then).
+  const [file, marker] = await Promise.all([
+    options.doc === false || docOf(knownDone) ? null : soft(readRecord<TaskDoc>(store, taskKey(flow, runId, step, task))),
     knownDone !== undefined ? knownDone : readDone(store, doneKey(flow, runId, step, task), lenient),
   ]);
+  const doc = options.doc === false ? null : (file ?? docOf(marker));
+  const done = resultOf(marker);
   const own = done && !done.clonedFrom ? { attempt: done.attempt, startedAt: done.startedAt, finishedAt: done.finishedAt, ok: true } : undefined;
   // The common case, a task that succeeded on its first attempt, needs nothing more.
   if (done && done.attempt === 0) return { step, task, doc, done, attempts: own ? [own] : [], last: { attempt: 0, result: done } };
@@ -292,10 +322,12 @@ export async function readAttemptDetails(
 export async function readTaskDetail(store: Datastore, flow: string, runId: string, step: string, task: string): Promise<{ doc: TaskDoc | null; done: DoneRecord | null; attempts: AttemptDetail[] } | null> {
   const keys = await store.list(taskPrefix(flow, runId, step, task));
   if (keys.length === 0) return null;
-  const [doc, done] = await Promise.all([
-    readRecord<TaskDoc>(store, taskKey(flow, runId, step, task)),
+  const [own, marker] = await Promise.all([
+    keys.includes("task.json") ? readRecord<TaskDoc>(store, taskKey(flow, runId, step, task)) : null,
     keys.includes("done.json") ? readRecord<DoneRecord>(store, doneKey(flow, runId, step, task)) : null,
   ]);
+  const doc = own ?? docOf(marker);
+  const done = resultOf(marker);
   const attempts = await readAttemptDetails(store, flow, runId, step, task, keys, done, doc);
   return { doc, done, attempts };
 }

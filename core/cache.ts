@@ -14,6 +14,7 @@
  */
 import { getJson } from "./_datastore.ts";
 import { doneKey, stepPrefix, taskKey } from "./_layout.ts";
+import { docOf } from "./_tasks.ts";
 import { contentHash } from "./artifacts.ts";
 import type { TaskDoc } from "./client.ts";
 import type { FlowInfo } from "./graph.ts";
@@ -114,7 +115,9 @@ export function stepCache(options: {
         for (const e of entries) {
           if (!e.endsWith("/")) continue;
           const id = e.slice(0, -1);
-          const [doc, done] = await Promise.all([getJson<TaskDoc>(store, taskKey(flow, runId, step, id)), getJson<DoneRecord>(store, doneKey(flow, runId, step, id))]);
+          const [file, done] = await Promise.all([getJson<TaskDoc>(store, taskKey(flow, runId, step, id)), getJson<DoneRecord>(store, doneKey(flow, runId, step, id))]);
+          // A quick task's doc is in its done.json only (core/_tasks.ts).
+          const doc = file ?? docOf(done);
           if (!doc || !done || done.clonedFrom) continue;
           const key = pending.get(where(step, doc.parents, doc.foreach));
           if (key) await store.put(cacheKeyPath(flow, step, key), new TextEncoder().encode(`${runId}/${step}/${id}`));

@@ -18,7 +18,7 @@ import { TsflowError } from "./errors.ts";
 import { type ExitHookOutcome, runExitHooks } from "./exit-hooks.ts";
 import type { ParameterSpec } from "./flow.ts";
 import { type FlowInfo, type GraphNode, loadFlowInfo, opensSplit } from "./graph.ts";
-import { type DoneRecord, errorInfo, type RunRecord } from "./task.ts";
+import { type DoneRecord, errorInfo, type RunRecord, SELF_RECORD_DELAY_MS } from "./task.ts";
 import type { ArtifactRef, Bytes, Datastore, Executor, ForeachFrame, Host, Logger, TaskError, TaskExit, TaskResult, TaskSpec } from "./types.ts";
 import { VERSION } from "./version.ts";
 
@@ -83,6 +83,11 @@ export interface RunOptions {
    */
   reuse?: (task: { step: string; parents: string[]; foreach: ForeachFrame[]; branchPath: string; iteration: number }) => Promise<DoneRecord | undefined>;
   originRunId?: string;
+  /**
+   * How long a task that records itself runs before it writes its task.json
+   * ({@link TaskSpec.recordAfterMs}; default `SELF_RECORD_DELAY_MS`, `TSFLOW_SELF_RECORD_MS`).
+   */
+  selfRecordMs?: number;
 }
 
 export interface RunResult {
@@ -283,7 +288,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
    * synced (see `schedule`). The run index records the task once it is durable; a marker that
    * cannot be synced is removed and fails the run naming the task.
    */
-  const committed = (task: TaskState, key: string, done: DoneRecord, report: () => void) => {
+  const committed = (task: TaskState, key: string, done: DoneRecord, report: () => void, spec?: TaskSpec) => {
     const pathspec = `${runId}/${task.step}/${task.id}`;
     if (markerSync) {
       markerSync.add({
@@ -292,6 +297,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         synced: () => index.done(task.step, task.id, done),
         failed: async (e) => {
           await store.delete(key).catch(() => {});
+          // A task that recorded itself may have had its doc in that marker only.
+          if (spec) await recordTask(spec, done.startedAt);
           index.undone(task.step, task.id, done.attempt, done);
           fail({ ...errorInfo(e), pathspec });
         },
@@ -369,9 +376,11 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       if (reused) {
         await putJson(store, taskKey(flow, runId, task.step, task.id), doc);
         const key = doneKey(flow, runId, task.step, task.id);
-        await putJson(store, key, reused);
+        // The origin's own doc (in its done.json) describes the origin task, not this clone.
+        const { doc: _origin, ...clone } = reused;
+        await putJson(store, key, clone);
         // A clone's marker counts like a run task's: synced before its dependents start.
-        committed(task, key, reused, () => reporter.taskFinished?.({ pathspec, step: task.step, attempt: reused.attempt, ok: true, willRetry: false, clonedFrom: reused.clonedFrom }));
+        committed(task, key, clone, () => reporter.taskFinished?.({ pathspec, step: task.step, attempt: reused.attempt, ok: true, willRetry: false, clonedFrom: reused.clonedFrom }));
         return;
       }
     }
@@ -423,7 +432,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         // Metaflow's default: the namespace of the user who started the run.
         namespace: options.namespace === undefined ? `user:${user}` : options.namespace,
         ...(selfRecorded ? { commit: true } : {}),
-        ...(selfRecorded && attempt === 0 ? { taskDoc: { ...doc, start: { attempt, mode, executor: executor.name } } } : {}),
+        ...(selfRecorded && attempt === 0 ? { taskDoc: { ...doc, start: { attempt, mode, executor: executor.name } }, ...(options.selfRecordMs !== undefined ? { recordAfterMs: options.selfRecordMs } : {}) } : {}),
       };
       const outcome = await runAttempt(spec, executor);
       if (outcome.ok) {
@@ -435,7 +444,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         const key = doneKey(flow, runId, task.step, task.id);
         const report = () => reporter.taskFinished?.({ pathspec, step: task.step, attempt, ok: true, willRetry: false });
         if (spec.commit) {
-          committed(task, key, done, report);
+          committed(task, key, done, report, spec);
           return;
         }
         markers++;
@@ -482,6 +491,11 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     const startedAt = Date.now();
     if (!spec.taskDoc) await putJson(store, attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, "start.json"), { attempt: spec.attempt, mode: spec.mode, startedAt, executor: executor.name });
     reporter.taskStarted?.({ pathspec, step: spec.step, attempt: spec.attempt, mode: spec.mode === "catch" ? "catch" : "run" });
+    // A task that records itself writes its task.json once it has run SELF_RECORD_DELAY_MS; one
+    // whose step blocks its thread (a long synchronous loop) cannot, so the orchestrator records a
+    // task still running a while later, unless it finished meanwhile.
+    let backstop: Promise<void> | undefined;
+    const timer = spec.taskDoc ? setTimeout(() => (backstop = recordTask(spec, startedAt, true)), 5 * (spec.recordAfterMs ?? SELF_RECORD_DELAY_MS)) : undefined;
     let exit: TaskExit;
     try {
       exit = await executor.run(spec, {
@@ -494,6 +508,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     } catch (e) {
       exit = { completed: false, error: errorInfo(e) };
     }
+    clearTimeout(timer);
+    await backstop;
     await logs?.close();
     const resultKey = attemptKey(flow, runId, spec.step, spec.taskId, spec.attempt, "result.json");
     if (spec.commit && !exit.completed) {
@@ -501,13 +517,9 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       const done = await getJson<DoneRecord>(store, doneKey(flow, runId, spec.step, spec.taskId)).catch(() => null);
       if (done?.attempt === spec.attempt && done.ok) exit = { completed: true, result: stripAttempt(done) };
     }
-    const taskDoc = spec.taskDoc;
-    if (taskDoc && !exit.completed) {
-      // Gone before it recorded itself (a worker that could not load the flow, a crash): the
-      // task's record is written here, so the attempt's end record below has its task.
-      const key = taskKey(flow, runId, spec.step, spec.taskId);
-      if (!(await store.has(key).catch(() => true))) await putJson(store, key, { ...taskDoc, start: { ...taskDoc.start, startedAt } }).catch(() => {});
-    }
+    // Gone before it recorded itself (a worker that could not load the flow, a crash): the
+    // task's record is written here, so the attempt's end record below has its task.
+    if (!exit.completed) await recordTask(spec, startedAt);
     if (spec.commit && exit.completed && !exit.result) {
       // An executor that did not hand the result back: the task's own record says how it went.
       const done = await getJson<DoneRecord>(store, doneKey(flow, runId, spec.step, spec.taskId)).catch(() => null);
@@ -515,6 +527,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     }
     const result = (exit.completed ? exit.result : undefined) ?? (await getJson<TaskResult>(store, resultKey).catch(() => null));
     if (result) index.attempt(spec.step, spec.taskId, spec.attempt, startedAt, result);
+    // The task wrote its task.json before its failure's result.json, unless that write failed.
+    if (exit.completed && result && !result.ok) await recordTask(spec, startedAt);
     if (exit.completed && result) return result.ok ? { ok: true, result } : { ok: false, error: result.error, artifacts: Object.keys(result.artifacts ?? {}).length ? result.artifacts : undefined };
     // The attempt ended without its own result: killed by @timeout, crashed, or cancelled because
     // the run stopped. Its end record is written here, so every attempt says when and why it ended.
@@ -530,6 +544,20 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       );
     }
     return { ok: false, error };
+  };
+
+  /**
+   * The task.json of a task that records itself (TaskSpec.taskDoc), when it has none: a task
+   * that did not succeed, or one still running (`unlessDone`: not when its done.json, which
+   * carries the doc, is there already). A no-op for other tasks and when task.json exists.
+   */
+  const recordTask = async (spec: TaskSpec, startedAt: number, unlessDone = false): Promise<void> => {
+    const taskDoc = spec.taskDoc;
+    if (!taskDoc) return;
+    const key = taskKey(flow, runId, spec.step, spec.taskId);
+    if (await store.has(key).catch(() => true)) return;
+    if (unlessDone && (await store.has(doneKey(flow, runId, spec.step, spec.taskId)).catch(() => true))) return;
+    await putJson(store, key, { ...taskDoc, start: { ...taskDoc.start, startedAt } }).catch(() => {});
   };
 
   // Tasks commit themselves where the executor hands their result back and the store can make
@@ -610,7 +638,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
 
 /** A task's done record as the result of the attempt that wrote it. */
 function stripAttempt(done: DoneRecord): TaskResult {
-  const { attempt: _attempt, clonedFrom: _cloned, ...result } = done;
+  const { attempt: _attempt, clonedFrom: _cloned, doc: _doc, ...result } = done;
   return result;
 }
 

@@ -12,6 +12,7 @@ import { getJson, putJson } from "./_datastore.ts";
 import { SWEEPS_PREFIX } from "./_sweeps.ts";
 import { attemptKey, doneKey, runKey, taskKey } from "./_layout.ts";
 import { indexRun } from "./_status.ts";
+import { docOf } from "./_tasks.ts";
 import { contentHash, loadArtifact } from "./artifacts.ts";
 import type { TaskDoc } from "./client.ts";
 import { applyConfig, configValues } from "./config.ts";
@@ -83,11 +84,13 @@ export async function spinTask(options: SpinOptions): Promise<SpinResult> {
   const node = info.graph.nodes[step];
   if (!node) throw new TsflowError("NotFound", `flow ${flow} has no step '${step}' in its current code (steps: ${info.graph.order.join(", ")})`);
   const base = options.store;
-  const [origin, doc, original] = await Promise.all([
+  const [origin, file, original] = await Promise.all([
     getJson<RunRecord & { parameterValues?: unknown; flowFile?: string }>(base, runKey(flow, run)),
     getJson<TaskDoc>(base, taskKey(flow, run, step, task)),
     getJson<DoneRecord>(base, doneKey(flow, run, step, task)),
   ]);
+  // A task that recorded itself and succeeded quickly keeps its doc in done.json only.
+  const doc = file ?? docOf(original);
   if (!origin) throw new TsflowError("NotFound", `run ${flow}/${run} is not in datastore ${base.url}`);
   if (!doc) throw new TsflowError("NotFound", `task ${flow}/${run}/${step}/${task} is not in datastore ${base.url}`);
 

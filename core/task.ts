@@ -17,6 +17,7 @@ import { TsflowError } from "./errors.ts";
 import { type CurrentInfo, INSTANCE_HOOKS, installRuntime, isParameterSpec, type MergeOptions, type RuntimeHooks } from "./flow.ts";
 import { type GraphNode, loadFlowInfo } from "./graph.ts";
 import { type SweepWatch, watchSweeps } from "./_sweeps.ts";
+import type { TaskDoc } from "./_tasks.ts";
 import type { ArtifactRef, Bytes, Datastore, Host, TaskError, TaskResult, TaskSpec } from "./types.ts";
 
 /** What a task needs from the process it runs in. */
@@ -43,6 +44,64 @@ export interface DoneRecord extends TaskResult {
   attempt: number;
   /** Set when the task was reused from another run (resume, `@cached`). */
   clonedFrom?: string;
+  /**
+   * The task's own record, for a task that recorded itself ({@link TaskSpec.taskDoc}): a first
+   * attempt that succeeded quickly wrote no task.json, and this is its only copy. Readers take
+   * task.json when there is one, else this (core/_tasks.ts). Never copied into a clone.
+   */
+  doc?: TaskDoc;
+}
+
+/**
+ * How long a task that records itself runs before it writes its task.json. A quick success
+ * writes none (its doc goes into done.json: one file fewer, the largest cost of a tiny task on
+ * a local disk, docs/performance.md); a longer one shows up while it runs. 200 ms is far above
+ * a tiny task's ~1-3 ms (tens of ms at load 10), so quick tasks stay quick on a busy machine,
+ * and below the viewer's 1-second refresh, so a running task appears at most one refresh late.
+ * A step that blocks its thread longer is recorded by the orchestrator instead (core/runtime.ts).
+ */
+export const SELF_RECORD_DELAY_MS = 200;
+
+/**
+ * The task.json of a first attempt that records itself ({@link TaskSpec.taskDoc}): written when
+ * the attempt is still running after {@link SELF_RECORD_DELAY_MS}, or before its result.json
+ * when it fails (a failure keeps the records it always had); a success puts it in done.json.
+ */
+class SelfRecord {
+  readonly doc: TaskDoc;
+  private written?: Promise<boolean>;
+  private timer?: ReturnType<typeof setTimeout>;
+
+  constructor(
+    private readonly store: Datastore,
+    private readonly spec: TaskSpec,
+    given: NonNullable<TaskSpec["taskDoc"]>,
+    startedAt: number,
+  ) {
+    this.doc = { ...(given as unknown as TaskDoc), start: { ...given.start, startedAt } };
+    this.timer = setTimeout(() => void this.write(), spec.recordAfterMs ?? SELF_RECORD_DELAY_MS);
+  }
+
+  /** Writes task.json (once); resolves whether it is there. A failed write may be tried again. */
+  write(): Promise<boolean> {
+    clearTimeout(this.timer);
+    this.written ??= this.store
+      .put(taskKey(this.spec.flowName, this.spec.runId, this.spec.step, this.spec.taskId), new TextEncoder().encode(JSON.stringify(this.doc)))
+      .then(
+        () => true,
+        () => {
+          this.written = undefined;
+          return false;
+        },
+      );
+    return this.written;
+  }
+
+  /** Stops the timer; waits for a write already under way, so nothing lands after the task's end. */
+  async settle(): Promise<void> {
+    clearTimeout(this.timer);
+    await this.written;
+  }
 }
 
 const PREFETCH_SMALL = 64 * 1024;
@@ -109,15 +168,25 @@ export function errorInfo(e: unknown): TaskError {
 
 /**
  * Runs one attempt and writes its `result.json` (or, with {@link TaskSpec.commit} and success,
- * its task's `done.json`). Step errors are returned, not thrown.
+ * its task's `done.json`; with {@link TaskSpec.taskDoc}, its task.json when it runs long or
+ * fails). Step errors are returned, not thrown.
  */
 export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise<TaskResult> {
   const startedAt = Date.now();
-  let result: TaskResult;
   // Every task gets a card session, so `current.card` works (as a no-op) in steps without @card.
   const cardSpecs = cardSpecsOf(spec.decorators ?? {});
   const cards = new CardSession(spec, env.store, env.host, cardSpecs);
   const stored: StoredBlobs = { written: [] };
+  const self = spec.taskDoc ? new SelfRecord(env.store, spec, spec.taskDoc, startedAt) : undefined;
+  try {
+    return await attemptAndPublish(spec, env, startedAt, cards, cardSpecs.length > 0, stored, self);
+  } finally {
+    await self?.settle();
+  }
+}
+
+async function attemptAndPublish(spec: TaskSpec, env: TaskEnvironment, startedAt: number, cards: CardSession, withCards: boolean, stored: StoredBlobs, self: SelfRecord | undefined): Promise<TaskResult> {
+  let result: TaskResult;
   try {
     result = await runAttempt(spec, env, startedAt, cards, stored);
   } catch (thrown) {
@@ -139,14 +208,22 @@ export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise
     const refs = await cards.finish({ ok: result.ok, error: result.error, startedAt: result.startedAt, finishedAt: result.finishedAt, artifacts: cards.artifacts ?? [] });
     if (refs.length > 0) result.cards = refs;
   };
-  if (cardSpecs.length > 0) await finishCards();
+  if (withCards) await finishCards();
   const resultKey = attemptKey(spec.flowName, spec.runId, spec.step, spec.taskId, spec.attempt, "result.json");
   // A committing attempt's success is its task's done.json (the orchestrator syncs it): the
   // result.json it would otherwise write holds the same record (see TaskSpec.commit).
   const markerKey = doneKey(spec.flowName, spec.runId, spec.step, spec.taskId);
   const publish = async () => {
-    if (spec.commit && result.ok) await env.store.put(markerKey, new TextEncoder().encode(JSON.stringify({ ...result, attempt: spec.attempt } satisfies DoneRecord)));
-    else await env.store.put(resultKey, new TextEncoder().encode(JSON.stringify(result)));
+    if (spec.commit && result.ok) {
+      // The doc goes into the marker even when the timer wrote task.json too: done.json then
+      // describes the task on its own, whichever way the race went.
+      await env.store.put(markerKey, new TextEncoder().encode(JSON.stringify({ ...result, attempt: spec.attempt, ...(self ? { doc: self.doc } : {}) } satisfies DoneRecord)));
+      return;
+    }
+    // A failed attempt keeps today's records: task.json, then its result.json. Should this
+    // write fail too, the orchestrator writes task.json (core/runtime.ts).
+    await self?.write();
+    await env.store.put(resultKey, new TextEncoder().encode(JSON.stringify(result)));
   };
   await publish();
   // A gc that swept between our puts and the result.json may have taken blobs we put or
@@ -241,8 +318,6 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   const node = info.graph.nodes[spec.step];
   if (!node) throw new TsflowError("NotFound", `flow ${info.name} has no step '${spec.step}'`);
   const where = `${spec.flowName}/${spec.runId}/${spec.step}/${spec.taskId}`;
-  // A task that records itself (TaskSpec.taskDoc): its task.json, with this attempt's start.
-  if (spec.taskDoc) await store.put(taskKey(spec.flowName, spec.runId, spec.step, spec.taskId), new TextEncoder().encode(JSON.stringify({ ...spec.taskDoc, start: { ...spec.taskDoc.start, startedAt } })));
   const run = await readRun(store, spec);
   cards.setRun({ parameters: (run.parameterValues ?? {}) as CardParameters, graph: run.graph as CardGraph });
   // A join's parents are reduced to their artifact references as they are read (core/_inputs.ts):

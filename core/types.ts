@@ -250,11 +250,14 @@ export interface TaskSpec {
   commit?: boolean;
   /**
    * With {@link TaskSpec.commit}, on a task's first attempt: its `task.json` (parents, foreach
-   * position), which the task writes as it starts, with the attempt's start record in `start`
-   * (it gets `startedAt` then) — one record instead of the orchestrator's task.json and
-   * `0/start.json`.
+   * position), with the attempt's start record in `start` (it gets `startedAt` as the attempt
+   * starts) — instead of the orchestrator's task.json and `0/start.json`. The task writes it
+   * once it has run a while (core/task.ts `SELF_RECORD_DELAY_MS`) or when it fails; a quick
+   * success puts it in its done.json (`doc`) and writes no task.json at all.
    */
   taskDoc?: { start: { attempt: number; mode: string; executor: string; startedAt?: number }; [field: string]: unknown };
+  /** With {@link TaskSpec.taskDoc}: how long the attempt runs before it writes its task.json (default 200 ms). */
+  recordAfterMs?: number;
 }
 
 /** A failure of a task, as stored and as shown to users. */

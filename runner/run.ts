@@ -454,6 +454,7 @@ async function prepare<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: Res
         logger: options.logger,
         reporter: cache ? markCacheHits(options.reporter, cache) : options.reporter,
         signal: options.signal,
+        selfRecordMs: selfRecordMs(),
         ...(cache ? { reuse: cache.reuse } : {}),
       },
     };
@@ -462,6 +463,18 @@ async function prepare<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: Res
     await cache?.finish();
     throw e;
   }
+}
+
+/**
+ * `TSFLOW_SELF_RECORD_MS`: how long a task that records itself runs before it writes its
+ * task.json (core/task.ts `SELF_RECORD_DELAY_MS`); 0 writes it as the task starts.
+ */
+function selfRecordMs(): number | undefined {
+  const given = process.env.TSFLOW_SELF_RECORD_MS;
+  if (given === undefined || given === "") return undefined;
+  const ms = Number(given);
+  if (!Number.isFinite(ms) || ms < 0) throw new TsflowError("BadOption", `TSFLOW_SELF_RECORD_MS must be a number of milliseconds (0 or more), got '${given}'`);
+  return ms;
 }
 
 /** A store that lives in this process only (memory) cannot be reached by workers, containers or jobs. */

@@ -5,8 +5,8 @@
  */
 import { defineCommand } from "citty";
 import { getJson, mapLimit } from "../../core/_datastore.ts";
-import { runKey, stepPrefix, taskKey } from "../../core/_layout.ts";
-import type { TaskDoc } from "../../core/client.ts";
+import { runKey, stepPrefix } from "../../core/_layout.ts";
+import { readTaskDoc } from "../../core/_tasks.ts";
 import { TsflowError } from "../../core/errors.ts";
 import { loadArtifact } from "../../core/artifacts.ts";
 import { describeType } from "../../core/serialize.ts";
@@ -27,7 +27,7 @@ async function pickTask(store: Datastore, flow: string, run: string, step: strin
     if (ids.length === 1) return ids[0]!;
     throw new TsflowError("BadOption", `step '${step}' of ${flow}/${run} has ${ids.length} tasks; pick one with --task ID or --index N (its foreach index)`);
   }
-  const docs = await mapLimit(ids, 16, (id) => getJson<TaskDoc>(store, taskKey(flow, run, step, id)));
+  const docs = await mapLimit(ids, 16, (id) => readTaskDoc(store, flow, run, step, id));
   const hit = docs.find((d) => d?.foreach?.at(-1)?.index === index);
   if (!hit) throw new TsflowError("NotFound", `step '${step}' of ${flow}/${run} has no task at foreach index ${index}`);
   return hit.taskId;

@@ -117,7 +117,7 @@ describe("SIGKILL of a worker", () => {
   it("mid-task: the task fails cleanly (WorkerCrashed) and --with retry finishes the run", async () => {
     const root = tempStore();
     const run = spawnCli(["run", FLOW, "--datastore", root, "--n", "6", "--ms", "400", "--max-workers", "2", "--with", "retry"]);
-    // A task on the process executor records itself (task.json) as it starts.
+    // A task on the process executor records itself (task.json) once it has run 200 ms.
     await waitFor(() => walk(root).some((f) => f.includes("/tasks/work/") && f.endsWith("task.json")), 20_000, "a work task to start");
     // Workers start on demand: once both exist, both run one of the six 400 ms work tasks (a
     // worker found earlier may be the one that ran `start`, idle for a moment). Kill them all.
