@@ -422,7 +422,19 @@ export default function fsDatastore(options: FsOptions): Datastore {
         // One flush of the filesystem writes these markers, their directories and everything
         // else dirty on it (the tasks' blobs and task.json too). If `sync` is missing or fails,
         // the per-file syncs below do the work, and name the key whose sync fails.
-        if (oneFs && (await syncfs(root))) return;
+        if (oneFs && (await syncfs(root))) {
+          // On ext4 without a journal, syncfs flushes the disk's write cache before it writes
+          // the last metadata blocks (Linux fs/sync.c: sync_fs(sb, 1), then sync_blockdev), so
+          // those may still sit in the cache when it returns. An fsync there always flushes the
+          // cache again, now that every block is written (ext4_fsync_nojournal). One more
+          // sync per batch; with a journal it commits nothing new.
+          try {
+            await syncDir(root);
+          } catch (e) {
+            return fail("sync", keys[0]!, e);
+          }
+          return;
+        }
         if (oneFs) syncfsWorks = false;
       }
       await mapLimit(keys, SYNC_PARALLEL, syncOne);
