@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { resumeFlow, runFlow, startFlow } from "tsflow";
 import { afterEach, describe, expect, it } from "vitest";
 import { createClient } from "../../core/client.ts";
-import { readTaskDetail } from "../../core/_tasks.ts";
+import { listAttempts, readTaskDetail } from "../../core/_tasks.ts";
 import { wrapDatastore } from "../../core/_datastore.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
 import nodeHost from "../../plugins/host/node.ts";
@@ -112,6 +112,7 @@ describe("a task that records itself", () => {
     const detail = await readTaskDetail(wrapDatastore(store), FLOW, run.runId, "work", quick);
     expect(detail?.doc).toEqual(quickDoc);
     expect(detail?.attempts).toMatchObject([{ attempt: 0, ok: true, executor: "process", mode: "run", startedAt: quickDoc.start.startedAt }]);
+    expect(await listAttempts(wrapDatastore(store), FLOW, run.runId, "work", quick)).toEqual([0]);
 
     // @cached found every work task by its doc: a second run reuses them all.
     const again = await runFlow(SelfRecordFlow, { file, executor: "process", datastore: store, params: { n: 5, fail: "once" }, maxWorkers: 2, with: ["cached"] });
