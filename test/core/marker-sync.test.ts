@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { resumeFlow, runFlow } from "tsflow";
 import { describe, expect, it } from "vitest";
 import { doneKey } from "../../core/_layout.ts";
+import { MarkerSyncer } from "../../core/_markers.ts";
 import type { Datastore } from "../../core/types.ts";
 import ForeachFlow from "../../examples/foreach.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
@@ -148,5 +149,42 @@ describe("success markers are synced when needed, in batches", () => {
     const joinAt = events.findIndex((e) => "started" in e && e.started.includes("/join/"));
     expect(events.findIndex((e) => "synced" in e && e.synced.length === 4)).toBeLessThan(joinAt);
     expect(events.at(-1)).toEqual({ final: "succeeded" });
+  });
+
+  it("group commit: markers and requests that come while a flush runs go together in the next one", async () => {
+    const fs = fsDatastore({ root: tempStore() });
+    const batches: string[][] = [];
+    // The first flush is held until released, so the others come while it runs.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const store: Datastore = {
+      ...fs,
+      async syncMany(keys) {
+        if (batches.push([...keys]) === 1) await gate;
+        await fs.syncMany!(keys);
+      },
+    };
+    let flushes = 0;
+    const syncer = new MarkerSyncer(store, () => flushes++);
+    const synced: string[] = [];
+    const add = async (name: string) => {
+      await fs.put(`m/${name}/done.json`, new TextEncoder().encode("{}"));
+      syncer.add({ pathspec: name, key: `m/${name}/done.json`, synced: () => synced.push(name), failed: async (e) => Promise.reject(e) });
+    };
+    await add("a");
+    syncer.request();
+    expect(syncer.busy).toBe(true);
+    for (const name of ["b", "c", "d"]) {
+      await add(name);
+      syncer.request();
+    }
+    expect(["a", "b", "c", "d"].map((n) => syncer.durable(n))).toEqual([false, false, false, false]);
+    release();
+    await syncer.flushAll();
+    expect(batches).toEqual([["m/a/done.json"], ["m/b/done.json", "m/c/done.json", "m/d/done.json"]]);
+    expect(synced).toEqual(["a", "b", "c", "d"]);
+    expect(flushes).toBe(2);
+    expect(["a", "b", "c", "d"].every((n) => syncer.durable(n))).toBe(true);
+    expect(syncer.busy).toBe(false);
   });
 });
