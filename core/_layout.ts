@@ -2,7 +2,9 @@
  * Where things live in a datastore. One place, so the runtime, the client and the viewer
  * agree, and a newcomer can read the whole layout here:
  *
- *   blobs/<h[0:2]>/<hash>                         artifact bytes, content-addressed, immutable
+ *   blobs/<h[0:2]>/<hash>                         artifact bytes, content-addressed, immutable (none
+ *                                                  for a tiny value: its reference in done.json
+ *                                                  holds it, `inline`; core/artifacts.ts)
  *   flows/<Flow>/runs/<run>/run.json              run metadata (status, params, tags, graph)
  *   flows/<Flow>/runs/<run>/heartbeat             touched while the orchestrator lives
  *   flows/<Flow>/runs/<run>/index.json            the run index's manifest, written as the run ends
@@ -21,7 +23,8 @@
  *                                                  (none for a success that wrote done.json itself)
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/<attempt>/cards/<id>.json  a card (blobs: data, HTML)
  *   flows/<Flow>/runs/<run>/tasks/<step>/<task>/done.json        success marker, written last: the
- *                                                  successful attempt's result and number (and
+ *                                                  successful attempt's result and number (its
+ *                                                  artifact references, tiny values inline; and
  *                                                  the task's `doc`, when it recorded itself)
  *   flows/<Flow>/tags/<run>/<time>-<rand>.json    a change of the run's tags (see _tags.ts)
  *   flows/<Flow>/bytime/<t:4>/<t:7>/<run>          the flow's runs by creation time (t: 13-digit ms;

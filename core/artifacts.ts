@@ -7,6 +7,10 @@
  * (`ref.alg: "blake3"`), SHA-256 otherwise and in every datastore written before: a reference
  * names its algorithm, so blobs of both kinds sit side by side under `blobs/` and each is
  * verified by its own.
+ *
+ * A tiny value (at most {@link INLINE_MAX} serialized bytes, no binary in it) has no blob: its
+ * reference carries it (`ref.inline`, in the task's done.json), hash and all, so the reference is
+ * compared, cached and resumed by as before and a read still proves the bytes (see `inlined`).
  */
 import { blake3 } from "./_blake3.ts";
 import { getCapped } from "./_datastore.ts";
@@ -69,6 +73,8 @@ export async function storeArtifact(store: Datastore, host: Host, name: string, 
 
 /** Stores already serialized bytes whose reference (content hash) is known. */
 export async function storeEncoded(store: Datastore, host: Host, chunks: readonly Bytes[], ref: ArtifactRef): Promise<ArtifactRef> {
+  const small = inlined(chunks, ref);
+  if (small) return small;
   const packed = maybeCompress(store, host, chunks, ref.size);
   if (packed) {
     const hash = hashWith(host, algOf(ref), packed);
@@ -77,6 +83,70 @@ export async function storeEncoded(store: Datastore, host: Host, chunks: readonl
   }
   await store.put(blobKey(ref.hash), chunks, { immutable: true });
   return ref;
+}
+
+/**
+ * Values of at most this many serialized bytes are kept in their reference, not in a blob. A blob
+ * costs a file of its own whatever its size (an inode, a 4 KiB block and a rename on a local
+ * disk; a HEAD and a PUT on S3), and a task of a number or a short string paid more for its
+ * blob than for its step. The inline copy rides in every read of the task's record (its
+ * children, a join's inputs, the run index, listings), so it stays about the size of the
+ * reference itself (~110 bytes of JSON): 256 takes numbers, dates, short strings and small
+ * records of metrics, and adds at most ~25 MB to a join of 100,000 inputs.
+ */
+export const INLINE_MAX = 256;
+
+/**
+ * The serialized form of an inline value: "TSF1", the header's byte length (u32 LE) and the
+ * header `{"v":<inline>,"s":[]}`, nothing else (core/serialize.ts: a value with no binary
+ * segment). `ref.inline` is the JSON text of the value tree, so done.json stays readable and the
+ * bytes come back exactly (a value with binary data keeps its blob).
+ */
+const INLINE_HEAD = '{"v":';
+const INLINE_TAIL = ',"s":[]}';
+const utf8 = new TextEncoder();
+const utf8dec = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** The serialized bytes an inline reference stands for. */
+export function inlineBytes(text: string): Bytes {
+  const head = utf8.encode(`${INLINE_HEAD}${text}${INLINE_TAIL}`);
+  const out = new Uint8Array(8 + head.byteLength);
+  out.set([0x54, 0x53, 0x46, 0x31]);
+  new DataView(out.buffer).setUint32(4, head.byteLength, true);
+  out.set(head, 8);
+  return out;
+}
+
+/**
+ * `ref` with the value inline, when its bytes are small and are exactly {@link inlineBytes} of a
+ * text (checked byte for byte, so the hash holds for both); else `undefined` (a blob).
+ */
+export function inlined(chunks: readonly Bytes[], ref: ArtifactRef): ArtifactRef | undefined {
+  if (ref.size > INLINE_MAX || ref.gzipped !== undefined) return undefined;
+  const bytes = chunks.length === 1 ? chunks[0]! : concat(chunks, ref.size);
+  if (bytes.byteLength !== ref.size || bytes.byteLength < 8 + INLINE_HEAD.length + INLINE_TAIL.length) return undefined;
+  let header: string;
+  try {
+    header = utf8dec.decode(bytes.subarray(8));
+  } catch {
+    return undefined;
+  }
+  if (!header.startsWith(INLINE_HEAD) || !header.endsWith(INLINE_TAIL)) return undefined;
+  const text = header.slice(INLINE_HEAD.length, -INLINE_TAIL.length);
+  const again = inlineBytes(text);
+  if (again.byteLength !== bytes.byteLength || again.some((b, i) => b !== bytes[i])) return undefined;
+  return { ...ref, inline: text };
+}
+
+function concat(chunks: readonly Bytes[], size: number): Bytes {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    if (at + c.byteLength > size) return new Uint8Array(0);
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return at === size ? out : new Uint8Array(0);
 }
 
 /** The hash of an artifact's serialized bytes, whether or not its blob is compressed. */
@@ -131,13 +201,15 @@ export interface LoadLimits {
 function decode(store: Datastore, host: Host, ref: ArtifactRef, name: string, where: string, stored: Bytes | null, limits: LoadLimits = {}, fed?: Fed): unknown {
   let bytes = stored;
   const label = `artifact '${name}'${where ? ` of ${where}` : ""}`;
+  const inline = ref.inline !== undefined;
   if (bytes === null) {
     throw new TsflowError("CorruptArtifact", `${label} is missing: blob ${ref.hash} is not in ${store.url} (was it deleted by gc or by hand?)`);
   }
   // The store may have hashed the bytes as they arrived (see ReadOptions.hasher).
   const actual = fed && fed.bytes === bytes.byteLength ? fed.hasher.digest() : hashWith(host, algOf(ref), [bytes]);
   if (actual !== ref.hash) {
-    throw new TsflowError("CorruptArtifact", `${label} is corrupt: blob ${blobKey(ref.hash)} in ${store.url} does not match its hash (got ${actual.slice(0, 12)}…)`);
+    const what = inline ? `its inline value (in its task's record) does not match its hash ${ref.hash.slice(0, 12)}…` : `blob ${blobKey(ref.hash)} in ${store.url} does not match its hash`;
+    throw new TsflowError("CorruptArtifact", `${label} is corrupt: ${what} (got ${actual.slice(0, 12)}…)`);
   }
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
     if (!host.gunzip) throw new TsflowError("CorruptArtifact", `${label} is stored gzipped and this runtime cannot gunzip`);
@@ -165,6 +237,13 @@ function decode(store: Datastore, host: Host, ref: ArtifactRef, name: string, wh
  * decompressed size are checked first: a `TooLarge` error instead of an out-of-memory crash.
  */
 export async function loadArtifact(store: Datastore, host: Host, ref: ArtifactRef, name: string, where = "", limits: LoadLimits = {}): Promise<unknown> {
+  if (ref.inline !== undefined) {
+    const bytes = inlineOf(ref, name, where);
+    if (limits.maxBytes !== undefined && bytes.byteLength > limits.maxBytes) {
+      throw new TsflowError("TooLarge", `artifact '${name}'${where ? ` of ${where}` : ""} is too large to load here (${bytes.byteLength} bytes, more than ${limits.maxBytes})`);
+    }
+    return decode(store, host, ref, name, where, bytes, limits);
+  }
   const key = blobKey(ref.hash);
   const fed = feeding(hasher(host, algOf(ref)));
   const stored =
@@ -194,6 +273,13 @@ function feeding(h: Hasher): Fed {
 
 /** Synchronous {@link loadArtifact}, for stores with `getSync`. */
 export function loadArtifactSync(store: Datastore, host: Host, ref: ArtifactRef, name: string, where = ""): unknown {
+  if (ref.inline !== undefined) return decode(store, host, ref, name, where, inlineOf(ref, name, where));
   if (!store.getSync) throw new TsflowError("Datastore", `datastore ${store.url} cannot read synchronously`);
   return decode(store, host, ref, name, where, store.getSync(blobKey(ref.hash)));
+}
+
+/** The bytes of an inline reference; a record whose `inline` is not text is corrupt. */
+function inlineOf(ref: ArtifactRef, name: string, where: string): Bytes {
+  if (typeof ref.inline !== "string") throw new TsflowError("CorruptArtifact", `artifact '${name}'${where ? ` of ${where}` : ""} is corrupt: its inline value in its task's record is not text`);
+  return inlineBytes(ref.inline);
 }

@@ -86,7 +86,8 @@ export async function assertDatastore(store: Datastore, command: string): Promis
 /** Every blob hash a run references: parameters, and each task's done.json and attempt result.json. */
 async function markRun(store: Datastore, flow: string, runId: string, into: Set<string>): Promise<void> {
   const add = (refs: Record<string, ArtifactRef> | undefined) => {
-    for (const ref of Object.values(refs ?? {})) if (ref && typeof ref.hash === "string") into.add(ref.hash);
+    // An inline reference holds its value itself: it marks no blob.
+    for (const ref of Object.values(refs ?? {})) if (ref && typeof ref.hash === "string" && ref.inline === undefined) into.add(ref.hash);
   };
   const prefix = runPrefix(flow, runId);
   const keys = await listAll(store, prefix);

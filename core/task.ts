@@ -12,7 +12,7 @@ import { getJson, mapLimit } from "./_datastore.ts";
 import { buildJoinInputs, joinInputOf, readJoinInputs } from "./_inputs.ts";
 import { attemptKey, blobKey, doneKey, runKey, taskKey } from "./_layout.ts";
 import { type CardArtifact, CardSession, cardSpecsOf, previewComponent } from "./cards.ts";
-import { algOf, contentHash, type HashAlg, loadArtifact, loadArtifactSync, refOf, storeArtifact, storeEncoded } from "./artifacts.ts";
+import { algOf, contentHash, type HashAlg, inlined, loadArtifact, loadArtifactSync, refOf, storeArtifact, storeEncoded } from "./artifacts.ts";
 import { TsflowError } from "./errors.ts";
 import { type CurrentInfo, INSTANCE_HOOKS, installRuntime, isParameterSpec, type MergeOptions, type RuntimeHooks } from "./flow.ts";
 import { type GraphNode, loadFlowInfo } from "./graph.ts";
@@ -505,6 +505,9 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   const persist = async (): Promise<Record<string, ArtifactRef>> => {
   const artifacts: Record<string, ArtifactRef> = {};
   const put = async (name: string, value: unknown, chunks: Bytes[], ref: ArtifactRef) => {
+    // A tiny value goes in its reference: no blob, so nothing a gc could sweep (no watch either).
+    const small = inlined(chunks, ref);
+    if (small) return small;
     stored.watch ??= startWatch(store);
     await stored.watch;
     const out = await storeEncoded(store, host, chunks, ref);

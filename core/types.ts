@@ -288,7 +288,10 @@ export interface TaskResult {
 
 /** A persisted artifact: its blob's content hash and what it holds. */
 export interface ArtifactRef {
-  /** The content address: hex digest of the stored blob, by {@link ArtifactRef.alg}. */
+  /**
+   * The content address: hex digest of the stored blob (or of the inline value's serialized
+   * bytes), by {@link ArtifactRef.alg}.
+   */
   hash: string;
   /**
    * `blake3` for blobs addressed by BLAKE3 (written where the host has a native one); absent
@@ -303,6 +306,13 @@ export interface ArtifactRef {
   content?: string;
   /** Short type description for listings: `string`, `number[]`, `Uint8Array`, `Map`… */
   type: string;
+  /**
+   * A tiny value kept here instead of in a blob (no blob exists): the JSON text of its
+   * serialized value tree, e.g. `"1764"` or `"{\"loss\":0.1}"`. Its serialized bytes are
+   * `"TSF1"`, the byte length of `{"v":<inline>,"s":[]}` (u32 LE) and that header; `hash` is
+   * theirs, and every read checks it (core/artifacts.ts `inlineBytes`).
+   */
+  inline?: string;
 }
 
 /** Callbacks an executor uses to report on a running attempt. */

@@ -10,7 +10,7 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { readStream } from "../core/_datastore.ts";
 import { JsonLimitError, jsonText } from "../core/_json.ts";
 import { isTsflowError } from "../core/errors.ts";
-import { loadArtifact } from "../core/artifacts.ts";
+import { inlineBytes, loadArtifact } from "../core/artifacts.ts";
 import { blobKey } from "../core/_layout.ts";
 import type { ArtifactRef, Datastore, Host } from "../core/types.ts";
 import { accessControl } from "./_access.ts";
@@ -226,7 +226,7 @@ export async function artifactResponse(store: Datastore, host: Host, ref: Artifa
     const body = await rawStream(store, ref);
     if (!body) return new Response("the artifact's blob is missing", { status: 404 });
     // Only a length the store measured is announced: `ref.size` is what done.json claims.
-    const length = ref.gzipped === undefined && store.size ? await store.size(blobKey(ref.hash)) : null;
+    const length = typeof ref.inline === "string" ? inlineBytes(ref.inline).byteLength : ref.gzipped === undefined && store.size ? await store.size(blobKey(ref.hash)) : null;
     return new Response(body, { headers: { "Content-Type": "application/octet-stream", ...(length === null ? {} : { "Content-Length": String(length) }), ...disposition("tsf") } });
   }
   if (!["json", "bytes", "image"].includes(format)) return new Response("unknown format (raw, json, bytes, image)", { status: 400 });
@@ -260,6 +260,16 @@ const validCardId = (s: string | undefined): s is string => typeof s === "string
  * gzipped (a download of gzip bytes would not `deserialize`), cut off past `ref.size`.
  */
 export async function rawStream(store: Datastore, ref: ArtifactRef): Promise<ReadableStream<Uint8Array> | null> {
+  // A tiny value is in its reference (no blob): its serialized bytes are rebuilt from it.
+  if (typeof ref.inline === "string") {
+    const bytes = inlineBytes(ref.inline);
+    return new ReadableStream<Uint8Array>({
+      start(ctrl) {
+        ctrl.enqueue(bytes);
+        ctrl.close();
+      },
+    });
+  }
   const stream = await readStream(store, blobKey(ref.hash));
   if (!stream) return null;
   const iter = stream[Symbol.asyncIterator]();

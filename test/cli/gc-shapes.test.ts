@@ -7,6 +7,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
+import { INLINE_MAX, storeArtifact } from "../../core/artifacts.ts";
+import fsDatastore from "../../plugins/datastores/fs.ts";
+import nodeHost from "../../plugins/host/node.ts";
 import { cli, cliRun, fixture, latestRun, STACK_LINE, tempStore } from "../_helpers.ts";
 import { walk } from "../reliability/_util.ts";
 
@@ -61,6 +64,8 @@ describe("gc and delete touch only tsflow's keys", () => {
     expect(existsSync(join(ds, "flows", "CachedStepFlow", "runs", old, "run.json"))).toBe(false);
     expect(walk(join(ds, "flows", "CachedStepFlow", "runs", old))).toEqual([notes]);
 
+    // The deleted run's values were tiny (inline, no blobs): a blob no run references instead.
+    await storeArtifact(fsDatastore({ root: ds }), nodeHost(), "old", "·".repeat(INLINE_MAX));
     const dry = await cli(["gc", "--grace", "0", "--dry-run", "--datastore", ds]);
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(/would remove 1 stale @cached entr/);

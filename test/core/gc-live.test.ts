@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { putJson } from "../../core/_datastore.ts";
 import { blobKey, doneKey, heartbeatKey, runKey } from "../../core/_layout.ts";
 import { watchSweeps } from "../../core/_sweeps.ts";
-import { loadArtifact, refOf, storeArtifact } from "../../core/artifacts.ts";
+import { INLINE_MAX, loadArtifact, refOf, storeArtifact } from "../../core/artifacts.ts";
 import { collectGarbage } from "../../core/gc.ts";
 import { createClient } from "../../core/client.ts";
 import type { Datastore } from "../../core/types.ts";
@@ -24,12 +24,11 @@ import { cli, fixture, tempStore } from "../_helpers.ts";
 import { S3RVER_CREDENTIALS, startHoldingProxy, startS3rver } from "../_s3rver.ts";
 import { startBatchServer } from "../batch-server/server.ts";
 import { NODE_IMAGE } from "../executors/_docker.ts";
-import GcRaceFlow from "../fixtures/gc-race.ts";
+import GcRaceFlow, { CONSTANT } from "../fixtures/gc-race.ts";
 import GcRaceCardFlow from "../fixtures/gc-race-card.ts";
 import { walk } from "../reliability/_util.ts";
 
 const host = nodeHost();
-const CONSTANT = "a value every run of this flow stores";
 const constantHash = refOf(host, "constant", CONSTANT).ref.hash;
 const runIdOf = (out: string) => /Run GcRaceFlow\/(\S+) (succeeded|failed)/.exec(out)?.[1];
 
@@ -168,7 +167,8 @@ describe("the sweep protocol (core/_sweeps.ts) with a real gc", () => {
     await putJson(store, runKey("W", "1-live"), { flow: "W", runId: "1-live", status: "running", createdAt: Date.now(), parameters: {} });
     await store.put(heartbeatKey("W", "1-live"), new TextEncoder().encode(String(Date.now())));
     const watch = await watchSweeps(store);
-    const value = `value ${Math.random()}`;
+    // Big enough for a blob (a tiny value is kept inline in its reference, with no blob at all).
+    const value = `value ${Math.random()} ${"·".repeat(INLINE_MAX)}`;
     const ref = await storeArtifact(store, host, "x", value);
     const publish = () => putJson(store, doneKey("W", "1-live", "s", "1"), { ok: true, artifacts: { x: ref }, next: [], attempt: 0, startedAt: 0, finishedAt: 0 });
     return { watch, ref, value, publish };
@@ -194,7 +194,7 @@ describe("the sweep protocol (core/_sweeps.ts) with a real gc", () => {
     expect(await first.watch.swept()).toBe(false);
     // The next task's watch begins with that listing (a worker lists once per task).
     const next = first.watch.continued();
-    const value = `value ${Math.random()}`;
+    const value = `value ${Math.random()} ${"·".repeat(INLINE_MAX)}`;
     const ref = await storeArtifact(store, host, "y", value);
     // A whole gc between the task's put and its publication takes the unreferenced blob.
     expect((await collectGarbage(store, { graceMs: 0 })).deleted).toContain(blobKey(ref.hash));

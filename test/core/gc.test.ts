@@ -7,7 +7,7 @@ import { runFlow } from "tsflow";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { putJson } from "../../core/_datastore.ts";
 import { blobKey, doneKey, runKey, taskKey } from "../../core/_layout.ts";
-import { storeArtifact } from "../../core/artifacts.ts";
+import { INLINE_MAX, loadArtifact, storeArtifact } from "../../core/artifacts.ts";
 import { createClient } from "../../core/client.ts";
 import { collectGarbage, deleteRun } from "../../core/gc.ts";
 import type { ArtifactRef, Datastore } from "../../core/types.ts";
@@ -30,13 +30,20 @@ async function writeRun(store: Datastore, id: string, params: ArtifactRef[], tas
   }
 }
 
-async function referenced(store: Datastore): Promise<Set<string>> {
+/** Values 0-9 are big enough for a blob; 10-19 are tiny, kept inline in their references. */
+const valueNo = (i: number) => (i < 10 ? `value ${i} ${"·".repeat(INLINE_MAX)}` : `value ${i}`);
+
+/** The blobs the runs reference (an inline reference has none); with `refs`, every reference. */
+async function referenced(store: Datastore, refs?: ArtifactRef[]): Promise<Set<string>> {
   const out = new Set<string>();
   const { listAll, getJson } = await import("../../core/_datastore.ts");
   for (const key of await listAll(store, "flows/")) {
     if (!/(run|done|result)\.json$/.test(key)) continue;
     const doc = (await getJson<Record<string, Record<string, ArtifactRef>>>(store, key))!;
-    for (const r of [...Object.values(doc.parameters ?? {}), ...Object.values(doc.artifacts ?? {})]) out.add(r.hash);
+    for (const r of [...Object.values(doc.parameters ?? {}), ...Object.values(doc.artifacts ?? {})]) {
+      if (r.inline === undefined) out.add(r.hash);
+      refs?.push(r);
+    }
   }
   return out;
 }
@@ -53,14 +60,15 @@ describe("gc (property)", () => {
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 12 }), async (ops) => {
         const store = memoryDatastore();
         const refs: ArtifactRef[] = [];
-        for (let i = 0; i < 20; i++) refs.push(await storeArtifact(store, host, "v", `value ${i}`));
+        for (let i = 0; i < 20; i++) refs.push(await storeArtifact(store, host, "v", valueNo(i)));
+        expect(refs.map((r) => r.inline !== undefined)).toEqual(refs.map((_, i) => i >= 10));
         const runs: string[] = [];
         let n = 0;
         for (const o of ops) {
           if (o.kind === "run") {
             const id = `${1000 + n++}-run`;
             // A real run writes (or finds) the blobs of what it references.
-            for (const i of [...o.params, ...o.done.flat(), ...o.failed]) await storeArtifact(store, host, "v", `value ${i}`);
+            for (const i of [...o.params, ...o.done.flat(), ...o.failed]) await storeArtifact(store, host, "v", valueNo(i));
             await writeRun(store, id, o.params.map((i) => refs[i]!), [...o.done.map((d) => ({ done: d.map((i) => refs[i]!) })), { result: o.failed.map((i) => refs[i]!) }], "failed");
             runs.push(id);
           } else if (o.kind === "resume" && runs.length > 0) {
@@ -86,9 +94,12 @@ describe("gc (property)", () => {
             else for (const r of refs) expect(await store.has(blobKey(r.hash))).toBe(live.has(r.hash));
           }
         }
-        const live = await referenced(store);
+        const all: ArtifactRef[] = [];
+        const live = await referenced(store, all);
         await collectGarbage(store, { graceMs: 0 });
         for (const h of live) expect(await store.has(blobKey(h))).toBe(true);
+        // Inline values hold no blob and keep none alive; every reference still reads.
+        for (const r of all) expect(await loadArtifact(store, host, r, "v")).toBe(valueNo(refs.findIndex((x) => x.hash === r.hash)));
       }),
       // Seeded like the suite's other property tests, so a CI failure replays; TSFLOW_SOAK=1 explores.
       process.env.TSFLOW_SOAK === "1" ? { numRuns: 2_000 } : { numRuns: 60, seed: 20261130 },
@@ -97,7 +108,7 @@ describe("gc (property)", () => {
 
   it("without blob ages, unreferenced blobs count as young and stay (unless the grace period is 0)", async () => {
     const store = memoryDatastore();
-    const ref = await storeArtifact(store, host, "v", "orphan");
+    const ref = await storeArtifact(store, host, "v", `orphan ${"·".repeat(INLINE_MAX)}`);
     const dry = await collectGarbage(store);
     expect(dry.young).toBe(1);
     expect(await store.has(blobKey(ref.hash))).toBe(true);
@@ -142,9 +153,11 @@ describe("gc with real runs", () => {
 
   it("a gc beside a running flow leaves it intact", async () => {
     const ds = tempStore();
-    // Garbage to collect: an old, deleted run's blobs.
+    // Garbage to collect: an old, deleted run's blobs (its tiny values were inline: no blobs),
+    // and a blob no run references.
     const old = await runFlow(ResumeForeachFlow, { datastore: ds, executor: "inline", params: { count: 2 } });
     await cli(["delete", `ResumeForeachFlow/${old.runId}`, "--datastore", ds]);
+    const orphan = await storeArtifact(fsDatastore({ root: ds }), host, "old", `orphan ${"·".repeat(INLINE_MAX)}`);
     // The run holds at its join (every item's blobs stored, the run still running) until the
     // gate opens: the delete and the gc rounds below see it running however slow they start.
     const gate = join(ds, "gate");
@@ -174,6 +187,7 @@ describe("gc with real runs", () => {
     // A final gc with no grace deletes the old run's garbage but nothing of the finished run.
     const gc = await cli(["gc", "--grace", "0", "--datastore", ds]);
     expect(gc.stdout).toMatch(/deleted [1-9]/);
+    expect(existsSync(join(ds, blobKey(orphan.hash)))).toBe(false);
     for (const step of await run.steps()) for (const t of await step.tasks()) for (const a of await t.artifacts()) await a.value();
   });
 });

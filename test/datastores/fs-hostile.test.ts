@@ -8,6 +8,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, 
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { attemptKey, runKey } from "../../core/_layout.ts";
+import { INLINE_MAX } from "../../core/artifacts.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
 import nodeHost from "../../plugins/host/node.ts";
 import { createViewerApp } from "../../viewer/app.ts";
@@ -19,7 +20,8 @@ const SECRET = "SECRET-OUTSIDE-THE-DATASTORE";
 async function plant() {
   const base = tempStore();
   const root = join(base, "store");
-  await writeRun(fsDatastore({ root }), { x: 1 });
+  // `blob` is too big to be kept inline in its reference: it has a blob file.
+  await writeRun(fsDatastore({ root }), { x: 1, blob: "·".repeat(INLINE_MAX) });
   writeFileSync(join(base, "secret.txt"), `${SECRET}\n`);
   mkdirSync(join(base, "elsewhere"));
   writeFileSync(join(base, "elsewhere", "stdout"), `${SECRET}\n`);
@@ -77,7 +79,7 @@ describe("fs datastore: only regular files inside the root", () => {
     expect(runs.stderr).not.toMatch(STACK_LINE);
     expect(runs.stdout).toContain(R);
 
-    // The blob of `x` replaced by a link to the secret: the export must not copy the secret.
+    // The blob of `blob` replaced by a link to the secret: the export must not copy the secret.
     const blobs = readdirSync(file("blobs"), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
     for (const b of blobs) {
       const p = join(b.parentPath, b.name);

@@ -43,7 +43,8 @@ export async function checkStore(store: Datastore): Promise<StoreCheck> {
     if (name === "done.json") doneTasks++;
     else runs++;
     for (const [artifact, ref] of Object.entries((name === "done.json" ? doc.artifacts : doc.parameters) ?? {}) as [string, any][]) {
-      if (!(await store.has(blobKey(ref.hash)))) problems.push(`${k} names artifact '${artifact}' whose blob ${blobKey(ref.hash)} is missing`);
+      // An inline reference holds its value (no blob); loadArtifact checks it against the hash.
+      if (ref.inline === undefined && !(await store.has(blobKey(ref.hash)))) problems.push(`${k} names artifact '${artifact}' whose blob ${blobKey(ref.hash)} is missing`);
       else await loadArtifact(store, host, ref, artifact, k).catch((e) => problems.push(`${k}: ${(e as Error).message}`));
     }
   }
