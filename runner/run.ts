@@ -365,6 +365,7 @@ async function prepare<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: Res
     file = notebook.file;
   }
   const defaultName = typeof options.executor === "object" ? options.executor.name : (flags.executor ?? (file ? "process" : "inline"));
+  const recordAfterMs = selfRecordMs();
   if (defaultName === "process" && !file) {
     throw new TsflowError("BadOption", `cannot tell which file defines ${(flow as Function).name}; pass { file } or { executor: "inline" }`);
   }
@@ -454,7 +455,7 @@ async function prepare<F>(flow: FlowRef<F>, options: RunFlowOptions, resume: Res
         logger: options.logger,
         reporter: cache ? markCacheHits(options.reporter, cache) : options.reporter,
         signal: options.signal,
-        selfRecordMs: selfRecordMs(),
+        selfRecordMs: recordAfterMs,
         ...(cache ? { reuse: cache.reuse } : {}),
       },
     };

@@ -180,6 +180,11 @@ describe("a task that records itself", () => {
     expect(await run.data("total")).toBe(0 + 1 + 4 + 9);
   });
 
+  it("refuses a TSFLOW_SELF_RECORD_MS that is not a number of milliseconds, naming it", async () => {
+    process.env.TSFLOW_SELF_RECORD_MS = "soon";
+    await expect(runFlow(SelfRecordFlow, { file, executor: "process", datastore: tempStore() })).rejects.toThrow("TSFLOW_SELF_RECORD_MS must be a number of milliseconds (0 or more), got 'soon'");
+  });
+
   it("keeps a failed task's records: task.json with its start, each attempt's result.json, no done.json", async () => {
     process.env.TSFLOW_SELF_RECORD_MS = "60000";
     const ds = tempStore();
