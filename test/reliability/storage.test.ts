@@ -11,7 +11,7 @@ import { getJson, wrapDatastore } from "../../core/_datastore.ts";
 import { doneKey, runKey } from "../../core/_layout.ts";
 import { readTasks } from "../../core/_tasks.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
-import { cliRun, fixture, spawnCli, tempStore, waitFor } from "../_helpers.ts";
+import { cli, cliRun, fixture, spawnCli, tempStore, waitFor } from "../_helpers.ts";
 import { startS3rver } from "../_s3rver.ts";
 import { checkConsistency, countDone, rfixture, runDirs, sleep, tryRun, walk } from "./_util.ts";
 
@@ -112,17 +112,29 @@ describe("a truncated metadata file", () => {
 });
 
 describe("a success marker a power loss emptied before its sync", () => {
-  it("reads as no marker (the task did not commit): the client and resume's reader see it unfinished, not damaged", async () => {
+  // A task that records itself writes its task.json once it has run TSFLOW_SELF_RECORD_MS, or
+  // never when it succeeds sooner (its record is in done.json): both cases, each made certain.
+  const emptied = async (selfRecordMs: string) => {
     const root = tempStore();
-    expect((await cliRun(fixture("linear.ts"), root)).code).toBe(0);
+    expect((await cli(["run", fixture("linear.ts"), "--datastore", root], { env: { TSFLOW_SELF_RECORD_MS: selfRecordMs } })).code).toBe(0);
     const runId = runDirs(root, "LinearFlow")[0]!;
     // What ext4 can leave of a new file renamed into place but not yet synced.
     writeFileSync(join(root, doneKey("LinearFlow", runId, "end", "3")), "");
     const store = wrapDatastore(fsDatastore({ root }));
-    const [start, end] = await readTasks(store, "LinearFlow", runId, [{ step: "start", task: "1" }, { step: "end", task: "3" }], { lenient: false });
+    return readTasks(store, "LinearFlow", runId, [{ step: "start", task: "1" }, { step: "end", task: "3" }], { lenient: false });
+  };
+
+  it("reads as no marker (the task did not commit): the client and resume's reader see it unfinished, not damaged", async () => {
+    const [start, end] = await emptied("0");
     expect(start?.done?.ok).toBe(true);
     expect(end?.done).toBeNull();
     expect(end?.attempts.map((a) => a.attempt)).toEqual([0]);
+  });
+
+  it("of a quick task that wrote no task.json: the task reads as never started, not damaged", async () => {
+    const [start, end] = await emptied("60000");
+    expect(start?.done?.ok).toBe(true);
+    expect(end).toBeNull();
   });
 });
 
