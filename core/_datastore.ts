@@ -188,6 +188,7 @@ export function wrapDatastore(raw: Datastore, location: string | undefined = raw
     ...(location !== undefined ? { location } : {}),
     ...(raw.root !== undefined ? { root: raw.root } : {}),
     ...(raw.compress ? { compress: true } : {}),
+    ...(raw.durableWrites ? { durableWrites: true } : {}),
     get: (key, options?: ReadOptions) => guard("read", key, false, async () => (await raw.get(key, options)) ?? null),
     put: (key, data, options?: PutOptions) =>
       guard("write", key, false, async () => {

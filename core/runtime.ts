@@ -494,8 +494,10 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     // A task that records itself writes its task.json once it has run SELF_RECORD_DELAY_MS; one
     // whose step blocks its thread (a long synchronous loop) cannot, so the orchestrator records a
     // task still running a while later, unless it finished meanwhile.
+    // A remote executor's attempt may wait in a queue (Batch) long before it starts: its job
+    // records the task itself once it runs, and the orchestrator does when it ends unrecorded.
     let backstop: Promise<void> | undefined;
-    const timer = spec.taskDoc ? setTimeout(() => (backstop = recordTask(spec, startedAt, true)), 5 * (spec.recordAfterMs ?? SELF_RECORD_DELAY_MS)) : undefined;
+    const timer = spec.taskDoc && !executor.remote ? setTimeout(() => (backstop = recordTask(spec, startedAt, true)), 5 * (spec.recordAfterMs ?? SELF_RECORD_DELAY_MS)) : undefined;
     let exit: TaskExit;
     try {
       exit = await executor.run(spec, {
@@ -561,8 +563,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   };
 
   // Tasks commit themselves where the executor hands their result back and the store can make
-  // a marker another process wrote durable (see TaskSpec.commit).
-  const commits = (ex: Executor) => Boolean(ex.commitsTasks && store.sync);
+  // a marker another process wrote durable, or every write is (S3; see TaskSpec.commit).
+  const commits = (ex: Executor) => Boolean(ex.commitsTasks && (store.sync || store.durableWrites));
 
   // Executors with their own capacity, by step (see Executor.capacity).
   const lanes = new Map<Executor, { running: number; capacity: number }>();

@@ -108,6 +108,12 @@ export interface Datastore {
    * made durable, naming a key. Optional: the core falls back to `sync` of each key.
    */
   syncMany?(keys: readonly string[]): Promise<void>;
+  /**
+   * Every `put` is durable once it resolves, whoever made it (an object store: S3 answers a PUT
+   * once it stored the object). A success marker another process wrote then needs no
+   * {@link Datastore.sync}, so tasks may commit themselves ({@link TaskSpec.commit}) on it too.
+   */
+  readonly durableWrites?: boolean;
   /** A local directory holding the keys, when there is one (lets executors mount it). */
   readonly root?: string;
   /**
@@ -243,7 +249,8 @@ export interface TaskSpec {
   /**
    * The attempt commits itself: on success it writes the task's `done.json` (its result and
    * `attempt`) instead of `<attempt>/result.json`, and the orchestrator only syncs it
-   * ({@link Datastore.sync}) before the dependents start. One record per task instead of two.
+   * ({@link Datastore.sync}; nothing on a store with {@link Datastore.durableWrites}) before
+   * the dependents start. One record per task instead of two.
    * Set by the runtime for executors with {@link Executor.commitsTasks}; a failed attempt
    * writes its result.json as always.
    */

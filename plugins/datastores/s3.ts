@@ -401,6 +401,8 @@ export default function s3Datastore(options: S3Options): Datastore {
     location: url,
     compress: options.compress ?? true,
     atomicIfAbsent: true,
+    // S3 stores an object durably before it answers the PUT.
+    durableWrites: true,
 
     get: (key, options) =>
       call("read", key, async (sdk) => {

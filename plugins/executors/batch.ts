@@ -14,7 +14,8 @@
  *   children, each running `itemsPerJob` consecutive items one after the other (a process start
  *   and the bundle's load are paid once per child, not per item). Their specs are stored in
  *   chunks under the first task's attempt; child `j` reads its slice (runner/task.ts,
- *   AWS_BATCH_JOB_ARRAY_INDEX). Each item is still its own tsflow attempt with its own records,
+ *   AWS_BATCH_JOB_ARRAY_INDEX). Each item is still its own tsflow attempt with its own records
+ *   (it commits itself: its done.json on success, see TaskSpec.commit),
  *   logs and end: a `@retry` resubmits only the failed items; an item's output is read
  *   when it ends (not streamed while it runs).
  * - Ends come through the datastore, not Batch: a job, once its tasks' results and logs are
@@ -709,6 +710,9 @@ const batchExecutor: ExecutorFactory<BatchOptions> = (options = {}) => {
     name: NAME,
     storesOwnLogs: true,
     remote: true,
+    // A job's task writes its own done.json (S3 keeps it durable) and its end report hands the
+    // result back: the orchestrator writes no record for a task that succeeds on its first try.
+    commitsTasks: true,
     capacity: options.capacity ?? 10_000,
 
     check(datastore) {

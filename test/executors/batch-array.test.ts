@@ -4,7 +4,7 @@
  * `<parent>:<index>` as real processes, each a tsflow attempt of its own.
  */
 import type { JobDetail } from "@aws-sdk/client-batch";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Datastore } from "../../core/types.ts";
 import { runFlow } from "../../mod.ts";
 import s3Datastore from "../../plugins/datastores/s3.ts";
@@ -40,6 +40,19 @@ afterAll(async () => {
   await datastore?.close?.();
   await Promise.all([server?.close(), s3?.close()]);
 });
+
+/**
+ * A point in s3rver's log: a read of a key of our own, once the log has it (the log comes over a
+ * pipe and may trail the answers on a starved machine).
+ */
+let marks = 0;
+async function mark(): Promise<number> {
+  const key = `marks/${++marks}`;
+  await datastore.get(key);
+  const isMark = (r: string) => r.startsWith("GET ") && decodeURIComponent(r).includes(`array/${key}`);
+  await vi.waitFor(() => expect(s3.requests.some(isMark)).toBe(true), { timeout: 15_000 });
+  return s3.requests.findIndex(isMark);
+}
 
 /** The jobs the server got since `from`, parents and children apart. */
 function jobsSince(from: number) {
@@ -195,6 +208,37 @@ describe("batch array jobs whose children run several items (itemsPerJob: 3)", (
       for (const t of tasks) expect((await t.stdout()).trim()).toBe(`item ${t.index} attempt ${t.attempt}`);
       expect(await tasks[4]!.stdout(0)).toBe("");
     } finally {
+      await executor.close?.();
+    }
+  }, 180_000);
+
+  it("an item that succeeds writes its task's done.json and its log, nothing more (no task.json, start.json or result.json)", async () => {
+    // The job's task commits itself on S3 (durable on its answer) and reports its result: the
+    // orchestrator writes no record of its own for it. A slow item would write its task.json
+    // while running (TSFLOW_SELF_RECORD_MS): set past the run, so a loaded machine changes nothing.
+    const executor = batchExecutor(sliced);
+    const before = process.env.TSFLOW_SELF_RECORD_MS;
+    process.env.TSFLOW_SELF_RECORD_MS = "600000";
+    try {
+      const from = await mark();
+      const run = await runFlow(ArrayFlow, { file: FILE, exportName: "ArrayFlow", executor, datastore, params: { n: 6 }, maxWorkers: 1 });
+      expect(run.error).toBeUndefined();
+      const to = await mark();
+      const tasks = await byIndex(run.step("work").tasks());
+      expect(tasks.map((t) => t.successful)).toEqual([true, true, true, true, true, true]);
+      // The readers still find each task's record (in done.json) and its one attempt.
+      for (const t of tasks) expect(await t.attempts()).toEqual([0]);
+      const writes = s3.requests.slice(from + 1, to).filter((r) => r.startsWith("PUT ")).map((r) => decodeURIComponent(r.split(" ")[1]!.split("?")[0]!));
+      for (const t of tasks) {
+        const [flow, runId, step, id] = t.pathspec.split("/");
+        const dir = `/tsflow/array/flows/${flow}/runs/${runId}/tasks/${step}/${id}/`;
+        // The array's specs and end reports live under its first task's attempt.
+        const files = writes.filter((w) => w.startsWith(dir) && !w.startsWith(`${dir}0/array/`)).map((w) => w.slice(dir.length).replace(/\/\d+$/, "/<chunk>"));
+        expect(files.sort(), t.pathspec).toEqual(["0/stdout/<chunk>", "done.json"]);
+      }
+    } finally {
+      if (before === undefined) delete process.env.TSFLOW_SELF_RECORD_MS;
+      else process.env.TSFLOW_SELF_RECORD_MS = before;
       await executor.close?.();
     }
   }, 180_000);
