@@ -149,7 +149,10 @@ describe("foreach over any iterable", () => {
     // the process both body tasks run in keeps it.
     expect([...reads].filter(([k]) => /\/start\/\d+\/done\.json$/.test(k)).map(([, n]) => n)).toEqual([1]);
     const done = [...reads.keys()].find((k) => /\/start\/\d+\/done\.json$/.test(k))!;
-    const rows = JSON.parse(new TextDecoder().decode((await mem.get(done))!)).artifacts.rows.hash as string;
+    const rowsRef = JSON.parse(new TextDecoder().decode((await mem.get(done))!)).artifacts.rows;
+    // A blob, not a value inline in the reference (which no read would count).
+    expect(rowsRef.inline).toBeUndefined();
+    const rows = rowsRef.hash as string;
     // The list: once by each body task (it was twice), once per input by the join (small ones are read ahead).
     expect([...reads].filter(([k]) => k.includes(rows)).map(([, n]) => n)).toEqual([2 + 2]);
   });
