@@ -1,7 +1,7 @@
 /**
  * The entry of a Batch job (`node dist/job.mjs`): one task, given in the job's environment
  * (runner/task.ts), or a slice of an array job's items, in a bundle built for starting fast. A
- * foreach of 1,000 items starts 100 of these (one item each up to 199 items), so what each start
+ * foreach of 1,000 items starts 50 of these (one item each up to 99 items), so what each start
  * costs is paid per slice: this bundle has the AWS SDK and every
  * other package the task path needs inlined (no resolving, reading and lexing of a few hundred
  * CommonJS files per start) and none of the CLI's commands.

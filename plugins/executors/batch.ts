@@ -92,8 +92,8 @@ export interface BatchOptions {
   /**
    * Items of an array job each child runs, one after the other: fewer, longer children pay a
    * container's and Node's start once per slice. `@batch({ itemsPerJob })` sets it per step;
-   * default `$TSFLOW_BATCH_ITEMS_PER_JOB`, else automatic: one item per child up to 199 items,
-   * then as many as keep about 100 children (at most 50 per child). Steps with `@timeout` run one
+   * default `$TSFLOW_BATCH_ITEMS_PER_JOB`, else automatic: one item per child up to 99 items,
+   * then as many as keep about 50 children (at most 50 per child). Steps with `@timeout` run one
    * item per child (Batch times out a whole child).
    */
   itemsPerJob?: number;
@@ -139,8 +139,15 @@ const SPEC_ENV_LIMIT = 6000;
 /** Specs per stored chunk of an array job of one item per child: what each child downloads. */
 export const ARRAY_CHUNK = 16;
 const ARRAY_MAX = 10_000;
-/** The automatic slicing keeps about this many children, with up to `SLICE_MAX` items each. */
-const SLICE_CHILDREN = 100;
+/**
+ * The automatic slicing keeps about this many children, with up to `SLICE_MAX` items each. A
+ * child's start (a container, Node, tsflow and the S3 client: ~0.25 s of CPU here, seconds of a
+ * container's start on AWS) is paid per child: at 1,000 tiny items, 50 children of 20 cost about
+ * two thirds of the CPU of 100 of 10 (docs/performance.md), and an environment with fewer than
+ * 100 free vCPUs runs them no slower. Long items on a big compute environment want a smaller
+ * `itemsPerJob` (docs/executors.md).
+ */
+const SLICE_CHILDREN = 50;
 const SLICE_MAX = 50;
 
 /** One attempt waiting to be submitted, alone or in an array job. */

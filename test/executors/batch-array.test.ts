@@ -167,6 +167,22 @@ describe("batch array jobs", () => {
     }
   }, 180_000);
 
+  it("slices a foreach of 100 into about 50 children by default (2 items each)", async () => {
+    // Only the submission is looked at: the items sleep, and the run is stopped once the array is in.
+    const executor = batchExecutor(options);
+    const jobs0 = server.jobs.list().length;
+    const stop = new AbortController();
+    try {
+      const pending = runFlow(ArrayFlow, { file: FILE, exportName: "ArrayFlow", executor, datastore, params: { n: 100, sleepMs: 60_000 }, maxWorkers: 1, signal: stop.signal });
+      await expect.poll(() => jobsSince(jobs0).parents.length, { timeout: 90_000, interval: 200 }).toBe(1);
+      stop.abort();
+      expect((await pending).error?.type).toBe("Cancelled");
+      expect(jobsSince(jobs0).parents[0]!.arrayProperties!.size).toBe(50);
+    } finally {
+      await executor.close?.();
+    }
+  }, 180_000);
+
   it("runs a nested foreach whose inner level is an array job", async () => {
     const executor = batchExecutor(options);
     const jobs0 = server.jobs.list().length;
