@@ -328,7 +328,9 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
 
   const canReadSync = typeof store.getSync === "function";
   const prefetched = new Map<string, unknown>();
-  const want = (name: string, ref: ArtifactRef) => canReadSync === false && (node.reads === "all" || node.reads.includes(name) || ref.size <= PREFETCH_SMALL);
+  // An inline value (in its reference) reads synchronously from any store: never fetched ahead.
+  const want = (name: string, ref: ArtifactRef) =>
+    canReadSync === false && ref.inline === undefined && (node.reads === "all" || node.reads.includes(name) || ref.size <= PREFETCH_SMALL);
   const prefetchKey = (source: string, name: string) => `${source}\0${name}`;
   const handedOut = new Map<string, unknown>();
   const load = (source: string, name: string, ref: ArtifactRef): unknown => {
@@ -341,7 +343,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     }
     const handed = takeHandoff(host, ref, name);
     if (handed) return handed.value;
-    if (canReadSync) return loadArtifactSync(store, host, ref, name, source);
+    if (canReadSync || ref.inline !== undefined) return loadArtifactSync(store, host, ref, name, source);
     // Read twice (inputs.a.x, then this.x merged from a): a second reader must not share the
     // first one's object, and the store cannot be read synchronously, so it gets a copy.
     if (handedOut.has(k)) return structuredClone(handedOut.get(k));

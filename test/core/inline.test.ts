@@ -128,6 +128,7 @@ describe("tiny artifacts inline in their references", () => {
       const env = { AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey, AWS_REGION: "us-east-1", TSFLOW_S3_ENDPOINT: s3.endpoint };
       const r = await cli(["run", FILE, "--datastore", "s3://inline/ds"], { env, timeoutMs: 60_000 });
       expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('end read hi 41 14 1000 3 "é 😀 \\"quoted\\" \\\\ \\n\u2028 end" 10');
       const runId = runIdOf(r.stdout)!;
       const store = s3Datastore({ url: "s3://inline/ds", endpoint: s3.endpoint, credentials: S3RVER_CREDENTIALS });
       const done = (await getJson<{ artifacts: Record<string, ArtifactRef> }>(store, doneKey(FLOW, runId, "start", "1")))!;
