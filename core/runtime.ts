@@ -496,8 +496,10 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     // task still running a while later, unless it finished meanwhile.
     // A remote executor's attempt may wait in a queue (Batch) long before it starts: its job
     // records the task itself once it runs, and the orchestrator does when it ends unrecorded.
+    // A task recorded as it starts (recordAfterMs 0) needs none: it wrote task.json before its
+    // step ran, and a backstop of 0 ms raced that write with a start of its own.
     let backstop: Promise<void> | undefined;
-    const timer = spec.taskDoc && !executor.remote ? setTimeout(() => (backstop = recordTask(spec, startedAt, true)), 5 * (spec.recordAfterMs ?? SELF_RECORD_DELAY_MS)) : undefined;
+    const timer = spec.taskDoc && !executor.remote && spec.recordAfterMs !== 0 ? setTimeout(() => (backstop = recordTask(spec, startedAt, true)), 5 * (spec.recordAfterMs ?? SELF_RECORD_DELAY_MS)) : undefined;
     let exit: TaskExit;
     try {
       exit = await executor.run(spec, {

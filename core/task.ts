@@ -79,7 +79,15 @@ class SelfRecord {
     startedAt: number,
   ) {
     this.doc = { ...(given as unknown as TaskDoc), start: { ...given.start, startedAt } };
-    this.timer = setTimeout(() => void this.write(), spec.recordAfterMs ?? SELF_RECORD_DELAY_MS);
+    if (!this.immediate) this.timer = setTimeout(() => void this.write(), spec.recordAfterMs ?? SELF_RECORD_DELAY_MS);
+  }
+
+  /**
+   * Recorded as it starts (`recordAfterMs` 0), before its step runs: a timer of 0 ms fires only
+   * once the event loop reaches its timers, which a quick task may never give it before it ends.
+   */
+  get immediate(): boolean {
+    return this.spec.recordAfterMs === 0;
   }
 
   /** Writes task.json (once); resolves whether it is there. A failed write may be tried again. */
@@ -179,6 +187,9 @@ export async function executeTask(spec: TaskSpec, env: TaskEnvironment): Promise
   const stored: StoredBlobs = { written: [] };
   const self = spec.taskDoc ? new SelfRecord(env.store, spec, spec.taskDoc, startedAt) : undefined;
   try {
+    // A write that fails here is tried again before a failure's result.json; a success carries
+    // the doc in its done.json anyway.
+    if (self?.immediate) await self.write();
     return await attemptAndPublish(spec, env, startedAt, cards, cardSpecs.length > 0, stored, self);
   } finally {
     await self?.settle();

@@ -180,6 +180,20 @@ describe("a task that records itself", () => {
     expect(await run.data("total")).toBe(0 + 1 + 4 + 9);
   });
 
+  it("with TSFLOW_SELF_RECORD_MS=0 every task writes its task.json as it starts, however quick", async () => {
+    // A timer of 0 ms fired only if the worker's event loop reached its timers before the task
+    // ended: a quick task often did not, and wrote no task.json (the power-loss test counted on one).
+    process.env.TSFLOW_SELF_RECORD_MS = "0";
+    const ds = tempStore();
+    const run = await runFlow(SelfRecordFlow, { file, executor: "process", datastore: fsDatastore({ root: ds }), params: { n: 30 }, maxWorkers: 2 });
+    expect(run.error).toBeUndefined();
+    const tasks = join(ds, "flows", FLOW, "runs", run.runId, "tasks");
+    const dirs = readdirSync(tasks).flatMap((step) => readdirSync(join(tasks, step)).map((id) => join(tasks, step, id)));
+    expect(dirs).toHaveLength(run.tasks);
+    expect(dirs.filter((dir) => !existsSync(join(dir, "task.json")))).toEqual([]);
+    for (const dir of dirs) expect(json(join(dir, "task.json")).start).toEqual(json(join(dir, "done.json")).doc.start);
+  });
+
   it("refuses a TSFLOW_SELF_RECORD_MS that is not a number of milliseconds, naming it", async () => {
     process.env.TSFLOW_SELF_RECORD_MS = "soon";
     await expect(runFlow(SelfRecordFlow, { file, executor: "process", datastore: tempStore() })).rejects.toThrow("TSFLOW_SELF_RECORD_MS must be a number of milliseconds (0 or more), got 'soon'");
