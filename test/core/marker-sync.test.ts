@@ -187,4 +187,38 @@ describe("success markers are synced when needed, in batches", () => {
     expect(["a", "b", "c", "d"].every((n) => syncer.durable(n))).toBe(true);
     expect(syncer.busy).toBe(false);
   });
+
+  it("early flushes grow with the run: 64 markers at a time up to 1,024 synced, then 1/16 of those synced, so their number grows with ln(N), not N", async () => {
+    // The real fs store, without the disk flushes (fsync 'none' still checks every key exists).
+    const fs = fsDatastore({ root: tempStore(), fsync: "none" });
+    const batches: number[] = [];
+    const store: Datastore = {
+      ...fs,
+      async syncMany(keys) {
+        batches.push(keys.length);
+        await fs.syncMany!(keys);
+      },
+    };
+    let onFlushed = () => {};
+    const syncer = new MarkerSyncer(store, () => onFlushed());
+    const n = 3000;
+    for (let i = 0; i < n; i++) {
+      const key = `m/${i}.json`;
+      await fs.put(key, new TextEncoder().encode("{}"));
+      syncer.add({ pathspec: String(i), key, synced: () => {}, failed: async (e) => Promise.reject(e) });
+      // One marker at a time, each early flush over before the next marker: nothing is needed
+      // here, so every flush but flushAll's is an early one, of exactly the threshold.
+      if (syncer.busy) await new Promise<void>((r) => (onFlushed = r));
+    }
+    await syncer.flushAll();
+    expect(batches.reduce((a, b) => a + b, 0)).toBe(n);
+    let flushed = 0;
+    for (const [i, size] of batches.slice(0, -1).entries()) {
+      expect(size, `early flush ${i} after ${flushed} markers`).toBe(Math.max(64, Math.floor(flushed / 16)));
+      flushed += size;
+    }
+    expect(batches.slice(0, 16)).toEqual(Array(16).fill(64));
+    // A fixed 64 made 47 flushes of 3,000 markers; 16 + ln(3000/1024)/ln(17/16) ≈ 34.
+    expect(batches.length).toBeLessThanOrEqual(35);
+  });
 });
