@@ -124,7 +124,8 @@ describe("gc beside a live run", () => {
 
   it("s3rver + AWS Batch (local server), --grace 0: the task's blobs survive a gc in its window", async () => {
     const [s3, server] = await Promise.all([startS3rver({ buckets: ["gc"] }), startBatchServer({ executor: "process", transitionMs: 20 })]);
-    const proxy = await startHoldingProxy(s3.port, (method, path) => method === "PUT" && path.includes("/tasks/start/1/0/result.json"));
+    // The job's task commits itself: its done.json is the record that references its blobs.
+    const proxy = await startHoldingProxy(s3.port, (method, path) => method === "PUT" && path.includes("/tasks/start/1/done.json"));
     const awsEnv = { AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey, AWS_REGION: "us-east-1" };
     const batchEnv = { TSFLOW_BATCH_ENDPOINT: server.url, TSFLOW_BATCH_QUEUE: "default", TSFLOW_BATCH_IMAGE: NODE_IMAGE };
     // Jobs of the local Batch server get this process's AWS credentials (standing for their role).
@@ -138,7 +139,7 @@ describe("gc beside a live run", () => {
       expect(del.code, del.stderr).toBe(0);
 
       // The second run (orchestrator and jobs) reaches S3 through the proxy, which holds the
-      // start task's result.json until gc has run.
+      // start task's done.json until gc has run.
       const second = cli(["run", fixture("gc-race.ts"), ...where, "--executor", "batch"], { env: { ...awsEnv, ...batchEnv, TSFLOW_S3_ENDPOINT: proxy.endpoint }, timeoutMs: 120_000 });
       await proxy.reached;
       const gc = await cli(["gc", "--grace", "0", ...where], { env: { ...awsEnv, TSFLOW_S3_ENDPOINT: s3.endpoint } });
