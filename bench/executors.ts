@@ -5,6 +5,8 @@
  * divided by the task count is what the executor costs per task. What cannot run here (no
  * docker daemon) is skipped. `TSFLOW_BENCH_BATCH_N` sets the batch foreach (default 1,000, the
  * target's N), `TSFLOW_BENCH_SFN_N` the Step Functions one (default 100).
+ * `TSFLOW_BENCH_EXECUTORS` runs only some of them (comma-separated: process, docker, batch, sfn),
+ * e.g. `TSFLOW_BENCH_EXECUTORS=batch npm run bench -- executors`.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -47,6 +49,8 @@ export async function benchExecutors(): Promise<Row[]> {
   const dir = mkdtempSync(join(tmpdir(), "tsflow-bench-executors-"));
   const local = fsDatastore({ root: dir });
   const workers = 4;
+  const only = process.env.TSFLOW_BENCH_EXECUTORS?.split(",").map((s) => s.trim());
+  const wanted = (name: string) => !only || only.includes(name);
   const measure = async (name: string, make: () => Executor, n: number, store: Datastore, target?: string) => {
     const executor = make();
     try {
@@ -57,13 +61,14 @@ export async function benchExecutors(): Promise<Row[]> {
     }
   };
   try {
-    await measure("executor process: foreach100 per-task overhead", () => processExecutor(), 100, local, "< 20 ms");
-    if (dockerAnswers()) {
+    if (wanted("process")) await measure("executor process: foreach100 per-task overhead", () => processExecutor(), 100, local, "< 20 ms");
+    if (wanted("docker") && dockerAnswers()) {
       await measure("executor docker (warm containers): foreach100 per-task overhead", () => dockerExecutor({ image: IMAGE }), 100, local, "< 50 ms");
       await measure("executor docker (fresh containers): foreach100 per-task overhead", () => dockerExecutor({ image: IMAGE, fresh: true }), 100, local);
-    } else {
+    } else if (wanted("docker")) {
       process.stderr.write(`[bench] executors: docker skipped (no daemon or no image ${IMAGE}; run .ci/docker.sh all)\n`);
     }
+    if (!wanted("batch") && !wanted("sfn")) return rows;
     const { startS3rver, S3RVER_CREDENTIALS } = await import("../test/_s3rver.ts");
     const { startBatchServer } = await import("../test/batch-server/server.ts");
     const [s3, server] = await Promise.all([startS3rver({ buckets: ["tsflow"] }), startBatchServer({ executor: "process", maxConcurrent: workers, transitionMs: 20 })]);
@@ -78,9 +83,9 @@ export async function benchExecutors(): Promise<Row[]> {
     });
     try {
       const s3store = s3Datastore({ url: "s3://tsflow/bench", endpoint: s3.endpoint, credentials: S3RVER_CREDENTIALS });
-      rows.push(...(await batchRows(server, s3store, workers, s3)));
+      if (wanted("batch")) rows.push(...(await batchRows(server, s3store, workers, s3)));
       // Step Functions runs a job per item (no slices): 100 of them.
-      rows.push(await stepFunctionsPerTask(server.url, s3.endpoint, S3RVER_CREDENTIALS, s3store, Number(process.env.TSFLOW_BENCH_SFN_N ?? 100), workers));
+      if (wanted("sfn")) rows.push(await stepFunctionsPerTask(server.url, s3.endpoint, S3RVER_CREDENTIALS, s3store, Number(process.env.TSFLOW_BENCH_SFN_N ?? 100), workers));
       await s3store.close?.();
     } finally {
       process.env = saved;
