@@ -62,8 +62,8 @@ const RUN_KEY = new RegExp(`^(run\\.json|heartbeat|index\\.json|index/\\d+\\.jso
 const TAG_CHANGE = /^\d{13}-[a-z0-9]{6}\.json$/;
 
 /**
- * Refuses a location that holds no tsflow data: no `flows/<Flow>/runs/`, no `blobs/<xx>/`, no
- * code packages. gc and delete would otherwise read a project directory or a bucket's root as
+ * Refuses a location that holds no tsflow data: no `flows/<Flow>/runs/` (or `bytime/`), no
+ * `blobs/<xx>/`, no code packages. gc and delete would otherwise read a project directory or a bucket's root as
  * an empty datastore whose files are all garbage.
  */
 export async function assertDatastore(store: Datastore, command: string): Promise<"empty" | "datastore"> {
@@ -71,7 +71,13 @@ export async function assertDatastore(store: Datastore, command: string): Promis
   // Nothing at all (a datastore no run has used yet): nothing to touch, nothing to refuse.
   if (top.length === 0) return "empty";
   if (top.includes("flows/")) {
-    for (const f of await store.list(flowsPrefix())) if (f.endsWith("/") && (await store.list(`${flowsPrefix()}${f}`)).includes("runs/")) return "datastore";
+    // A run files its time-index entry (bytime/) before its run.json: a gc beside the first run
+    // of a new datastore may see only that.
+    for (const f of await store.list(flowsPrefix())) {
+      if (!f.endsWith("/")) continue;
+      const entries = await store.list(`${flowsPrefix()}${f}`);
+      if (entries.includes("runs/") || entries.includes("bytime/")) return "datastore";
+    }
   }
   if (top.includes("blobs/") && (await store.list("blobs/")).some((e) => /^[0-9a-f]{2}\/$/.test(e))) return "datastore";
   if (top.includes("packages/") && (await store.list("packages/")).some((e) => /^[0-9a-f]{64}$/.test(e))) return "datastore";

@@ -101,6 +101,25 @@ describe("gc beside a live run", () => {
     });
   }
 
+  it("fs: a gc while the first run starts (its time-index entry filed, not yet its run.json) finds a datastore, not a stranger's directory", async () => {
+    // The very first writes of a run to a new datastore: gc beside them refused the location
+    // ("not a tsflow datastore", exit 2), as it refuses a project directory.
+    const ds = tempStore();
+    const held = holding(fsDatastore({ root: ds }), (key) => /^flows\/GcRaceFlow\/runs\/[^/]+\/run\.json$/.test(key));
+    const running = runFlow(GcRaceFlow, { datastore: held.store, executor: "inline" });
+    try {
+      await held.reached;
+      expect(existsSync(join(ds, "flows", "GcRaceFlow", "bytime"))).toBe(true);
+      const gc = await cli(["gc", "--grace", "0", "--datastore", ds]);
+      expect(gc.code, gc.stderr).toBe(0);
+    } finally {
+      held.release();
+    }
+    const run = await running;
+    expect(run.error).toBeUndefined();
+    expect((await loadEverything(fsDatastore({ root: ds }), run.runId))["end.constant"]).toBe(CONSTANT);
+  });
+
   it("fs, --grace 0: a task's card blobs survive too (they are rendered again)", async () => {
     const ds = tempStore();
     // A datastore with some history, so gc runs on a real one.
