@@ -309,6 +309,13 @@ export default function fsDatastore(options: FsOptions): Datastore {
     }
   }
 
+  /** A key to sync is a file that exists (ENOENT otherwise, named by `fail`): its stat. */
+  function syncTarget(key: string) {
+    const st = lstatSync(path(key));
+    if (!st.isFile()) throw Object.assign(new Error(`'${key}' is not a file`), { code: "ENOENT" });
+    return st;
+  }
+
   /** Makes one key written earlier durable: the file's bytes and its name in its directory. */
   async function syncOne(key: string) {
     const file = path(key);
@@ -316,7 +323,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
     try {
       if (fsync === "none") {
         // Nothing to flush, but the contract holds: a missing key is an error.
-        if (!lstatSync(file).isFile()) throw Object.assign(new Error(`'${key}' is not a file`), { code: "ENOENT" });
+        syncTarget(key);
         return;
       }
       fd = openSync(file, "r");
@@ -409,14 +416,13 @@ export default function fsDatastore(options: FsOptions): Datastore {
         rootDev ??= statSync(root).dev;
         let oneFs = true;
         for (const key of keys) {
-          let st: ReturnType<typeof lstatSync>;
+          let dev: number;
           try {
-            st = lstatSync(path(key));
-            if (!st.isFile()) throw Object.assign(new Error(`'${key}' is not a file`), { code: "ENOENT" });
+            dev = syncTarget(key).dev;
           } catch (e) {
             return fail("sync", key, e);
           }
-          if (st.dev !== rootDev) oneFs = false;
+          if (dev !== rootDev) oneFs = false;
         }
         if (fsync === "none") return;
         // One flush of the filesystem writes these markers, their directories and everything
