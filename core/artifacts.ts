@@ -16,7 +16,7 @@ import { blake3 } from "./_blake3.ts";
 import { getCapped } from "./_datastore.ts";
 import { blobKey } from "./_layout.ts";
 import { TsflowError } from "./errors.ts";
-import { deserialize, SerializeError, serialize } from "./serialize.ts";
+import { deserialize, encodeForHash, SerializeError, serialize } from "./serialize.ts";
 import type { ArtifactRef, Bytes, Datastore, Hasher, Host } from "./types.ts";
 
 /** Hashes bytes given as several chunks, without joining them (SHA-256). */
@@ -190,6 +190,24 @@ export function refOf(host: Host, name: string, value: unknown, given?: HashAlg)
   }
   const alg = given ?? preferredAlg(host, encoded.size);
   return { ref: { hash: hashWith(host, alg, encoded.chunks), ...withAlg(alg), size: encoded.size, type: encoded.type }, chunks: encoded.chunks };
+}
+
+/**
+ * The content hash {@link refOf} would give `value`, without building its serialized bytes where
+ * they can be streamed (long arrays of numbers): to tell whether a value changed, which a step
+ * does for every big value it reads, twice.
+ */
+export function hashOf(host: Host, name: string, value: unknown, given?: HashAlg): string {
+  let encoded: ReturnType<typeof encodeForHash>;
+  try {
+    encoded = encodeForHash(value, name);
+  } catch (e) {
+    if (e instanceof SerializeError) throw new TsflowError("Serialize", e.message);
+    throw e;
+  }
+  const h = hasher(host, given ?? preferredAlg(host, encoded.size));
+  encoded.feed((bytes) => h.update(bytes));
+  return h.digest();
 }
 
 /** How much one load may cost the process that displays a value (viewer, dump). */

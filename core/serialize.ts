@@ -239,11 +239,20 @@ interface EncFrame {
   close: string;
 }
 
+/**
+ * The Float64 segment of a long array of numbers, not built yet: {@link encodeForHash} feeds it a
+ * block at a time through one reusable buffer.
+ */
+interface LazyNumbers {
+  numbers: readonly number[];
+  byteLength: number;
+}
+
 interface Slot {
   index: number;
   buf: ArrayBufferLike | null;
   /** Bytes we produced ourselves (numbers, big strings). */
-  data: Uint8Array | null;
+  data: Uint8Array | LazyNumbers | null;
   lo: number;
   hi: number;
   count: number;
@@ -265,7 +274,11 @@ class Encoder {
   readonly strSlots = new Map<string, Slot>();
   readonly quoted = new Map<string, string>();
 
-  constructor(readonly name: string) {}
+  /** `lazy`: arrays of numbers become {@link LazyNumbers} segments (for hashing only). */
+  constructor(
+    readonly name: string,
+    readonly lazy = false,
+  ) {}
 
   run(value: unknown): void {
     const { out, stack } = this;
@@ -480,7 +493,15 @@ class Encoder {
       this.out.push("[]");
       return;
     }
-    if (n >= FAST_NUMBERS && typeof a[0] === "number") {
+    if (n >= FAST_NUMBERS && typeof a[0] === "number" && this.lazy) {
+      let i = 0;
+      while (i < n && typeof a[i] === "number") i++;
+      if (i === n) {
+        const slot = this.ownSlot({ numbers: a as number[], byteLength: n * 8 });
+        this.out.push(`{"$":"numbers","b":${slot.index},"n":${n}}`);
+        return;
+      }
+    } else if (n >= FAST_NUMBERS && typeof a[0] === "number") {
       const f = new Float64Array(n);
       let i = 0;
       for (; i < n; i++) {
@@ -537,7 +558,7 @@ class Encoder {
     else this.stack.push(f);
   }
 
-  ownSlot(data: Uint8Array): Slot {
+  ownSlot(data: Uint8Array | LazyNumbers): Slot {
     const slot: Slot = { index: this.slots.length, buf: null, data, lo: 0, hi: data.byteLength, count: 1, whole: false, fix: [] };
     this.slots.push(slot);
     return slot;
@@ -558,9 +579,9 @@ class Encoder {
   }
 
   /** Fixes each view's offset now that its segment's extent is known, and closes the header. */
-  finish(): { header: string; segments: Uint8Array[] } {
+  finish(): { header: string; segments: Array<Uint8Array | LazyNumbers> } {
     const { out } = this;
-    const segments: Uint8Array[] = [];
+    const segments: Array<Uint8Array | LazyNumbers> = [];
     const whole: number[] = [];
     for (const s of this.slots) {
       if (s.buf) {
@@ -578,15 +599,12 @@ class Encoder {
   }
 }
 
-/**
- * Encodes `value` (the artifact called `name`, which error messages use as the root of paths).
- * Throws {@link SerializeError} naming the path of the first value that cannot be stored.
- */
-export function serialize(value: unknown, name: string): Encoded {
-  const enc = new Encoder(name);
+/** The header (with its 8-byte prefix) and segments of `value`, as {@link serialize} lays them out. */
+function encodeParts(value: unknown, name: string, lazy: boolean): { head: Uint8Array; segments: Array<Uint8Array | LazyNumbers> } {
+  const enc = new Encoder(name, lazy);
   enc.run(value);
   let head: Uint8Array;
-  let segments: Uint8Array[];
+  let segments: Array<Uint8Array | LazyNumbers>;
   try {
     const done = enc.finish();
     head = utf8.encode(done.header);
@@ -596,6 +614,22 @@ export function serialize(value: unknown, name: string): Encoded {
     throw enc.fail(`it is too large to encode (${e.message}); split it into several artifacts`);
   }
   if (head.byteLength > 0xffffffff) throw enc.fail("its header exceeds 4 GiB; split it into several artifacts");
+  return { head, segments };
+}
+
+function prefixOf(head: Uint8Array): Uint8Array {
+  const prefix = new Uint8Array(8);
+  prefix.set(MAGIC);
+  new DataView(prefix.buffer).setUint32(4, head.byteLength, true);
+  return prefix;
+}
+
+/**
+ * Encodes `value` (the artifact called `name`, which error messages use as the root of paths).
+ * Throws {@link SerializeError} naming the path of the first value that cannot be stored.
+ */
+export function serialize(value: unknown, name: string): Encoded {
+  const { head, segments } = encodeParts(value, name, false);
 
   // Small pieces are joined into one chunk (fewer writes and hash updates); big ones pass as is.
   const chunks: Uint8Array[] = [];
@@ -624,13 +658,10 @@ export function serialize(value: unknown, name: string): Encoded {
       pendingSize += p.byteLength;
     }
   };
-  const prefix = new Uint8Array(8);
-  prefix.set(MAGIC);
-  new DataView(prefix.buffer).setUint32(4, head.byteLength, true);
-  add(prefix);
+  add(prefixOf(head));
   add(head);
   let size = 8 + head.byteLength;
-  for (const seg of segments) {
+  for (const seg of segments as Uint8Array[]) {
     const pad = (8 - (size % 8)) % 8;
     if (pad > 0) add(new Uint8Array(pad));
     if (seg.byteLength > 0) add(seg);
@@ -638,6 +669,50 @@ export function serialize(value: unknown, name: string): Encoded {
   }
   flush();
   return { chunks, size, type: describeType(value) };
+}
+
+/** Numbers encoded per block for hashing: 64 KiB stays in cache, and is never allocated again. */
+const SCRATCH = new Float64Array(8192);
+const SCRATCH_BYTES = new Uint8Array(SCRATCH.buffer);
+const PADDING = new Uint8Array(8);
+
+/**
+ * {@link serialize}'s bytes, handed to `feed` in order instead of returned, with its size (known
+ * before the first byte, so the caller can choose a hash by it). A long array of numbers is
+ * encoded a block at a time into one reused buffer rather than into a new Float64Array of its
+ * own: telling whether a value changed hashes it at least twice per step that reads it (when
+ * handed over, and after the step), and a fresh 8 MB buffer per million numbers cost more in
+ * page faults than the hashing. Each block is valid only during its `feed` call.
+ */
+export function encodeForHash(value: unknown, name: string): { size: number; type: string; feed(update: (bytes: Uint8Array) => void): void } {
+  const { head, segments } = encodeParts(value, name, true);
+  let size = 8 + head.byteLength;
+  for (const seg of segments) size += (8 - (size % 8)) % 8 + seg.byteLength;
+  return {
+    size,
+    type: describeType(value),
+    feed(update) {
+      update(prefixOf(head));
+      update(head);
+      let at = 8 + head.byteLength;
+      for (const seg of segments) {
+        const pad = (8 - (at % 8)) % 8;
+        if (pad > 0) update(PADDING.subarray(0, pad));
+        at += pad + seg.byteLength;
+        if (seg instanceof Uint8Array) {
+          if (seg.byteLength > 0) update(seg);
+          continue;
+        }
+        const { numbers } = seg;
+        const n = seg.byteLength / 8;
+        for (let i = 0; i < n; i += SCRATCH.length) {
+          const m = Math.min(SCRATCH.length, n - i);
+          for (let j = 0; j < m; j++) SCRATCH[j] = numbers[i + j]!;
+          update(SCRATCH_BYTES.subarray(0, m * 8));
+        }
+      }
+    },
+  };
 }
 
 // --- decoding ---------------------------------------------------------------------------

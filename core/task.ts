@@ -12,7 +12,7 @@ import { getJson, mapLimit } from "./_datastore.ts";
 import { buildJoinInputs, joinInputOf, readJoinInputs } from "./_inputs.ts";
 import { attemptKey, blobKey, doneKey, runKey, taskKey } from "./_layout.ts";
 import { type CardArtifact, CardSession, cardSpecsOf, previewComponent } from "./cards.ts";
-import { algOf, contentHash, type HashAlg, inlined, loadArtifact, loadArtifactSync, refOf, storeArtifact, storeEncoded } from "./artifacts.ts";
+import { algOf, contentHash, type HashAlg, hashOf, inlined, loadArtifact, loadArtifactSync, refOf, storeArtifact, storeEncoded } from "./artifacts.ts";
 import { TsflowError } from "./errors.ts";
 import { type CurrentInfo, INSTANCE_HOOKS, installRuntime, isParameterSpec, type MergeOptions, type RuntimeHooks } from "./flow.ts";
 import { type GraphNode, loadFlowInfo } from "./graph.ts";
@@ -154,7 +154,7 @@ function takeHandoff(host: Host, ref: ArtifactRef, name: string): { value: unkno
   if (!entry) return undefined;
   handoff.delete(key);
   try {
-    if (refOf(host, name, entry.value, algOf(ref)).ref.hash === contentHash(ref)) return entry;
+    if (hashOf(host, name, entry.value, algOf(ref)) === contentHash(ref)) return entry;
   } catch {}
   return undefined;
 }
@@ -543,19 +543,21 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     const value = slot ? slot.value : flow[name];
     if (slot?.state === "default" && name !== node.foreach) {
       if (!isObjectLike(value) || slot.initial === undefined) return;
+      if (hashOf(host, name, value) === slot.initial) return;
       const { ref, chunks } = refOf(host, name, value);
-      if (ref.hash !== slot.initial) artifacts[name] = await put(name, value, chunks, ref);
+      artifacts[name] = await put(name, value, chunks, ref);
       return;
     }
     if (slot?.state === "loaded" && slot.ref) {
       // Hashed as the loaded blob was: an unchanged artifact of an older datastore (SHA-256)
-      // passes on by reference instead of being stored again under a BLAKE3 address.
-      const { ref, chunks } = refOf(host, name, value, algOf(slot.ref));
-      if (ref.hash === contentHash(slot.ref)) {
+      // passes on by reference instead of being stored again under a BLAKE3 address. Only the
+      // hash first: most values a step reads come out unchanged.
+      if (hashOf(host, name, value, algOf(slot.ref)) === contentHash(slot.ref)) {
         artifacts[name] = slot.ref;
         offerHandoff(slot.ref, value);
         return;
       }
+      const { ref, chunks } = refOf(host, name, value, algOf(slot.ref));
       artifacts[name] = await put(name, value, chunks, ref);
       return;
     }
@@ -638,7 +640,7 @@ const isObjectLike = (v: unknown) => (typeof v === "object" && v !== null) || ty
 /** The content hash of an initializer, or `undefined` when it cannot be serialized (a client, a function). */
 function hashOrUndefined(host: Host, name: string, value: unknown): string | undefined {
   try {
-    return refOf(host, name, value).ref.hash;
+    return hashOf(host, name, value);
   } catch {
     return undefined;
   }

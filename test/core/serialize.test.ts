@@ -1,5 +1,6 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { deserialize, describeType, type Encoded, SerializeError, serialize } from "../../core/serialize.ts";
+import { deserialize, describeType, type Encoded, encodeForHash, SerializeError, serialize } from "../../core/serialize.ts";
 
 function join(enc: Encoded): Uint8Array {
   const out = new Uint8Array(enc.size);
@@ -443,6 +444,61 @@ describe("serialize: errors", () => {
     expect(corrupt(forge('{"v":{"$":"nope"},"s":[]}'), "x").message).toMatch(/unknown tag "nope"/);
     expect(corrupt(forge('{"v":{"$":"Uint8Array","b":0,"o":0,"n":1},"s":[]}'), "x").message).toMatch(/no segment 0/);
     expect(corrupt(forge('{"s":[]}'), "x").message).toMatch(/lacks the value/);
+  });
+});
+
+describe("encodeForHash", () => {
+  /** What encodeForHash feeds, copied block by block (each block is only valid during its call). */
+  function streamed(v: unknown, name = "x"): { bytes: Uint8Array; size: number; type: string } {
+    const enc = encodeForHash(v, name);
+    const parts: Uint8Array[] = [];
+    enc.feed((b) => parts.push(b.slice()));
+    const bytes = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+    let at = 0;
+    for (const p of parts) {
+      bytes.set(p, at);
+      at += p.byteLength;
+    }
+    return { bytes, size: enc.size, type: enc.type };
+  }
+
+  it("feeds exactly serialize's bytes for long number arrays, however they sit in the value", () => {
+    const odd = Array.from({ length: 8192 * 3 + 17 }, (_, i) => (i % 7 === 0 ? -0 : i % 5 === 0 ? Number.NaN : i * 0.25 - 100));
+    const values = [
+      Array.from({ length: 1_000_000 }, (_, i) => i * 0.5),
+      odd,
+      { a: odd, b: new Uint8Array([1, 2, 3]), c: [odd, "text", odd.slice(0, 300)], d: new Float32Array(1000).fill(1.5) },
+      [1, 2, "three", ...Array.from({ length: 400 }, (_, i) => i)],
+      Array.from({ length: 300 }, (_, i) => (i === 299 ? "not a number" : i)),
+      new Map([[Array.from({ length: 256 }, (_, i) => i), Array.from({ length: 257 }, (_, i) => -i)]]),
+    ];
+    for (const v of values) {
+      const s = streamed(v);
+      const whole = serialize(v, "x");
+      expect(s.size).toBe(whole.size);
+      expect(s.type).toBe(whole.type);
+      expect(Buffer.from(s.bytes).equals(Buffer.from(bytesOf(v)))).toBe(true);
+    }
+  });
+
+  it("feeds serialize's bytes for any value (property, seeded)", () => {
+    const numbers = fc.array(fc.double(), { minLength: 250, maxLength: 700 });
+    const value = fc.oneof(
+      fc.anything({ maxDepth: 2, maxKeys: 4, withBigInt: true, withDate: true, withMap: true, withSet: true, withTypedArray: true, withSparseArray: true, withBoxedValues: true }),
+      numbers,
+      fc.record({ n: numbers, rest: fc.anything({ maxDepth: 1 }) }),
+    );
+    fc.assert(
+      fc.property(value, (v) => {
+        expect(Buffer.from(streamed(v).bytes).equals(Buffer.from(bytesOf(v)))).toBe(true);
+      }),
+      process.env.TSFLOW_SOAK === "1" ? { numRuns: 5_000 } : { numRuns: 300, seed: 20261130 },
+    );
+  });
+
+  it("refuses what serialize refuses, with the same message", () => {
+    const bad = { ok: Array.from({ length: 300 }, (_, i) => i), f: () => 1 };
+    expect(thrown(() => encodeForHash(bad, "x")).message).toBe(thrown(() => serialize(bad, "x")).message);
   });
 });
 
