@@ -8,9 +8,11 @@
 // `node build.mjs --no-types` skips the declarations (a few seconds) for a quick rebuild;
 // `node build.mjs --deno` builds only dist/deno/, the input of `deno compile`.
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { parse } from "acorn";
 import { build } from "esbuild";
 
 const t0 = Date.now();
@@ -65,7 +67,7 @@ const lazyHeavy = {
 const denoOnly = process.argv.includes("--deno");
 if (!denoOnly) {
   await Promise.all([
-    build({ ...common, plugins: [lazyHeavy], entryPoints: { tsflow: "cli/main.ts" }, outdir: "dist" }),
+    buildCli(),
     build({ ...common, plugins: [lazyHeavy], entryPoints: { index: "mod.ts" }, outdir: "dist" }),
     build({ ...common, plugins: [lazyHeavy], entryPoints: { testing: "testing.ts" }, outdir: "dist" }),
   ]);
@@ -119,6 +121,94 @@ if (denoOnly) {
   writeFileSync("dist/deno/deno.json", `${JSON.stringify({ imports: { tsflow: "./tsflow.mjs" } }, null, 2)}\n`);
 }
 console.log(`built dist/ in ${Date.now() - t0} ms`);
+
+/**
+ * dist/tsflow.mjs and dist/tsflow.script.js: the CLI bundle as a classic script, which V8 can keep
+ * compiled between runs on every Node (cli/_script-loader.ts says why), and a small ES module that
+ * loads it and exports what the bundle exports, so a flow's `import "tsflow"` still gets the one
+ * copy of the library the CLI runs.
+ */
+async function buildCli() {
+  const out = await build({ ...common, plugins: [lazyHeavy], entryPoints: { tsflow: "cli/main.ts" }, outdir: "dist", write: false, sourcemap: "external" });
+  const code = out.outputFiles.find((f) => f.path.endsWith(".mjs")).text;
+  const map = out.outputFiles.find((f) => f.path.endsWith(".map")).text;
+  const { script, names } = moduleToScript(code);
+  writeFileSync("dist/tsflow.script.js", `${script}//# sourceMappingURL=tsflow.script.js.map\n`);
+  writeFileSync("dist/tsflow.script.js.map", map);
+  rmSync("dist/tsflow.mjs.map", { force: true });
+  const buildId = createHash("sha256").update(script).digest("hex").slice(0, 16);
+  await build({
+    ...common,
+    sourcemap: false,
+    stdin: {
+      contents: [
+        `import { loadScript } from "./cli/_script-loader.ts";`,
+        `const lib = loadScript(import.meta, (specifier) => import(specifier), "./tsflow.script.js", ${JSON.stringify(buildId)});`,
+        `export const { ${names.join(", ")} } = lib;`,
+      ].join("\n"),
+      resolveDir: ".",
+      sourcefile: "tsflow-entry.js",
+      loader: "js",
+    },
+    outfile: "dist/tsflow.mjs",
+  });
+}
+
+/**
+ * Turns esbuild's ES module output into `(function ($tsReq, $tsImp, $tsflowMeta) { …; return
+ * exports })`: static imports (only Node builtins: the build keeps packages lazy) become
+ * `$tsReq` calls hoisted to the top (as ES imports are), `import(…)` becomes `$tsImp(…)`,
+ * `import.meta` becomes `$tsflowMeta`, the final `export { … }` a `return`. Each replacement keeps
+ * the lines (and `import`/`import.meta` their columns), so esbuild's source map still applies.
+ */
+function moduleToScript(src) {
+  for (const name of ["$tsReq", "$tsImp", "$tsflowMeta"]) if (src.includes(name)) throw new Error(`build: the bundle already uses the name ${name}`);
+  const ast = parse(src, { ecmaVersion: "latest", sourceType: "module", allowHashBang: true });
+  const edits = [];
+  const hoisted = [];
+  let names;
+  const blank = (node) => src.slice(node.start, node.end).replace(/[^\n]/g, " ");
+  for (const node of ast.body) {
+    if (node.type === "ImportDeclaration") {
+      const from = node.source.value;
+      if (!from.startsWith("node:")) throw new Error(`build: dist/tsflow.mjs would import "${from}" at start-up; import it lazily`);
+      for (const s of node.specifiers) {
+        const value = `$tsReq(${JSON.stringify(from)})`;
+        hoisted.push(`${s.local.name} = ${s.type === "ImportSpecifier" ? `${value}[${JSON.stringify(s.imported.name ?? s.imported.value)}]` : value}`);
+      }
+      edits.push([node.start, node.end, blank(node)]);
+    } else if (node.type === "ExportNamedDeclaration" && !node.declaration && !node.source) {
+      names = node.specifiers.map((s) => s.exported.name);
+      if (names.some((n) => !/^[A-Za-z_$][\w$]*$/.test(n) || n === "default")) throw new Error("build: the bundle has an export the loader cannot re-export");
+      const body = node.specifiers.map((s) => (s.exported.name === s.local.name ? s.local.name : `${s.exported.name}: ${s.local.name}`)).join(", ");
+      edits.push([node.start, node.end, `return { ${body} };${"\n".repeat(blank(node).split("\n").length - 1)}`]);
+    } else if (/^Export/.test(node.type)) {
+      throw new Error(`build: unexpected ${node.type} in the bundle`);
+    }
+  }
+  if (!names) throw new Error("build: the bundle exports nothing");
+  (function visit(n) {
+    if (n.type === "ImportExpression") edits.push([n.start, n.start + "import".length, "$tsImp"]);
+    else if (n.type === "MetaProperty" && n.meta.name === "import") edits.push([n.start, n.end, "$tsflowMeta"]);
+    for (const v of Object.values(n)) {
+      if (Array.isArray(v)) for (const c of v) c && typeof c.type === "string" && visit(c);
+      else if (v && typeof v.type === "string") visit(v);
+    }
+  })(ast);
+  if (src.startsWith("#!")) edits.push([0, 2, "//"]);
+  edits.sort((a, b) => a[0] - b[0]);
+  let body = "";
+  let at = 0;
+  for (const [start, end, text] of edits) {
+    body += src.slice(at, start) + text;
+    at = end;
+  }
+  body += src.slice(at);
+  // On the first line, before the bundle's own first line: the source map's lines stay right.
+  const imports = hoisted.length ? `const ${hoisted.join(", ")};` : "";
+  const script = `(function ($tsReq, $tsImp, $tsflowMeta) { "use strict"; ${imports}${body}\n})\n`;
+  return { script, names };
+}
 
 function* walk(dir) {
   for (const e of readdirSync(dir, { withFileTypes: true })) {

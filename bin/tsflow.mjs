@@ -10,7 +10,8 @@ import { fileURLToPath } from "node:url";
 // When Node got here (its own start-up, and these builtins, done) and the CPU used so far, for
 // TSFLOW_TRACE_STARTUP (runner/_trace.ts).
 globalThis[Symbol.for("tsflow.binStarted")] = { at: performance.now(), cpu: process.cpuUsage() };
-// Node ≥ 22.1 keeps V8's compiled code between runs, which shortens every start (workers too).
+// Node ≥ 22.1 keeps V8's compiled code of ES modules between runs (flow modules, packages); the
+// CLI bundle has its own code cache on every Node (cli/_script-loader.ts).
 module.enableCompileCache?.();
 const bundle = new URL("../dist/tsflow.mjs", import.meta.url);
 if (!existsSync(bundle)) {

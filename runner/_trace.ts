@@ -7,6 +7,7 @@
  * docs/performance.md. Off (one environment lookup) when the variable is unset.
  */
 import { appendFileSync } from "node:fs";
+import type { ScriptLoad } from "../cli/_script-loader.ts";
 import type { RunReporter } from "../core/runtime.ts";
 
 const file = process.env.TSFLOW_TRACE_STARTUP || undefined;
@@ -41,6 +42,12 @@ export function trace(phase: string, as?: string): void {
     if (bin?.at !== undefined && bin.cpu) lines.push({ pid, role, phase: "bin entry", at: performance.timeOrigin + bin.at, cpu: (bin.cpu.user + bin.cpu.system) / 1000 });
     const prefork = g[Symbol.for("tsflow.preforkedWorker")];
     if (prefork?.startedAt !== undefined) lines.push({ pid, role, phase: "worker spawned by bin", at: performance.timeOrigin + prefork.startedAt, cpu: -1 });
+    // cli/_script-loader.ts: when the bundle was compiled, and whether V8's code cache served it.
+    const script = (globalThis as Record<symbol, ScriptLoad | undefined>)[Symbol.for("tsflow.scriptLoad")];
+    if (script) {
+      lines.push({ pid, role, phase: "bundle loader started", at: performance.timeOrigin + script.startedAt, cpu: -1 });
+      lines.push({ pid, role, phase: `bundle compiled (code cache ${script.cache})`, at: performance.timeOrigin + script.compiledAt, cpu: (script.cpu.user + script.cpu.system) / 1000 });
+    }
   }
   const { user, system } = process.cpuUsage();
   lines.push({ pid, role, phase, at: performance.timeOrigin + performance.now(), cpu: (user + system) / 1000 });

@@ -238,7 +238,8 @@ function sourceLocation(stack: string | undefined): string | undefined {
     const m = /(?:\(|at )(?:file:\/\/)?(\/[^():]+):(\d+):(\d+)\)?\s*$/.exec(line);
     if (!m) continue;
     const path = decodeURIComponent(m[1]!);
-    if (path === lib || path.includes("/node_modules/") || /\/dist\/[^/]+\.mjs$/.test(path)) continue;
+    // The bundle: dist/tsflow.mjs loads the CLI's code from dist/tsflow.script.js.
+    if (path === lib || path.includes("/node_modules/") || /\/dist\/[^/]+\.m?js$/.test(path)) continue;
     const rel = relative(process.cwd(), path);
     return `${rel.startsWith("..") || isAbsolute(rel) ? path : rel}:${m[2]}:${m[3]}`;
   }

@@ -1,0 +1,115 @@
+/**
+ * The loader of the CLI bundle: dist/tsflow.mjs is this file plus the bundle's export list
+ * (build.mjs). The bundle itself is dist/tsflow.script.js, the same code as an ES module would
+ * be, turned by the build into a classic script that returns the library's exports.
+ *
+ * Why a script: every tsflow process (the orchestrator, each worker) compiles the ~1 MB bundle
+ * before doing anything, ~20-30 ms of CPU on Node 20, on the critical path to the first task.
+ * Node ≥ 22.1 can keep V8's compiled code for ES modules between runs (module.enableCompileCache),
+ * Node 20 cannot; for a script, V8's code cache is `vm.Script`'s `cachedData`, on every Node.
+ * So on Node this loader reads the cache written by an earlier process, and the first process
+ * that finds none (or finds it rejected by V8) writes one as it exits, holding everything that
+ * process compiled. Bun and Deno run the same script without a cache.
+ *
+ * The cache is a file per bundle build and Node: `<user cache>/tsflow/v8/<build>-<size>-<mtime>-
+ * <node>-<arch>-<flags>.bin`, in the user's private cache directory (plugins/host/trust.ts: V8's
+ * code cache is code, so it is only read from a directory nobody else may write). The build hash
+ * and the script's size and mtime name the bundle it was made from: V8 checks only the source's
+ * length, and a cache of other code of the same length would run that other code. Written to a
+ * temporary file and renamed, so processes started at once each read a whole file or none. Any
+ * failure (no private directory, an unwritable one, a damaged file) means no cache, silently.
+ * `TSFLOW_CODE_CACHE=0` turns it off.
+ */
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { basename, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Script } from "node:vm";
+import { userCacheDir } from "../plugins/host/trust.ts";
+
+/** How the bundle was loaded, for TSFLOW_TRACE_STARTUP (runner/_trace.ts). */
+export interface ScriptLoad {
+  /** `performance.now()` when the loader started and when the bundle was compiled. */
+  startedAt: number;
+  compiledAt: number;
+  cpu: NodeJS.CpuUsage;
+  /** `off` (not Node, disabled, no usable directory), `miss`, `hit`, or `rejected` by V8. */
+  cache: "off" | "miss" | "hit" | "rejected";
+}
+export const SCRIPT_LOAD = Symbol.for("tsflow.scriptLoad");
+
+/** Caches of other builds kept beside the current one (other installs, other Node versions). */
+const KEEP = 8;
+
+/**
+ * Compiles and runs the bundle `scriptFile` (relative to `meta.url`, the loader's own module, which
+ * the bundle sees as its `import.meta`) and returns its exports. `importModule` is the loader's
+ * `import()`, so the bundle's dynamic imports resolve from dist/ as before.
+ */
+export function loadScript(meta: ImportMeta, importModule: (specifier: string) => Promise<unknown>, scriptFile: string, build: string): Record<string, unknown> {
+  const startedAt = performance.now();
+  const path = fileURLToPath(new URL(scriptFile, meta.url));
+  const source = readFileSync(path, "utf8");
+  const cacheFile = cachePath(path, build);
+  let cachedData: Buffer | undefined;
+  if (cacheFile) {
+    try {
+      cachedData = readFileSync(cacheFile);
+    } catch {
+      // None yet: this process writes it.
+    }
+  }
+  const script = new Script(source, { filename: path, cachedData });
+  const cache = !cacheFile ? "off" : !cachedData ? "miss" : script.cachedDataRejected ? "rejected" : "hit";
+  const load: ScriptLoad = { startedAt, compiledAt: performance.now(), cpu: process.cpuUsage(), cache };
+  (globalThis as Record<symbol, unknown>)[SCRIPT_LOAD] = load;
+  // At exit the cache holds every function this process compiled, not only the top level.
+  if (cacheFile && cache !== "hit") process.once("exit", () => writeCache(script, cacheFile));
+  const factory = script.runInThisContext() as (require: NodeJS.Require, importModule: (specifier: string) => Promise<unknown>, meta: ImportMeta) => Record<string, unknown>;
+  return factory(createRequire(meta.url), importModule, meta);
+}
+
+function cachePath(script: string, build: string): string | undefined {
+  const v = process.versions as Record<string, string | undefined>;
+  if (!v.node || v.bun || "Deno" in globalThis || process.env.TSFLOW_CODE_CACHE === "0") return undefined;
+  try {
+    const st = statSync(script);
+    // V8 rejects a cache made under other V8 flags: one file per set keeps each set's cache.
+    const flags = fnv1a(`${process.execArgv.join(" ")}\0${process.env.NODE_OPTIONS ?? ""}`);
+    return join(userCacheDir("v8"), `${build}-${st.size}-${Math.trunc(st.mtimeMs)}-${process.version}-${process.arch}-${flags}.bin`);
+  } catch {
+    return undefined;
+  }
+}
+
+function writeCache(script: Script, file: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    writeFileSync(tmp, script.createCachedData(), { mode: 0o600 });
+    renameSync(tmp, file);
+    prune(dirname(file), basename(file));
+  } catch {
+    rmSync(tmp, { force: true });
+  }
+}
+
+/** Keeps the newest {@link KEEP} caches besides `current`, and drops temporary files of processes that died writing. */
+function prune(dir: string, current: string): void {
+  const entries = readdirSync(dir)
+    .filter((name) => name !== current)
+    .map((name) => ({ name, mtime: statSync(join(dir, name), { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
+    .sort((a, b) => b.mtime - a.mtime);
+  const stale = Date.now() - 3_600_000;
+  let kept = 0;
+  for (const e of entries) {
+    const drop = e.name.endsWith(".tmp") ? e.mtime < stale : e.name.endsWith(".bin") && ++kept > KEEP;
+    if (drop) rmSync(join(dir, e.name), { force: true });
+  }
+}
+
+function fnv1a(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(16);
+}
