@@ -88,6 +88,12 @@ export interface RunOptions {
    * ({@link TaskSpec.recordAfterMs}; default `SELF_RECORD_DELAY_MS`, `TSFLOW_SELF_RECORD_MS`).
    */
   selfRecordMs?: number;
+  /**
+   * Called once, when no task runs or will run again, before the run's final records are
+   * written: the runner lets its executors' workers go then, so their teardown overlaps those
+   * writes.
+   */
+  tasksOver?: () => void;
 }
 
 export interface RunResult {
@@ -622,6 +628,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
 
   // Markers nothing needed yet (the end step's, a foreach's whose join never came): durable
   // before the final record says whether they count, also when the run failed.
+  options.tasksOver?.();
   await markerSync?.flushAll();
   clearInterval(heartbeat);
   options.signal?.removeEventListener("abort", onAbort);

@@ -315,6 +315,14 @@ async function execute<F>(flow: FlowRef<F>, given: RunFlowOptions, resume: Resum
   const cloned = new Map<string, number>();
   const { options: runOptions, cache, executors, plan } = prepared;
   let result: RunResult;
+  // Closed as soon as the last task is over (see RunOptions.tasksOver), else when the run ends.
+  let closing: Promise<void> | undefined;
+  const closeExecutors = () => {
+    closing ??= executors.close();
+    closing.catch(() => {});
+    return closing;
+  };
+  runOptions.tasksOver = () => void closeExecutors();
   try {
     if (plan) {
       const resumeClone = resumeReuse(plan, cloned);
@@ -328,7 +336,7 @@ async function execute<F>(flow: FlowRef<F>, given: RunFlowOptions, resume: Resum
     result = await executeRun(runOptions);
     trace("run finished");
   } finally {
-    await executors.close();
+    await closeExecutors();
     await cache?.finish();
     trace("workers closed");
   }

@@ -19,7 +19,12 @@ export type WorkerMessage =
   | { type: "loaded"; error?: import("../../core/types.ts").TaskError }
   /** The flow is loaded and the step is about to run: `@timeout` counts from here (sent only then). */
   | { type: "started" }
-  | { type: "done"; result?: import("../../core/types.ts").TaskResult; error?: import("../../core/types.ts").TaskError; rss: number };
+  | { type: "done"; result?: import("../../core/types.ts").TaskResult; error?: import("../../core/types.ts").TaskError; rss: number }
+  /**
+   * The worker's input ended while it was idle: it has written its last byte and is exiting
+   * (also sent on stderr, as the payload `bye`, after anything it printed there).
+   */
+  | { type: "bye" };
 
 export const encodeControl = (nonce: string, payload: string) => `${MARK}${nonce}${payload}\n`;
 

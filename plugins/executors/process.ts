@@ -25,6 +25,8 @@ type WarmFlow = Parameters<NonNullable<Executor["warm"]>>[1] & {};
 
 /** How long a worker may take to load the flow before a step under `@timeout` starts. */
 const LOAD_GRACE_SECONDS = 60;
+/** How long an idle worker has to leave once the executor closes, before it is killed. */
+const CLOSE_GRACE_SECONDS = 2;
 /** How long a task waits for one of the starting workers to get ready before it takes one anyway. */
 const TAKE_WAIT_MS = 10_000;
 
@@ -53,6 +55,13 @@ interface Task {
   started?: () => void;
 }
 
+/**
+ * Workers that said `bye` but have not exited yet, killed when this process exits: they have
+ * nothing left to do, and no worker may outlive its orchestrator for long.
+ */
+const leaving = new Set<ChildProcess>();
+let reapOnExit = false;
+
 class Worker {
   readonly nonce: string;
   readonly child: ChildProcess;
@@ -61,6 +70,8 @@ class Worker {
   ready: Promise<void>;
   /** The worker said it is ready: a task sent now starts at once. */
   isReady = false;
+  /** Resolves once the worker has said `bye` on both streams (then it only exits), or has exited. */
+  readonly finished: Promise<void>;
   private loaded = new Set<string>();
 
   /** Spawns `command __worker`, or takes over a worker already started the same way (`adopted`). */
@@ -78,6 +89,13 @@ class Worker {
     }
     let markReady: () => void;
     this.ready = new Promise((r) => (markReady = r));
+    let markFinished: () => void;
+    this.finished = new Promise((r) => (markFinished = r));
+    // `bye` on both streams: every byte the worker will ever write has been read.
+    let byes = 0;
+    const bye = () => {
+      if (++byes === 2) markFinished();
+    };
     const out = new Demuxer(
       this.nonce,
       (text) => this.task?.context.output("stdout", new TextEncoder().encode(text)),
@@ -88,6 +106,7 @@ class Worker {
           markReady();
         }
         else if (msg.type === "started") this.task?.started?.();
+        else if (msg.type === "bye") bye();
         else if (msg.type === "done" && this.task) {
           this.task.done = msg;
           this.maybeFinish();
@@ -104,7 +123,7 @@ class Worker {
         if (payload === "end" && this.task) {
           this.task.stderrEnded = true;
           this.maybeFinish();
-        }
+        } else if (payload === "bye") bye();
       },
     );
     this.child.stdout!.setEncoding("utf8").on("data", (c: string) => out.push(c));
@@ -116,6 +135,7 @@ class Worker {
       out.end();
       err.end();
       markReady();
+      markFinished();
       const task = this.task;
       if (task) {
         this.task = undefined;
@@ -150,6 +170,37 @@ class Worker {
     if (task.timer) clearTimeout(task.timer);
     const { result, error } = task.done;
     task.resolve(result ? { completed: true, result } : { completed: false, error: error ?? { type: "Executor", message: "worker reported no result" } });
+  }
+
+  /**
+   * Ends the worker's input, which tells an idle worker to leave, and resolves when it is
+   * finished (see {@link finished}): with `untilExit`, only once the process has exited.
+   * A worker that does neither within `graceSeconds` is killed.
+   */
+  close(graceSeconds: number, untilExit: boolean): Promise<void> {
+    if (this.exited) return Promise.resolve();
+    this.child.stdin!.end();
+    const timer = setTimeout(() => this.kill({ type: "Cancelled", message: "executor closed" }, 1), graceSeconds * 1000);
+    timer.unref();
+    const done = untilExit ? new Promise<void>((r) => this.child.once("exit", () => r())) : this.finished;
+    return done.then(() => {
+      if (this.exited) return clearTimeout(timer);
+      // All that is left is the process's own end (the kernel freeing a big heap takes 10-20
+      // ms): it must not keep an embedding process (a script awaiting runFlow) alive, nor
+      // delay a CLI that exits now. Should it not end (a flow's own `exit` listener that
+      // hangs), the timer still kills it while this process lives, and this process's own
+      // exit does.
+      this.child.unref();
+      for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr]) (stream as { unref?: () => void } | null)?.unref?.();
+      leaving.add(this.child);
+      this.child.once("exit", () => leaving.delete(this.child));
+      if (leaving.size === 1 && !reapOnExit) {
+        reapOnExit = true;
+        process.once("exit", () => {
+          for (const child of leaving) child.kill("SIGKILL");
+        });
+      }
+    });
   }
 
   kill(reason: TaskError, graceSeconds: number) {
@@ -288,15 +339,11 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
     },
 
     async close() {
-      const closing = [...all].map(
-        (w) =>
-          new Promise<void>((r) => {
-            if (w.exited) return r();
-            w.child.once("exit", () => r());
-            w.child.stdin!.end();
-            setTimeout(() => w.kill({ type: "Cancelled", message: "executor closed" }, 1), 2000).unref();
-          }),
-      );
+      // A worker of this tsflow is the child itself: once it said `bye` it has nothing left to
+      // do. Another command (`docker run`, a wrapper) may still have work after its worker's
+      // last word (removing the container), so its end is the process's exit.
+      const untilExit = options.command !== undefined;
+      const closing = [...all].map((w) => w.close(CLOSE_GRACE_SECONDS, untilExit));
       idle.length = 0;
       await Promise.all(closing);
     },
