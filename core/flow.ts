@@ -107,8 +107,13 @@ type Decorator = {
 const markStep = methodDecorator("step", (meta) => {
   meta.step = true;
   // The first frame outside tsflow is the module defining the flow: `runFlow(Class)` uses it
-  // to start workers on the same file when no file is given.
-  meta.definedAt ??= new Error().stack ?? "";
+  // to start workers on the same file when no file is given. Formatted only when read: with
+  // source maps on (runner/load.ts), formatting a stack parses the flow's map, ~3-5 ms of
+  // every process's import of the flow, and only `runFlow(Class)` reads it.
+  if (!Object.hasOwn(meta, "definedAt")) {
+    const where = new Error();
+    Object.defineProperty(meta, "definedAt", { get: () => where.stack ?? "", enumerable: true, configurable: true });
+  }
 });
 export const step: Decorator & (() => Decorator) = ((...args: unknown[]) => (args.length === 0 ? markStep : markStep(args[0], args[1], args[2] as PropertyDescriptor))) as Decorator &
   (() => Decorator);
