@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { exec, ROOT } from "../_helpers.ts";
+import { exec, ROOT, tempStore } from "../_helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tsflow-code-cache-test-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -41,6 +41,26 @@ describe("the CLI bundle's code cache", () => {
     expect(statSync(files[0]!).mode & 0o077).toBe(0);
     const second = await version(home);
     expect(second).toMatchObject({ code: 0, stdout: `${VERSION}\n`, stderr: "", cache: "hit" });
+  });
+
+  it("is kept per kind of process: a run and its worker each use their own", async () => {
+    const home = join(dir, "roles");
+    const run = async () => {
+      const trace = join(dir, `trace-${n++}.jsonl`);
+      const r = await exec([process.execPath, join(ROOT, "bin", "tsflow.mjs"), "run", join(ROOT, "examples", "hello.ts"), "--datastore", tempStore()], {
+        env: { XDG_CACHE_HOME: home, TSFLOW_TRACE_STARTUP: trace, TSFLOW_CODE_CACHE: undefined },
+      });
+      expect(r.code, r.stderr).toBe(0);
+      const lines = readFileSync(trace, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { role: string; phase: string });
+      const cache = (role: string) => lines.filter((l) => l.role === role).map((l) => /^bundle compiled \(code cache (\w+)\)$/.exec(l.phase)?.[1]).find(Boolean);
+      return { cli: cache("cli"), worker: cache("worker") };
+    };
+    expect(await run()).toEqual({ cli: "miss", worker: "miss" });
+    expect(cacheFiles(home).map((f) => f.replace(/^.*-/, "")).sort()).toEqual(["run.bin", "worker.bin"]);
+    expect(await run()).toEqual({ cli: "hit", worker: "hit" });
+    // Another command does not take (or spoil) the run's cache.
+    expect((await version(home)).cache).toBe("miss");
+    expect(await run()).toEqual({ cli: "hit", worker: "hit" });
   });
 
   it("is not used for a bundle changed since, even one of the same length", async () => {
