@@ -35,6 +35,11 @@ export interface ScriptLoad {
   cpu: NodeJS.CpuUsage;
   /** `off` (not Node, disabled, no usable directory), `miss`, `hit`, or `rejected` by V8. */
   cache: "off" | "miss" | "hit" | "rejected";
+  /**
+   * Writes the cache now instead of at exit (once; nothing when there is nothing to write). A
+   * worker calls it before its last word: the orchestrator may kill it as soon as it has that.
+   */
+  save(): void;
 }
 export const SCRIPT_LOAD = Symbol.for("tsflow.scriptLoad");
 
@@ -61,10 +66,14 @@ export function loadScript(meta: ImportMeta, importModule: (specifier: string) =
   }
   const script = new Script(source, { filename: path, cachedData });
   const cache = !cacheFile ? "off" : !cachedData ? "miss" : script.cachedDataRejected ? "rejected" : "hit";
-  const load: ScriptLoad = { startedAt, compiledAt: performance.now(), cpu: process.cpuUsage(), cache };
-  (globalThis as Record<symbol, unknown>)[SCRIPT_LOAD] = load;
+  let unsaved = cacheFile !== undefined && cache !== "hit";
+  const save = () => {
+    if (unsaved) writeCache(script, cacheFile!);
+    unsaved = false;
+  };
+  (globalThis as Record<symbol, ScriptLoad>)[SCRIPT_LOAD] = { startedAt, compiledAt: performance.now(), cpu: process.cpuUsage(), cache, save };
   // At exit the cache holds every function this process compiled, not only the top level.
-  if (cacheFile && cache !== "hit") process.once("exit", () => writeCache(script, cacheFile));
+  if (unsaved) process.once("exit", save);
   const factory = script.runInThisContext() as (require: NodeJS.Require, importModule: (specifier: string) => Promise<unknown>, meta: ImportMeta) => Record<string, unknown>;
   return factory(createRequire(meta.url), importModule, meta);
 }

@@ -102,6 +102,9 @@ export async function workerMain(exit: (code: number) => never): Promise<number>
   // since tearing down a big heap (a 100 MB artifact) takes the kernel 10-20 ms and this worker
   // has nothing left to do. Every task has settled its writes before its `done`.
   trace("exit");
+  // The CLI bundle's code cache (cli/_script-loader.ts), when this worker found none, is written
+  // now: once the orchestrator has the bye it may kill this process. Once per build.
+  (globalThis as Record<symbol, { save?: () => void } | undefined>)[Symbol.for("tsflow.scriptLoad")]?.save?.();
   // Nobody reading any more (the orchestrator is gone) is no error now: the worker leaves anyway.
   for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
   await Promise.all([flushed(out, encodeControl(nonce, JSON.stringify({ type: "bye" } satisfies WorkerMessage))), flushed(err, encodeControl(nonce, "bye"))]);
