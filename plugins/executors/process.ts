@@ -178,6 +178,13 @@ class Worker {
    * A worker that does neither within `graceSeconds` is killed.
    */
   close(graceSeconds: number, untilExit: boolean): Promise<void> {
+    this.closing ??= this.leave(graceSeconds, untilExit);
+    return this.closing;
+  }
+
+  private closing?: Promise<void>;
+
+  private leave(graceSeconds: number, untilExit: boolean): Promise<void> {
     if (this.exited) return Promise.resolve();
     this.child.stdin!.end();
     const timer = setTimeout(() => this.kill({ type: "Cancelled", message: "executor closed" }, 1), graceSeconds * 1000);
@@ -223,6 +230,10 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
   let flow: WarmFlow | undefined;
   const maxRss = (options.maxRssMb ?? Number(process.env.TSFLOW_WORKER_MAX_RSS_MB ?? 4096)) * 1024 * 1024;
   const grace = options.killGraceSeconds ?? 3;
+  // A worker of this tsflow is the child itself: once it said `bye` it has nothing left to do.
+  // Another command (`docker run`, a wrapper) may still have work after its worker's last word
+  // (removing the container), so its end is the process's exit.
+  const untilExit = options.command !== undefined;
 
   const spawnWorker = () => {
     command ??= options.command ?? selfCommand();
@@ -305,7 +316,8 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
           ctx.signal.removeEventListener("abort", onAbort);
           if (!w.exited) {
             const rss = task.done?.rss ?? 0;
-            if (fresh || rss > maxRss) w.kill({ type: "Retired", message: "retired" }, grace);
+            // Retired like a worker at the run's end: it leaves by itself, killed only if it does not.
+            if (fresh || rss > maxRss) void w.close(grace, untilExit);
             else idle.push(w);
           }
           resolve(exit);
@@ -339,10 +351,6 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
     },
 
     async close() {
-      // A worker of this tsflow is the child itself: once it said `bye` it has nothing left to
-      // do. Another command (`docker run`, a wrapper) may still have work after its worker's
-      // last word (removing the container), so its end is the process's exit.
-      const untilExit = options.command !== undefined;
       const closing = [...all].map((w) => w.close(CLOSE_GRACE_SECONDS, untilExit));
       idle.length = 0;
       await Promise.all(closing);

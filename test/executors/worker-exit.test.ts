@@ -49,6 +49,17 @@ describe("the end of a run", () => {
     await expectGone(await workerPid(ds, latestRun(ds, FLOW).runId));
   }, 120_000);
 
+  it("with --fresh-workers each task's worker is retired as it ends and leaves by itself: all are gone once the run returns", async () => {
+    const ds = tempStore();
+    const r = await cliRun(fixture("exit-teardown.ts"), ds, "--mb", "64", "--fresh-workers");
+    expect(r.code, r.stderr).toBe(0);
+    const run = latestRun(ds, FLOW);
+    const [end] = await stepArtifacts(ds, FLOW, run.runId, "end");
+    const pids = [await workerPid(ds, run.runId), end!.endPid as number];
+    expect(pids[0]).not.toBe(pids[1]);
+    for (const pid of pids) await expectGone(pid);
+  }, 120_000);
+
   it("runFlow in a script holds no handle of its workers once it returns, and the script ends by itself", async () => {
     const ds = tempStore();
     const script = join(ds, "embed.mjs");
