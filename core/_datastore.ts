@@ -2,7 +2,7 @@
  * What the core adds on top of any datastore plugin: key validation and the optional
  * methods a plugin may leave out (unstorage fills driver gaps the same way).
  */
-import type { Bytes, Datastore, Logger, PutOptions, ReadOptions } from "./types.ts";
+import type { Bytes, Datastore, Logger, PutOptions, ReadOptions, StagedWrite } from "./types.ts";
 import { isTsflowError, TsflowError } from "./errors.ts";
 
 const SEGMENT = /^[A-Za-z0-9_.:@=+-]+$/;
@@ -243,6 +243,30 @@ export function wrapDatastore(raw: Datastore, location: string | undefined = raw
   if (raw.putStream) {
     const putStream = raw.putStream.bind(raw);
     store.putStream = (key, data, options) => guard("write", key, false, () => putStream(key, data, options));
+  }
+  if (raw.stage) {
+    const stage = raw.stage.bind(raw);
+    store.stage = (prefix, data) =>
+      guard("write", prefix, true, async (): Promise<StagedWrite> => {
+        const staged = await stage(prefix, data);
+        const abort = () => Promise.resolve(staged.abort()).catch(() => {});
+        return {
+          commit: (key, options) =>
+            guard("write", key, false, async () => {
+              if (!key.startsWith(prefix)) {
+                await abort();
+                throw new TsflowError("BadKey", `key '${key}' of a staged write is not below '${prefix}', where it was staged`);
+              }
+              // Not atomic on this store: check first, as put does (see PutOptions.ifAbsent).
+              if (options?.ifAbsent && !raw.atomicIfAbsent && (await raw.has(key))) {
+                await abort();
+                throw keyExists(key, raw.url);
+              }
+              return staged.commit(key, options);
+            }),
+          abort,
+        };
+      });
   }
   Object.defineProperty(store, WRAPPED, { value: true });
   return store;

@@ -33,7 +33,9 @@
  *   packages/<hash>                               code packages for remote executors
  *   gc/<id>.mark|sweep|done                       a gc at work (or over): see _sweeps.ts
  */
-export const blobKey = (hash: string) => `blobs/${hash.slice(0, 2)}/${hash}`;
+/** Where every blob's key starts. */
+export const BLOBS_PREFIX = "blobs/";
+export const blobKey = (hash: string) => `${BLOBS_PREFIX}${hash.slice(0, 2)}/${hash}`;
 export const flowsPrefix = () => "flows/";
 export const runsPrefix = (flow: string) => `flows/${flow}/runs/`;
 export const runPrefix = (flow: string, run: string) => `flows/${flow}/runs/${run}/`;

@@ -14,10 +14,10 @@
  */
 import { blake3 } from "./_blake3.ts";
 import { getCapped } from "./_datastore.ts";
-import { blobKey } from "./_layout.ts";
+import { BLOBS_PREFIX, blobKey } from "./_layout.ts";
 import { TsflowError } from "./errors.ts";
 import { deserialize, encodeForHash, SerializeError, serialize } from "./serialize.ts";
-import type { ArtifactRef, Bytes, Datastore, Hasher, Host } from "./types.ts";
+import type { ArtifactRef, Bytes, Datastore, Hasher, Host, StagedWrite } from "./types.ts";
 
 /** Hashes bytes given as several chunks, without joining them (SHA-256). */
 export function hashChunks(host: Host, chunks: readonly Bytes[]): string {
@@ -181,13 +181,21 @@ function maybeCompress(store: Datastore, host: Host, chunks: readonly Bytes[], s
  * changed: pass the loaded reference's algorithm, so an unchanged value keeps its reference).
  */
 export function refOf(host: Host, name: string, value: unknown, given?: HashAlg): { ref: ArtifactRef; chunks: Bytes[] } {
-  let encoded: ReturnType<typeof serialize>;
+  return refOfEncoded(host, encode(name, value), given);
+}
+
+/** A value's serialized bytes, not yet hashed; a value that cannot be stored is an error naming `name`. */
+export function encode(name: string, value: unknown): ReturnType<typeof serialize> {
   try {
-    encoded = serialize(value, name);
+    return serialize(value, name);
   } catch (e) {
     if (e instanceof SerializeError) throw new TsflowError("Serialize", e.message);
     throw e;
   }
+}
+
+/** {@link refOf} of bytes {@link encode} gave. */
+export function refOfEncoded(host: Host, encoded: ReturnType<typeof serialize>, given?: HashAlg): { ref: ArtifactRef; chunks: Bytes[] } {
   const alg = given ?? preferredAlg(host, encoded.size);
   return { ref: { hash: hashWith(host, alg, encoded.chunks), ...withAlg(alg), size: encoded.size, type: encoded.type }, chunks: encoded.chunks };
 }
@@ -208,6 +216,77 @@ export function hashOf(host: Host, name: string, value: unknown, given?: HashAlg
   const h = hasher(host, given ?? preferredAlg(host, encoded.size));
   encoded.feed((bytes) => h.update(bytes));
   return h.digest();
+}
+
+/**
+ * From this many serialized bytes on, a new value is written while it is hashed where the store
+ * can ({@link Datastore.stage}): hashing 100 MB takes ~30 ms of the main thread, time the
+ * store's write (in the thread pool) would otherwise wait for. Below, a wasted write (the blob
+ * existed) and the pieces' bookkeeping cost more than the overlap saves.
+ */
+export const STAGE_FROM = 8 * 1024 * 1024;
+
+/** Whether {@link storeStaged} overlaps anything for `size` bytes on `store` (else: refOf, then put). */
+export const stages = (store: Datastore, size: number): boolean => store.stage !== undefined && !store.compress && size >= STAGE_FROM;
+
+/** How much is hashed between two looks at the event loop (see storeStaged). */
+const HASH_SLICE = 8 * 1024 * 1024;
+
+/**
+ * Stores bytes {@link encode} gave (at least {@link STAGE_FROM} of them, on a store with
+ * `stage`) and returns their reference: the store starts writing them aside, they are hashed
+ * meanwhile, and the write is committed under the hash. When the blob exists already (a re-run
+ * on the same data), the store stops writing and keeps it, as `put` of an immutable key does.
+ * The hashing gives the event loop a turn every {@link HASH_SLICE} bytes, so the store can
+ * issue its next piece when one completes. A store that cannot stage (it fails to start) gets
+ * today's put, which names the blob in its error.
+ */
+export async function storeStaged(store: Datastore, host: Host, encoded: ReturnType<typeof serialize>): Promise<ArtifactRef> {
+  const alg = preferredAlg(host, encoded.size);
+  const ref = (hash: string): ArtifactRef => ({ hash, ...withAlg(alg), size: encoded.size, type: encoded.type });
+  let staged: StagedWrite | undefined;
+  try {
+    staged = await store.stage!(BLOBS_PREFIX, encoded.chunks);
+  } catch {
+    staged = undefined;
+  }
+  if (!staged) {
+    const { ref: known } = refOfEncoded(host, encoded, alg);
+    await store.put(blobKey(known.hash), encoded.chunks, { immutable: true });
+    return known;
+  }
+  let hash: string;
+  try {
+    const h = hasher(host, alg);
+    let since = 0;
+    for (const chunk of encoded.chunks) {
+      for (let at = 0; at < chunk.byteLength; at += HASH_SLICE) {
+        const part = chunk.byteLength <= HASH_SLICE ? chunk : chunk.subarray(at, at + HASH_SLICE);
+        h.update(part);
+        since += part.byteLength;
+        if (since >= HASH_SLICE) {
+          since = 0;
+          await nextTurn();
+        }
+      }
+    }
+    hash = h.digest();
+  } catch (e) {
+    await staged.abort();
+    throw e;
+  }
+  // On failure the store leaves neither the key nor the bytes aside (StagedWrite.commit).
+  await staged.commit(blobKey(hash), { immutable: true });
+  return ref(hash);
+}
+
+/**
+ * One turn of the event loop (a macrotask: I/O callbacks run, unlike after a resolved promise).
+ * `setImmediate` where the runtime has it (Node, Bun, Deno's Node globals); `setTimeout` else.
+ */
+function nextTurn(): Promise<void> {
+  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+  return new Promise((resolve) => (immediate ? immediate(resolve) : setTimeout(resolve, 0)));
 }
 
 /** How much one load may cost the process that displays a value (viewer, dump). */

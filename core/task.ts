@@ -12,7 +12,7 @@ import { getJson, mapLimit } from "./_datastore.ts";
 import { buildJoinInputs, joinInputOf, readJoinInputs } from "./_inputs.ts";
 import { attemptKey, blobKey, doneKey, runKey, taskKey } from "./_layout.ts";
 import { type CardArtifact, CardSession, cardSpecsOf, previewComponent } from "./cards.ts";
-import { algOf, contentHash, type HashAlg, hashOf, inlined, loadArtifact, loadArtifactSync, refOf, storeArtifact, storeEncoded } from "./artifacts.ts";
+import { algOf, contentHash, encode, type HashAlg, hashOf, inlined, loadArtifact, loadArtifactSync, refOf, refOfEncoded, stages, storeArtifact, storeEncoded, storeStaged } from "./artifacts.ts";
 import { TsflowError } from "./errors.ts";
 import { type CurrentInfo, INSTANCE_HOOKS, installRuntime, isParameterSpec, type MergeOptions, type RuntimeHooks } from "./flow.ts";
 import { type GraphNode, loadFlowInfo } from "./graph.ts";
@@ -523,10 +523,24 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
     if (small) return small;
     stored.watch ??= startWatch(store);
     await stored.watch;
-    const out = await storeEncoded(store, host, chunks, ref);
+    return kept(name, value, await storeEncoded(store, host, chunks, ref));
+  };
+  const kept = (name: string, value: unknown, out: ArtifactRef) => {
     stored.written.push({ name, value, hash: out.hash, alg: algOf(out) });
     offerHandoff(out, value);
     return out;
+  };
+  /** A value this step made: a big one is written while it is hashed where the store can (storeStaged). */
+  const putNew = async (name: string, value: unknown) => {
+    const encoded = encode(name, value);
+    if (!stages(store, encoded.size)) {
+      const { ref, chunks } = refOfEncoded(host, encoded);
+      return put(name, value, chunks, ref);
+    }
+    // The gc watch starts before any byte of the blob is written, staged or not.
+    stored.watch ??= startWatch(store);
+    await stored.watch;
+    return kept(name, value, await storeStaged(store, host, encoded));
   };
   // What the previous task here offered and this one did not take is not wanted.
   handoff.clear();
@@ -561,8 +575,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
       artifacts[name] = await put(name, value, chunks, ref);
       return;
     }
-    const { ref, chunks } = refOf(host, name, value);
-    artifacts[name] = await put(name, value, chunks, ref);
+    artifacts[name] = await putNew(name, value);
   });
   return artifacts;
   };

@@ -93,6 +93,16 @@ export interface Datastore {
   /** Size in bytes, or `null` when missing. */
   size?(key: string): Promise<number | null>;
   /**
+   * Starts writing `data` before its key is known, for a value whose key is its content hash:
+   * the core hashes a big artifact (~30 ms for 100 MB) while the store is already writing it,
+   * instead of hashing first and writing after. The store writes the bytes aside (nothing
+   * under any key yet) and the returned {@link StagedWrite} either names the key (commit) or
+   * throws the bytes away (abort). `prefix` is where the key will be (`blobs/`): a store may
+   * write beside it. The core calls it only for values of several MiB on stores that do not
+   * compress. Optional: without it the core hashes, then puts.
+   */
+  stage?(prefix: string, data: readonly Bytes[]): Promise<StagedWrite>;
+  /**
    * Makes a key written earlier (by this process or another) survive a power loss, as a
    * {@link PutOptions.durable} put would have: the orchestrator syncs the success marker a
    * worker wrote before the task's dependents start. A store whose writes are durable when
@@ -124,6 +134,19 @@ export interface Datastore {
   /** `put` honours {@link PutOptions.ifAbsent} atomically (the store itself refuses a second create). */
   readonly atomicIfAbsent?: boolean;
   close?(): Promise<void>;
+}
+
+/** A write begun by {@link Datastore.stage}: exactly one of its methods ends it. */
+export interface StagedWrite {
+  /**
+   * Finishes the write under `key`, atomic like `put` (a reader sees no key or all of it), and
+   * resolves once it is there. With {@link PutOptions.immutable} and a key that exists already,
+   * stops writing, discards what was written and keeps (refreshes) the existing key, as `put`
+   * would. On failure it rejects naming the key, leaving neither the key nor the bytes aside.
+   */
+  commit(key: string, options?: PutOptions): Promise<void>;
+  /** Stops writing and discards what was written. Never rejects. */
+  abort(): Promise<void>;
 }
 
 /** Builds a datastore from its URL (`s3://bucket/prefix`, a path, …). */

@@ -49,6 +49,9 @@ export const TESTS = {
   largePut: "a large value written in chunks reads back intact through getStream",
   largeStream: "a large value written with putStream reads back intact",
   atomic: "a reader polling during a large put sees null or the whole value",
+  stage: "a staged write committed under a key reads back whole, and nothing else appears",
+  stageExisting: "a staged write committed to an existing immutable key keeps that key's value, and nothing else appears",
+  stageAbort: "an aborted staged write leaves no key",
   badKeys: "keys with .., absolute paths or empty segments are rejected",
   corrupt: "a read of a corrupted or missing artifact blob names the artifact",
 } as const;
@@ -330,6 +333,59 @@ export function datastoreSuite(name: string, make: () => Promise<SuiteStore>, op
         await writing;
         expect(seen.filter((s) => s !== "null" && s !== "whole")).toEqual([]);
         expect(sha256((await store().get(key))!)).toBe(whole);
+      },
+      120_000,
+    );
+
+    // Datastore.stage (optional): the core writes a big blob while it hashes it.
+    test(
+      TESTS.stage,
+      async () => {
+        const s = store();
+        if (!s.stage) return;
+        const d = dir();
+        const chunks = [text("head"), ...largeChunks(large), text("tail")];
+        const staged = await s.stage(`${d}/`, chunks);
+        await staged.commit(`${d}/ab/blob`, { immutable: true });
+        expect(sha256((await s.get(`${d}/ab/blob`))!)).toBe(sha256(chunks));
+        expect(await listAll(s, d)).toEqual([`${d}/ab/blob`]);
+        // A key outside the prefix it was staged under is refused, and leaves nothing.
+        const astray = await s.stage(`${d}/`, [text("x")]);
+        await expect(astray.commit(`${dir()}/elsewhere`)).rejects.toThrow(/not below/);
+        expect(await listAll(s, d)).toEqual([`${d}/ab/blob`]);
+      },
+      120_000,
+    );
+
+    test(
+      TESTS.stageExisting,
+      async () => {
+        const s = store();
+        if (!s.stage) return;
+        const d = dir();
+        const key = `${d}/cd/blob`;
+        const first = largeChunks(2 * MiB);
+        await s.put(key, first, { immutable: true });
+        // Different bytes, to tell which value stays: an immutable key is never rewritten.
+        const staged = await s.stage(`${d}/`, largeChunks(large));
+        await staged.commit(key, { immutable: true });
+        expect(sha256((await s.get(key))!)).toBe(sha256(first));
+        expect(await listAll(s, d)).toEqual([key]);
+      },
+      120_000,
+    );
+
+    test(
+      TESTS.stageAbort,
+      async () => {
+        const s = store();
+        if (!s.stage) return;
+        const d = dir();
+        const staged = await s.stage(`${d}/`, largeChunks(large));
+        await staged.abort();
+        await staged.abort();
+        expect(await listAll(s, d)).toEqual([]);
+        expect(await s.list(d)).toEqual([]);
       },
       120_000,
     );

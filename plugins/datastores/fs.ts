@@ -22,6 +22,7 @@ import {
   rmSync,
   statSync,
   utimesSync,
+  writev,
   writevSync,
 } from "node:fs";
 import { spawn } from "node:child_process";
@@ -30,7 +31,7 @@ import { release } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
 import { checkKey, keyExists, mapLimit, tooLarge } from "../../core/_datastore.ts";
 import { TsflowError } from "../../core/errors.ts";
-import type { Bytes, Datastore, PutOptions } from "../../core/types.ts";
+import type { Bytes, Datastore, PutOptions, StagedWrite } from "../../core/types.ts";
 
 export const NAME = "fs";
 
@@ -309,6 +310,109 @@ export default function fsDatastore(options: FsOptions): Datastore {
     }
   }
 
+  /**
+   * {@link Datastore.stage}: the bytes go to a temporary file in the prefix's directory (named
+   * and skipped by listings like writeAtomic's: a crash leaves a `.tmp-` file, never a key),
+   * piece by piece (see PIECE), while the caller hashes them; commit renames it to the key.
+   */
+  async function stage(prefix: string, data: readonly Bytes[]): Promise<StagedWrite> {
+    const dir = prefix === "" ? root : path(prefix.replace(/\/$/, ""));
+    const tmp = `${dir}/${TMP}${process.pid}-${++counter}-staged`;
+    let fd: number;
+    try {
+      if (!knownDirs.has(dir)) makeDir(dir);
+      fd = openSync(tmp, "w");
+    } catch (e) {
+      return fail("write", prefix, e);
+    }
+    knownDirs.add(dir);
+    const pieces = piecesOf(data, PIECE);
+    let next = 0;
+    let inFlight = 0;
+    let stopped = false;
+    let error: unknown;
+    let settle!: () => void;
+    /** Resolves when no piece is in flight and none will be issued. */
+    const idle = new Promise<void>((resolve) => (settle = resolve));
+    // Pieces are issued from completions (on the event loop): one blocked by the caller's
+    // hashing still leaves the other piece in flight for the thread pool to write.
+    const pump = () => {
+      while (!stopped && error === undefined && inFlight < PIECES_IN_FLIGHT && next < pieces.length) {
+        const piece = pieces[next++]!;
+        inFlight++;
+        writePiece(fd, piece.bufs, piece.at, (e) => {
+          inFlight--;
+          if (e) error ??= e;
+          pump();
+        });
+      }
+      if (inFlight === 0 && (stopped || error !== undefined || next === pieces.length)) settle();
+    };
+    pump();
+    let ended = false;
+    /**
+     * Throws the bytes away: the name goes at once, so nothing is left behind even if this
+     * process dies now; the pieces still in flight write to the unnamed file, closed after them.
+     */
+    const discard = () => {
+      stopped = true;
+      try {
+        rmSync(tmp, { force: true });
+      } catch {
+        // Left for the caller's error to explain; listings skip it.
+      }
+      void idle.then(() => closeSync(fd)).catch(() => {});
+    };
+    return {
+      async commit(key, options) {
+        if (ended) throw new TsflowError("Datastore", `[fs] a staged write cannot end twice ('${key}' in ${root})`);
+        ended = true;
+        const file = path(key);
+        const sync = options?.durable && fsync === "markers";
+        let closed = false;
+        try {
+          // As writeAtomic: an existing content-addressed key holds these bytes already.
+          if (options?.immutable && refreshSync(file)) {
+            discard();
+            return;
+          }
+          await idle;
+          if (error !== undefined) throw error;
+          if (sync) await datasync(fd);
+          closed = true;
+          closeSync(fd);
+          const target = dirname(file);
+          if (!knownDirs.has(target)) makeDir(target);
+          const place = () => {
+            if (options?.ifAbsent) linkSync(tmp, file);
+            else renameSync(tmp, file);
+          };
+          try {
+            place();
+          } catch (e) {
+            // A directory this process made may have been deleted since (see writeSmall).
+            if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+            mkdirSync(target, { recursive: true });
+            place();
+          }
+          knownDirs.add(target);
+          if (options?.ifAbsent) rmSync(tmp, { force: true });
+          if (sync) await syncDir(target);
+        } catch (e) {
+          if (closed) rmSync(tmp, { force: true });
+          else discard();
+          if ((e as NodeJS.ErrnoException).code === "EEXIST" && options?.ifAbsent) throw keyExists(key, root);
+          fail("write", key, e);
+        }
+      },
+      async abort() {
+        if (ended) return;
+        ended = true;
+        discard();
+      },
+    };
+  }
+
   /** A key to sync is a file that exists (ENOENT otherwise, named by `fail`): its stat. */
   function syncTarget(key: string) {
     const st = lstatSync(path(key));
@@ -406,6 +510,8 @@ export default function fsDatastore(options: FsOptions): Datastore {
         options,
       );
     },
+
+    stage,
 
     sync: syncOne,
 
@@ -581,6 +687,57 @@ function writeAllSync(fd: number, chunks: readonly Bytes[]) {
     if (written > 0) rest[0] = rest[0]!.subarray(written);
     pending = rest;
   }
+}
+
+/**
+ * A staged write ({@link Datastore.stage}) goes out in pieces of this size, each one pwritev in
+ * libuv's thread pool. When the caller learns that the key exists already, it stops after the
+ * pieces in flight (at most PIECES_IN_FLIGHT of them) instead of writing the whole value for
+ * nothing. 8 MiB: ~2 ms of BLAKE3 on the main thread, ~5-15 ms of copying into the page cache.
+ */
+const PIECE = 8 * 1024 * 1024;
+const PIECES_IN_FLIGHT = 2;
+
+/** `data` cut into pieces of at most `size` bytes (views, no copy), each with its file offset. */
+function piecesOf(data: readonly Bytes[], size: number): { bufs: Bytes[]; at: number }[] {
+  const out: { bufs: Bytes[]; at: number }[] = [];
+  let piece: Bytes[] = [];
+  let room = size;
+  let at = 0;
+  let start = 0;
+  for (const chunk of data) {
+    let rest = chunk;
+    while (rest.byteLength > 0) {
+      const part = rest.byteLength <= room ? rest : rest.subarray(0, room);
+      piece.push(part);
+      room -= part.byteLength;
+      at += part.byteLength;
+      rest = rest.subarray(part.byteLength);
+      if (room === 0) {
+        out.push({ bufs: piece, at: start });
+        piece = [];
+        room = size;
+        start = at;
+      }
+    }
+  }
+  if (piece.length > 0) out.push({ bufs: piece, at: start });
+  return out;
+}
+
+/** Writes every byte of `bufs` at `position` (pwritev, again after a short write), then calls `done`. */
+function writePiece(fd: number, bufs: Bytes[], position: number, done: (e: Error | null) => void) {
+  writev(fd, bufs, position, (e, written) => {
+    if (e) return done(e);
+    if (written === 0) return done(Object.assign(new Error("the write made no progress"), { code: "EIO" }));
+    let consumed = 0;
+    let left = written;
+    while (consumed < bufs.length && left >= bufs[consumed]!.byteLength) left -= bufs[consumed++]!.byteLength;
+    if (consumed === bufs.length) return done(null);
+    const rest = bufs.slice(consumed);
+    rest[0] = rest[0]!.subarray(left);
+    writePiece(fd, rest, position + written, done);
+  });
 }
 
 /** fdatasync in the thread pool: it waits for the disk, which may take milliseconds. */

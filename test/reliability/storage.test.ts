@@ -51,6 +51,20 @@ describe("a full disk (1 MB tmpfs)", () => {
   });
 });
 
+describe("a full disk during a staged write (a 12 MB artifact, written while hashed, on a 4 MB tmpfs)", () => {
+  it.skipIf(!canMount)("fails the task with 'the disk is full' naming the blob, exit 1, no done marker, no temporary file", async () => {
+    const root = (await mountTmpfs("size=4m"))!;
+    const r = await cliRun(rfixture("big-artifact.ts"), root, "--mb", "12");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/\[fs\] cannot write 'blobs\/[0-9a-f]{2}\/[0-9a-f]{64}' in .*: the disk is full/);
+    expect(r.stderr).toMatch(/start\/1/);
+    const c = await checkConsistency(root);
+    expect(c.problems).toEqual([]);
+    expect(walk(root).some((f) => f.includes("/tasks/start/") && f.endsWith("done.json"))).toBe(false);
+    expect(c.tempFiles).toBe(0);
+  });
+});
+
 describe("a disk that fills up mid-run (a step fills the 1 MB tmpfs)", () => {
   it.skipIf(!canMount)("result.json and run.json cannot be written: both named, exit 1, no done marker", async () => {
     const root = (await mountTmpfs("size=1m"))!;
