@@ -247,8 +247,9 @@ export function wrapDatastore(raw: Datastore, location: string | undefined = raw
   if (raw.stage) {
     const stage = raw.stage.bind(raw);
     store.stage = (prefix, data) =>
-      guard("write", prefix, true, async (): Promise<StagedWrite> => {
+      guard("write", prefix, true, async (): Promise<StagedWrite | undefined> => {
         const staged = await stage(prefix, data);
+        if (!staged) return undefined;
         const abort = () => Promise.resolve(staged.abort()).catch(() => {});
         return {
           commit: (key, options) =>

@@ -238,8 +238,8 @@ const HASH_SLICE = 8 * 1024 * 1024;
  * meanwhile, and the write is committed under the hash. When the blob exists already (a re-run
  * on the same data), the store stops writing and keeps it, as `put` of an immutable key does.
  * The hashing gives the event loop a turn every {@link HASH_SLICE} bytes, so the store can
- * issue its next piece when one completes. A store that cannot stage (it fails to start) gets
- * today's put, which names the blob in its error.
+ * issue its next piece when one completes. A store that declines, or cannot stage (it fails to
+ * start), gets a hash, then a put, which names the blob in its error.
  */
 export async function storeStaged(store: Datastore, host: Host, encoded: ReturnType<typeof serialize>): Promise<ArtifactRef> {
   const alg = preferredAlg(host, encoded.size);
@@ -251,6 +251,7 @@ export async function storeStaged(store: Datastore, host: Host, encoded: ReturnT
     staged = undefined;
   }
   if (!staged) {
+    // Declined or failed: hash, then put (whose error, if any, names the blob).
     const { ref: known } = refOfEncoded(host, encoded, alg);
     await store.put(blobKey(known.hash), encoded.chunks, { immutable: true });
     return known;

@@ -98,10 +98,12 @@ export interface Datastore {
    * instead of hashing first and writing after. The store writes the bytes aside (nothing
    * under any key yet) and the returned {@link StagedWrite} either names the key (commit) or
    * throws the bytes away (abort). `prefix` is where the key will be (`blobs/`): a store may
-   * write beside it. The core calls it only for values of several MiB on stores that do not
-   * compress. Optional: without it the core hashes, then puts.
+   * write beside it. The write is speculative (the blob may exist already: a re-run on the same
+   * data), so a store may decline with `undefined` when it would cost more than it saves now
+   * (the fs store: no idle CPU to write on). The core calls it only for values of several MiB on
+   * stores that do not compress. Optional: without it (or declined) the core hashes, then puts.
    */
-  stage?(prefix: string, data: readonly Bytes[]): Promise<StagedWrite>;
+  stage?(prefix: string, data: readonly Bytes[]): Promise<StagedWrite | undefined>;
   /**
    * Makes a key written earlier (by this process or another) survive a power loss, as a
    * {@link PutOptions.durable} put would have: the orchestrator syncs the success marker a

@@ -346,11 +346,13 @@ export function datastoreSuite(name: string, make: () => Promise<SuiteStore>, op
         const d = dir();
         const chunks = [text("head"), ...largeChunks(large), text("tail")];
         const staged = await s.stage(`${d}/`, chunks);
+        // A store may decline a speculative write (see Datastore.stage): nothing to test then.
+        if (!staged) return;
         await staged.commit(`${d}/ab/blob`, { immutable: true });
         expect(sha256((await s.get(`${d}/ab/blob`))!)).toBe(sha256(chunks));
         expect(await listAll(s, d)).toEqual([`${d}/ab/blob`]);
         // A key outside the prefix it was staged under is refused, and leaves nothing.
-        const astray = await s.stage(`${d}/`, [text("x")]);
+        const astray = (await s.stage(`${d}/`, [text("x")]))!;
         await expect(astray.commit(`${dir()}/elsewhere`)).rejects.toThrow(/not below/);
         expect(await listAll(s, d)).toEqual([`${d}/ab/blob`]);
       },
@@ -368,6 +370,7 @@ export function datastoreSuite(name: string, make: () => Promise<SuiteStore>, op
         await s.put(key, first, { immutable: true });
         // Different bytes, to tell which value stays: an immutable key is never rewritten.
         const staged = await s.stage(`${d}/`, largeChunks(large));
+        if (!staged) return;
         await staged.commit(key, { immutable: true });
         expect(sha256((await s.get(key))!)).toBe(sha256(first));
         expect(await listAll(s, d)).toEqual([key]);
@@ -382,6 +385,7 @@ export function datastoreSuite(name: string, make: () => Promise<SuiteStore>, op
         if (!s.stage) return;
         const d = dir();
         const staged = await s.stage(`${d}/`, largeChunks(large));
+        if (!staged) return;
         await staged.abort();
         await staged.abort();
         expect(await listAll(s, d)).toEqual([]);

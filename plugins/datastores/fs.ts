@@ -21,13 +21,14 @@ import {
   renameSync,
   rmSync,
   statSync,
+  unlink,
   utimesSync,
   writev,
   writevSync,
 } from "node:fs";
 import { spawn } from "node:child_process";
 import * as fsp from "node:fs/promises";
-import { release } from "node:os";
+import { availableParallelism, release } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
 import { checkKey, keyExists, mapLimit, tooLarge } from "../../core/_datastore.ts";
 import { TsflowError } from "../../core/errors.ts";
@@ -44,6 +45,13 @@ export interface FsOptions {
    * Default `$TSFLOW_FSYNC`, else `"markers"`. See docs/reliability.md, "Power loss".
    */
   fsync?: "markers" | "none";
+  /**
+   * When {@link Datastore.stage} writes a big blob while the caller hashes it: `"auto"` (default)
+   * when a CPU is idle at that moment (the write's copy into the page cache then runs beside
+   * the hash; on a busy machine it would only take CPU from it, and from nothing at all when the
+   * blob turns out to exist), `"always"`, or `"never"`.
+   */
+  stage?: "auto" | "always" | "never";
 }
 
 const TMP = ".tmp-";
@@ -113,6 +121,7 @@ function syncfs(dir: string): Promise<boolean> {
 export default function fsDatastore(options: FsOptions): Datastore {
   const root = resolve(options.root);
   const fsync = options.fsync ?? (process.env.TSFLOW_FSYNC === "none" ? "none" : "markers");
+  const staging = options.stage ?? "auto";
   if (process.env.TSFLOW_FSYNC && !["none", "markers"].includes(process.env.TSFLOW_FSYNC)) {
     throw new TsflowError("BadOption", `TSFLOW_FSYNC='${process.env.TSFLOW_FSYNC}' is not a policy: use 'markers' (the default) or 'none'`);
   }
@@ -315,7 +324,8 @@ export default function fsDatastore(options: FsOptions): Datastore {
    * and skipped by listings like writeAtomic's: a crash leaves a `.tmp-` file, never a key),
    * piece by piece (see PIECE), while the caller hashes them; commit renames it to the key.
    */
-  async function stage(prefix: string, data: readonly Bytes[]): Promise<StagedWrite> {
+  async function stage(prefix: string, data: readonly Bytes[]): Promise<StagedWrite | undefined> {
+    if (staging === "never" || (staging === "auto" && !idleCpu())) return undefined;
     const dir = prefix === "" ? root : path(prefix.replace(/\/$/, ""));
     const tmp = `${dir}/${TMP}${process.pid}-${++counter}-staged`;
     let fd: number;
@@ -354,14 +364,12 @@ export default function fsDatastore(options: FsOptions): Datastore {
      * Throws the bytes away: the name goes at once, so nothing is left behind even if this
      * process dies now; the pieces still in flight write to the unnamed file, closed after them.
      */
-    const discard = () => {
+    const discard = async () => {
       stopped = true;
-      try {
-        rmSync(tmp, { force: true });
-      } catch {
-        // Left for the caller's error to explain; listings skip it.
-      }
       void idle.then(() => closeSync(fd)).catch(() => {});
+      // In the thread pool: freeing the pages already written takes milliseconds (10-25 for
+      // 30 MB here), which the main thread may spend on the task's other artifacts meanwhile.
+      await new Promise<void>((resolve) => unlink(tmp, () => resolve()));
     };
     return {
       async commit(key, options) {
@@ -373,7 +381,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
         try {
           // As writeAtomic: an existing content-addressed key holds these bytes already.
           if (options?.immutable && refreshSync(file)) {
-            discard();
+            await discard();
             return;
           }
           await idle;
@@ -400,7 +408,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
           if (sync) await syncDir(target);
         } catch (e) {
           if (closed) rmSync(tmp, { force: true });
-          else discard();
+          else await discard();
           if ((e as NodeJS.ErrnoException).code === "EEXIST" && options?.ifAbsent) throw keyExists(key, root);
           fail("write", key, e);
         }
@@ -408,7 +416,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
       async abort() {
         if (ended) return;
         ended = true;
-        discard();
+        await discard();
       },
     };
   }
@@ -738,6 +746,20 @@ function writePiece(fd: number, bufs: Bytes[], position: number, done: (e: Error
     rest[0] = rest[0]!.subarray(left);
     writePiece(fd, rest, position + written, done);
   });
+}
+
+/**
+ * Whether a CPU is idle right now. Linux: the runnable threads (the 4th field of /proc/loadavg,
+ * this one included) are fewer than the CPUs this process may use. Elsewhere: assumed.
+ */
+function idleCpu(): boolean {
+  if (process.platform !== "linux") return true;
+  try {
+    const running = Number(readFileSync("/proc/loadavg", "latin1").split(" ")[3]?.split("/")[0]);
+    return !(running >= availableParallelism());
+  } catch {
+    return true;
+  }
 }
 
 /** fdatasync in the thread pool: it waits for the disk, which may take milliseconds. */

@@ -33,7 +33,7 @@ function bigValue(mb: number, seed: number) {
 describe("staged blob writes", () => {
   it("a big value staged and committed reads back, under the reference an unstaged store gives it, with its blob matching its name", async () => {
     const root = tempStore();
-    const store = wrapDatastore(fsDatastore({ root }));
+    const store = wrapDatastore(fsDatastore({ root, stage: "always" }));
     const value = bigValue(20, 3);
     const encoded = encode("big", value);
     expect(stages(store, encoded.size)).toBe(true);
@@ -52,7 +52,7 @@ describe("staged blob writes", () => {
 
   it("storing the same big value again keeps the blob (refreshed for gc), writes no second copy and leaves no temporary file", async () => {
     const root = tempStore();
-    const store = wrapDatastore(fsDatastore({ root }));
+    const store = wrapDatastore(fsDatastore({ root, stage: "always" }));
     const value = bigValue(24, 5);
     const ref = await storeStaged(store, host, encode("big", value));
     const file = join(root, blobKey(ref.hash));
@@ -70,7 +70,7 @@ describe("staged blob writes", () => {
   });
 
   it("only big values on stores that can stage and do not compress are staged", () => {
-    const fs = wrapDatastore(fsDatastore({ root: tempStore() }));
+    const fs = wrapDatastore(fsDatastore({ root: tempStore(), stage: "always" }));
     expect(stages(fs, STAGE_FROM)).toBe(true);
     expect(stages(fs, STAGE_FROM - 1)).toBe(false);
     expect(stages(wrapDatastore(memoryDatastore()), STAGE_FROM)).toBe(false);

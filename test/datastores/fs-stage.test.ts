@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { wrapDatastore } from "../../core/_datastore.ts";
-import { encode, storeStaged } from "../../core/artifacts.ts";
+import { blobKey } from "../../core/_layout.ts";
+import { encode, refOf, storeStaged } from "../../core/artifacts.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
 import nodeHost from "../../plugins/host/node.ts";
 import { tempStore, waitFor } from "../_helpers.ts";
@@ -69,9 +70,9 @@ rmSync(probe, { recursive: true, force: true });
 describe("fs datastore: staged writes on disk", () => {
   it("a commit renames the staged file to the key: the key's bytes, nothing else in the directory", async () => {
     const root = tempStore();
-    const store = fsDatastore({ root });
+    const store = fsDatastore({ root, stage: "always" });
     const data = bytes(40 * MiB + 7, 1);
-    const staged = await store.stage!("blobs/", data);
+    const staged = (await store.stage!("blobs/", data))!;
     await staged.commit("blobs/ab/key", { immutable: true });
     expect(readFileSync(join(root, "blobs/ab/key")).equals(joined(data))).toBe(true);
     expect(files(root)).toEqual(["blobs", "blobs/ab", "blobs/ab/key"]);
@@ -80,14 +81,14 @@ describe("fs datastore: staged writes on disk", () => {
 
   it("a commit to an existing immutable key keeps that file (refreshed) and removes the staged one", async () => {
     const root = tempStore();
-    const store = fsDatastore({ root });
+    const store = fsDatastore({ root, stage: "always" });
     const first = bytes(5 * MiB, 2);
     await store.put("blobs/cd/key", first, { immutable: true });
     const file = join(root, "blobs/cd/key");
     const old = new Date(Date.now() - 3 * 3600_000);
     utimesSync(file, old, old);
     const inode = statSync(file).ino;
-    const staged = await store.stage!("blobs/", bytes(40 * MiB, 3));
+    const staged = (await store.stage!("blobs/", bytes(40 * MiB, 3)))!;
     await staged.commit("blobs/cd/key", { immutable: true });
     expect(statSync(file).ino).toBe(inode);
     expect(statSync(file).mtimeMs).toBeGreaterThan(old.getTime() + 3600_000);
@@ -99,8 +100,8 @@ describe("fs datastore: staged writes on disk", () => {
 
   it("an abort in the middle of the write leaves no key and no staged file, and closes it", async () => {
     const root = tempStore();
-    const store = fsDatastore({ root });
-    const staged = await store.stage!("blobs/", bytes(64 * MiB, 4));
+    const store = fsDatastore({ root, stage: "always" });
+    const staged = (await store.stage!("blobs/", bytes(64 * MiB, 4)))!;
     // At least one piece is in flight now (stage issues them before it resolves).
     await staged.abort();
     expect(temps(root)).toEqual([]);
@@ -110,8 +111,8 @@ describe("fs datastore: staged writes on disk", () => {
 
   it.skipIf(!canMount)("a disk that fills up during the write: the commit names the key and 'the disk is full', and leaves neither the key nor the staged file", async () => {
     const root = (await mountTmpfs("size=4m"))!;
-    const store = wrapDatastore(fsDatastore({ root }));
-    const staged = await store.stage!("blobs/", bytes(12 * MiB, 5));
+    const store = wrapDatastore(fsDatastore({ root, stage: "always" }));
+    const staged = (await store.stage!("blobs/", bytes(12 * MiB, 5)))!;
     await expect(staged.commit("blobs/ef/key", { immutable: true })).rejects.toThrow(/\[fs\] cannot write 'blobs\/ef\/key' in .*: the disk is full/);
     expect(temps(root)).toEqual([]);
     expect(files(root).filter((f) => f.endsWith("key"))).toEqual([]);
@@ -120,9 +121,21 @@ describe("fs datastore: staged writes on disk", () => {
     await store.put("blobs/ef/small", bytes(3 * MiB, 6));
   });
 
+  it("a store told not to stage declines (resolves undefined), and the artifact is hashed, then put, under the same reference", async () => {
+    const root = tempStore();
+    const store = wrapDatastore(fsDatastore({ root, stage: "never" }));
+    expect(await store.stage!("blobs/", bytes(9 * MiB, 7))).toBeUndefined();
+    const host = nodeHost();
+    const value = new Uint8Array(9 * MiB).fill(7);
+    const ref = await storeStaged(store, host, encode("big", value));
+    expect(ref).toEqual(refOf(host, "big", value).ref);
+    expect(statSync(join(root, blobKey(ref.hash))).size).toBe(ref.size);
+    expect(temps(root)).toEqual([]);
+  });
+
   it.skipIf(!canMount)("a datastore that cannot be written: storing a big artifact fails naming its blob, as an unstaged put does", async () => {
     const root = (await mountTmpfs("ro,size=64k"))!;
-    const store = wrapDatastore(fsDatastore({ root }));
+    const store = wrapDatastore(fsDatastore({ root, stage: "always" }));
     const host = nodeHost();
     const err = await storeStaged(store, host, encode("big", new Uint8Array(9 * MiB))).catch((e: Error) => e);
     expect(String(err)).toMatch(/\[fs\] cannot write 'blobs\/[0-9a-f]{2}\/[0-9a-f]{64}' in .*: the datastore is not writable/);

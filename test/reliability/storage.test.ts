@@ -51,7 +51,7 @@ describe("a full disk (1 MB tmpfs)", () => {
   });
 });
 
-describe("a full disk during a staged write (a 12 MB artifact, written while hashed, on a 4 MB tmpfs)", () => {
+describe("a full disk under a 12 MB artifact on a 4 MB tmpfs (staged, written while hashed, when a CPU is idle)", () => {
   it.skipIf(!canMount)("fails the task with 'the disk is full' naming the blob, exit 1, no done marker, no temporary file", async () => {
     const root = (await mountTmpfs("size=4m"))!;
     const r = await cliRun(rfixture("big-artifact.ts"), root, "--mb", "12");
