@@ -20,6 +20,12 @@ const t0 = Date.now();
 // start some milliseconds. Every other package stays external.
 const INLINE = ["acorn", "citty", "consola"];
 const pkg = JSON.parse(readFileSync("package.json", "utf8"));
+/**
+ * Node builtins a worker may never call (hashing is BLAKE3's, spawning and gzip are rare), which
+ * Node has not loaded at start: each name imported from them and only ever called is loaded on
+ * its first call instead of at every process's start (~5 ms of a worker's CPU).
+ */
+const LAZY_BUILTINS = new Set(["node:crypto", "node:child_process", "node:zlib"]);
 const external = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies, ...pkg.optionalDependencies, ...pkg.peerDependencies })
   .filter((name) => !INLINE.includes(name))
   .flatMap((name) => [name, `${name}/*`]);
@@ -162,19 +168,26 @@ async function buildCli() {
  * the lines (and `import`/`import.meta` their columns), so esbuild's source map still applies.
  */
 function moduleToScript(src) {
-  for (const name of ["$tsReq", "$tsImp", "$tsflowMeta"]) if (src.includes(name)) throw new Error(`build: the bundle already uses the name ${name}`);
+  for (const name of ["$tsReq", "$tsImp", "$tsflowMeta", "$tsLazy"]) if (src.includes(name)) throw new Error(`build: the bundle already uses the name ${name}`);
   const ast = parse(src, { ecmaVersion: "latest", sourceType: "module", allowHashBang: true });
   const edits = [];
   const hoisted = [];
   let names;
   const blank = (node) => src.slice(node.start, node.end).replace(/[^\n]/g, " ");
+  const onlyCalled = onlyCalledNames(ast);
   for (const node of ast.body) {
     if (node.type === "ImportDeclaration") {
       const from = node.source.value;
       if (!from.startsWith("node:")) throw new Error(`build: dist/tsflow.mjs would import "${from}" at start-up; import it lazily`);
       for (const s of node.specifiers) {
         const value = `$tsReq(${JSON.stringify(from)})`;
-        hoisted.push(`${s.local.name} = ${s.type === "ImportSpecifier" ? `${value}[${JSON.stringify(s.imported.name ?? s.imported.value)}]` : value}`);
+        const local = s.local.name;
+        const imported = JSON.stringify(s.imported?.name ?? s.imported?.value);
+        if (s.type === "ImportSpecifier" && LAZY_BUILTINS.has(from) && onlyCalled.has(local)) {
+          // Every use of the name is a call: a function that loads the module on first call
+          // behaves the same.
+          hoisted.push(`${local} = function () { return $tsLazy(${JSON.stringify(from)})[${imported}].apply(this, arguments); }`);
+        } else hoisted.push(`${local} = ${s.type === "ImportSpecifier" ? `${value}[${imported}]` : value}`);
       }
       edits.push([node.start, node.end, blank(node)]);
     } else if (node.type === "ExportNamedDeclaration" && !node.declaration && !node.source) {
@@ -205,9 +218,35 @@ function moduleToScript(src) {
   }
   body += src.slice(at);
   // On the first line, before the bundle's own first line: the source map's lines stay right.
+  const lazy = "const $tsModules = {}, $tsLazy = (id) => ($tsModules[id] ??= $tsReq(id));";
   const imports = hoisted.length ? `const ${hoisted.join(", ")};` : "";
-  const script = `(function ($tsReq, $tsImp, $tsflowMeta) { "use strict"; ${imports}${body}\n})\n`;
+  const script = `(function ($tsReq, $tsImp, $tsflowMeta) { "use strict"; ${lazy}${imports}${body}\n})\n`;
   return { script, names };
+}
+
+/**
+ * The identifiers of the bundle that appear only as the callee of a call, wherever they appear
+ * (conservative: a same-named local used otherwise anywhere disqualifies the name).
+ */
+function onlyCalledNames(ast) {
+  const called = new Set();
+  const other = new Set();
+  (function visit(n, parent, key) {
+    if (n.type === "Identifier") {
+      const notReference =
+        (parent.type === "MemberExpression" && key === "property" && !parent.computed) ||
+        (["Property", "MethodDefinition", "PropertyDefinition"].includes(parent.type) && key === "key" && !parent.computed && !parent.shorthand) ||
+        ["LabeledStatement", "BreakStatement", "ContinueStatement", "ImportSpecifier", "ImportDefaultSpecifier", "ImportNamespaceSpecifier"].includes(parent.type);
+      if (parent.type === "CallExpression" && key === "callee") called.add(n.name);
+      else if (!notReference) other.add(n.name);
+      return;
+    }
+    for (const [k, v] of Object.entries(n)) {
+      if (Array.isArray(v)) for (const c of v) c && typeof c.type === "string" && visit(c, n, k);
+      else if (v && typeof v.type === "string") visit(v, n, k);
+    }
+  })(ast, ast, "");
+  return new Set([...called].filter((name) => !other.has(name)));
 }
 
 function* walk(dir) {

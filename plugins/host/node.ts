@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { readFile } from "node:fs/promises";
-import { constants, gunzipSync, gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { availableParallelism, hostname, userInfo } from "node:os";
 import type { Host } from "../../core/types.ts";
 
@@ -61,7 +61,9 @@ export default function nodeHost(): Host {
       }
     },
     // One gzip member per chunk: joining a 1 GB segment to its header would copy it whole.
-    gzip: (chunks) => chunks.filter((c) => c.byteLength > 0).map((c) => gzipSync(c, { level: constants.Z_BEST_SPEED })),
+    // Level 1 is zlib's Z_BEST_SPEED (named here rather than read from node:zlib's `constants`,
+    // so the bundle loads zlib only when it first compresses: build.mjs LAZY_BUILTINS).
+    gzip: (chunks) => chunks.filter((c) => c.byteLength > 0).map((c) => gzipSync(c, { level: 1 })),
     gunzip: (data, maxOutput) => gunzipSync(data, maxOutput === undefined ? {} : { maxOutputLength: Math.max(1, maxOutput) }),
   };
 }

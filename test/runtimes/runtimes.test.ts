@@ -3,9 +3,10 @@
  * aside) under Node 20, Node 22, Bun and Deno, and `show` prints the same graph. A runtime that
  * cannot be installed is skipped with the reason.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { ROOT } from "../_helpers.ts";
 import { exec, normalize, runtimes } from "./_runtimes.ts";
@@ -63,6 +64,23 @@ describe("the CLI bundle loads heavy packages only when used", () => {
     expect(statics.length).toBeGreaterThan(0);
     expect(statics.filter((s) => !s.startsWith("node:"))).toEqual([]);
     expect(bundle).toMatch(/\$tsImp\("@aws-sdk\/client-s3"\)/);
+  });
+
+  it("loading the bundle leaves node:crypto, node:child_process and node:zlib for their first call", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tsflow-builtins-"));
+    try {
+      const probe = join(dir, "probe.mjs");
+      writeFileSync(
+        probe,
+        `await import(${JSON.stringify(pathToFileURL(join(ROOT, "dist", "tsflow.mjs")).href)});
+console.log(JSON.stringify(["crypto", "child_process", "zlib"].filter((m) => process.moduleLoadList.includes("NativeModule " + m))));`,
+      );
+      const r = await exec([process.execPath, probe], { cwd: dir });
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
