@@ -191,14 +191,15 @@ class Worker {
     timer.unref();
     const done = untilExit ? new Promise<void>((r) => this.child.once("exit", () => r())) : this.finished;
     return done.then(() => {
-      if (this.exited) return clearTimeout(timer);
       // All that is left is the process's own end (the kernel freeing a big heap takes 10-20
-      // ms): it must not keep an embedding process (a script awaiting runFlow) alive, nor
-      // delay a CLI that exits now. Should it not end (a flow's own `exit` listener that
-      // hangs), the timer still kills it while this process lives, and this process's own
-      // exit does.
+      // ms) and its pipes' end of file, which may come after its 'exit' event: neither may
+      // keep an embedding process (a script awaiting runFlow) alive, nor delay a CLI that exits
+      // now.
       this.child.unref();
       for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr]) (stream as { unref?: () => void } | null)?.unref?.();
+      if (this.exited) return clearTimeout(timer);
+      // Should it not end (a flow's own `exit` listener that hangs), the timer still kills it
+      // while this process lives, and this process's own exit does.
       leaving.add(this.child);
       this.child.once("exit", () => leaving.delete(this.child));
       if (leaving.size === 1 && !reapOnExit) {
