@@ -344,8 +344,8 @@ export default function fsDatastore(options: FsOptions): Datastore {
     let settle!: () => void;
     /** Resolves when no piece is in flight and none will be issued. */
     const idle = new Promise<void>((resolve) => (settle = resolve));
-    // Pieces are issued from completions (on the event loop): one blocked by the caller's
-    // hashing still leaves the other piece in flight for the thread pool to write.
+    // Pieces are issued from completions, on the event loop: between two slices of the
+    // caller's hashing while it hashes, at once after.
     const pump = () => {
       while (!stopped && error === undefined && inFlight < PIECES_IN_FLIGHT && next < pieces.length) {
         const piece = pieces[next++]!;
@@ -361,14 +361,14 @@ export default function fsDatastore(options: FsOptions): Datastore {
     pump();
     let ended = false;
     /**
-     * Throws the bytes away: the name goes at once, so nothing is left behind even if this
-     * process dies now; the pieces still in flight write to the unnamed file, closed after them.
+     * Throws the bytes away: no piece is issued any more, the name goes, and the file is closed
+     * once the piece in flight is written (its pages are freed then).
      */
     const discard = async () => {
       stopped = true;
       void idle.then(() => closeSync(fd)).catch(() => {});
-      // In the thread pool: freeing the pages already written takes milliseconds (10-25 for
-      // 30 MB here), which the main thread may spend on the task's other artifacts meanwhile.
+      // In the thread pool: the unlink waits for the file's lock, held by the piece in flight
+      // (a few ms), time the main thread may spend on the task's other artifacts meanwhile.
       await new Promise<void>((resolve) => unlink(tmp, () => resolve()));
     };
     return {
@@ -700,11 +700,17 @@ function writeAllSync(fd: number, chunks: readonly Bytes[]) {
 /**
  * A staged write ({@link Datastore.stage}) goes out in pieces of this size, each one pwritev in
  * libuv's thread pool. When the caller learns that the key exists already, it stops after the
- * pieces in flight (at most PIECES_IN_FLIGHT of them) instead of writing the whole value for
- * nothing. 8 MiB: ~2 ms of BLAKE3 on the main thread, ~5-15 ms of copying into the page cache.
+ * piece in flight instead of writing the whole value for nothing. 8 MiB: ~4-5 ms of copying
+ * into the page cache, during which the caller's hashing (artifacts.ts HASH_SLICE) lets the
+ * event loop issue the next piece about twice.
+ *
+ * One piece in flight, not two: two writes to one file queue on its inode lock, and the waiting
+ * thread spins on it (the kernel's rwsem spins while the holder runs) — here 20-30 ms more CPU
+ * for 100 MB, taken from the hashing on the other core, and a re-run that found the blob waited
+ * for two pieces instead of one.
  */
 const PIECE = 8 * 1024 * 1024;
-const PIECES_IN_FLIGHT = 2;
+const PIECES_IN_FLIGHT = 1;
 
 /** `data` cut into pieces of at most `size` bytes (views, no copy), each with its file offset. */
 function piecesOf(data: readonly Bytes[], size: number): { bufs: Bytes[]; at: number }[] {
