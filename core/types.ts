@@ -144,10 +144,12 @@ export interface StagedWrite {
    * Finishes the write under `key`, atomic like `put` (a reader sees no key or all of it), and
    * resolves once it is there. With {@link PutOptions.immutable} and a key that exists already,
    * stops writing, discards what was written and keeps (refreshes) the existing key, as `put`
-   * would. On failure it rejects naming the key, leaving neither the key nor the bytes aside.
+   * would. On failure it rejects naming the key and leaves no key. What was written aside is
+   * removed, possibly after the promise resolves (the fs store: in its thread pool, or at the
+   * latest as the process exits), never left for a reader to see.
    */
   commit(key: string, options?: PutOptions): Promise<void>;
-  /** Stops writing and discards what was written. Never rejects. */
+  /** Stops writing and discards what was written (as commit does). Never rejects. */
   abort(): Promise<void>;
 }
 

@@ -364,12 +364,10 @@ export default function fsDatastore(options: FsOptions): Datastore {
      * Throws the bytes away: no piece is issued any more, the name goes, and the file is closed
      * once the piece in flight is written (its pages are freed then).
      */
-    const discard = async () => {
+    const discard = () => {
       stopped = true;
       void idle.then(() => closeSync(fd)).catch(() => {});
-      // In the thread pool: the unlink waits for the file's lock, held by the piece in flight
-      // (a few ms), time the main thread may spend on the task's other artifacts meanwhile.
-      await new Promise<void>((resolve) => unlink(tmp, () => resolve()));
+      discardLater(tmp);
     };
     return {
       async commit(key, options) {
@@ -381,7 +379,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
         try {
           // As writeAtomic: an existing content-addressed key holds these bytes already.
           if (options?.immutable && refreshSync(file)) {
-            await discard();
+            discard();
             return;
           }
           await idle;
@@ -408,7 +406,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
           if (sync) await syncDir(target);
         } catch (e) {
           if (closed) rmSync(tmp, { force: true });
-          else await discard();
+          else discard();
           if ((e as NodeJS.ErrnoException).code === "EEXIST" && options?.ifAbsent) throw keyExists(key, root);
           fail("write", key, e);
         }
@@ -416,7 +414,7 @@ export default function fsDatastore(options: FsOptions): Datastore {
       async abort() {
         if (ended) return;
         ended = true;
-        await discard();
+        discard();
       },
     };
   }
@@ -752,6 +750,34 @@ function writePiece(fd: number, bufs: Bytes[], position: number, done: (e: Error
     rest[0] = rest[0]!.subarray(left);
     writePiece(fd, rest, position + written, done);
   });
+}
+
+/** Staged files being removed in the thread pool (see discardLater). */
+const discarding = new Set<string>();
+let discardAtExit = false;
+
+/**
+ * Removes a staged file without waiting: the unlink takes the file's lock, which the piece in
+ * flight holds until it is written (8 MiB: 4-25 ms here, depending on how fast the kernel finds
+ * pages), and a re-run that found its blob would wait that long for nothing. What the thread
+ * pool has not removed when the process exits is removed then, synchronously: only a crash
+ * leaves a staged file behind, as it leaves any interrupted write's (listings skip them).
+ */
+function discardLater(tmp: string) {
+  discarding.add(tmp);
+  if (!discardAtExit) {
+    discardAtExit = true;
+    process.once("exit", () => {
+      for (const file of discarding) {
+        try {
+          rmSync(file, { force: true });
+        } catch {
+          // A file that cannot be removed stays, skipped by listings.
+        }
+      }
+    });
+  }
+  unlink(tmp, () => discarding.delete(tmp));
 }
 
 /**

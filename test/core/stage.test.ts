@@ -12,7 +12,7 @@ import { encode, loadArtifact, refOf, STAGE_FROM, stages, storeStaged } from "..
 import fsDatastore from "../../plugins/datastores/fs.ts";
 import memoryDatastore from "../../plugins/datastores/memory.ts";
 import nodeHost from "../../plugins/host/node.ts";
-import { blobFiles, cli, latestRun, matchesBlobName, ROOT, stepArtifacts, tempStore } from "../_helpers.ts";
+import { blobFiles, cli, fixture, latestRun, matchesBlobName, ROOT, stepArtifacts, tempStore, waitFor } from "../_helpers.ts";
 
 const MiB = 1024 * 1024;
 const host = nodeHost();
@@ -65,8 +65,9 @@ describe("staged blob writes", () => {
     // from this use.
     expect(statSync(file).ino).toBe(inode);
     expect(statSync(file).mtimeMs).toBeGreaterThan(old.getTime() + 3600_000);
+    // The staged copy is removed in the thread pool, after the piece in flight.
+    expect(await waitFor(() => tempFiles(root).length === 0, 30_000, "the staged file to be removed")).toBe(true);
     expect(blobFiles(root).map((b) => b.path)).toEqual([file]);
-    expect(tempFiles(root)).toEqual([]);
   });
 
   it("only big values on stores that can stage and do not compress are staged", () => {
@@ -105,5 +106,21 @@ describe("staged blob writes", () => {
     expect(readFileSync(log, "utf8")).toBe(`commit ${blobKey(first.ref.hash)} new\ncommit ${blobKey(first.ref.hash)} existing\n`);
     expect(blobFiles(ds).length).toBe(blobs);
     expect(tempFiles(ds)).toEqual([]);
+  });
+
+  it("a worker that found its big blob in its last step leaves no staged file behind when it exits", async () => {
+    // `end` makes the value: the worker's last task, so the worker may exit while the staged
+    // copy it discarded is still being removed (the fs store finishes that at exit).
+    const ds = tempStore();
+    const log = join(ds, "stage.log");
+    const store = `./test/fixtures/stage-logged-store.ts:dir=${ds},log=${log}`;
+    for (let i = 0; i < 3; i++) {
+      const res = await cli(["run", fixture("big-end.ts"), "--datastore", store], { timeoutMs: 60_000 });
+      expect(res.code, res.stderr).toBe(0);
+      expect(tempFiles(ds)).toEqual([]);
+    }
+    const lines = readFileSync(log, "utf8").trim().split("\n");
+    expect(lines.map((l) => l.split(" ")[2])).toEqual(["new", "existing", "existing"]);
+    expect(blobFiles(ds).filter((b) => b.size > 9 * MiB)).toHaveLength(1);
   });
 });

@@ -5,7 +5,8 @@
  * (fs.test.ts) covers what every store's `stage` promises through the key space; these look
  * at the directory itself, where temporary files live.
  */
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { build } from "esbuild";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
@@ -14,7 +15,7 @@ import { blobKey } from "../../core/_layout.ts";
 import { encode, refOf, storeStaged } from "../../core/artifacts.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
 import nodeHost from "../../plugins/host/node.ts";
-import { tempStore, waitFor } from "../_helpers.ts";
+import { exec, ROOT, tempStore, waitFor } from "../_helpers.ts";
 import { tryRun } from "../reliability/_util.ts";
 
 const MiB = 1024 * 1024;
@@ -93,9 +94,9 @@ describe("fs datastore: staged writes on disk", () => {
     expect(statSync(file).ino).toBe(inode);
     expect(statSync(file).mtimeMs).toBeGreaterThan(old.getTime() + 3600_000);
     expect(readFileSync(file).equals(joined(first))).toBe(true);
-    expect(temps(root)).toEqual([]);
-    // The pieces in flight when the key was found finish into the unnamed file, then it closes.
-    expect(await waitFor(() => openBelow(root).length === 0, 30_000, "the staged file to be closed")).toBe(true);
+    // The staged file is removed in the thread pool (after the piece in flight), then closed.
+    expect(await waitFor(() => temps(root).length === 0 && openBelow(root).length === 0, 30_000, "the staged file to be removed and closed")).toBe(true);
+    expect(files(root)).toEqual(["blobs", "blobs/cd", "blobs/cd/key"]);
   });
 
   it("an abort in the middle of the write leaves no key and no staged file, and closes it", async () => {
@@ -104,9 +105,30 @@ describe("fs datastore: staged writes on disk", () => {
     const staged = (await store.stage!("blobs/", bytes(64 * MiB, 4)))!;
     // At least one piece is in flight now (stage issues them before it resolves).
     await staged.abort();
-    expect(temps(root)).toEqual([]);
+    expect(await waitFor(() => temps(root).length === 0 && openBelow(root).length === 0, 30_000, "the staged file to be removed and closed")).toBe(true);
     expect(files(root)).toEqual(["blobs"]);
-    expect(await waitFor(() => openBelow(root).length === 0, 30_000, "the staged file to be closed")).toBe(true);
+  });
+
+  it("a process that exits at once after finding its key removes the staged file on its way out", async () => {
+    // The unlink queued in the thread pool waits for the piece in flight; process.exit does not
+    // wait for the thread pool, so without the exit hook the staged file would stay.
+    const root = tempStore();
+    const dir = mkdtempSync(join(tmpdir(), "tsflow-stage-child-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(
+      join(dir, "child.ts"),
+      `import fsDatastore from ${JSON.stringify(join(ROOT, "plugins/datastores/fs.ts"))};
+const store = fsDatastore({ root: ${JSON.stringify(root)}, stage: "always" });
+await store.put("blobs/ab/key", new Uint8Array(1 << 20).fill(1), { immutable: true });
+const staged = await store.stage("blobs/", [new Uint8Array(64 << 20).fill(2)]);
+await staged.commit("blobs/ab/key", { immutable: true });
+process.exit(0);
+`,
+    );
+    await build({ entryPoints: [join(dir, "child.ts")], outfile: join(dir, "child.mjs"), bundle: true, platform: "node", format: "esm", logLevel: "silent" });
+    const res = await exec([process.execPath, join(dir, "child.mjs")]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(files(root)).toEqual(["blobs", "blobs/ab", "blobs/ab/key"]);
   });
 
   it.skipIf(!canMount)("a disk that fills up during the write: the commit names the key and 'the disk is full', and leaves neither the key nor the staged file", async () => {
@@ -114,9 +136,8 @@ describe("fs datastore: staged writes on disk", () => {
     const store = wrapDatastore(fsDatastore({ root, stage: "always" }));
     const staged = (await store.stage!("blobs/", bytes(12 * MiB, 5)))!;
     await expect(staged.commit("blobs/ef/key", { immutable: true })).rejects.toThrow(/\[fs\] cannot write 'blobs\/ef\/key' in .*: the disk is full/);
-    expect(temps(root)).toEqual([]);
+    expect(await waitFor(() => temps(root).length === 0 && openBelow(root).length === 0, 30_000, "the staged file to be removed and closed")).toBe(true);
     expect(files(root).filter((f) => f.endsWith("key"))).toEqual([]);
-    expect(await waitFor(() => openBelow(root).length === 0, 30_000, "the staged file to be closed")).toBe(true);
     // The space is back: a write of what fits succeeds.
     await store.put("blobs/ef/small", bytes(3 * MiB, 6));
   });
