@@ -78,6 +78,9 @@ const dockerExecutor: ExecutorFactory<DockerOptions> = (options = {}) => {
       const { script, mounts: runtime } = runtimeFiles();
       const args = ["-i", "--rm", "--init", "--network", options.network ?? "host", "--label", `org.tsflow.executor=${id}`];
       if (process.getuid) args.push("--user", `${process.getuid()}:${process.getgid!()}`, "-e", "HOME=/tmp");
+      // A container starts from a fresh file system: the bundle's code cache (cli/_script-loader.ts)
+      // would be missed every time and written for nothing as each worker ends.
+      args.push("-e", "TSFLOW_CODE_CACHE=0");
       for (const m of runtime) args.push("-v", `${m}:${m}:ro`);
       for (const m of mounts) args.push("-v", `${m}:${m}`);
       for (const name of ["TSFLOW_WORKER_NONCE", ...PASS_ENV, ...(options.passEnv ?? [])]) if (process.env[name] !== undefined || name === "TSFLOW_WORKER_NONCE") args.push("-e", name);
