@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { wrapDatastore } from "../../core/_datastore.ts";
 import { blobKey } from "../../core/_layout.ts";
 import { encode, loadArtifact, refOf, STAGE_FROM, stages, storeStaged } from "../../core/artifacts.ts";
+import { memoryLayer } from "../../core/spin.ts";
 import fsDatastore from "../../plugins/datastores/fs.ts";
 import memoryDatastore from "../../plugins/datastores/memory.ts";
 import nodeHost from "../../plugins/host/node.ts";
@@ -76,6 +77,8 @@ describe("staged blob writes", () => {
     expect(stages(fs, STAGE_FROM - 1)).toBe(false);
     expect(stages(wrapDatastore(memoryDatastore()), STAGE_FROM)).toBe(false);
     expect(stages({ ...fs, compress: true }, STAGE_FROM)).toBe(false);
+    // `spin --no-persist` keeps every write in memory: a staged write would reach the disk.
+    expect(stages(memoryLayer(fs), STAGE_FROM)).toBe(false);
   });
 
   it("a run stores its big artifact through a staged write, reads it back in later steps, and a re-run on the same data keeps the blob", async () => {
