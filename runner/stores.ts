@@ -53,6 +53,17 @@ export function openDatastore(location?: string, cwd = process.cwd()): Promise<D
   return p;
 }
 
+/**
+ * Closes every datastore opened by {@link openDatastore} (a worker about to leave): what they
+ * still do in the background (removing a discarded staged file) is over when this resolves.
+ * A store that fails to close is left as it is: the process is ending anyway.
+ */
+export async function closeDatastores(): Promise<void> {
+  const stores = [...opened.values()];
+  opened.clear();
+  await Promise.all(stores.map((p) => p.then((store) => store.close?.()).catch(() => {})));
+}
+
 /** A datastore plugin location: `file.ts` or `file.ts:OPTIONS`. */
 const PLUGIN = /^(.+?\.(?:[cm]?[jt]s|tsx))(?::(.*))?$/s;
 

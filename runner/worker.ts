@@ -9,7 +9,7 @@ import { executeTask, errorInfo } from "../core/task.ts";
 import type { TaskSpec } from "../core/types.ts";
 import { encodeControl, type WorkerCommand, type WorkerMessage } from "../plugins/executors/_protocol.ts";
 import nodeHost from "../plugins/host/node.ts";
-import { openDatastore } from "./stores.ts";
+import { closeDatastores, openDatastore } from "./stores.ts";
 import { loadFlow, packageModule } from "./load.ts";
 import { enterTaskEnvironment, type TaskEnvironmentScope } from "./secrets.ts";
 import { trace } from "./_trace.ts";
@@ -100,7 +100,10 @@ export async function workerMain(exit: (code: number) => never): Promise<number>
   // The orchestrator is done with this worker. Say so as the very last output on both streams,
   // then leave at once: the executor stops waiting at `bye` instead of at the process's end,
   // since tearing down a big heap (a 100 MB artifact) takes the kernel 10-20 ms and this worker
-  // has nothing left to do. Every task has settled its writes before its `done`.
+  // has nothing left to do. Every task has settled its writes before its `done`; what the
+  // datastores still do in the background (removing a discarded staged file) ends here, before
+  // the bye, since the orchestrator's exit kills a worker still running after it.
+  await closeDatastores();
   trace("exit");
   // The CLI bundle's code cache (cli/_script-loader.ts), when this worker found none, is written
   // now: once the orchestrator has the bye it may kill this process. Once per build.

@@ -455,6 +455,10 @@ export default function fsDatastore(options: FsOptions): Datastore {
     root,
     atomicIfAbsent: true,
 
+    // Nothing is held open between calls; what may still run is the removal of discarded staged
+    // files in the thread pool.
+    close: discardsSettled,
+
     async get(key, options) {
       await turn();
       try {
@@ -752,8 +756,8 @@ function writePiece(fd: number, bufs: Bytes[], position: number, done: (e: Error
   });
 }
 
-/** Staged files being removed in the thread pool (see discardLater). */
-const discarding = new Set<string>();
+/** Staged files being removed in the thread pool (see discardLater), each with its removal. */
+const discarding = new Map<string, Promise<void>>();
 let discardAtExit = false;
 
 /**
@@ -764,11 +768,10 @@ let discardAtExit = false;
  * leaves a staged file behind, as it leaves any interrupted write's (listings skip them).
  */
 function discardLater(tmp: string) {
-  discarding.add(tmp);
   if (!discardAtExit) {
     discardAtExit = true;
     process.once("exit", () => {
-      for (const file of discarding) {
+      for (const file of discarding.keys()) {
         try {
           rmSync(file, { force: true });
         } catch {
@@ -777,7 +780,23 @@ function discardLater(tmp: string) {
       }
     });
   }
-  unlink(tmp, () => discarding.delete(tmp));
+  discarding.set(
+    tmp,
+    new Promise((resolve) =>
+      unlink(tmp, () => {
+        discarding.delete(tmp);
+        resolve();
+      }),
+    ),
+  );
+}
+
+/**
+ * Resolves once every staged file this process set out to remove is gone: a worker that leaves
+ * (runner/worker.ts) may be killed as soon as it said so, before its exit hooks run.
+ */
+async function discardsSettled(): Promise<void> {
+  while (discarding.size > 0) await Promise.all(discarding.values());
 }
 
 /**

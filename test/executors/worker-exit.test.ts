@@ -6,10 +6,10 @@
  * no embedding process alive, and is killed if something of its own still runs when the
  * orchestrator exits.
  */
-import { readdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { alive, cliRun, exec, fixture, latestRun, ROOT, stepArtifacts, tempStore, waitFor } from "../_helpers.ts";
+import { alive, cli, cliRun, exec, fixture, latestRun, ROOT, stepArtifacts, tempStore, waitFor } from "../_helpers.ts";
 
 const FLOW = "ExitTeardownFlow";
 
@@ -39,6 +39,16 @@ describe("the end of a run", () => {
     const dir = join(ds, "flows", FLOW, "runs", run.runId);
     const final = statSync(join(dir, "run.json")).mtimeMs;
     expect(files(dir).filter((f) => statSync(f).mtimeMs > final)).toEqual([]);
+  }, 120_000);
+
+  it("a worker closes its datastores (their background clean-ups) before its last word, so before `tsflow run` returns", async () => {
+    const ds = tempStore();
+    const log = join(ds, "close.log");
+    const r = await cli(["run", fixture("exit-teardown.ts"), "--mb", "1", "--datastore", `./test/fixtures/close-logged-store.ts:dir=${ds},log=${log}`]);
+    expect(r.code, r.stderr).toBe(0);
+    // Read at once, not polled: the close comes before the bye the orchestrator waits for.
+    const closed = existsSync(log) ? readFileSync(log, "utf8") : "";
+    expect(closed).toContain(`closed ${await workerPid(ds, latestRun(ds, FLOW).runId)}\n`);
   }, 120_000);
 
   it("a worker still busy after its last word (a flow's `exit` listener that spins) is killed as `tsflow run` exits", async () => {
