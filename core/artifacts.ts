@@ -214,7 +214,7 @@ export function hashOf(host: Host, name: string, value: unknown, given?: HashAlg
     throw e;
   }
   const h = hasher(host, given ?? preferredAlg(host, encoded.size));
-  encoded.feed((bytes) => h.update(bytes));
+  if (!encoded.feed((bytes) => h.update(bytes))) return refOf(host, name, value, given).ref.hash;
   return h.digest();
 }
 
@@ -242,9 +242,11 @@ const HASH_SLICE = 4 * 1024 * 1024;
  * on the same data), the store stops writing and keeps it, as `put` of an immutable key does.
  * The hashing gives the event loop a turn every {@link HASH_SLICE} bytes, so the store can
  * issue its next piece when one completes. A store that declines, or cannot stage (it fails to
- * start), gets a hash, then a put, which names the blob in its error.
+ * start), gets a hash, then a put, which names the blob in its error. `beforeKey` is awaited
+ * before the blob's key is written or refreshed (the caller's gc watch, which must have begun
+ * by then: the bytes set aside are no blob a gc could sweep or keep).
  */
-export async function storeStaged(store: Datastore, host: Host, encoded: ReturnType<typeof serialize>): Promise<ArtifactRef> {
+export async function storeStaged(store: Datastore, host: Host, encoded: ReturnType<typeof serialize>, beforeKey?: Promise<unknown>): Promise<ArtifactRef> {
   const alg = preferredAlg(host, encoded.size);
   const ref = (hash: string): ArtifactRef => ({ hash, ...withAlg(alg), size: encoded.size, type: encoded.type });
   let staged: StagedWrite | undefined;
@@ -256,6 +258,7 @@ export async function storeStaged(store: Datastore, host: Host, encoded: ReturnT
   if (!staged) {
     // Declined or failed: hash, then put (whose error, if any, names the blob).
     const { ref: known } = refOfEncoded(host, encoded, alg);
+    await beforeKey;
     await store.put(blobKey(known.hash), encoded.chunks, { immutable: true });
     return known;
   }
@@ -275,6 +278,7 @@ export async function storeStaged(store: Datastore, host: Host, encoded: ReturnT
       }
     }
     hash = h.digest();
+    await beforeKey;
   } catch (e) {
     await staged.abort();
     throw e;

@@ -494,14 +494,13 @@ class Encoder {
       return;
     }
     if (n >= FAST_NUMBERS && typeof a[0] === "number" && this.lazy) {
-      let i = 0;
-      while (i < n && typeof a[i] === "number") i++;
-      if (i === n) {
-        const slot = this.ownSlot({ numbers: a as number[], byteLength: n * 8 });
-        this.out.push(`{"$":"numbers","b":${slot.index},"n":${n}}`);
-        return;
-      }
-    } else if (n >= FAST_NUMBERS && typeof a[0] === "number") {
+      // Taken for numbers on its first element: encodeForHash's feed checks the others as it
+      // encodes them (one pass, not two) and gives up if one is not.
+      const slot = this.ownSlot({ numbers: a as number[], byteLength: n * 8 });
+      this.out.push(`{"$":"numbers","b":${slot.index},"n":${n}}`);
+      return;
+    }
+    if (n >= FAST_NUMBERS && typeof a[0] === "number") {
       const f = new Float64Array(n);
       let i = 0;
       for (; i < n; i++) {
@@ -682,9 +681,11 @@ const PADDING = new Uint8Array(8);
  * encoded a block at a time into one reused buffer rather than into a new Float64Array of its
  * own: telling whether a value changed hashes it at least twice per step that reads it (when
  * handed over, and after the step), and a fresh 8 MB buffer per million numbers cost more in
- * page faults than the hashing. Each block is valid only during its `feed` call.
+ * page faults than the hashing. Each block is valid only during its `feed` call. `feed` answers
+ * false, having fed only part, when a long array that starts with a number turns out to hold
+ * something else (serialize encodes it element by element): hash serialize's bytes instead.
  */
-export function encodeForHash(value: unknown, name: string): { size: number; type: string; feed(update: (bytes: Uint8Array) => void): void } {
+export function encodeForHash(value: unknown, name: string): { size: number; type: string; feed(update: (bytes: Uint8Array) => void): boolean } {
   const { head, segments } = encodeParts(value, name, true);
   let size = 8 + head.byteLength;
   for (const seg of segments) size += (8 - (size % 8)) % 8 + seg.byteLength;
@@ -707,10 +708,15 @@ export function encodeForHash(value: unknown, name: string): { size: number; typ
         const n = seg.byteLength / 8;
         for (let i = 0; i < n; i += SCRATCH.length) {
           const m = Math.min(SCRATCH.length, n - i);
-          for (let j = 0; j < m; j++) SCRATCH[j] = numbers[i + j]!;
+          for (let j = 0; j < m; j++) {
+            const x = numbers[i + j];
+            if (typeof x !== "number") return false;
+            SCRATCH[j] = x;
+          }
           update(SCRATCH_BYTES.subarray(0, m * 8));
         }
       }
+      return true;
     },
   };
 }

@@ -537,10 +537,11 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
       const { ref, chunks } = refOfEncoded(host, encoded);
       return put(name, value, chunks, ref);
     }
-    // The gc watch starts before any byte of the blob is written, staged or not.
+    // The gc watch starts now but is waited for only before the blob's key is written: the
+    // bytes go aside meanwhile (listing the sweep markers would hold back the write's start,
+    // and the other values' encoding runs while it lists).
     stored.watch ??= startWatch(store);
-    await stored.watch;
-    return kept(name, value, await storeStaged(store, host, encoded));
+    return kept(name, value, await storeStaged(store, host, encoded, stored.watch));
   };
   // What the previous task here offered and this one did not take is not wanted.
   handoff.clear();
