@@ -130,6 +130,12 @@ type Slot = {
   value?: unknown;
   readonly?: boolean;
   initial?: string;
+  /**
+   * The field is a plain data property now (its value is the object's, not `value`): once a
+   * step has read a loaded artifact or assigned one, its accessor has nothing left to track,
+   * and a step looping over `this.x[i]` paid an accessor call for every read.
+   */
+  direct?: boolean;
 };
 
 const runCache = new Map<string, RunRecord>();
@@ -370,8 +376,16 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   const slots = new Map<string, Slot>();
   const paramFields = new Set(Object.keys(info.parameters));
 
+  /** A field's value now; one the step deleted (`delete this.x`) keeps its last tracked value. */
+  const valueOf = (name: string, slot: Slot) => (slot.direct && Object.hasOwn(flow, name) ? flow[name] : slot.value);
+  /** See {@link Slot.direct}. Parameters stay read-only, defaults keep telling an assignment. */
+  const goDirect = (name: string, slot: Slot) => {
+    slot.direct = true;
+    Object.defineProperty(flow, name, { value: slot.value, writable: true, enumerable: true, configurable: true });
+  };
   const defineSlot = (name: string, slot: Slot, source: string) => {
     slots.set(name, slot);
+    slot.direct = false;
     Object.defineProperty(flow, name, {
       // An unresolved join artifact stays out of `{ ...this }` and Object.keys until assigned.
       enumerable: slot.state !== "guarded",
@@ -382,12 +396,14 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
           slot.value = load(source, name, slot.ref!);
           slot.state = "loaded";
         }
+        if (slot.state === "loaded" && !slot.readonly) goDirect(name, slot);
         return slot.value;
       },
       set(value) {
         if (slot.readonly) throw new TsflowError("BadParameter", `parameter '${name}' is read-only; assign the value to another artifact`);
         slot.value = value;
         slot.state = "set";
+        goDirect(name, slot);
       },
     });
   };
@@ -555,7 +571,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
       artifacts[name] = slot.ref!;
       return;
     }
-    const value = slot ? slot.value : flow[name];
+    const value = slot ? valueOf(name, slot) : flow[name];
     if (slot?.state === "default" && name !== node.foreach) {
       if (!isObjectLike(value) || slot.initial === undefined) return;
       if (hashOf(host, name, value) === slot.initial) return;
@@ -633,7 +649,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
       .map((name): CardArtifact => {
         const ref = artifacts[name]!;
         const slot = slots.get(name);
-        const value = !slot ? flow[name] : slot.state === "untouched" ? undefined : slot.value;
+        const value = !slot ? flow[name] : slot.state === "untouched" ? undefined : valueOf(name, slot);
         const shown = slot?.state !== "untouched" && ref.size <= CARD_PREVIEW_MAX;
         return { name, type: ref.type, size: ref.size, ...(shown ? { preview: previewComponent(value) } : {}) };
       });

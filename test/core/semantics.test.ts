@@ -3,6 +3,7 @@
  * @catchError everywhere, switch convergence, foreach over any iterable, attempt end records.
  * Flows run for real through the public API (`runFlow`) and the client.
  */
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runFlow } from "tsflow";
 import { describe, expect, it } from "vitest";
@@ -22,6 +23,7 @@ import ForeachIterablesFlow from "../fixtures/semantics/foreach-iterables.ts";
 import ConvergeForeachFlow, { ConvergeBranchFlow, ConvergeInBranchFlow } from "../fixtures/semantics/switch-converge.ts";
 import InitializersFlow from "../fixtures/semantics/initializers.ts";
 import JoinsFlow from "../fixtures/semantics/joins.ts";
+import ReadThenWriteFlow from "../fixtures/semantics/read-then-write.ts";
 
 const ds = tempStore();
 const run = (flow: Function, params: Record<string, unknown> = {}) => runFlow(flow, { datastore: ds, executor: "inline", params });
@@ -46,6 +48,25 @@ describe("a field's initializer is a default, not an artifact", () => {
     const end = await (await client().Flow.get("InitializersFlow").run(r.runId)).step("end").onlyTask();
     expect((await end.artifacts()).map((a) => a.name).sort()).toEqual(["label", "seen", "tags"]);
     expect(await end.artifact("count")).toBeNull();
+  });
+});
+
+describe("a field after its first read or assignment", () => {
+  it("keeps what the step left: unchanged by reference, reassigned, changed in place, assigned twice, deleted", async () => {
+    const r = await run(ReadThenWriteFlow);
+    expect(r.error).toBeUndefined();
+    const [start] = await stepArtifacts(ds, "ReadThenWriteFlow", r.runId, "start");
+    const [middle] = await stepArtifacts(ds, "ReadThenWriteFlow", r.runId, "middle");
+    expect(start!.twice).toBe("ab");
+    expect(middle).toMatchObject({ kept: [1, 2, 3], replaced: [1, 2, 3, 4], grown: [1, 2, 3, 4], twice: "abcd", removed: "still here", sum: 1999 });
+    const refs = (step: string) => {
+      const dir = join(ds, "flows", "ReadThenWriteFlow", "runs", r.runId, "tasks", step);
+      return JSON.parse(readFileSync(join(dir, readdirSync(dir)[0]!, "done.json"), "utf8")).artifacts as Record<string, { hash: string }>;
+    };
+    const [a, b] = [refs("start"), refs("middle")];
+    // Read and left as it was: passed on by reference, not stored again.
+    expect(b.kept!.hash).toBe(a.kept!.hash);
+    expect(b.grown!.hash).not.toBe(a.grown!.hash);
   });
 });
 
