@@ -377,7 +377,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
   const paramFields = new Set(Object.keys(info.parameters));
 
   /** A field's value now; one the step deleted (`delete this.x`) keeps its last tracked value. */
-  const valueOf = (name: string, slot: Slot) => (slot.direct && Object.hasOwn(flow, name) ? flow[name] : slot.value);
+  const fieldValue = (name: string, slot: Slot) => (slot.direct && Object.hasOwn(flow, name) ? flow[name] : slot.value);
   /** See {@link Slot.direct}. Parameters stay read-only, defaults keep telling an assignment. */
   const goDirect = (name: string, slot: Slot) => {
     slot.direct = true;
@@ -571,7 +571,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
       artifacts[name] = slot.ref!;
       return;
     }
-    const value = slot ? valueOf(name, slot) : flow[name];
+    const value = slot ? fieldValue(name, slot) : flow[name];
     if (slot?.state === "default" && name !== node.foreach) {
       if (!isObjectLike(value) || slot.initial === undefined) return;
       if (hashOf(host, name, value) === slot.initial) return;
@@ -649,7 +649,7 @@ async function runAttempt(spec: TaskSpec, env: TaskEnvironment, startedAt: numbe
       .map((name): CardArtifact => {
         const ref = artifacts[name]!;
         const slot = slots.get(name);
-        const value = !slot ? flow[name] : slot.state === "untouched" ? undefined : valueOf(name, slot);
+        const value = !slot ? flow[name] : slot.state === "untouched" ? undefined : fieldValue(name, slot);
         const shown = slot?.state !== "untouched" && ref.size <= CARD_PREVIEW_MAX;
         return { name, type: ref.type, size: ref.size, ...(shown ? { preview: previewComponent(value) } : {}) };
       });
