@@ -109,6 +109,11 @@ if (!denoOnly && !process.argv.includes("--no-types")) {
     const out = src.replace(/(from\s+|import\()(["'])(\.{1,2}\/[^"']+)\.ts\2/g, "$1$2$3.js$2");
     if (out !== src) writeFileSync(file, out);
   }
+  // Plain JS modules (plugins/host/*.mjs: bin/tsflow.mjs runs them before the bundle) have
+  // hand-written declarations, which tsc does not emit: declarations importing them need them.
+  for (const name of readdirSync("plugins/host").filter((n) => n.endsWith(".d.mts"))) {
+    copyFileSync(join("plugins/host", name), join("dist/types/plugins/host", name));
+  }
 }
 if (denoOnly) {
   // `deno compile` embeds every file of a node_modules directory it can see (500 MB here), so

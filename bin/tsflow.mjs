@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import module from "node:module";
 import { fileURLToPath } from "node:url";
+import { workerCaEnv } from "../plugins/host/extra-ca.mjs";
 
 // When Node got here (its own start-up, and these builtins, done) and the CPU used so far, for
 // TSFLOW_TRACE_STARTUP (runner/_trace.ts).
@@ -29,7 +30,9 @@ if (command === "run" && !rest.includes("--help") && !rest.includes("-h") && !pr
   const startedAt = performance.now();
   const child = spawn(process.execPath, [fileURLToPath(bundle), "__worker"], {
     stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, TSFLOW_WORKER_NONCE: nonce },
+    // NODE_EXTRA_CA_CERTS without Node's own roots, when a reduced copy was made by an earlier
+    // run: the same trust, parsed faster (plugins/host/extra-ca.mjs).
+    env: { ...process.env, ...workerCaEnv(), TSFLOW_WORKER_NONCE: nonce },
   });
   child.on("error", () => {});
   globalThis[Symbol.for("tsflow.preforkedWorker")] = { child, nonce, startedAt };

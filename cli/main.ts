@@ -7,6 +7,7 @@
 import { type CommandDef, defineCommand, renderUsage, runCommand } from "citty";
 import { isTsflowError } from "../core/errors.ts";
 import { VERSION } from "../core/version.ts";
+import { restoreExtraCaCerts } from "../plugins/host/extra-ca.mjs";
 import { trace } from "../runner/_trace.ts";
 import { printable } from "./_terminal.ts";
 
@@ -47,7 +48,11 @@ const mainCommand = defineCommand({
 
 /** Runs the CLI with `argv` (without the node and script paths); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  // A worker started with the reduced copy of NODE_EXTRA_CA_CERTS gives steps (and what they
+  // start) the user's own path back before anything else runs (plugins/host/extra-ca.mjs).
+  const reducedCa = argv[0] === "__worker" ? restoreExtraCaCerts() : undefined;
   trace("cli loaded", argv[0] === "__worker" ? "worker" : "cli");
+  if (reducedCa) trace(`NODE_EXTRA_CA_CERTS was the reduced copy ${reducedCa}`);
   if (argv[0] === "__worker") {
     const { workerMain } = await import("../runner/worker.ts");
     return workerMain((code) => process.exit(code));

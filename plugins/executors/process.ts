@@ -16,6 +16,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import type { ExecutionContext, Executor, RunContext, TaskError, TaskExit, TaskSpec } from "../../core/types.ts";
+import { reduceExtraCaCerts, workerCaEnv } from "../host/extra-ca.mjs";
 import { type PreforkedWorker, selfCommand, takePreforkedWorker } from "../host/self.ts";
 import { Demuxer, type WorkerCommand, type WorkerMessage } from "./_protocol.ts";
 
@@ -75,16 +76,19 @@ class Worker {
   private loaded = new Set<string>();
 
   /** Spawns `command __worker`, or takes over a worker already started the same way (`adopted`). */
-  constructor(command: string[], env: Record<string, string>, onExit: (w: Worker) => void, adopted?: PreforkedWorker) {
+  constructor(command: string[], env: Record<string, string>, onExit: (w: Worker) => void, adopted?: PreforkedWorker, ownWorker = false) {
     if (adopted) {
       this.nonce = adopted.nonce;
       this.child = adopted.child;
     } else {
       this.nonce = randomBytes(12).toString("hex");
       const [cmd, ...args] = command;
+      // A tsflow worker gets the reduced copy of NODE_EXTRA_CA_CERTS, as bin/tsflow.mjs's does;
+      // another command (`docker run`, a wrapper) gets the environment as it is.
+      const caEnv = ownWorker ? workerCaEnv({ ...process.env, ...env }) : {};
       this.child = spawn(cmd!, [...args, "__worker"], {
         stdio: ["pipe", "pipe", "pipe"],
-        env: { ...process.env, ...env, TSFLOW_WORKER_NONCE: this.nonce },
+        env: { ...process.env, ...env, ...caEnv, TSFLOW_WORKER_NONCE: this.nonce },
       });
     }
     let markReady: () => void;
@@ -235,6 +239,7 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
   // Another command (`docker run`, a wrapper) may still have work after its worker's last word
   // (removing the container), so its end is the process's exit.
   const untilExit = options.command !== undefined;
+  let caPrepared = false;
 
   const spawnWorker = () => {
     command ??= options.command ?? selfCommand();
@@ -244,7 +249,7 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
       all.delete(dead);
       const i = idle.indexOf(dead);
       if (i >= 0) idle.splice(i, 1);
-    }, adopted);
+    }, adopted, options.command === undefined);
     all.add(w);
     const load = context ?? flow;
     if (load) w.preload({ flowFile: load.flowFile, exportName: load.exportName, flowName: load.flowName, module: load.flowModule });
@@ -348,6 +353,13 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
         }
         w.preload({ flowFile: spec.flowFile, exportName: spec.exportName, flowName: spec.flowName, module: spec.module });
         w.send({ type: "task", spec });
+        // Once the first task is on its way (the orchestrator waits now), make the reduced
+        // NODE_EXTRA_CA_CERTS the next workers and runs start with, if there is none yet
+        // (~25 ms of CPU once per CA file and Node; plugins/host/extra-ca.mjs).
+        if (options.command === undefined && !caPrepared) {
+          caPrepared = true;
+          setImmediate(() => void reduceExtraCaCerts({ ...process.env, ...options.env })).unref();
+        }
       });
     },
 

@@ -6,9 +6,7 @@
  * user's runs, a cache holds modules tsflow imports: each must belong to the user running
  * tsflow and be writable by nobody else.
  */
-import { lstatSync, mkdirSync, realpathSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
-import { join } from "node:path";
+import { lstatSync, realpathSync } from "node:fs";
 
 const uid = () => process.getuid?.();
 
@@ -48,46 +46,5 @@ export function warnIgnored(path: string, why: string, hint: string) {
   process.stderr.write(`⚠ tsflow ignores ${path}: ${why}; ${hint}\n`);
 }
 
-/**
- * A per-user cache directory (`$XDG_CACHE_HOME/tsflow/<name>`, `~/.cache/tsflow/<name>`, or
- * `<tmp>/tsflow-<uid>/<name>` when there is no home), created 0700 and checked to be the
- * user's own and private: a directory another user created first is refused, not used.
- */
-export function userCacheDir(name: string): string {
-  const home = (() => {
-    try {
-      return homedir();
-    } catch {
-      return "";
-    }
-  })();
-  const base = process.env.XDG_CACHE_HOME || (home ? join(home, ".cache") : "");
-  const candidates = [...(base ? [join(base, "tsflow")] : []), join(tmpdir(), `tsflow-${uid() ?? "user"}`)];
-  let lastWhy = "";
-  for (const root of candidates) {
-    try {
-      mkdirSync(root, { recursive: true, mode: 0o700 });
-    } catch {
-      continue;
-    }
-    const why = privateDir(root);
-    if (why) {
-      lastWhy = `${root}: ${why}`;
-      continue;
-    }
-    const dir = join(root, name);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    return dir;
-  }
-  throw new Error(`no private cache directory for tsflow (${lastWhy || "none could be created"}); set XDG_CACHE_HOME to a directory of yours`);
-}
-
-function privateDir(dir: string): string | undefined {
-  const me = uid();
-  if (me === undefined) return undefined;
-  const st = lstatSync(dir);
-  if (st.isSymbolicLink() || !st.isDirectory()) return "it is not a directory";
-  if (st.uid !== me) return `it belongs to another user (uid ${st.uid})`;
-  if (st.mode & 0o077) return `others may use it (mode ${(st.mode & 0o777).toString(8)})`;
-  return undefined;
-}
+// The private cache directory is plain JS: bin/tsflow.mjs needs it before the bundle loads.
+export { userCacheDir } from "./cache-dir.mjs";

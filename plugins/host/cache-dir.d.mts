@@ -1,0 +1,3 @@
+/** Types of cache-dir.mjs (plain JS: bin/tsflow.mjs imports it before the bundle). */
+export function userCacheDir(name: string): string;
+export function privateDir(dir: string): string | undefined;
