@@ -20,11 +20,12 @@
  * failure (no private directory, an unwritable one, a damaged file) means no cache, silently.
  * `TSFLOW_CODE_CACHE=0` turns it off.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Script } from "node:vm";
+import { fnv1a, pruneCache } from "../plugins/host/cache-dir.mjs";
 import { userCacheDir } from "../plugins/host/trust.ts";
 
 /** How the bundle was loaded, for TSFLOW_TRACE_STARTUP (runner/_trace.ts). */
@@ -102,28 +103,8 @@ function writeCache(script: Script, file: string): void {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     writeFileSync(tmp, script.createCachedData(), { mode: 0o600 });
     renameSync(tmp, file);
-    prune(dirname(file), basename(file));
+    pruneCache(dirname(file), basename(file), KEEP, ".bin");
   } catch {
     rmSync(tmp, { force: true });
   }
-}
-
-/** Keeps the newest {@link KEEP} caches besides `current`, and drops temporary files of processes that died writing. */
-function prune(dir: string, current: string): void {
-  const entries = readdirSync(dir)
-    .filter((name) => name !== current)
-    .map((name) => ({ name, mtime: statSync(join(dir, name), { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
-    .sort((a, b) => b.mtime - a.mtime);
-  const stale = Date.now() - 3_600_000;
-  let kept = 0;
-  for (const e of entries) {
-    const drop = e.name.endsWith(".tmp") ? e.mtime < stale : e.name.endsWith(".bin") && ++kept > KEEP;
-    if (drop) rmSync(join(dir, e.name), { force: true });
-  }
-}
-
-function fnv1a(s: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return (h >>> 0).toString(16);
 }

@@ -3,7 +3,7 @@
  * is loaded (plugins/host/extra-ca.mjs), and the bundle uses the same code (trust.ts re-exports
  * it). Why it must be private: plugins/host/trust.ts.
  */
-import { lstatSync, mkdirSync } from "node:fs";
+import { lstatSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -56,4 +56,42 @@ export function privateDir(dir) {
   if (st.uid !== me) return `it belongs to another user (uid ${st.uid})`;
   if (st.mode & 0o077) return `others may use it (mode ${(st.mode & 0o777).toString(8)})`;
   return undefined;
+}
+
+/**
+ * Tidies a cache directory: keeps the newest `keep` files ending in `suffix` besides `current`
+ * (a file name in `dir`), and drops temporary files (`.tmp`) an hour old, left by processes that
+ * died writing. Never throws: a failure leaves a few files more.
+ * @param {string} dir
+ * @param {string} current
+ * @param {number} keep
+ * @param {string} suffix
+ */
+export function pruneCache(dir, current, keep, suffix) {
+  try {
+    const entries = readdirSync(dir)
+      .filter((name) => name !== current)
+      .map((name) => ({ name, mtime: statSync(join(dir, name), { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
+      .sort((a, b) => b.mtime - a.mtime);
+    const stale = Date.now() - 3_600_000;
+    let kept = 0;
+    for (const e of entries) {
+      const drop = e.name.endsWith(".tmp") ? e.mtime < stale : e.name.endsWith(suffix) && ++kept > keep;
+      if (drop) rmSync(join(dir, e.name), { force: true });
+    }
+  } catch {
+    // Tidying only.
+  }
+}
+
+/**
+ * A short hash (FNV-1a, 32 bits) for cache file names: of a path or a set of flags, beside the
+ * other fields that name a cache file, not a content hash.
+ * @param {string} s
+ * @returns {string}
+ */
+export function fnv1a(s) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(16);
 }

@@ -28,9 +28,9 @@
  * ({@link restoreExtraCaCerts}), so steps and the processes they start see what the user set.
  * Plain JS: bin/tsflow.mjs runs it before the CLI bundle is loaded.
  */
-import { closeSync, fstatSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { userCacheDir } from "./cache-dir.mjs";
+import { closeSync, fstatSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { fnv1a, pruneCache, userCacheDir } from "./cache-dir.mjs";
 
 /** Carries the user's NODE_EXTRA_CA_CERTS into a worker started with the reduced copy. */
 export const ORIGINAL_VAR = "TSFLOW_ORIGINAL_EXTRA_CA_CERTS";
@@ -118,7 +118,7 @@ export async function reduceExtraCaCerts(env = process.env) {
     rmSync(tmp, { force: true });
     return undefined;
   }
-  prune(join(p.file, ".."), p.file);
+  pruneCache(dirname(p.file), basename(p.file), KEEP, ".pem");
   return p.file;
 }
 
@@ -162,34 +162,4 @@ export function restoreExtraCaCerts(env = process.env) {
   env.NODE_EXTRA_CA_CERTS = original;
   delete env[ORIGINAL_VAR];
   return reduced;
-}
-
-/**
- * Keeps the newest {@link KEEP} copies besides `current`, and drops temporary files of processes that died writing.
- * @param {string} dir
- * @param {string} current
- */
-function prune(dir, current) {
-  try {
-    const entries = readdirSync(dir)
-      .map((name) => join(dir, name))
-      .filter((file) => file !== current)
-      .map((file) => ({ file, mtime: statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
-      .sort((a, b) => b.mtime - a.mtime);
-    const stale = Date.now() - 3_600_000;
-    let kept = 0;
-    for (const e of entries) {
-      const drop = e.file.endsWith(".tmp") ? e.mtime < stale : e.file.endsWith(".pem") && ++kept > KEEP;
-      if (drop) rmSync(e.file, { force: true });
-    }
-  } catch {
-    // Pruning is tidying: a failure leaves a few files more.
-  }
-}
-
-/** @param {string} s */
-function fnv1a(s) {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return (h >>> 0).toString(16);
 }
