@@ -84,6 +84,14 @@ describe.skipIf(!hasOpenssl)("a reduced NODE_EXTRA_CA_CERTS for workers", () => 
     expect(workerEnv).toEqual({ NODE_EXTRA_CA_CERTS: bundle });
   });
 
+  it("reduces a file with CRLF line ends and text between the certificates", async () => {
+    const file = join(dir, `crlf-${n}.pem`);
+    writeFileSync(file, `# a comment\r\n${rootCertificates[3]}\n# Issuer: tsflow test CA\n${pki.ca}`.replace(/\n/g, "\r\n"));
+    const reduced = await reduceExtraCaCerts(env(file));
+    expect(reduced).toBeDefined();
+    expect(blocks(readFileSync(reduced!, "utf8")).map(der)).toEqual([der(pki.ca)]);
+  });
+
   it("makes a new copy when the original changes, and keeps none for an old one it replaces beyond a few", async () => {
     const first = await reduceExtraCaCerts(env(bundle));
     writeFileSync(bundle, `${pki.ca}${rootCertificates[7]}\n${pki.cert}`);
