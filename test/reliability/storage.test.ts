@@ -37,24 +37,15 @@ async function mountTmpfs(options: string): Promise<string | null> {
 
 const canMount = (await mountTmpfs("size=64k")) !== null;
 
-describe("a full disk (1 MB tmpfs)", () => {
-  it.skipIf(!canMount)("fails the task with 'the disk is full' naming the blob, exit 1, no done marker for it", async () => {
-    const root = (await mountTmpfs("size=1m"))!;
-    const r = await cliRun(rfixture("big-artifact.ts"), root, "--mb", "2");
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/\[fs\] cannot write 'blobs\/[0-9a-f]{2}\/[0-9a-f]{64}' in .*: the disk is full/);
-    expect(r.stderr).toMatch(/start\/1/);
-    const c = await checkConsistency(root);
-    expect(c.problems).toEqual([]);
-    expect(walk(root).some((f) => f.includes("/tasks/start/") && f.endsWith("done.json"))).toBe(false);
-    expect(c.tempFiles).toBe(0);
-  });
-});
-
-describe("a full disk under a 12 MB artifact on a 4 MB tmpfs (staged, written while hashed, when a CPU is idle)", () => {
-  it.skipIf(!canMount)("fails the task with 'the disk is full' naming the blob, exit 1, no done marker, no temporary file", async () => {
-    const root = (await mountTmpfs("size=4m"))!;
-    const r = await cliRun(rfixture("big-artifact.ts"), root, "--mb", "12");
+// A 2 MB artifact is hashed, then put; a 12 MB one is staged (written while it is hashed, when a
+// CPU is idle): either way the disk filling up fails the task cleanly.
+describe.each([
+  { tmpfs: "1m", mb: "2", how: "a full disk (1 MB tmpfs)" },
+  { tmpfs: "4m", mb: "12", how: "a full disk under a 12 MB artifact on a 4 MB tmpfs (staged, written while hashed, when a CPU is idle)" },
+])("$how", ({ tmpfs, mb }) => {
+  it.skipIf(!canMount)("fails the task with 'the disk is full' naming the blob, exit 1, no done marker for it, no temporary file", async () => {
+    const root = (await mountTmpfs(`size=${tmpfs}`))!;
+    const r = await cliRun(rfixture("big-artifact.ts"), root, "--mb", mb);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/\[fs\] cannot write 'blobs\/[0-9a-f]{2}\/[0-9a-f]{64}' in .*: the disk is full/);
     expect(r.stderr).toMatch(/start\/1/);
