@@ -9,7 +9,7 @@
  * tsflow is compared with the 5.29 s recorded in #17.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,30 +19,14 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const RECORDED = 5.29;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const TIME = "/usr/bin/time";
-
 /**
- * Runs a command, with its CPU seconds (user + system of it and the children it waited for,
- * from GNU time): on a shared machine CPU time is steadier than wall time.
+ * Runs a command with its CPU seconds: user + system of every process it started, those that
+ * end after it too (measure's child subreaper; a tsflow worker outlives the CLI by its
+ * teardown). On a shared machine CPU time is steadier than wall time.
  */
-async function timed(cmd: string, args: string[], options: { cwd?: string; env?: Record<string, string> }, scratch: string) {
-  if (!existsSync(TIME)) return { ...(await measure(cmd, args, options)), cpu: Number.NaN };
-  const file = join(scratch, "time.txt");
-  const r = await measure(TIME, ["-o", file, "-f", "%U %S", cmd, ...args], options);
-  const [user, sys] = readFileSync(file, "utf8").trim().split("\n").pop()!.split(" ").map(Number);
-  return { ...r, cpu: user! + sys! };
-}
-
-/** CPU seconds of every process in a start-up trace: the last figure each one wrote. */
-function traceCpu(file: string): number {
-  if (!existsSync(file)) return Number.NaN;
-  const last = new Map<number, number>();
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    if (!line) continue;
-    const { pid, cpu } = JSON.parse(line) as { pid: number; cpu: number };
-    if (cpu >= 0) last.set(pid, Math.max(last.get(pid) ?? 0, cpu));
-  }
-  return [...last.values()].reduce((a, b) => a + b, 0) / 1000;
+async function timed(cmd: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
+  const r = await measure(cmd, args, { ...options, cpu: true });
+  return { ...r, cpu: r.cpuSeconds ?? Number.NaN };
 }
 
 /** The environment that runs Metaflow, or why it cannot run here. */
@@ -79,16 +63,8 @@ export async function benchBigArtifact(): Promise<Row[]> {
     const env = metaflowEnv(home);
     const flow = join(root, "bench", "flows", "bigartifact_metaflow.py");
     const metaflow = async (sysroot: string) =>
-      typeof env === "string" ? undefined : timed("python3", [flow, "--no-pylint", "run", "--mb", "100"], { cwd: sysroot, env: { ...env, METAFLOW_HOME: sysroot, METAFLOW_DATASTORE_SYSROOT_LOCAL: sysroot } }, home);
-    // tsflow's CPU comes from its start-up trace (runner/_trace.ts: each process's own CPU at
-    // its last line): a worker outlives the CLI by its teardown, so GNU time, which counts
-    // only the children the CLI waited for, would leave it out.
-    const trace = join(home, "trace.jsonl");
-    const tsflow = async () => {
-      rmSync(trace, { force: true });
-      const r = await timed(process.execPath, [join(root, "bin", "tsflow.mjs"), "run", "examples/bigartifact.ts", "--mb", "100", "--datastore", ds], { env: { TSFLOW_TRACE_STARTUP: trace } }, home);
-      return { ...r, cpu: traceCpu(trace) };
-    };
+      typeof env === "string" ? undefined : timed("python3", [flow, "--no-pylint", "run", "--mb", "100"], { cwd: sysroot, env: { ...env, METAFLOW_HOME: sysroot, METAFLOW_DATASTORE_SYSROOT_LOCAL: sysroot } });
+    const tsflow = () => timed(process.execPath, [join(root, "bin", "tsflow.mjs"), "run", "examples/bigartifact.ts", "--mb", "100", "--datastore", ds]);
     for (let i = -warmup; i < repeat; i++) {
       const counted = i >= 0;
       const sysroot = mkdtempSync(join(tmpdir(), "tsflow-metaflow-run-"));
@@ -119,7 +95,7 @@ export async function benchBigArtifact(): Promise<Row[]> {
       { name: "bigartifact 100 MB, tsflow", value: median(ours), unit: "s", reference: `fresh datastore; ${note}` },
       { name: "bigartifact 100 MB, Metaflow", value: mf, unit: "s", reference: `fresh datastore; ${source}` },
       { name: "bigartifact Metaflow / tsflow", value: mf / median(ours), unit: "×", target: "≥ 8 ×" },
-      { name: "bigartifact CPU (user+sys), tsflow", value: median(oursCpu), unit: "s", reference: "every process, to its last trace line" },
+      { name: "bigartifact CPU (user+sys), tsflow", value: median(oursCpu), unit: "s", reference: "every process of the run" },
       ...(theirsCpu.length ? [{ name: "bigartifact CPU (user+sys), Metaflow", value: median(theirsCpu), unit: "s" }] : []),
       ...(theirsCpu.length ? [{ name: "bigartifact CPU Metaflow / tsflow", value: median(theirsCpu) / median(oursCpu), unit: "×" }] : []),
       { name: "bigartifact re-run, tsflow", value: median(oursAgain), unit: "s", reference: "same datastore again: the blobs are there" },
