@@ -186,8 +186,13 @@ export function refOf(host: Host, name: string, value: unknown, given?: HashAlg)
 
 /** A value's serialized bytes, not yet hashed; a value that cannot be stored is an error naming `name`. */
 export function encode(name: string, value: unknown): ReturnType<typeof serialize> {
+  return serializing(() => serialize(value, name));
+}
+
+/** `encoding()`, with a value that cannot be stored as a TsflowError (its message names it). */
+function serializing<T>(encoding: () => T): T {
   try {
-    return serialize(value, name);
+    return encoding();
   } catch (e) {
     if (e instanceof SerializeError) throw new TsflowError("Serialize", e.message);
     throw e;
@@ -206,13 +211,7 @@ export function refOfEncoded(host: Host, encoded: ReturnType<typeof serialize>, 
  * does for every big value it reads, twice.
  */
 export function hashOf(host: Host, name: string, value: unknown, given?: HashAlg): string {
-  let encoded: ReturnType<typeof encodeForHash>;
-  try {
-    encoded = encodeForHash(value, name);
-  } catch (e) {
-    if (e instanceof SerializeError) throw new TsflowError("Serialize", e.message);
-    throw e;
-  }
+  const encoded = serializing(() => encodeForHash(value, name));
   const h = hasher(host, given ?? preferredAlg(host, encoded.size));
   if (!encoded.feed((bytes) => h.update(bytes))) return refOf(host, name, value, given).ref.hash;
   return h.digest();
@@ -256,11 +255,10 @@ export async function storeStaged(store: Datastore, host: Host, encoded: ReturnT
     staged = undefined;
   }
   if (!staged) {
-    // Declined or failed: hash, then put (whose error, if any, names the blob).
+    // Declined or failed: hash, then store as any value (a put whose error names the blob).
     const { ref: known } = refOfEncoded(host, encoded, alg);
     await beforeKey;
-    await store.put(blobKey(known.hash), encoded.chunks, { immutable: true });
-    return known;
+    return storeEncoded(store, host, encoded.chunks, known);
   }
   let hash: string;
   try {
