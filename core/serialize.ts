@@ -493,17 +493,12 @@ class Encoder {
       this.out.push("[]");
       return;
     }
-    if (n >= FAST_NUMBERS && typeof a[0] === "number" && this.lazy) {
-      // Taken for numbers on its first element: encodeForHash's feed checks the others as it
-      // encodes them (one pass, not two) and gives up if one is not.
-      const slot = this.ownSlot({ numbers: a as number[], byteLength: n * 8 });
-      this.out.push(`{"$":"numbers","b":${slot.index},"n":${n}}`);
-      return;
-    }
     if (n >= FAST_NUMBERS && typeof a[0] === "number") {
-      const f = new Float64Array(n);
-      if (copyNumbers(a, 0, n, f, 0) === n) {
-        const slot = this.ownSlot(new Uint8Array(f.buffer));
+      // Lazy: taken for numbers on its first element; encodeForHash's feed checks the others as
+      // it encodes them (one pass, not two) and gives up if one is not.
+      const f = this.lazy ? undefined : new Float64Array(n);
+      if (!f || copyNumbers(a, 0, n, f, 0) === n) {
+        const slot = this.ownSlot(f ? new Uint8Array(f.buffer) : { numbers: a as number[], byteLength: n * 8 });
         this.out.push(`{"$":"numbers","b":${slot.index},"n":${n}}`);
         return;
       }
