@@ -495,16 +495,8 @@ export default function fsDatastore(options: FsOptions): Datastore {
           // writev keeps large segments where they are: no concatenation, no copy.
           let pending = chunks.filter((c) => c.byteLength > 0);
           while (pending.length > 0) {
-            const batch = pending.slice(0, 512);
-            let { bytesWritten } = await fh.writev(batch);
-            let consumed = 0;
-            while (consumed < batch.length && bytesWritten >= batch[consumed]!.byteLength) {
-              bytesWritten -= batch[consumed]!.byteLength;
-              consumed++;
-            }
-            const rest = pending.slice(consumed);
-            if (bytesWritten > 0) rest[0] = rest[0]!.subarray(bytesWritten);
-            pending = rest;
+            const { bytesWritten } = await fh.writev(pending.slice(0, 512));
+            pending = afterWrite(pending, bytesWritten);
           }
         },
         options,
@@ -686,17 +678,17 @@ function makeDir(dir: string) {
 function writeAllSync(fd: number, chunks: readonly Bytes[]) {
   let pending = chunks.filter((c) => c.byteLength > 0);
   while (pending.length > 0) {
-    const batch = pending.slice(0, 512);
-    let written = writevSync(fd, batch);
-    let consumed = 0;
-    while (consumed < batch.length && written >= batch[consumed]!.byteLength) {
-      written -= batch[consumed]!.byteLength;
-      consumed++;
-    }
-    const rest = pending.slice(consumed);
-    if (written > 0) rest[0] = rest[0]!.subarray(written);
-    pending = rest;
+    pending = afterWrite(pending, writevSync(fd, pending.slice(0, 512)));
   }
+}
+
+/** What is left of `bufs` once a (vectored, maybe short) write took its first `written` bytes. */
+function afterWrite(bufs: readonly Bytes[], written: number): Bytes[] {
+  let i = 0;
+  while (i < bufs.length && written >= bufs[i]!.byteLength) written -= bufs[i++]!.byteLength;
+  const rest = bufs.slice(i);
+  if (written > 0) rest[0] = rest[0]!.subarray(written);
+  return rest;
 }
 
 /**
@@ -746,12 +738,8 @@ function writePiece(fd: number, bufs: Bytes[], position: number, done: (e: Error
   writev(fd, bufs, position, (e, written) => {
     if (e) return done(e);
     if (written === 0) return done(Object.assign(new Error("the write made no progress"), { code: "EIO" }));
-    let consumed = 0;
-    let left = written;
-    while (consumed < bufs.length && left >= bufs[consumed]!.byteLength) left -= bufs[consumed++]!.byteLength;
-    if (consumed === bufs.length) return done(null);
-    const rest = bufs.slice(consumed);
-    rest[0] = rest[0]!.subarray(left);
+    const rest = afterWrite(bufs, written);
+    if (rest.length === 0) return done(null);
     writePiece(fd, rest, position + written, done);
   });
 }
