@@ -20,12 +20,12 @@
  * failure (no private directory, an unwritable one, a damaged file) means no cache, silently.
  * `TSFLOW_CODE_CACHE=0` turns it off.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Script } from "node:vm";
-import { fnv1a, pruneCache } from "../plugins/host/cache-dir.mjs";
+import { fnv1a, writeCacheFile } from "../plugins/host/cache-dir.mjs";
 import { userCacheDir } from "../plugins/host/trust.ts";
 
 /** How the bundle was loaded, for TSFLOW_TRACE_STARTUP (runner/_trace.ts). */
@@ -98,13 +98,10 @@ function cachePath(script: string, build: string): string | undefined {
 }
 
 function writeCache(script: Script, file: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
   try {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    writeFileSync(tmp, script.createCachedData(), { mode: 0o600 });
-    renameSync(tmp, file);
-    pruneCache(dirname(file), basename(file), KEEP, ".bin");
+    writeCacheFile(file, script.createCachedData(), KEEP, ".bin");
   } catch {
-    rmSync(tmp, { force: true });
+    // No cache this time.
   }
 }

@@ -3,9 +3,9 @@
  * is loaded (plugins/host/extra-ca.mjs), and the bundle uses the same code (trust.ts re-exports
  * it). Why it must be private: plugins/host/trust.ts.
  */
-import { lstatSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 
 /**
  * A per-user cache directory (`$XDG_CACHE_HOME/tsflow/<name>`, `~/.cache/tsflow/<name>`, or
@@ -82,6 +82,29 @@ export function pruneCache(dir, current, keep, suffix) {
   } catch {
     // Tidying only.
   }
+}
+
+/**
+ * Writes `data` as the cache file `file`, readable by this user only, through a temporary file
+ * renamed into place (a reader finds the whole file or none), then tidies its directory as
+ * {@link pruneCache} does; whether it was written. Never throws.
+ * @param {string} file
+ * @param {string | Uint8Array} data
+ * @param {number} keep
+ * @param {string} suffix
+ * @returns {boolean}
+ */
+export function writeCacheFile(file, data, keep, suffix) {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, data, { mode: 0o600 });
+    renameSync(tmp, file);
+  } catch {
+    rmSync(tmp, { force: true });
+    return false;
+  }
+  pruneCache(dirname(file), basename(file), keep, suffix);
+  return true;
 }
 
 /**

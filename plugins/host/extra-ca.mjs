@@ -28,9 +28,9 @@
  * ({@link restoreExtraCaCerts}), so steps and the processes they start see what the user set.
  * Plain JS: bin/tsflow.mjs runs it before the CLI bundle is loaded.
  */
-import { closeSync, fstatSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
-import { fnv1a, pruneCache, userCacheDir } from "./cache-dir.mjs";
+import { closeSync, fstatSync, openSync, readFileSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fnv1a, userCacheDir, writeCacheFile } from "./cache-dir.mjs";
 
 /** Carries the user's NODE_EXTRA_CA_CERTS into a worker started with the reduced copy. */
 export const ORIGINAL_VAR = "TSFLOW_ORIGINAL_EXTRA_CA_CERTS";
@@ -110,16 +110,7 @@ export async function reduceExtraCaCerts(env = process.env) {
   }
   const kept = await withoutBundled(text);
   if (kept === undefined) return undefined;
-  const tmp = `${p.file}.${process.pid}.tmp`;
-  try {
-    writeFileSync(tmp, kept.join(""), { mode: 0o600 });
-    renameSync(tmp, p.file);
-  } catch {
-    rmSync(tmp, { force: true });
-    return undefined;
-  }
-  pruneCache(dirname(p.file), basename(p.file), KEEP, ".pem");
-  return p.file;
+  return writeCacheFile(p.file, kept.join(""), KEEP, ".pem") ? p.file : undefined;
 }
 
 /**
