@@ -235,21 +235,23 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
   let flow: WarmFlow | undefined;
   const maxRss = (options.maxRssMb ?? Number(process.env.TSFLOW_WORKER_MAX_RSS_MB ?? 4096)) * 1024 * 1024;
   const grace = options.killGraceSeconds ?? 3;
-  // A worker of this tsflow is the child itself: once it said `bye` it has nothing left to do.
-  // Another command (`docker run`, a wrapper) may still have work after its worker's last word
-  // (removing the container), so its end is the process's exit.
-  const untilExit = options.command !== undefined;
+  // A worker of this tsflow is the child itself: once it said `bye` it has nothing left to do,
+  // and it gets the reduced NODE_EXTRA_CA_CERTS. Another command (`docker run`, a wrapper) may
+  // still have work after its worker's last word (removing the container), so its end is the
+  // process's exit, and it gets the environment as it is.
+  const ownWorkers = options.command === undefined;
+  const untilExit = !ownWorkers;
   let caPrepared = false;
 
   const spawnWorker = () => {
     command ??= options.command ?? selfCommand();
     // The worker bin/tsflow.mjs started for `tsflow run` is this tsflow's default worker.
-    const adopted = options.command === undefined && options.env === undefined ? takePreforkedWorker() : undefined;
+    const adopted = ownWorkers && options.env === undefined ? takePreforkedWorker() : undefined;
     const w = new Worker(command, options.env ?? {}, (dead) => {
       all.delete(dead);
       const i = idle.indexOf(dead);
       if (i >= 0) idle.splice(i, 1);
-    }, adopted, options.command === undefined);
+    }, adopted, ownWorkers);
     all.add(w);
     const load = context ?? flow;
     if (load) w.preload({ flowFile: load.flowFile, exportName: load.exportName, flowName: load.flowName, module: load.flowModule });
@@ -356,7 +358,7 @@ export default function processExecutor(options: ProcessOptions = {}): Executor 
         // Once the first task is on its way (the orchestrator waits now), make the reduced
         // NODE_EXTRA_CA_CERTS the next workers and runs start with, if there is none yet
         // (~25 ms of CPU once per CA file and Node; plugins/host/extra-ca.mjs).
-        if (options.command === undefined && !caPrepared) {
+        if (ownWorkers && !caPrepared) {
           caPrepared = true;
           setImmediate(() => void reduceExtraCaCerts({ ...process.env, ...options.env })).unref();
         }
